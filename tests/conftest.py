@@ -1,0 +1,26 @@
+"""Shared fixtures: the real LA data (read-only) and small crops of it.
+
+``la_dir``: the preprocessed LA folder ``../shared/LA`` beside the repository. Tests use real
+cases; if the folder is missing the tests fail loudly instead of skipping.
+``la_case_paths``: the HDF5 paths of the first two test cases (from ``test.list``).
+"""
+
+from pathlib import Path
+
+import pytest
+
+LA_DIR = Path(__file__).resolve().parents[2] / "shared" / "LA"
+
+
+@pytest.fixture(scope="session")
+def la_dir():
+    if not (LA_DIR / "train.list").is_file():
+        pytest.fail(f"LA data not found at {LA_DIR}: the tests need the shared preprocessed LA folder")
+    return LA_DIR
+
+
+@pytest.fixture(scope="session")
+def la_case_paths(la_dir):
+    from camlkit.data import case_path, read_list
+
+    return [case_path(la_dir, case) for case in read_list(la_dir / "test.list")[:2]]
