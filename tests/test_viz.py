@@ -1,0 +1,284 @@
+"""Tests for camlkit/viz.py: the pure helpers on arrays small enough to check by hand, and the
+explorer widgets redrawing when a control moves."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("plotly")
+pytest.importorskip("ipywidgets")
+
+from camlkit import viz  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- slices
+def test_take_slice_picks_the_plane_along_each_axis():
+    vol = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    assert np.array_equal(viz.take_slice(vol, 0, 1), vol[1])
+    assert np.array_equal(viz.take_slice(vol, 1, 2), vol[:, 2])
+    assert np.array_equal(viz.take_slice(vol, 2, 3), vol[:, :, 3])
+    assert viz.take_slice(torch.zeros(2, 3, 4), 2, 0).shape == (2, 3)
+
+
+def test_take_slice_rejects_out_of_range_and_non_3d():
+    with pytest.raises(IndexError, match="0..3"):
+        viz.take_slice(np.zeros((2, 3, 4)), 2, 4)
+    with pytest.raises(ValueError):
+        viz.take_slice(np.zeros((2, 3)), 0, 0)
+
+
+def test_overlay_rgba_blends_colour_only_inside_the_mask():
+    image = np.array([[0.0, 1.0], [2.0, 4.0]])  # min 0, max 4 -> grey 0, 64, 128, 255
+    mask = np.array([[1, 0], [0, 1]])
+    rgba = viz.overlay_rgba(image, mask, opacity=0.5, color=(200, 0, 100))
+    assert rgba.shape == (2, 2, 4) and rgba.dtype == np.uint8
+    assert (rgba[..., 3] == 255).all()
+    assert tuple(rgba[0, 1, :3]) == (64, 64, 64)  # outside: grey untouched
+    assert tuple(rgba[1, 0, :3]) == (128, 128, 128)
+    assert tuple(rgba[0, 0, :3]) == (100, 0, 50)  # 0.5 * 0 + 0.5 * colour
+    assert tuple(rgba[1, 1, :3]) == (228, 128, 178)  # round(0.5 * 255 + 0.5 * colour)
+
+
+def test_overlay_rgba_without_mask_and_with_two_masks():
+    image = np.array([[0.0, 2.0]])
+    plain = viz.overlay_rgba(image, None)
+    assert tuple(plain[0, 1]) == (255, 255, 255, 255)
+    two = viz.overlay_rgba(image, [np.array([[1, 1]]), np.array([[0, 1]])], opacity=1.0,
+                           color=[(10, 20, 30), (40, 50, 60)])
+    assert tuple(two[0, 0, :3]) == (10, 20, 30) and tuple(two[0, 1, :3]) == (40, 50, 60)
+    with pytest.raises(ValueError, match="colours"):
+        viz.overlay_rgba(image, [np.array([[1, 1]])], color=[(1, 2, 3), (4, 5, 6)])
+
+
+def test_upsample_nearest_repeats_each_cell():
+    grid = np.array([[1, 2], [3, 4]])
+    up = viz.upsample_nearest(grid, (4, 6))
+    assert up.shape == (4, 6)
+    assert (up[:2, :3] == 1).all() and (up[2:, 3:] == 4).all()
+
+
+# ----------------------------------------------------------------------------- data summaries
+def test_case_statistics_rows():
+    image = np.zeros((2, 2, 2), dtype=np.float32)
+    image[0, 0, 0] = 8.0
+    label = np.zeros((2, 2, 2), dtype=np.uint8)
+    label[0, 0, :] = 1
+    table = viz.case_statistics({"A": (image, label)})
+    (row,) = table.rows
+    assert row["shape"] == "2x2x2"
+    assert row["foreground %"] == pytest.approx(25.0)
+    assert row["mean"] == pytest.approx(1.0)
+    assert row["atrium mean"] == pytest.approx(4.0)
+    assert "foreground %" in repr(table) and "<table>" in table._repr_html_()
+    same = viz.case_statistics([("A", image, label)])
+    assert same.rows == table.rows
+
+
+def test_class_histograms_are_densities_per_class():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(10, 10, 10))
+    label = (image > 0.5).astype(np.uint8)
+    edges, dens = viz.class_histograms(image, label, bins=20)
+    assert sorted(dens) == [0, 1] and len(edges) == 21
+    for d in dens.values():
+        assert (d * np.diff(edges)).sum() == pytest.approx(1.0)
+    assert (dens[1][edges[1:] <= 0.5] == 0).all()  # atrium voxels are all above 0.5
+    fig = viz.intensity_histogram(image, label, bins=20)
+    assert [t.name for t in fig.data] == ["background", "atrium"]
+
+
+# ----------------------------------------------------------------------------- sharpening
+def test_sharpen_curve_uses_the_given_function():
+    fig = viz.sharpen_curve(0.5, sharpen=lambda p, T: p * 0 + T)
+    assert np.allclose(fig.data[1].y, 0.5)
+    fig = viz.sharpen_curve(0.1, sharpen=lambda p, T: p ** (1 / T) / (p ** (1 / T) + (1 - p) ** (1 / T)))
+    y = np.asarray(fig.data[1].y)
+    assert y[100] == pytest.approx(0.5) and y[120] > 0.8  # p = 0.5 stays, p = 0.6 -> ~0.98
+
+
+def test_sharpen_explorer_redraws_on_slider_change():
+    ex = viz.sharpen_explorer(1.0, sharpen=lambda p, T: p * 0 + T)
+    assert np.allclose(ex.figure.data[1].y, 1.0)
+    ex.controls["T"].value = 0.1
+    assert np.allclose(ex.figure.data[1].y, 0.1)
+
+
+# ----------------------------------------------------------------------------- attention
+def test_query_index_matches_einops_token_order():
+    from einops import rearrange
+
+    grid = (2, 3, 4)
+    fmap = torch.arange(24).reshape(1, 1, *grid)
+    tokens = rearrange(fmap, "b c h w d -> b (h w d) c")[0, :, 0]
+    for pos in [(0, 0, 0), (1, 2, 3), (0, 1, 2), (1, 0, 1)]:
+        assert tokens[viz.query_index(*pos, grid)] == fmap[0, 0][pos]
+    with pytest.raises(IndexError):
+        viz.query_index(2, 0, 0, grid)
+
+
+def test_attention_to_grid_inverts_the_flattening():
+    grid = (2, 3, 4)
+    row = np.zeros(24)
+    row[viz.query_index(1, 2, 0, grid)] = 1.0
+    g = viz.attention_to_grid(row, grid)
+    assert g.shape == grid and g[1, 2, 0] == 1.0 and g.sum() == 1.0
+    with pytest.raises(ValueError, match="24"):
+        viz.attention_to_grid(np.zeros(23), grid)
+
+
+def _attention_batch(b=2, heads=2, grid=(2, 2, 2), size=(8, 8, 8)):
+    k = int(np.prod(grid))
+    gen = torch.Generator().manual_seed(0)
+    intra = torch.rand(b, heads, k, k, generator=gen).softmax(-1)
+    inter = torch.rand(k, heads, b, b, generator=gen).softmax(-1)
+    image = torch.rand(b, 1, *size, generator=gen)
+    return image, intra, inter, grid
+
+
+def test_attention_figure_heat_follows_the_attended_token():
+    image, intra, inter, grid = _attention_batch()
+    intra = torch.zeros_like(intra)
+    intra[..., viz.query_index(1, 0, 1, grid)] = 1.0  # every query looks at token (1, 0, 1)
+    fig = viz.attention_figure(torch.zeros_like(image), intra, inter, grid, qd=1, opacity=1.0)
+    rgba = np.asarray(fig.data[0].z)
+    hot = rgba[..., :3].sum(-1) > 0
+    assert hot[4:, :4].all() and not hot[:4].any() and not hot[:, 4:].any()
+    heat = fig.data[2]
+    assert np.allclose(np.asarray(heat.z), inter[viz.query_index(0, 0, 1, grid), 0].numpy())
+
+
+def test_attention_explorer_changes_with_the_sliders():
+    image, intra, inter, grid = _attention_batch()
+    ex = viz.attention_explorer(image, intra, inter, grid)
+    before = np.asarray(ex.figure.data[2].z).copy()
+    ex.controls["qh"].value = 0 if ex.controls["qh"].value else 1
+    assert not np.allclose(before, np.asarray(ex.figure.data[2].z))
+    with pytest.raises(ValueError, match="token grid"):
+        viz.attention_explorer(image, intra, inter, (2, 2, 3))
+
+
+# ----------------------------------------------------------------------------- OCC
+def test_order_rows_cols_groups_by_class_then_confidence():
+    row_class = np.array([1, 0, 1, 0, 1])
+    row_conf = np.array([0.6, 0.7, 0.9, 0.95, 0.8])
+    col_class = np.array([1, 0, 1, 0])
+    rows, cols = viz.order_rows_cols(row_class, row_conf, col_class)
+    assert rows.tolist() == [3, 1, 2, 4, 0]
+    assert cols.tolist() == [1, 3, 0, 2]
+
+
+def test_top_and_first_per_class():
+    cls = np.array([0, 1, 0, 1, 0])
+    conf = np.array([0.1, 0.5, 0.9, 0.7, 0.5])
+    assert viz.top_per_class(cls, conf, 2).tolist() == [2, 4, 3, 1]
+    assert viz.first_per_class(cls, 1).tolist() == [0, 1]
+
+
+def _dot_softmax(z, z_p, t):
+    return (z @ z_p.T / t).softmax(dim=1)
+
+
+def _ce(sim_v, sim_a):
+    return -(sim_a * torch.log(sim_v + 1e-8)).sum(1).mean()
+
+
+def test_omni_correlation_heatmap_reorders_the_matrix():
+    sim = np.arange(6.0).reshape(3, 2)
+    fig = viz.omni_correlation_heatmap(sim, row_class=[1, 0, 0], row_conf=[0.9, 0.1, 0.8],
+                                       col_class=[1, 0])
+    assert np.asarray(fig.data[0].z).tolist() == [[5, 4], [3, 2], [1, 0]]
+
+
+def test_omni_correlation_explorer_recomputes_with_temperature():
+    gen = torch.Generator().manual_seed(0)
+    z_v, z_a, z_p = (torch.randn(n, 4, generator=gen) for n in (10, 10, 6))
+    row_class, col_class = np.array([0, 1] * 5), np.array([0, 0, 0, 1, 1, 1])
+    row_conf = np.linspace(0.5, 1.0, 10)
+    ex = viz.omni_correlation_explorer(z_v, z_a, z_p, row_class, row_conf, col_class,
+                                       correlate=_dot_softmax, loss=_ce, i=3, j=2)
+    z = np.asarray(ex.figure.data[0].z)
+    assert z.shape == (6, 4) and np.allclose(z.sum(1), 1.0)  # rows are distributions
+    l_o = ex.figure.layout.meta["l_o"]
+    ex.controls["temperature"].value = 10.0
+    assert ex.figure.layout.meta["l_o"] != pytest.approx(l_o)
+    assert np.asarray(ex.figure.data[0].z).std() < z.std()  # hotter -> flatter rows
+    ex.controls["j"].value = 3
+    assert np.asarray(ex.figure.data[0].z).shape == (6, 6)
+
+
+def test_pca_project_finds_the_main_axis():
+    rng = np.random.default_rng(0)
+    a = np.outer(rng.normal(size=50), [3.0, 0.0, 0.0]) + 0.01 * rng.normal(size=(50, 3))
+    b = np.outer(rng.normal(size=30), [3.0, 0.0, 0.0]) + 0.01 * rng.normal(size=(30, 3))
+    (pa, pb), explained = viz.pca_project(a, b)
+    assert pa.shape == (50, 2) and pb.shape == (30, 2)
+    assert explained[0] > 0.99
+    mean = np.concatenate([a, b]).mean(0)
+    assert np.allclose(pa[:, 0], a[:, 0] - mean[0], atol=0.05)  # sign fixed: loading positive
+    fig = viz.pca_2d(torch.tensor(a), np.zeros(50, int), b, np.r_[np.zeros(15, int), np.ones(15, int)])
+    assert len(fig.data) == 3
+
+
+# ----------------------------------------------------------------------------- results
+def test_error_voxels():
+    pred = np.zeros((3, 3, 3), bool)
+    gt = np.zeros((3, 3, 3), bool)
+    pred[0, 0, 0] = pred[1, 1, 1] = True
+    gt[1, 1, 1] = gt[2, 2, 2] = True
+    err = viz.error_voxels(pred, gt)
+    assert err["fp"].tolist() == [[0, 0, 0]] and err["fn"].tolist() == [[2, 2, 2]]
+
+
+def test_surface_mesh_encloses_the_mask_in_physical_units():
+    mask = np.zeros((6, 6, 6), np.uint8)
+    mask[1:4, 2:5, 2:4] = 1
+    verts, faces = viz.surface_mesh(mask, spacing=(2.0, 1.0, 1.0))
+    assert faces.shape[1] == 3 and len(verts) > 0
+    assert verts[:, 0].min() == pytest.approx(2 * 0.5) and verts[:, 0].max() == pytest.approx(2 * 3.5)
+    assert verts[:, 1].min() == pytest.approx(1.5) and verts[:, 1].max() == pytest.approx(4.5)
+    empty_v, empty_f = viz.surface_mesh(np.zeros((3, 3, 3)))
+    assert empty_v.shape == (0, 3) and empty_f.shape == (0, 3)
+
+
+def test_mesh_figure_traces():
+    gt = np.zeros((8, 8, 8), np.uint8)
+    gt[2:6, 2:6, 2:6] = 1
+    pred = np.roll(gt, 1, axis=0)
+    fig = viz.mesh_figure(pred, gt, step_size=1)
+    names = [t.name for t in fig.data]
+    assert names == ["ground truth", "prediction", "false positive (fp)", "false negative (fn)"]
+    assert len(fig.data[2].x) == 16 and len(fig.data[3].x) == 16  # one 4x4 face each
+
+
+def test_slice_comparison_makes_three_panels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    gt = np.zeros((8, 8, 4), np.uint8)
+    gt[2:6, 2:6] = 1
+    fig = viz.slice_comparison(np.random.rand(8, 8, 4), np.roll(gt, 1, 0), gt, index=2)
+    assert len(fig.axes) == 3
+
+
+def test_slice_viewer_axis_and_index():
+    vol = np.random.rand(4, 6, 8)
+    label = np.zeros_like(vol, dtype=np.uint8)
+    ex = viz.slice_viewer(vol, label)
+    assert ex.controls["index"].max == 7 and np.asarray(ex.figure.data[0].z).shape == (4, 6, 4)
+    ex.controls["axis"].value = 0
+    assert ex.controls["index"].max == 3
+    assert np.asarray(ex.figure.data[0].z).shape == (6, 8, 4)
+
+
+def test_loss_curves_split_losses_and_weights():
+    rows = [{"iteration": i, "loss": 1.0 / (i + 1), "loss_c": 0.1, "lambda_c": i / 10}
+            for i in range(5)]
+    losses, weights = viz.split_curve_keys(rows)
+    assert losses == ["loss", "loss_c"] and weights == ["lambda_c"]
+    fig = viz.loss_curves(rows)
+    assert [t.name for t in fig.data] == ["loss", "loss_c", "lambda_c"]
+    assert list(fig.data[2].y) == [0.0, 0.1, 0.2, 0.3, 0.4]
+    live = viz.LiveLossCurves(every=2)
+    for r in rows:
+        live.update(r)
+    assert len(live.figure.data[0].x) == 4  # redrawn after rows 2 and 4
