@@ -1,0 +1,288 @@
+"""Whole-volume prediction with the paper's sliding-window protocol, and ``camlkit predict``.
+
+Protocol (REFERENCE_NOTES.md, "Evaluation protocol"; the paper, Sec. 3 "Implementation
+Details": "a general sliding window strategy without any post-processing"):
+
+1. zero-pad the volume to at least the patch size, ``pad // 2`` before and the rest after;
+2. along each axis, windows start at ``min(k * stride, size - patch)`` for
+   ``k = 0 .. ceil((size - patch) / stride)``: the last window ends exactly at the border;
+3. the softmax of every window is summed into a score map and divided by the number of windows
+   covering each voxel;
+4. the padding is cropped away and the label is the argmax over classes.
+
+The release runs one window per forward pass; here ``batch_size`` windows share one forward
+pass (in eval mode each window's result does not depend on its batch neighbours).
+The default patch 112x112x80 and stride 18/18/4 are the paper's.
+"""
+
+import math
+import os
+import tempfile
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from camlkit.errors import CamlkitError
+
+PATCH_SIZE = (112, 112, 80)
+STRIDE = (18, 18, 4)
+
+
+# ----------------------------------------------------------------------------- window arithmetic
+
+def window_starts(size, patch, stride):
+    """Start offsets of the windows along one axis of length ``size`` (>= ``patch``)."""
+    if size < patch:
+        raise CamlkitError(f"axis of size {size} is smaller than the patch {patch}: pad first")
+    if stride < 1:
+        raise CamlkitError(f"stride={stride}: expected a positive integer")
+    count = math.ceil((size - patch) / stride) + 1
+    return [min(k * stride, size - patch) for k in range(count)]
+
+
+def sliding_windows(shape, patch_size, stride):
+    """All windows over a volume of ``shape`` (already padded), as tuples of slices."""
+    per_axis = [window_starts(s, p, t) for s, p, t in zip(shape, patch_size, stride)]
+    return [tuple(slice(a, a + p) for a, p in zip(starts, patch_size)) for starts in product(*per_axis)]
+
+
+def pad_widths(shape, patch_size):
+    """Symmetric zero padding that brings each axis up to the patch size: (before, after) pairs."""
+    pads = [max(p - s, 0) for s, p in zip(shape, patch_size)]
+    return [(q // 2, q - q // 2) for q in pads]
+
+
+# ----------------------------------------------------------------------------- prediction
+
+def sliding_window_predict(model, image, patch_size=PATCH_SIZE, stride=STRIDE, batch_size=4, num_classes=2):
+    """Predict a whole volume with the sliding-window protocol.
+
+    Args:
+        model: maps (b, 1, *patch_size) to logits (b, num_classes, *patch_size); run as given
+            (call ``model.eval()`` first), on the device of its parameters.
+        image: (h, w, d) array or tensor, already normalised.
+    Returns:
+        label_map: (h, w, d) uint8 argmax of the averaged softmax.
+        prob_map: (num_classes, h, w, d) float32 averaged softmax.
+    """
+    image = torch.as_tensor(np.asarray(image) if not torch.is_tensor(image) else image, dtype=torch.float32)
+    if image.ndim != 3:
+        raise CamlkitError(f"image has shape {tuple(image.shape)}, expected a 3-D volume (h, w, d)")
+    if batch_size < 1:
+        raise CamlkitError(f"batch_size={batch_size}: expected a positive integer")
+    patch_size, stride = tuple(patch_size), tuple(stride)
+    device = next(model.parameters()).device
+    shape = tuple(image.shape)
+    pads = pad_widths(shape, patch_size)
+    # F.pad wants the last axis first
+    flat_pads = [w for pair in reversed(pads) for w in pair]
+    padded = torch.nn.functional.pad(image, flat_pads).to(device)  # (H, W, D)
+    scores = torch.zeros((num_classes, *padded.shape), device=device)  # (C, H, W, D)
+    counts = torch.zeros(padded.shape, device=device)  # (H, W, D)
+
+    windows = sliding_windows(padded.shape, patch_size, stride)
+    with torch.inference_mode():
+        for first in range(0, len(windows), batch_size):
+            group = windows[first:first + batch_size]
+            x = torch.stack([padded[w] for w in group])[:, None]  # (b, 1, *patch)
+            probs = torch.softmax(model(x), dim=1)  # (b, C, *patch)
+            for window, prob in zip(group, probs):
+                scores[(slice(None), *window)] += prob
+                counts[window] += 1
+    scores /= counts  # every voxel is covered by at least one window
+    crop = tuple(slice(before, before + s) for (before, _), s in zip(pads, shape))
+    prob_map = scores[(slice(None), *crop)].cpu().numpy().astype(np.float32)
+    return prob_map.argmax(axis=0).astype(np.uint8), prob_map
+
+
+def predict_volume(model, image, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0, batch_size=4):
+    """Sliding-window prediction of a model trained at resolution ``scale`` (1 = as given).
+
+    With ``scale`` != 1 the image is resampled by ``scale`` (trilinear), predicted there, and the
+    class probabilities are brought back to the image's own grid (trilinear) before the argmax, so
+    the mask matches the input voxel for voxel. Returns (label_map uint8, prob_map float32).
+    """
+    from camlkit.data import resample, scaled_size
+
+    if scale == 1.0:
+        return sliding_window_predict(model, image, patch_size, stride, batch_size)
+    image = torch.as_tensor(np.asarray(image, dtype=np.float32))
+    small = resample(image[None], scaled_size(image.shape, scale), "trilinear")[0]  # (h', w', d')
+    _, prob = sliding_window_predict(model, small, patch_size, stride, batch_size)  # (C, h', w', d')
+    prob = resample(torch.from_numpy(prob), image.shape, "trilinear").numpy()  # (C, h, w, d)
+    return prob.argmax(axis=0).astype(np.uint8), prob.astype(np.float32)
+
+
+def stored_settings(checkpoint):
+    """What a camlkit checkpoint says about how its model was trained, for CLI defaults.
+
+    Looks for ``scale``, ``patch_size`` (or ``patch``), ``stride``, ``method`` and ``labeled`` in the
+    checkpoint's config, at the top or one level down (e.g. ``config["train"]["scale"]``). The
+    authors' released weights store nothing: {}.
+    """
+    from camlkit.checkpoint import checkpoint_config
+
+    config = checkpoint_config(checkpoint)
+    aliases = {"scale": "scale", "patch_size": "patch_size", "patch": "patch_size",
+               "stride": "stride", "method": "method", "labeled": "labeled"}
+    found = {}
+    sections = [config] + [v for v in config.values() if isinstance(v, dict)]
+    for section in sections:
+        for key, name in aliases.items():
+            if key in section and name not in found and section[key] is not None:
+                found[name] = section[key]
+    return found
+
+
+# ----------------------------------------------------------------------------- volume I/O
+
+def _nrrd_affine(header):
+    """Voxel -> world (RAS) 4x4 affine from an NRRD header's space directions and origin."""
+    affine = np.eye(4)
+    directions = header.get("space directions")
+    if directions is not None:
+        directions = np.asarray(directions, dtype=float)  # (3 axes, 3 world coordinates)
+        affine[:3, :3] = directions.T
+    elif header.get("spacings") is not None:
+        affine[:3, :3] = np.diag(np.asarray(header["spacings"], dtype=float))
+    if header.get("space origin") is not None:
+        affine[:3, 3] = np.asarray(header["space origin"], dtype=float)
+    space = str(header.get("space", "")).lower()
+    if space in ("left-posterior-superior", "lps"):  # NIfTI is RAS: negate x and y
+        affine[:2] *= -1
+    return affine
+
+
+def read_volume(path):
+    """Read an image volume -> (image float32 (h, w, d), affine 4x4).
+
+    Formats: ``.nii`` / ``.nii.gz`` (nibabel), ``.nrrd`` (pynrrd; affine from the space
+    directions and origin), LA ``.h5`` (its ``image``; identity affine).
+    """
+    from camlkit.data import check_image, read_h5_image
+
+    path = Path(path)
+    name = path.name.lower()
+    if not path.is_file():
+        raise CamlkitError(f"{path}: input file not found")
+    try:
+        if name.endswith((".nii", ".nii.gz")):
+            import nibabel
+
+            volume = nibabel.load(str(path))
+            image, affine = np.asanyarray(volume.dataobj), volume.affine
+        elif name.endswith(".nrrd"):
+            import nrrd
+
+            image, header = nrrd.read(str(path))
+            affine = _nrrd_affine(header)
+        elif name.endswith(".h5"):
+            return read_h5_image(path), np.eye(4)
+        else:
+            raise CamlkitError(f"{path}: unknown volume format, expected .nii, .nii.gz, .nrrd or .h5")
+    except CamlkitError:
+        raise
+    except Exception as err:  # nibabel / pynrrd raise many kinds for damaged files
+        raise CamlkitError(f"{path}: cannot read the volume ({type(err).__name__}: {err})".splitlines()[0]) from None
+    if image.ndim != 3:
+        raise CamlkitError(f"{path}: volume has shape {image.shape}, expected a 3-D image (not 4-D or 2-D)")
+    return check_image(np.asarray(image, dtype=np.float32), path), np.asarray(affine, dtype=float)
+
+
+def zscore(image):
+    """Per-volume z-score normalisation, as the LA preprocessing applies to every case."""
+    image = np.asarray(image, dtype=np.float32)
+    std = image.std()
+    if std == 0:
+        raise CamlkitError("image is constant: cannot z-score it")
+    return ((image - image.mean()) / std).astype(np.float32)
+
+
+def check_output_path(path):
+    """Fail before any work if the output cannot be written where asked."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise CamlkitError(f"{path}: output folder {path.parent} does not exist")
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        raise CamlkitError(f"{path}: output must be a NIfTI file ending in .nii or .nii.gz")
+    return path
+
+
+def write_mask_nifti(mask, affine, path):
+    """Write a uint8 mask as NIfTI atomically: a temporary file in the same folder, then a rename."""
+    import nibabel
+
+    path = check_output_path(path)
+    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
+    image = nibabel.Nifti1Image(np.asarray(mask, dtype=np.uint8), np.asarray(affine, dtype=float))
+    image.set_data_dtype(np.uint8)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        nibabel.save(image, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def pick_device(name):
+    """"auto" -> cuda if available, else cpu; otherwise the named torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise CamlkitError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
+
+
+def add_window_arguments(parser):
+    """--patch / --stride / --scale / --batch-size / --device, shared by ``predict`` and ``evaluate``."""
+    parser.add_argument("--patch", type=int, nargs=3, default=None, metavar=("H", "W", "D"),
+                        help=f"sliding-window patch size (default {PATCH_SIZE}, or the checkpoint's)")
+    parser.add_argument("--stride", type=int, nargs=3, default=None, metavar=("H", "W", "D"),
+                        help=f"sliding-window stride (default {STRIDE})")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="resolution the model was trained at (default 1, or the checkpoint's)")
+    parser.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (default 4)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+
+
+def predict_command(args):
+    from camlkit.checkpoint import load_inference_model
+
+    output = check_output_path(args.output)
+    image, affine = read_volume(args.input)
+    stored = stored_settings(args.checkpoint)
+    device = pick_device(args.device)
+    model = load_inference_model(args.checkpoint, map_location=device)
+    if not str(args.input).lower().endswith(".h5"):  # LA .h5 images are already z-scored
+        image = zscore(image)
+    mask, _ = predict_volume(
+        model, image,
+        patch_size=tuple(args.patch or stored.get("patch_size", PATCH_SIZE)),
+        stride=tuple(args.stride or stored.get("stride", STRIDE)),
+        scale=args.scale if args.scale is not None else float(stored.get("scale", 1.0)),
+        batch_size=args.batch_size,
+    )
+    write_mask_nifti(mask, affine, output)
+    print(f"wrote {output}: {int(mask.sum())} foreground voxels of {mask.size}")
+    return 0
+
+
+def add_cli(subparsers):
+    parser = subparsers.add_parser(
+        "predict", help="segment one volume with a trained model",
+        description="Segment the left atrium in one volume (.nii, .nii.gz, .nrrd or LA .h5) with the "
+                    "paper's sliding-window protocol and write a uint8 NIfTI mask with the input's affine. "
+                    "NIfTI and NRRD inputs are z-scored first; LA .h5 images are used as stored.",
+    )
+    parser.add_argument("checkpoint", help="camlkit checkpoint or the authors' released .pth")
+    parser.add_argument("input", help="input volume")
+    parser.add_argument("output", help="output mask, .nii or .nii.gz (its folder must exist)")
+    add_window_arguments(parser)
+    parser.set_defaults(func=predict_command)

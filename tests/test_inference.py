@@ -1,0 +1,268 @@
+"""camlkit/inference.py: window arithmetic, sliding-window prediction, volume I/O, ``camlkit predict``."""
+
+import math
+import os
+
+import h5py
+import nibabel
+import nrrd
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import camlkit
+from camlkit.errors import CamlkitError
+from camlkit.inference import (
+    pad_widths,
+    predict_volume,
+    read_volume,
+    sliding_window_predict,
+    sliding_windows,
+    window_starts,
+    write_mask_nifti,
+    zscore,
+)
+
+
+def tiny_vnet(seed=0):
+    torch.manual_seed(seed)
+    model = camlkit.VNet(n_filters=2)
+    # random BN statistics so the eval-mode network is not close to trivial
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+class Pointwise(nn.Module):
+    """logits = 1x1x1 conv of the input: the averaged softmax equals the pointwise softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(1, 2, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, -2.0]).view(2, 1, 1, 1, 1))
+            self.conv.bias.copy_(torch.tensor([0.3, 0.1]))
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+# ----------------------------------------------------------------------------- window arithmetic
+
+def test_window_starts_by_hand():
+    assert window_starts(10, 4, 3) == [0, 3, 6]
+    assert window_starts(11, 4, 3) == [0, 3, 6, 7]
+    assert window_starts(4, 4, 3) == [0]
+    # an LA-sized axis with the paper's settings
+    assert window_starts(140, 112, 18) == [0, 18, 28]
+
+
+@pytest.mark.parametrize("size,patch,stride", [(7, 7, 1), (30, 16, 5), (183, 112, 18), (88, 80, 4), (97, 80, 4)])
+def test_window_starts_cover_the_axis(size, patch, stride):
+    starts = window_starts(size, patch, stride)
+    assert starts[0] == 0 and starts[-1] == size - patch
+    assert len(starts) == math.ceil((size - patch) / stride) + 1
+    assert all(0 < b - a <= stride for a, b in zip(starts, starts[1:]))
+    covered = np.zeros(size, int)
+    for a in starts:
+        covered[a:a + patch] += 1
+    assert covered.min() >= 1
+
+
+def test_windows_and_padding():
+    windows = sliding_windows((20, 16, 17), (16, 16, 16), (3, 8, 1))
+    assert len(windows) == 3 * 1 * 2
+    assert windows[-1] == (slice(4, 20), slice(0, 16), slice(1, 17))
+    assert pad_widths((10, 16, 13), (16, 16, 16)) == [(3, 3), (0, 0), (1, 2)]
+    with pytest.raises(CamlkitError):
+        window_starts(3, 4, 1)
+
+
+# ----------------------------------------------------------------------------- prediction
+
+def reference_predict(model, image, patch, stride):
+    """The protocol written out plainly with NumPy, one window per forward pass."""
+    pads = [max(p - s, 0) for s, p in zip(image.shape, patch)]
+    padded = np.pad(image, [(q // 2, q - q // 2) for q in pads])
+    score = np.zeros((2,) + padded.shape, np.float64)
+    count = np.zeros(padded.shape)
+    steps = [math.ceil((s - p) / t) + 1 for s, p, t in zip(padded.shape, patch, stride)]
+    for i in range(steps[0]):
+        for j in range(steps[1]):
+            for k in range(steps[2]):
+                x, y, z = (min(n * t, s - p) for n, t, s, p in zip((i, j, k), stride, padded.shape, patch))
+                window = (slice(x, x + patch[0]), slice(y, y + patch[1]), slice(z, z + patch[2]))
+                with torch.no_grad():
+                    logits = model(torch.from_numpy(padded[window].copy())[None, None].float())
+                score[(slice(None),) + window] += torch.softmax(logits, 1)[0].numpy()
+                count[window] += 1
+    score /= count
+    crop = tuple(slice(q // 2, q // 2 + s) for q, s in zip(pads, image.shape))
+    return score[(slice(None),) + crop]
+
+
+def test_batched_equals_one_window_at_a_time_and_reference():
+    model = tiny_vnet()
+    image = np.random.default_rng(0).normal(size=(21, 18, 17)).astype(np.float32)
+    patch, stride = (16, 16, 16), (3, 2, 1)
+    label_1, prob_1 = sliding_window_predict(model, image, patch, stride, batch_size=1)
+    label_4, prob_4 = sliding_window_predict(model, image, patch, stride, batch_size=5)
+    assert label_1.dtype == np.uint8 and prob_1.dtype == np.float32
+    assert prob_1.shape == (2, 21, 18, 17) and label_1.shape == (21, 18, 17)
+    np.testing.assert_allclose(prob_4, prob_1, atol=1e-5)
+    np.testing.assert_array_equal(label_4, label_1)
+    np.testing.assert_allclose(prob_1, reference_predict(model, image, patch, stride), atol=1e-5)
+    np.testing.assert_allclose(prob_1.sum(0), 1.0, atol=1e-5)
+    # overlapping windows really differ (zero padding inside the convs), so averaging matters
+    assert prob_1[1].std() > 0
+
+
+def test_small_volume_is_padded_and_cropped_back_in_place():
+    image = np.random.default_rng(1).normal(size=(9, 16, 13)).astype(np.float32)
+    label, prob = sliding_window_predict(Pointwise(), torch.from_numpy(image), (16, 16, 16), (4, 4, 4))
+    assert label.shape == image.shape
+    expected = torch.softmax(Pointwise()(torch.from_numpy(image)[None, None]), 1)[0].detach().numpy()
+    np.testing.assert_allclose(prob, expected, atol=1e-6)
+    np.testing.assert_array_equal(label, expected.argmax(0))
+
+
+def test_predict_volume_at_half_scale_returns_the_original_grid():
+    image = np.random.default_rng(2).normal(size=(40, 34, 36)).astype(np.float32)
+    label, prob = predict_volume(Pointwise(), image, (16, 16, 16), (8, 8, 8), scale=0.5)
+    assert label.shape == image.shape and prob.shape == (2, *image.shape)
+    # the pointwise model on a smooth image: the half-scale result follows the full one closely
+    smooth = np.cumsum(np.ones_like(image), axis=0) / 40 - 0.5
+    label, _ = predict_volume(Pointwise(), smooth, (16, 16, 16), (8, 8, 8), scale=0.5)
+    full, _ = sliding_window_predict(Pointwise(), smooth, (16, 16, 16), (8, 8, 8))
+    assert (label != full).mean() < 0.05
+
+
+def test_rejects_non_3d_image():
+    with pytest.raises(CamlkitError, match="3-D"):
+        sliding_window_predict(Pointwise(), np.zeros((1, 16, 16, 16), np.float32), (16, 16, 16), (4, 4, 4))
+
+
+# ----------------------------------------------------------------------------- volume I/O
+
+AFFINE = np.array([[0.0, 0.0, 1.25, -10.0], [0.625, 0.0, 0.0, 20.0], [0.0, 0.625, 0.0, 5.0], [0, 0, 0, 1]])
+
+
+def test_read_nifti(tmp_path):
+    image = np.random.default_rng(0).normal(size=(5, 6, 7)).astype(np.float32)
+    for name in ("a.nii", "a.nii.gz"):
+        nibabel.save(nibabel.Nifti1Image(image, AFFINE), tmp_path / name)
+        got, affine = read_volume(tmp_path / name)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, image)
+        np.testing.assert_allclose(affine, AFFINE)
+
+
+def test_read_nrrd_affine(tmp_path):
+    image = np.arange(60, dtype=np.uint8).reshape(3, 4, 5)
+    header = {"space": "left-posterior-superior",
+              "space directions": np.array([[0.625, 0, 0], [0, 0.625, 0], [0, 0, 1.25]]),
+              "space origin": np.array([1.0, 2.0, 3.0])}
+    nrrd.write(str(tmp_path / "a.nrrd"), image, header)
+    got, affine = read_volume(tmp_path / "a.nrrd")
+    np.testing.assert_array_equal(got, image.astype(np.float32))
+    # LPS -> RAS flips the first two world axes
+    np.testing.assert_allclose(affine, [[-0.625, 0, 0, -1], [0, -0.625, 0, -2], [0, 0, 1.25, 3], [0, 0, 0, 1]])
+
+
+def test_read_h5(tmp_path, la_case_paths):
+    got, affine = read_volume(la_case_paths[0])
+    with h5py.File(la_case_paths[0], "r") as f:
+        np.testing.assert_array_equal(got, f["image"][()])
+    np.testing.assert_array_equal(affine, np.eye(4))
+
+
+def test_read_rejects_4d_and_unknown(tmp_path):
+    nibabel.save(nibabel.Nifti1Image(np.zeros((4, 4, 4, 2), np.float32), np.eye(4)), tmp_path / "v4.nii.gz")
+    with pytest.raises(CamlkitError, match="4-D"):
+        read_volume(tmp_path / "v4.nii.gz")
+    (tmp_path / "a.png").write_bytes(b"x")
+    with pytest.raises(CamlkitError, match="unknown volume format"):
+        read_volume(tmp_path / "a.png")
+    (tmp_path / "broken.nii.gz").write_bytes(b"not a nifti")
+    with pytest.raises(CamlkitError, match="broken.nii.gz"):
+        read_volume(tmp_path / "broken.nii.gz")
+
+
+def test_zscore():
+    image = np.random.default_rng(0).normal(3.0, 5.0, size=(8, 8, 8))
+    out = zscore(image)
+    assert out.dtype == np.float32
+    assert abs(out.mean()) < 1e-5 and abs(out.std() - 1) < 1e-5
+    with pytest.raises(CamlkitError):
+        zscore(np.ones((2, 2, 2)))
+
+
+def test_write_mask_nifti_roundtrip_and_atomic(tmp_path):
+    mask = (np.random.default_rng(0).random((5, 6, 7)) > 0.5).astype(np.uint8)
+    write_mask_nifti(mask, AFFINE, tmp_path / "m.nii.gz")
+    written = nibabel.load(tmp_path / "m.nii.gz")
+    assert written.get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(np.asanyarray(written.dataobj), mask)
+    np.testing.assert_allclose(written.affine, AFFINE)
+    assert os.listdir(tmp_path) == ["m.nii.gz"]  # no temporary file left behind
+    with pytest.raises(CamlkitError, match="does not exist"):
+        write_mask_nifti(mask, AFFINE, tmp_path / "nowhere" / "m.nii.gz")
+    assert not (tmp_path / "nowhere").exists()
+
+
+# ----------------------------------------------------------------------------- camlkit predict
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from camlkit.caml import CAMLConfig, CAMLNet
+    from camlkit.checkpoint import save_inference_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_inference_model(CAMLNet(CAMLConfig(n_filters=2)).eval(), path)
+    return path
+
+
+def run_cli(argv, capsys):
+    from camlkit.cli import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+WINDOW = ["--patch", 16, 16, 16, "--stride", 8, 8, 8, "--device", "cpu"]
+
+
+def test_predict_cli_writes_mask_with_input_affine(tmp_path, checkpoint, capsys):
+    from camlkit.checkpoint import load_inference_model
+
+    image = np.random.default_rng(0).normal(50.0, 10.0, size=(20, 18, 17)).astype(np.float32)
+    nibabel.save(nibabel.Nifti1Image(image, AFFINE), tmp_path / "in.nii.gz")
+    code, out, err = run_cli(["predict", checkpoint, tmp_path / "in.nii.gz", tmp_path / "out.nii.gz", *WINDOW], capsys)
+    assert code == 0, err
+    written = nibabel.load(tmp_path / "out.nii.gz")
+    np.testing.assert_allclose(written.affine, AFFINE)
+    assert written.get_data_dtype() == np.uint8 and written.shape == image.shape
+    expected, _ = sliding_window_predict(load_inference_model(checkpoint), zscore(image), (16, 16, 16), (8, 8, 8))
+    np.testing.assert_array_equal(np.asanyarray(written.dataobj), expected)
+
+
+def test_predict_cli_rejects_4d_input(tmp_path, checkpoint, capsys):
+    nibabel.save(nibabel.Nifti1Image(np.zeros((16, 16, 16, 2), np.float32), AFFINE), tmp_path / "v4.nii.gz")
+    code, _, err = run_cli(["predict", checkpoint, tmp_path / "v4.nii.gz", tmp_path / "out.nii.gz", *WINDOW], capsys)
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and "4-D" in err and "v4.nii.gz" in err
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_predict_cli_rejects_missing_output_folder(tmp_path, checkpoint, capsys):
+    nibabel.save(nibabel.Nifti1Image(np.zeros((16, 16, 16), np.float32), AFFINE), tmp_path / "in.nii.gz")
+    target = tmp_path / "missing" / "out.nii.gz"
+    code, _, err = run_cli(["predict", checkpoint, tmp_path / "in.nii.gz", target, *WINDOW], capsys)
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and "does not exist" in err and "missing" in err
+    assert not target.parent.exists()
