@@ -36,6 +36,44 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
+# ----------------------------------------------------------------------------- notebook setup
+SMOKE_ENV = "CAMLKIT_SMOKE"  # CAMLKIT_SMOKE=1: every notebook runs at its smallest size (CI)
+DATA_ENV = "CAMLKIT_DATA"  # where the preprocessed LA folder is, if not in a default place
+
+
+def smoke() -> bool:
+    """True when the environment asks for smoke-sized notebook runs (``CAMLKIT_SMOKE=1``)."""
+    import os
+
+    return os.environ.get(SMOKE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def find_data_dir(path=None):
+    """The preprocessed LA folder (the one holding ``train.list``) for the notebooks.
+
+    Looks at ``path``, then ``$CAMLKIT_DATA``, then ``data/LA`` and ``../shared/LA`` next to
+    the working folder, its parent and the repository. Raises a CamlkitError listing every
+    place it looked.
+    """
+    import os
+    from pathlib import Path
+
+    from camlkit.errors import CamlkitError
+
+    if path is not None or os.environ.get(DATA_ENV):
+        candidates = [Path(path if path is not None else os.environ[DATA_ENV]).expanduser()]
+    else:
+        repo = Path(__file__).resolve().parents[1]
+        bases = dict.fromkeys([Path.cwd(), Path.cwd().parent, repo])
+        candidates = [c for b in bases for c in (b / "data" / "LA", b.parent / "shared" / "LA")]
+    for candidate in candidates:
+        if (candidate / "train.list").is_file():
+            return candidate.resolve()
+    looked = ", ".join(str(c) for c in candidates)
+    raise CamlkitError(f"no LA data folder (with train.list) found; looked in: {looked}. "
+                       f"Set {DATA_ENV}=/path/to/LA or put the preprocessed release in data/LA.")
+
+
 # ----------------------------------------------------------------------------- slices and overlays
 def take_slice(volume, axis: int, index: int) -> np.ndarray:
     """The 2-D slice ``index`` of a 3-D ``volume`` along ``axis`` (0, 1 or 2).

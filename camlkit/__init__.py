@@ -1,0 +1,23 @@
+"""camlkit: CAML (Correlation-Aware Mutual Learning, MICCAI 2023) made readable and runnable.
+
+The method, one module per concept:  vnet (V-Net) -> cma (§2.2) -> caml (the two-branch
+network) -> cps (l_c) -> occ (§2.3, Eq. 2-3) -> losses / ramps -> step (Eq. 1).
+The machinery: data, inference, metrics, evaluate, train, report, viz, cli.
+"""
+
+from camlkit.caml import CAMLConfig, CAMLNet
+from camlkit.checkpoint import load_released_checkpoint
+from camlkit.vnet import VNet
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):  # lazy: inference pulls in the I/O libraries
+    if name == "sliding_window_predict":
+        from camlkit.inference import sliding_window_predict
+
+        return sliding_window_predict
+    raise AttributeError(f"module 'camlkit' has no attribute {name!r}")
+
+
+__all__ = ["CAMLConfig", "CAMLNet", "VNet", "load_released_checkpoint", "sliding_window_predict"]

@@ -1,0 +1,72 @@
+import math
+
+import pytest
+import torch
+
+from camlkit.caml import CAMLNet
+from camlkit.occ import MemoryBank
+from camlkit.step import StepConfig, caml_step
+
+SIZE = (32, 32, 16)
+
+
+def _setup(use_cma=True, seed=0):
+    torch.manual_seed(seed)
+    net = CAMLNet(n_filters=4, proj_dim=8, cma_heads=2, cma_feedforward=16, use_cma=use_cma)
+    x = torch.randn(4, 1, *SIZE)
+    y = torch.zeros(4, *SIZE, dtype=torch.long)
+    y[:, 8:24, 8:24, 4:12] = 1
+    return net, x, y, MemoryBank(num_slots=3, dim=8)
+
+
+def test_total_loss_is_eq1_and_reaches_every_parameter():
+    net, x, y, bank = _setup(seed=4)  # a seed whose untrained branches agree on both classes
+    cfg = StepConfig(j=4, top_i=32, ramp_length=40)
+    iteration = 150 * 20  # half of the ramp
+    # first call fills the memory bank, the second one can use it
+    caml_step(net, x, y, 2, iteration, cfg, bank, slots=[0, 2])
+    net.zero_grad()
+    loss, parts = caml_step(net, x, y, 2, iteration, cfg, bank, slots=[0, 2])
+    assert parts["l_o"].item() > 0 and parts["l_c"].item() > 0
+    assert math.isclose(parts["lambda_c"], math.exp(-1.25))
+    assert math.isclose(parts["lambda_o"], 0.05 * math.exp(-1.25))
+    expected = (0.5 * parts["L_s"] + parts["lambda_c"] * parts["l_c"]
+                + parts["lambda_o"] * parts["l_o"])
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert missing == []
+    assert bank.counts[1].sum() == 0 and bank.counts[0].sum() > 0  # slots 0 and 2 written
+
+
+def test_occ_is_skipped_until_the_bank_holds_j_per_class():
+    net, x, y, bank = _setup()
+    _, parts = caml_step(net, x, y, 2, 0, StepConfig(j=10**9), bank, slots=[0, 1])
+    assert parts["l_o"].item() == 0.0
+
+
+def test_supervised_only_trains_f_v_on_labeled_data_alone():
+    net, x, y, _ = _setup()
+    loss, parts = caml_step(net, x, y, 2, 0, StepConfig(supervised_only=True, use_occ=False))
+    loss.backward()
+    assert parts["l_c"].item() == 0 and parts["l_o"].item() == 0
+    assert all(p.grad is None for p in net.f_a.parameters())
+    assert all(p.grad is not None for p in net.f_v.parameters())
+    x2 = x.clone()
+    x2[2:] = 0  # unlabeled samples are not read
+    assert torch.equal(caml_step(net.eval(), x2, y, 2, 0, StepConfig(supervised_only=True))[0],
+                       caml_step(net, x, y, 2, 0, StepConfig(supervised_only=True))[0])
+
+
+def test_mcnet_baseline_has_no_occ_and_no_cma():
+    net, x, y, _ = _setup(use_cma=False)
+    loss, parts = caml_step(net, x, y, 2, 0, StepConfig(use_occ=False))
+    loss.backward()
+    assert parts["l_o"].item() == 0 and parts["l_c"].item() > 0
+    assert all(p.grad is None for p in net.proj_v.parameters())
+
+
+def test_occ_needs_its_bank():
+    net, x, y, _ = _setup()
+    with pytest.raises(ValueError, match="memory bank"):
+        caml_step(net, x, y, 2, 0, StepConfig())
