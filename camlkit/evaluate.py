@@ -1,0 +1,165 @@
+"""Table 1's evaluation: every test case through the sliding-window protocol, four metrics, the
+mean +- std, and the paper's row beside it (REFERENCE_NOTES.md, "Evaluation protocol").
+
+- the model is f_v only, in eval mode (no dropout; CAML's CMA lives in f_a and is not used);
+- each case: ``inference.predict_volume`` (sliding window, patch 112x112x80, stride 18/18/4 by
+  default), then ``metrics.case_metrics`` on the binary foreground, in voxels;
+- a model trained at ``scale`` < 1 (the CPU presets) sees the image resampled by ``scale``; its
+  probabilities are brought back to the original grid before the argmax, so the metrics are
+  always against the original full-resolution label.
+
+``camlkit evaluate CHECKPOINT --data DIR`` writes ``cases.csv`` and ``summary.md`` into --out.
+Dice and Jaccard are fractions in the per-case rows and printed in % in the table, as the paper.
+"""
+
+import csv
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from camlkit.data import read_case
+from camlkit.errors import CamlkitError
+from camlkit.inference import PATCH_SIZE, STRIDE, predict_volume
+from camlkit.metrics import case_metrics
+from camlkit.paper import METRICS, paper_numbers
+
+COLUMNS = ("case",) + METRICS
+
+
+def evaluate_cases(model, case_paths, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0, batch_size=4, progress=True):
+    """Per-case metrics ``[{"case", "dice", "jaccard", "hd95", "asd"}, ...]`` for LA .h5 cases."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    rows = []
+    bar = tqdm(list(case_paths), desc="evaluate", unit="case", disable=not progress)
+    for path in bar:
+        image, label = read_case(path)
+        case = Path(path).parent.name
+        bar.set_postfix_str(case)
+        pred, _ = predict_volume(model, image, patch_size, stride, scale=scale, batch_size=batch_size)
+        rows.append({"case": case, **case_metrics(pred, label, case=case)})
+    return rows
+
+
+def summarize(rows):
+    """Mean and sample standard deviation of each metric over cases: {"dice": (mean, std), ...}."""
+    if not rows:
+        raise CamlkitError("no evaluated cases to summarize")
+    summary = {}
+    for name in METRICS:
+        values = [float(row[name]) for row in rows]
+        summary[name] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+    summary["cases"] = len(rows)
+    return summary
+
+
+def write_text_atomic(text, path):
+    """Write a text file through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise CamlkitError(f"{path}: folder {path.parent} does not exist")
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_csv(rows, path):
+    """Per-case rows as CSV (columns case, dice, jaccard, hd95, asd), written atomically."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(buffer.getvalue(), path)
+
+
+def _cell(mean, std, percent):
+    factor = 100.0 if percent else 1.0
+    return f"{mean * factor:.2f} ± {std * factor:.2f}"
+
+
+def format_table(summary, method=None, labeled=None):
+    """A markdown table: our mean ± std over cases, and the paper's row (mean ± std over 3 seeds)."""
+    header = "| | Dice (%) | Jaccard (%) | 95HD (voxel) | ASD (voxel) |\n| --- | --- | --- | --- | --- |\n"
+    ours = [_cell(*summary[name], percent=name in ("dice", "jaccard")) for name in METRICS]
+    title = f"camlkit ({summary.get('cases', '?')} cases, mean ± std over cases)"
+    lines = [f"| {title} | " + " | ".join(ours) + " |"]
+    paper = paper_numbers(method, labeled) if method is not None and labeled is not None else None
+    if paper is not None:
+        cells = [f"{paper[name]:.2f} ± {paper[name + '_std']:.2f}" for name in METRICS]
+        lines.append(f"| paper {paper['source']}: {method}, {labeled} labeled (mean ± std over 3 seeds) | "
+                     + " | ".join(cells) + " |")
+    elif method is not None or labeled is not None:
+        lines.append(f"| paper: no row for method={method}, labeled={labeled} | – | – | – | – |")
+    return header + "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- command line
+
+def evaluate_command(args):
+    from camlkit.checkpoint import load_inference_model
+    from camlkit.data import case_path, read_list
+    from camlkit.inference import pick_device, stored_settings
+
+    data_dir = Path(args.data)
+    cases = read_list(data_dir / "test.list")
+    if args.cases is not None:
+        if args.cases < 1:
+            raise CamlkitError(f"--cases {args.cases}: expected a positive number")
+        cases = cases[:args.cases]
+    paths = [case_path(data_dir, case) for case in cases]
+    for case, path in zip(cases, paths):
+        if not path.is_file():
+            raise CamlkitError(f"case {case} named in {data_dir / 'test.list'} is missing: {path} not found")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise CamlkitError(f"--out {out}: its parent folder {out.parent} does not exist")
+
+    stored = stored_settings(args.checkpoint)
+    patch = tuple(args.patch or stored.get("patch_size", PATCH_SIZE))
+    stride = tuple(args.stride or stored.get("stride", STRIDE))
+    scale = args.scale if args.scale is not None else float(stored.get("scale", 1.0))
+    method = args.method or stored.get("method")
+    labeled = args.labeled if args.labeled is not None else stored.get("labeled")
+    model = load_inference_model(args.checkpoint, map_location=pick_device(args.device))
+
+    rows = evaluate_cases(model, paths, patch, stride, scale=scale, batch_size=args.batch_size,
+                          progress=not args.quiet)
+    summary = summarize(rows)
+    table = format_table(summary, method, labeled)
+    settings = f"patch {patch}, stride {stride}, scale {scale}, checkpoint {args.checkpoint}"
+    out.mkdir(exist_ok=True)
+    write_csv(rows, out / "cases.csv")
+    write_text_atomic(f"# Evaluation on LA\n\n{settings}\n\n{table}", out / "summary.md")
+    print(table, end="")
+    print(f"wrote {out / 'cases.csv'} and {out / 'summary.md'}")
+    return 0
+
+
+def add_cli(subparsers):
+    from camlkit.inference import add_window_arguments
+    from camlkit.paper import METHODS
+
+    parser = subparsers.add_parser(
+        "evaluate", help="Table 1 metrics of a checkpoint on the LA test cases",
+        description="Evaluate f_v of a checkpoint on the cases of test.list with the paper's protocol "
+                    "(sliding window, Dice / Jaccard / 95HD / ASD in voxels) and print the paper's row beside it.",
+    )
+    parser.add_argument("checkpoint", help="camlkit checkpoint or the authors' released .pth")
+    parser.add_argument("--data", required=True, help="LA folder with test.list and '2018LA_Seg_Training Set'")
+    parser.add_argument("--out", default="runs/evaluate", help="folder for cases.csv and summary.md")
+    parser.add_argument("--method", choices=METHODS, default=None,
+                        help="paper row to compare with (default: the checkpoint's)")
+    parser.add_argument("--labeled", type=int, default=None, help="labeled cases of the paper row")
+    parser.add_argument("--cases", type=int, default=None, help="evaluate only the first K test cases")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_window_arguments(parser)
+    parser.set_defaults(func=evaluate_command)
