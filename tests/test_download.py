@@ -1,0 +1,213 @@
+"""camlkit/download.py and data_scripts/download_la.py against a real HTTP server on 127.0.0.1."""
+
+import hashlib
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from camlkit.data import CASES_FOLDER, read_case, read_list
+from camlkit.download import file_url, main, read_checksums
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ReleaseHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; paths in ``truncate`` get half their bytes, paths in ``drop_once`` lose
+    the connection without a response on their first request."""
+
+    truncate = set()
+    drop_once = set()
+    requests = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.path.lstrip("/")
+        type(self).requests.append(path)
+        if path in self.drop_once:
+            self.drop_once.discard(path)
+            self.close_connection = True
+            return  # no status line at all: the client sees the connection drop
+        if path in self.truncate:
+            body = Path(self.directory, urllib.parse.unquote(path)).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path, la_dir):
+    """A release-layout copy of two test cases + test.list served over HTTP."""
+    served = tmp_path / "served"
+    cases = read_list(la_dir / "test.list")[:2]
+    for case in cases:
+        relative = Path(CASES_FOLDER, case, "mri_norm2.h5")
+        (served / relative).parent.mkdir(parents=True)
+        shutil.copy(la_dir / relative, served / relative)
+    shutil.copy(la_dir / "test.list", served / "test.list")
+
+    handler = type("Handler", (ReleaseHandler,), {"truncate": set(), "drop_once": set(), "requests": []})
+
+    def make(*args, **kwargs):
+        return handler(*args, directory=str(served), **kwargs)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{httpd.server_address[1]}/", "cases": cases, "handler": handler,
+           "served": served}
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def quoted(relpath):
+    return file_url("", relpath).lstrip("/")
+
+
+def h5(case):
+    return f"{CASES_FOLDER}/{case}/mri_norm2.h5"
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv] + ["--quiet", "--backoff", "0"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_packaged_checksums_cover_the_release():
+    entries = read_checksums()
+    assert len(entries) == 102
+    assert sum(k.endswith("/mri_norm2.h5") for k in entries) == 100
+    assert "train.list" in entries and "test.list" in entries
+
+
+def test_url_is_quoted():
+    url = file_url("https://raw.githubusercontent.com/yulequan/UA-MT/master/data/", h5("ABC"))
+    assert url == "https://raw.githubusercontent.com/yulequan/UA-MT/master/data/2018LA_Seg_Training%20Set/ABC/mri_norm2.h5"
+
+
+def test_download_two_cases_and_list(server, tmp_path, capsys):
+    dest = tmp_path / "dest"
+    cases = server["cases"]
+    code, out, err = run(["--dest", dest, "--base-url", server["url"], "--only", *cases, "test.list"], capsys)
+    assert code == 0, err
+    for case in cases:
+        image, label = read_case(dest / h5(case))
+        assert image.ndim == 3
+    assert (dest / "test.list").read_bytes() == (server["served"] / "test.list").read_bytes()
+    assert "3 fetched and verified" in out
+    assert not list(dest.rglob("*.part"))
+    # a rerun finds everything verified and fetches nothing
+    server["handler"].requests.clear()
+    code, out, _ = run(["--dest", dest, "--base-url", server["url"], "--only", *cases, "test.list"], capsys)
+    assert code == 0 and "3 already present" in out and server["handler"].requests == []
+
+
+def test_env_var_sets_the_default_destination(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CAMLKIT_DATA", str(tmp_path / "from_env"))
+    code, _, err = run(["--base-url", server["url"], "--only", "test.list"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "from_env" / "test.list").is_file()
+
+
+def test_dropped_connection_is_retried(server, tmp_path, capsys):
+    case = server["cases"][0]
+    server["handler"].drop_once.add(quoted(h5(case)))
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", case, "--retries", 2], capsys)
+    assert code == 0, err
+    assert server["handler"].requests.count(quoted(h5(case))) == 2
+    read_case(tmp_path / "d" / h5(case))
+
+
+def test_dropped_connection_without_retries_fails(server, tmp_path, capsys):
+    case = server["cases"][0]
+    server["handler"].drop_once.add(quoted(h5(case)))
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", case, "--retries", 0], capsys)
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and case in err
+    assert not (tmp_path / "d" / h5(case)).exists()
+
+
+def test_download_cut_mid_file_fails_cleanly(server, tmp_path, capsys):
+    case = server["cases"][0]
+    server["handler"].truncate.add(quoted(h5(case)))
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", case, "--retries", 1], capsys)
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and case in err and "bytes" in err
+    assert server["handler"].requests.count(quoted(h5(case))) == 2  # retried once, cut again
+    folder = tmp_path / "d" / CASES_FOLDER / case
+    assert not (folder / "mri_norm2.h5").exists() and not list(folder.glob("*"))
+
+
+def test_checksum_mismatch(server, tmp_path, capsys):
+    case = server["cases"][0]
+    bad = tmp_path / "sums.txt"
+    bad.write_text(f"{hashlib.sha256(b'other').hexdigest()}  {h5(case)}\n")
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--checksums", bad], capsys)
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and "checksum mismatch" in err and case in err
+    assert not list((tmp_path / "d").rglob("*.h5")) and not list((tmp_path / "d").rglob("*.part"))
+
+
+def test_missing_file_on_server(server, tmp_path, capsys):
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", "ZQPMJ4XEC5A4BISD45P1"], capsys)
+    assert code != 0 and "404" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_only_name(tmp_path, capsys):
+    code, _, err = run(["--dest", tmp_path, "--only", "NOT_A_CASE"], capsys)
+    assert code != 0 and "NOT_A_CASE" in err
+
+
+def test_copy_from_local_source(la_dir, tmp_path, capsys):
+    cases = read_list(la_dir / "test.list")[:2]
+    # a case of the release that the shared 60-case copy lacks
+    absent = next(Path(k).parent.name for k in read_checksums() if k.endswith(".h5") and not (la_dir / k).exists())
+    dest = tmp_path / "d"
+    code, out, err = run(["--dest", dest, "--source", la_dir, "--only", *cases, absent, "train.list", "test.list"],
+                         capsys)
+    assert code == 0, err
+    assert "3 fetched and verified" in out  # 2 cases + test.list (identical to the release's)
+    assert "1 not in the source" in out and "train.list" in out
+    assert (dest / "train.list").read_text() == (la_dir / "train.list").read_text()  # the source's own list
+    assert not (dest / h5(absent)).exists()
+
+
+def test_copy_detects_a_corrupt_source_file(la_dir, tmp_path, capsys):
+    case = read_list(la_dir / "test.list")[0]
+    source = tmp_path / "src"
+    (source / h5(case)).parent.mkdir(parents=True)
+    data = bytearray((la_dir / h5(case)).read_bytes())
+    data[1000] ^= 0xFF
+    (source / h5(case)).write_bytes(bytes(data))
+    code, _, err = run(["--dest", tmp_path / "d", "--source", source, "--only", case], capsys)
+    assert code != 0 and "checksum mismatch" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d" / h5(case)).exists()
+
+
+def test_wrapper_script_runs(la_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "data_scripts" / "download_la.py"), "--dest", str(tmp_path / "d"),
+         "--source", str(la_dir), "--only", "test.list", "--quiet"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "d" / "test.list").is_file()
