@@ -266,3 +266,20 @@ def test_predict_cli_rejects_missing_output_folder(tmp_path, checkpoint, capsys)
     assert code != 0
     assert len(err.strip().splitlines()) == 1 and "does not exist" in err and "missing" in err
     assert not target.parent.exists()
+
+
+@pytest.mark.parametrize("kind", ["truncated", "nan", "no_image"])
+def test_predict_cli_rejects_bad_h5(tmp_path, checkpoint, la_case_paths, capsys, kind):
+    path = tmp_path / f"{kind}.h5"
+    if kind == "truncated":
+        raw = la_case_paths[0].read_bytes()
+        path.write_bytes(raw[: len(raw) // 2])
+    else:
+        image = np.zeros((16, 16, 16), np.float32)
+        image[0, 0, 0] = np.nan
+        with h5py.File(path, "w") as f:
+            f["image" if kind == "nan" else "label"] = image
+    code, _, err = run_cli(["predict", checkpoint, path, tmp_path / "out.nii.gz", *WINDOW], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and path.name in err
+    assert not (tmp_path / "out.nii.gz").exists()
