@@ -228,7 +228,8 @@ def training_loader(cfg: TrainConfig, rank=0, world=1, start=0):
     return torch.utils.data.DataLoader(
         batches, batch_size=None, sampler=order, num_workers=cfg.num_workers,
         worker_init_fn=seed_worker, persistent_workers=cfg.num_workers > 0,
-        pin_memory=torch.cuda.is_available())
+        pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(cfg.seed + rank))  # leaves the global RNG alone
 
 
 # ----------------------------------------------------------------------------- the step as a module
@@ -421,6 +422,8 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True) -> Path:
         bar.close()
     if log:
         log.close()
+    if world > 1:
+        check_replicas_agree(net)
     if rank != 0:
         return run_dir
     save_inference_model(net, run_dir / "model_final.pth", train=dataclasses.asdict(cfg),
@@ -429,6 +432,15 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True) -> Path:
     summary = evaluate_run(cfg, net.f_v, run_dir, device) if evaluate else None
     plot_run(run_dir, summary)
     return run_dir
+
+
+def check_replicas_agree(net):
+    """After DDP training every rank must hold the same weights; a cheap all-gathered checksum."""
+    checksum = torch.stack([p.detach().double().sum() for p in net.parameters()]).sum()
+    gathered = [torch.zeros_like(checksum) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, checksum)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise RuntimeError(f"DDP replicas diverged: weight checksums {[float(g) for g in gathered]}")
 
 
 def _progress(cfg, rank, start):

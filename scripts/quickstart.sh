@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# camlkit's main job on a fresh machine, in one command: install, fetch the LA data, train CAML
+# and evaluate it on the 20 test cases. A GPU runs the paper's configuration; a CPU the quick
+# preset (minutes). Usage: bash scripts/quickstart.sh
+#   PRESET=paper|quick|smoke   override the choice    LABELED=16  labeled cases    SEED=3407
+#   CAMLKIT_DATA=DIR           where LA lives (default data/LA inside the repo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q torch==2.13.0  # first: an unpinned torch pulls a CUDA build
+.venv/bin/python -m pip install -q -e ".[notebooks]"
+
+DATA=${CAMLKIT_DATA:-data/LA}
+if [ -d ../shared/LA ]; then  # this project's machines keep a verified copy beside the repo
+    .venv/bin/python data_scripts/download_la.py --dest "$DATA" --source ../shared/LA
+else
+    .venv/bin/python data_scripts/download_la.py --dest "$DATA"
+fi
+
+PRESET=${PRESET:-$(.venv/bin/python -c "import torch; print('paper' if torch.cuda.is_available() else 'quick')")}
+LABELED=${LABELED:-16}
+SEED=${SEED:-3407}
+RUN=runs/$PRESET-caml-${LABELED}L-seed$SEED
+RESUME=""
+[ -f "$RUN/checkpoints/last.pth" ] && RESUME=--resume
+.venv/bin/camlkit train --preset "$PRESET" --method caml --labeled "$LABELED" --seed "$SEED" \
+    --data "$DATA" --out "$RUN" $RESUME
+echo "Results: $RUN/summary.md, per case: $RUN/cases.csv, curves: $RUN/curves.png"

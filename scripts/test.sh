@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole camlkit test suite on a fresh machine: installs what it needs into .venv, then runs
+# the unit tests, the end-to-end tests, every notebook (nbval, smoke sizes) and the real-browser
+# test. Usage: bash scripts/test.sh [extra pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# torch first, pinned: an unpinned torch can pull a multi-GB CUDA build
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e ".[test]"
+
+# the browser test drives Debian's Chromium through Playwright (never `playwright install`)
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+fi
+
+export CAMLKIT_SMOKE=1
+export CAMLKIT_DATA=${CAMLKIT_DATA:-$(cd .. && pwd)/shared/LA}
+exec .venv/bin/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider "$@"

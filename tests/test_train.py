@@ -1,0 +1,119 @@
+"""End-to-end training on real LA cases at smoke sizes: run folder, exact resume, errors, DDP."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from camlkit.errors import CamlkitError
+from camlkit.report import report
+from camlkit.train import PRESETS, make_config, train
+
+FAST = dict(progress=False, eval_cases=1)
+
+
+def _cli(*args, **kwargs):
+    return [sys.executable, "-m", "camlkit.cli", "train", "--preset", "smoke", *args]
+
+
+def test_presets_hold_the_released_configuration():
+    paper = PRESETS["paper"]
+    assert (paper.batch_size, paper.labeled_bs, paper.patch_size) == (4, 2, (112, 112, 80))
+    assert (paper.lr, paper.momentum, paper.weight_decay, paper.iterations) == (0.01, 0.9, 1e-4, 15000)
+    assert (paper.beta_o, paper.j, paper.top_i, paper.T, paper.temperature) == (0.05, 256, 12800, 0.1, 0.1)
+    assert [make_config("paper", labeled=n).step_config().ramp_length for n in (4, 8, 16)] == [40, 20, 15]
+    flags = {m: make_config("paper", method=m) for m in ("supervised", "mcnet", "mcnet+occ", "mcnet+cma", "caml")}
+    assert [(f.model_config().use_cma, f.step_config().use_occ) for f in flags.values()] == [
+        (False, False), (False, False), (False, True), (True, False), (True, True)]
+    assert flags["supervised"].step_config().supervised_only
+
+
+def test_smoke_run_writes_a_complete_run_folder(tmp_path, la_dir):
+    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), **FAST)
+    seen = []
+    run = train(cfg, callback=seen.append)
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["iteration"]) for r in rows] == list(range(cfg.iterations))
+    assert len(seen) == cfg.iterations and set(seen[0]) >= {"L", "L_s", "l_c", "l_o", "lambda_c"}
+    assert json.loads((run / "config.json").read_text())["method"] == "caml"
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0.0 <= summary["dice"][0] <= 1.0 and summary["cases"] == 1
+    ckpt = torch.load(run / "checkpoints" / "last.pth", weights_only=True)
+    assert ckpt["iteration"] == cfg.iterations and ckpt["bank"]["counts"].shape == (cfg.labeled, 2)
+    assert "caml" in report([run]) and "87.34" in report([run])  # the paper's row beside ours
+
+
+def test_killed_and_resumed_run_is_bit_identical(tmp_path, la_dir):
+    common = ["--data", str(la_dir), "--iterations", "14", "--checkpoint-every", "2", "--no-eval", "--quiet"]
+    whole = tmp_path / "whole"
+    subprocess.run(_cli(*common, "--out", str(whole)), check=True, timeout=300)
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(_cli(*common, "--out", str(cut)))
+    last = cut / "checkpoints" / "last.pth"
+    deadline = time.time() + 240
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (cut / "model_final.pth").exists()
+    stopped_at = torch.load(last, weights_only=True)["iteration"]
+    assert 0 < stopped_at < 14
+    subprocess.run(_cli(*common, "--out", str(cut), "--resume"), check=True, timeout=300)
+
+    a = torch.load(whole / "model_final.pth", weights_only=True)["model"]
+    b = torch.load(cut / "model_final.pth", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    logged = [int(r["iteration"]) for r in csv.DictReader(open(cut / "log.csv"))]
+    assert logged == list(range(14))
+
+
+def test_resume_refuses_another_configuration(tmp_path, la_dir):
+    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), iterations=2, **FAST)
+    train(cfg, evaluate=False)
+    with pytest.raises(CamlkitError, match="already holds a run"):
+        train(cfg, evaluate=False)
+    other = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), method="mcnet",
+                        iterations=4, **FAST)
+    with pytest.raises(CamlkitError, match="cannot resume.*method='caml'.*method='mcnet'"):
+        train(other, resume=True, evaluate=False)
+    with pytest.raises(CamlkitError, match="nothing to resume"):
+        train(make_config("smoke", data=str(la_dir), out=str(tmp_path / "none"), **FAST), resume=True)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, la_dir):
+    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), iterations=40,
+                      lr=1e12, checkpoint_every=1, log_every=1, **FAST)
+    with pytest.raises(CamlkitError, match="non-finite by iteration (\\d+).*last good checkpoint"):
+        train(cfg)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert not (tmp_path / "run" / "model_final.pth").exists()
+
+
+def test_cli_errors_are_one_line(tmp_path, la_dir):
+    out = subprocess.run(_cli("--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "nowhere" in out.stderr
+
+
+def test_ddp_two_processes_on_gloo(tmp_path, la_dir):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "camlkit.cli", "train", "--preset", "smoke", "--data", str(la_dir),
+           "--out", str(tmp_path / "ddp"), "--iterations", "4", "--no-eval", "--quiet"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pth", weights_only=True)
+    assert ckpt["iteration"] == 4
