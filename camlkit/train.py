@@ -88,6 +88,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
     compile: bool = False  # torch.compile the network
+    channels_last: bool = True  # channels_last_3d memory format: about 2x faster 3-D convs on CPU
     num_workers: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -373,6 +374,8 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True) -> Path:
 
     seed_everything(cfg.seed + rank)
     net = CAMLNet(cfg.model_config()).to(device)
+    layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    net = net.to(memory_format=layout)
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     step_cfg = cfg.step_config()
@@ -394,7 +397,7 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True) -> Path:
     t0 = time.time()
     net.train()
     for iteration, batch in zip(range(start, cfg.iterations), loader):
-        image = batch["image"].to(device, non_blocking=True)
+        image = batch["image"].to(device, non_blocking=True).to(memory_format=layout)
         label = batch["label"].to(device, non_blocking=True)
         slots = batch["index"][: cfg.labeled_bs].tolist()  # labeled cases are dataset 0..N-1
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
