@@ -429,8 +429,8 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
     fig.add_trace(go.Heatmap(z=inter, x=list(range(b)), y=list(range(b)), zmin=0.0, zmax=1.0,
                              colorscale="Viridis", texttemplate="%{z:.2f}",
                              colorbar=dict(title="weight")), row=1, col=2)
-    fig.update_yaxes(autorange="reversed", title_text="query sample", row=1, col=2)
-    fig.update_xaxes(title_text="key sample", row=1, col=2)
+    fig.update_yaxes(autorange="reversed", title_text="query sample", dtick=1, row=1, col=2)
+    fig.update_xaxes(title_text="key sample", dtick=1, row=1, col=2)
     fig.update_xaxes(showticklabels=False, row=1, col=1)
     fig.update_yaxes(showticklabels=False, row=1, col=1)
     fig.update_layout(width=900, height=440, margin=dict(t=50, l=10, r=10, b=40))
@@ -591,6 +591,22 @@ def omni_correlation_explorer(z_v, z_a, z_p, row_class, row_conf, col_class,
     }
     return FigureExplorer(controls, lambda **v: omni_correlation_figure(
         z_v, z_a, z_p, row_class, row_conf, col_class, correlate=correlate, loss=loss, **v))
+
+
+def memory_bank_figure(counts, slot_names: Sequence[str] | None = None):
+    """Bar chart of a memory bank's content: embeddings stored per slot (labeled case) and class.
+
+    ``counts``: (num_slots, C), e.g. ``MemoryBank.counts``.
+    """
+    import plotly.graph_objects as go
+
+    counts = to_numpy(counts)
+    names = list(slot_names) if slot_names is not None else [f"slot {s}" for s in range(len(counts))]
+    fig = go.Figure([go.Bar(x=names, y=counts[:, c], name=CLASS_NAMES[c] if c < 2 else f"class {c}")
+                     for c in range(counts.shape[1])])
+    fig.update_layout(barmode="stack", yaxis_title="stored embeddings", width=620, height=340,
+                      margin=dict(t=30), title=f"memory bank: {int(counts.sum()):,} embeddings")
+    return fig
 
 
 def pca_project(*feature_sets, n_components: int = 2):

@@ -282,3 +282,30 @@ def test_loss_curves_split_losses_and_weights():
     for r in rows:
         live.update(r)
     assert len(live.figure.data[0].x) == 4  # redrawn after rows 2 and 4
+
+
+# ----------------------------------------------------------------------------- notebook setup
+def test_smoke_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("CAMLKIT_SMOKE", "1")
+    assert viz.smoke()
+    monkeypatch.setenv("CAMLKIT_SMOKE", "0")
+    assert not viz.smoke()
+    monkeypatch.delenv("CAMLKIT_SMOKE")
+    assert not viz.smoke()
+
+
+def test_find_data_dir_prefers_the_environment(tmp_path, monkeypatch):
+    from camlkit.errors import CamlkitError
+
+    (tmp_path / "train.list").write_text("A\n")
+    monkeypatch.setenv("CAMLKIT_DATA", str(tmp_path))
+    assert viz.find_data_dir() == tmp_path.resolve()
+    monkeypatch.setenv("CAMLKIT_DATA", str(tmp_path / "missing"))
+    with pytest.raises(CamlkitError, match="CAMLKIT_DATA"):
+        viz.find_data_dir()
+
+
+def test_memory_bank_figure_stacks_classes_per_slot():
+    fig = viz.memory_bank_figure(np.array([[5, 1], [0, 0], [2, 3]]), ["a", "b", "c"])
+    assert [t.name for t in fig.data] == ["background", "atrium"]
+    assert list(fig.data[1].y) == [1, 0, 3] and "11 embeddings" in fig.layout.title.text

@@ -1,0 +1,122 @@
+"""Checks on the committed notebooks that need no kernel (the notebooks themselves run under nbval:
+``pytest --nbval-lax --nbval-current-env notebooks``, smoke-sized through notebooks/conftest.py).
+
+* committed without outputs or execution counts (small diffs, no stale results), except the
+  ``# NBVAL_CHECK_OUTPUT`` cells: they keep their (small, text, run-size independent) smoke-run
+  output as the reference nbval compares against — nbval checks only cells stored as run;
+* the d2l rule: notebooks import camlkit and define no functions or classes of their own;
+* one clearly marked run-size knob that ``CAMLKIT_SMOKE=1`` overrides through ``viz.smoke()``;
+* every notebook has at least one ``# NBVAL_CHECK_OUTPUT`` cell and one plain ``assert``.
+
+``python tests/test_notebooks.py [NOTEBOOK ...]`` runs the notebooks at smoke size and stores them
+stripped, keeping the checked cells' outputs (run it before committing a notebook).
+"""
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def code_cells(path):
+    return [("".join(c["source"]), c) for c in json.loads(path.read_text())["cells"]
+            if c["cell_type"] == "code"]
+
+
+CHECK = "# NBVAL_CHECK_OUTPUT"
+
+
+def is_checked(source):
+    return source.startswith(CHECK)
+
+
+def strip(path):
+    """Remove outputs, execution counts and run metadata from a notebook file, in place; checked
+    cells keep their stream outputs, numbered 1, 2, ... so that nbval compares them."""
+    nb = json.loads(path.read_text())
+    count = 0
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            if is_checked("".join(cell["source"])) and cell["outputs"]:
+                count += 1
+                cell["outputs"] = [o for o in cell["outputs"] if o["output_type"] == "stream"]
+                cell["execution_count"] = count
+            else:
+                cell["outputs"], cell["execution_count"] = [], None
+        cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items()
+                            if k in ("tags", "jupyter")}
+    nb["metadata"].pop("widgets", None)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def test_there_are_seven_notebooks_in_order():
+    assert [p.name[:3] for p in NOTEBOOKS] == [f"{i:02d}_" for i in range(1, 8)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_stripped_but_checked_cells_keep_their_reference(path):
+    for source, cell in code_cells(path):
+        if is_checked(source):
+            assert cell["outputs"] and cell["execution_count"] is not None, (
+                f"{path.name}: a checked cell has no stored reference output (nbval would skip "
+                "it); run `python tests/test_notebooks.py`")
+            assert all(o["output_type"] == "stream" for o in cell["outputs"])
+        else:
+            assert cell["outputs"] == [] and cell["execution_count"] is None, (
+                f"{path.name}: a cell has outputs; run `python tests/test_notebooks.py`")
+    assert path.stat().st_size < 40_000
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_imports_camlkit_and_defines_nothing(path):
+    sources = [s for s, _ in code_cells(path)]
+    assert any("import camlkit" in s or "from camlkit" in s for s in sources)
+    for source in sources:
+        tree = ast.parse("\n".join(l for l in source.splitlines() if not l.lstrip().startswith(("%", "!"))))
+        defined = [n.name for n in ast.walk(tree)
+                   if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        assert not defined, f"{path.name} defines {defined}: put it in camlkit and import it"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_one_marked_run_size_knob_that_smoke_overrides(path):
+    sources = [s for s, _ in code_cells(path)]
+    knob_cells = [s for s in sources if "the one knob of this notebook" in s]
+    assert len(knob_cells) == 1, f"{path.name}: expected exactly one marked knob cell"
+    assert "viz.smoke()" in knob_cells[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_has_checked_cells_and_asserts(path):
+    sources = [s for s, _ in code_cells(path)]
+    assert any("assert " in s for s in sources), f"{path.name}: no assert anywhere"
+    if path.name not in ("06_caml_training.ipynb", "07_results.ipynb"):  # run-size dependent
+        assert any(s.startswith("# NBVAL_CHECK_OUTPUT") for s in sources)
+
+
+def refresh(path, timeout_s=600):
+    """Execute a notebook at smoke size (cwd notebooks/), store it, then strip it."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ["CAMLKIT_SMOKE"], os.environ["OMP_NUM_THREADS"] = "1", "1"
+    nb = nbformat.read(path, as_version=4)
+    # iopub_timeout: after a cell that drew into an ipywidgets Output, nbclient never sees the
+    # idle message and would wait the whole timeout; 5 s is plenty for the text outputs kept
+    NotebookClient(nb, timeout=timeout_s, iopub_timeout=5, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(nb, path)
+    strip(path)
+
+
+if __name__ == "__main__":
+    for nb_path in [Path(a).resolve() for a in sys.argv[1:]] or NOTEBOOKS:
+        refresh(nb_path)
+        print("refreshed", nb_path)
