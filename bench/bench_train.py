@@ -32,7 +32,8 @@ def blob_labels(batch, patch, device):
 
 def bench(cfg, iterations, device):
     torch.manual_seed(0)
-    net = CAMLNet(cfg.model_config()).to(device).train()
+    layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    net = CAMLNet(cfg.model_config()).to(device).to(memory_format=layout).train()
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     step_cfg = cfg.step_config()
@@ -47,7 +48,7 @@ def bench(cfg, iterations, device):
     if cfg.compile:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
     batch = cfg.batch_size if cfg.unlabeled_bs else cfg.labeled_bs
-    image = torch.randn(batch, 1, *cfg.patch_size, device=device)
+    image = torch.randn(batch, 1, *cfg.patch_size, device=device).to(memory_format=layout)
     label = blob_labels(batch, cfg.patch_size, device)
     times = []
     for it in range(iterations + 1):

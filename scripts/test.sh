@@ -17,5 +17,8 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
 fi
 
 export CAMLKIT_SMOKE=1
+# one OpenMP thread per process: tests start subprocesses and kernels side by side, and two
+# spinning OpenMP pools on 2 cores can make a run tens of times slower
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export CAMLKIT_DATA=${CAMLKIT_DATA:-$(cd .. && pwd)/shared/LA}
-exec .venv/bin/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider "$@"
