@@ -61,9 +61,12 @@ class MemoryBank:
         z, y = z.detach(), y.detach()
         if self.feats is None or self.feats.shape[1] < len(z) or self.feats.device != z.device:
             self._allocate(max(len(z), 0 if self.feats is None else self.feats.shape[1]), z)
-        order = torch.argsort(y, stable=True)  # group by class
-        self.feats[slot, : len(z)] = z[order].to(self.feats.dtype)
-        self.counts[slot] = torch.bincount(y, minlength=self.num_classes)[: self.num_classes]
+        start = 0
+        for c in range(self.num_classes):  # store grouped by class: class 0 first, then 1, ...
+            z_c = z[y == c]
+            self.feats[slot, start : start + len(z_c)] = z_c.to(self.feats.dtype)
+            self.counts[slot, c] = len(z_c)
+            start += len(z_c)
 
     def _allocate(self, capacity, like):
         feats = torch.zeros(self.num_slots, capacity, self.dim, dtype=like.dtype, device=like.device)
