@@ -19,7 +19,7 @@ import torch
 
 from camlkit.caml import CAMLNet
 from camlkit.occ import MemoryBank
-from camlkit.train import METHODS, make_config, resolve_device
+from camlkit.train import METHODS, make_config, make_optimizer, resolve_device
 from camlkit.train import CAMLStep
 
 
@@ -34,8 +34,7 @@ def bench(cfg, iterations, device):
     torch.manual_seed(0)
     layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
     net = CAMLNet(cfg.model_config()).to(device).to(memory_format=layout).train()
-    optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(cfg, net)
     step_cfg = cfg.step_config()
     bank = None
     if step_cfg.use_occ:

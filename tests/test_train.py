@@ -13,7 +13,7 @@ import torch
 
 from camlkit.errors import CamlkitError
 from camlkit.report import report
-from camlkit.train import PRESETS, make_config, train
+from camlkit.train import PRESETS, learning_rate, make_config, make_optimizer, train
 
 FAST = dict(progress=False, eval_cases=1)
 
@@ -32,6 +32,26 @@ def test_presets_hold_the_released_configuration():
     assert [(f.model_config().use_cma, f.step_config().use_occ) for f in flags.values()] == [
         (False, False), (False, False), (False, True), (True, False), (True, True)]
     assert flags["supervised"].step_config().supervised_only
+
+
+def test_learning_rate_schedules():
+    constant = make_config("paper")
+    assert {learning_rate(constant, it) for it in (0, 7000, 14999)} == {0.01}
+    cosine = make_config("paper", lr=0.1, lr_schedule="cosine", iterations=400)
+    assert learning_rate(cosine, 0) == 0.1
+    assert abs(learning_rate(cosine, 200) - 0.05) < 1e-12
+    assert abs(learning_rate(cosine, 400)) < 1e-12
+    with pytest.raises(CamlkitError, match="lr_schedule 'step'"):
+        learning_rate(make_config("paper", lr_schedule="step"), 0)
+
+
+def test_optimizers():
+    net = torch.nn.Linear(2, 2)
+    sgd = make_optimizer(make_config("paper"), net)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+    assert isinstance(make_optimizer(make_config("paper", optimizer="adam", lr=1e-3), net), torch.optim.Adam)
+    with pytest.raises(CamlkitError, match="optimizer 'lbfgs'"):
+        make_optimizer(make_config("paper", optimizer="lbfgs"), net)
 
 
 def test_smoke_run_writes_a_complete_run_folder(tmp_path, la_dir):
