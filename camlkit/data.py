@@ -93,13 +93,20 @@ def read_case(path):
         image = _read_key(handle, "image", path)
         label = _read_key(handle, "label", path)
     image = check_image(image, path)
-    label = np.asarray(label)
-    if label.shape != image.shape:
-        raise CamlkitError(f"{path}: label shape {label.shape} differs from image shape {image.shape}")
-    values = np.unique(label)
-    if not np.isin(values, (0, 1)).all():
-        raise CamlkitError(f"{path}: label has values {values.tolist()}, expected only 0 and 1")
+    label = check_label(label, image.shape, (0, 1), path)
     return image, label.astype(np.uint8, copy=False)
+
+
+def check_label(label, shape, allowed, name):
+    """The label as an array, if it has ``shape`` and only the ``allowed`` values; else one line."""
+    label = np.asarray(label)
+    if label.shape != tuple(shape):
+        raise CamlkitError(f"{name}: label shape {label.shape} differs from image shape {tuple(shape)}")
+    values = np.unique(label)
+    if not np.isin(values, allowed).all():
+        expected = " and ".join(str(v) for v in allowed)
+        raise CamlkitError(f"{name}: label has values {values.tolist()[:5]}, expected only {expected}")
+    return label
 
 
 # ----------------------------------------------------------------------------- the split

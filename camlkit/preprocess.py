@@ -26,7 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from camlkit.data import CASE_FILE, CASES_FOLDER, check_image
+from camlkit.data import CASE_FILE, CASES_FOLDER, check_image, check_label
 from camlkit.errors import CamlkitError
 
 MARGIN = (10, 20)  # inclusive range of the random x / y margin, in voxels
@@ -35,13 +35,7 @@ MARGIN = (10, 20)  # inclusive range of the random x / y margin, in voxels
 def preprocess_case(image, label, rng, name="case"):
     """(raw image, raw label with 255 = atrium) -> (z-scored cropped image float32, label uint8 0/1)."""
     image = check_image(np.asarray(image, dtype=np.float32), name)
-    label = np.asarray(label)
-    if label.shape != image.shape:
-        raise CamlkitError(f"{name}: label shape {label.shape} differs from image shape {image.shape}")
-    values = np.unique(label)
-    if not np.isin(values, (0, 255)).all():
-        raise CamlkitError(f"{name}: label has values {values.tolist()[:5]}, expected 0 and 255 (atrium)")
-    label = (label == 255).astype(np.uint8)
+    label = (check_label(label, image.shape, (0, 255), name) == 255).astype(np.uint8)  # 255 = atrium
     if not label.any():
         raise CamlkitError(f"{name}: the label has no atrium voxel (255), cannot crop around it")
     std = image.std()
