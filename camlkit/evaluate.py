@@ -64,6 +64,7 @@ def write_text_atomic(text, path):
     try:
         with os.fdopen(handle, "w", newline="") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; results are for everyone to read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -157,3 +157,11 @@ def test_evaluate_cli_reports_missing_case(tmp_path, data_dir, checkpoint, capsy
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "NOSUCHCASE" in err and "test.list" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_written_results_are_readable_by_everyone(tmp_path):
+    from camlkit.evaluate import write_text_atomic
+
+    write_text_atomic("x\n", tmp_path / "summary.md")
+    assert (tmp_path / "summary.md").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
