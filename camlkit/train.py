@@ -453,12 +453,15 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True) -> Path:
     if world > 1:
         check_replicas_agree(net)
     if rank != 0:
+        dist.barrier()  # wait for rank 0's files, so no rank tears the group down early
         return run_dir
     save_inference_model(net, run_dir / "model_final.pth", train=dataclasses.asdict(cfg),
                          scale=cfg.scale, patch_size=list(cfg.patch_size),
                          stride=list(cfg.eval_stride), method=cfg.method, labeled=cfg.labeled)
     summary = evaluate_run(cfg, net.f_v, run_dir, device) if evaluate else None
     plot_run(run_dir, summary)
+    if world > 1:
+        dist.barrier()
     return run_dir
 
 
