@@ -19,6 +19,8 @@ from camlkit.data import (
     load_split,
     read_case,
     read_list,
+    resample,
+    resample_label,
     seed_worker,
     train_transform,
 )
@@ -161,9 +163,31 @@ def test_dataset_scale_halves_the_grid(la_case_paths):
     expected = tuple(round(s * 0.5) for s in full["label"].shape)
     assert tuple(half["label"].shape) == expected
     assert set(half["label"].unique().tolist()) == {0, 1}
-    # foreground fraction is preserved by nearest resampling, roughly
+    # the label's foreground fraction survives resampling, roughly
     assert abs(half["label"].float().mean() - full["label"].float().mean()) < 0.01
     assert abs(half["image"].mean() - full["image"].mean()) < 0.05
+
+
+def test_resampled_label_stays_on_the_image_grid():
+    # a ball centred at 11.5 on a 24^3 grid, halved: voxel i of the small grid sits at 2 i + 0.5
+    grid = np.stack(np.meshgrid(*[np.arange(24)] * 3, indexing="ij"))
+    ball = (((grid - 11.5) ** 2).sum(0) < 49).astype(np.uint8)
+    small = resample_label(ball, (12, 12, 12))
+    assert small.dtype == torch.uint8 and small.shape == (12, 12, 12)
+    centre = np.argwhere(small.numpy() > 0).mean(0) * 2 + 0.5
+    np.testing.assert_allclose(centre, 11.5, atol=1e-6)
+    nearest = resample(torch.from_numpy(ball)[None].float(), (12, 12, 12), "nearest")[0]
+    shifted = np.argwhere(nearest.numpy() > 0).mean(0) * 2 + 0.5
+    assert np.all(np.abs(shifted - 11.5) > 0.25)  # what nearest would have done
+
+
+def test_resampled_label_keeps_every_class():
+    label = np.zeros((8, 8, 8), dtype=np.uint8)
+    label[:4] = 1
+    label[6:] = 2
+    small = resample_label(label, (4, 4, 4)).numpy()
+    assert small[:2].tolist() == np.ones((2, 4, 4)).tolist()
+    assert (small[2] == 0).all() and (small[3] == 2).all()
 
 
 def test_dataset_with_train_transform(la_case_paths):
