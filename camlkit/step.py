@@ -8,6 +8,11 @@
 * lambda_c, lambda_o — Gaussian ramp-ups with beta 1 and 0.05 (camlkit.ramps).
 
 The paper writes L = L_s + ...; the released code weights L_s by 0.5, which is the default here.
+
+**Warm-up** (``warmup`` iterations, 0 as released; the quick CPU preset uses it): Eq. 1 with both
+lambdas held at zero, where the unlabeled half of the batch contributes nothing, so it is not
+forwarded: both branches learn from the labeled samples alone (L = 0.5 L_s), at a fraction of a
+full step's cost. The ramps start when the warm-up ends, and so do the memory bank's updates.
 The batch holds the labeled samples first. Every part can be switched off, so the rows of the
 paper's tables are the same code with flags (CMA is a switch of the network, camlkit.caml):
 
@@ -50,6 +55,7 @@ class StepConfig:
     top_i: int = 12800  # unlabeled embeddings kept per class
     temperature: float = 0.1  # omni-correlation temperature
     similarity: str = "dot"  # "dot" as released, "cosine" as in the paper
+    warmup: int = 0  # iterations of labeled-only training of both branches before Eq. 1 (released: 0)
 
 
 @contextmanager
@@ -120,6 +126,10 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
         zero = loss_s.new_zeros(())
         return loss_s, _parts(loss_s, loss_s, zero, zero, 0.0, 0.0)
 
+    if iteration < cfg.warmup:
+        return warmup_step(net, image[:labeled_bs], y, cfg)
+    iteration -= cfg.warmup  # the ramps start after the warm-up
+
     out = net(image)
     p_v = torch.softmax(out["logits_v"].float(), dim=1)  # (b, C, h, w, d)
     p_a = torch.softmax(out["logits_a"].float(), dim=1)
@@ -139,6 +149,16 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
 
     loss = cfg.weight_s * loss_s + lambda_c * l_c + lambda_o * l_o
     return loss, _parts(loss, loss_s, l_c, l_o, lambda_c, lambda_o)
+
+
+def warmup_step(net, image, y, cfg: StepConfig):
+    """Eq. 1 with lambda_c = lambda_o = 0 on the labeled samples only: L = w_s (L_s of f_v + of f_a)."""
+    p_v = torch.softmax(net.f_v(image).float(), dim=1)
+    p_a = torch.softmax(net.f_a(image).float(), dim=1)
+    loss_s = dice_loss(p_v[:, 1], y) + dice_loss(p_a[:, 1], y)
+    loss = cfg.weight_s * loss_s
+    zero = loss_s.new_zeros(())
+    return loss, _parts(loss, loss_s, zero, zero, 0.0, 0.0)
 
 
 def _parts(loss, loss_s, l_c, l_o, lambda_c, lambda_o):

@@ -58,6 +58,28 @@ def test_supervised_only_trains_f_v_on_labeled_data_alone():
                        caml_step(net, x, y, 2, 0, StepConfig(supervised_only=True))[0])
 
 
+def test_warmup_trains_both_branches_on_labeled_data_and_delays_the_ramps():
+    net, x, y, bank = _setup(seed=4)
+    cfg = StepConfig(j=4, top_i=32, ramp_length=40, warmup=100)
+    net.eval()  # no dropout: the two calls below must see the same network
+    x2 = x.clone()
+    x2[2:] = 0  # unlabeled samples are not read during the warm-up
+    loss, parts = caml_step(net, x, y, 2, 99, cfg, bank, slots=[0, 1])
+    assert torch.equal(loss, caml_step(net, x2, y, 2, 99, cfg, bank, slots=[0, 1])[0])
+    assert parts["lambda_c"] == parts["lambda_o"] == 0.0 and torch.equal(loss, 0.5 * parts["L_s"])
+    assert bank.counts.sum() == 0  # the bank is not written either
+    net.train()  # CMA (part of f_a's encoder) runs in training mode only
+    net.zero_grad()
+    caml_step(net, x, y, 2, 99, cfg, bank, slots=[0, 1])[0].backward()
+    assert all(p.grad is not None for p in net.f_v.parameters())
+    assert all(p.grad is not None for p in net.f_a.parameters())
+    assert all(p.grad is None for p in net.proj_v.parameters())
+    # the first step after the warm-up is iteration 0 of the ramps: lambda = beta * exp(-5)
+    _, parts = caml_step(net, x, y, 2, 100, cfg, bank, slots=[0, 1])
+    assert math.isclose(parts["lambda_c"], math.exp(-5))
+    assert bank.counts.sum() > 0
+
+
 def test_mcnet_baseline_has_no_occ_and_no_cma():
     net, x, y, _ = _setup(use_cma=False)
     loss, parts = caml_step(net, x, y, 2, 0, StepConfig(use_occ=False))
