@@ -34,6 +34,16 @@ def test_presets_hold_the_released_configuration():
     assert flags["supervised"].step_config().supervised_only
 
 
+def test_quick_and_smoke_presets_warm_up_before_eq1():
+    quick = PRESETS["quick"]
+    assert (quick.labeled, quick.scale, quick.patch_size, quick.n_filters) == (16, 0.4, (48, 48, 32), 8)
+    assert 0 < quick.warmup < quick.iterations
+    assert quick.step_config().warmup == quick.warmup
+    assert make_config("quick", method="supervised").step_config().warmup == 0  # nothing to warm
+    assert PRESETS["paper"].step_config().warmup == 0  # as released
+    assert 0 < PRESETS["smoke"].warmup < PRESETS["smoke"].iterations  # smoke runs both code paths
+
+
 def test_learning_rate_schedules():
     constant = make_config("paper")
     assert {learning_rate(constant, it) for it in (0, 7000, 14999)} == {0.01}
