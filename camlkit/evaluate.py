@@ -27,7 +27,8 @@ from camlkit.paper import METRICS, paper_numbers
 COLUMNS = ("case",) + METRICS
 
 
-def evaluate_cases(model, case_paths, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0, batch_size=4, progress=True):
+def evaluate_cases(model, case_paths, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0, batch_size=4,
+                   progress=True, zscore_case=False):
     """Per-case metrics ``[{"case", "dice", "jaccard", "hd95", "asd"}, ...]`` for LA .h5 cases."""
     from tqdm.auto import tqdm
 
@@ -38,7 +39,8 @@ def evaluate_cases(model, case_paths, patch_size=PATCH_SIZE, stride=STRIDE, scal
         image, label = read_case(path)
         case = Path(path).parent.name
         bar.set_postfix_str(case)
-        pred, _ = predict_volume(model, image, patch_size, stride, scale=scale, batch_size=batch_size)
+        pred, _ = predict_volume(model, image, patch_size, stride, scale=scale, batch_size=batch_size,
+                                 zscore_case=zscore_case)
         rows.append({"case": case, **case_metrics(pred, label, case=case)})
     return rows
 
@@ -132,11 +134,13 @@ def evaluate_command(args):
     labeled = args.labeled if args.labeled is not None else stored.get("labeled")
     model = load_inference_model(args.checkpoint, map_location=pick_device(args.device))
 
+    zscore_case = bool(stored.get("zscore_case", False))
     rows = evaluate_cases(model, paths, patch, stride, scale=scale, batch_size=args.batch_size,
-                          progress=not args.quiet)
+                          progress=not args.quiet, zscore_case=zscore_case)
     summary = summarize(rows)
     table = format_table(summary, method, labeled)
-    settings = f"patch {patch}, stride {stride}, scale {scale}, checkpoint {args.checkpoint}"
+    settings = (f"patch {patch}, stride {stride}, scale {scale}, z-scored cases {zscore_case}, "
+                f"checkpoint {args.checkpoint}")
     out.mkdir(exist_ok=True)
     write_csv(rows, out / "cases.csv")
     write_text_atomic(f"# Evaluation on LA\n\n{settings}\n\n{table}", out / "summary.md")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from camlkit.data import zscore  # noqa: F401  (part of this module's interface too)
 from camlkit.errors import CamlkitError
 
 PATCH_SIZE = (112, 112, 80)
@@ -97,15 +98,20 @@ def sliding_window_predict(model, image, patch_size=PATCH_SIZE, stride=STRIDE, b
     return prob_map.argmax(axis=0).astype(np.uint8), prob_map
 
 
-def predict_volume(model, image, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0, batch_size=4):
+def predict_volume(model, image, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0, batch_size=4,
+                   zscore_case=False):
     """Sliding-window prediction of a model trained at resolution ``scale`` (1 = as given).
 
+    ``zscore_case``: z-score the image first, as a model trained with it saw its cases
+    (camlkit.data.LADataset).
     With ``scale`` != 1 the image is resampled by ``scale`` (trilinear), predicted there, and the
     class probabilities are brought back to the image's own grid (trilinear) before the argmax, so
     the mask matches the input voxel for voxel. Returns (label_map uint8, prob_map float32).
     """
     from camlkit.data import resample, scaled_size
 
+    if zscore_case:
+        image = zscore(image)
     if scale == 1.0:
         return sliding_window_predict(model, image, patch_size, stride, batch_size)
     image = torch.as_tensor(np.asarray(image, dtype=np.float32))
@@ -118,7 +124,8 @@ def predict_volume(model, image, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0
 def stored_settings(checkpoint):
     """What a camlkit checkpoint says about how its model was trained, for CLI defaults.
 
-    Looks for ``scale``, ``patch_size`` (or ``patch``), ``stride``, ``method`` and ``labeled`` in the
+    Looks for ``scale``, ``patch_size`` (or ``patch``), ``stride``, ``method``, ``labeled`` and
+    ``zscore_case`` in the
     checkpoint's config, at the top or one level down (e.g. ``config["train"]["scale"]``). The
     authors' released weights store nothing: {}.
     """
@@ -126,7 +133,8 @@ def stored_settings(checkpoint):
 
     config = checkpoint_config(checkpoint)
     aliases = {"scale": "scale", "patch_size": "patch_size", "patch": "patch_size",
-               "stride": "stride", "method": "method", "labeled": "labeled"}
+               "stride": "stride", "method": "method", "labeled": "labeled",
+               "zscore_case": "zscore_case"}
     found = {}
     sections = [config] + [v for v in config.values() if isinstance(v, dict)]
     for section in sections:
@@ -189,15 +197,6 @@ def read_volume(path):
     if image.ndim != 3:
         raise CamlkitError(f"{path}: volume has shape {image.shape}, expected a 3-D image (not 4-D or 2-D)")
     return check_image(np.asarray(image, dtype=np.float32), path), np.asarray(affine, dtype=float)
-
-
-def zscore(image):
-    """Per-volume z-score normalisation, as the LA preprocessing applies to every case."""
-    image = np.asarray(image, dtype=np.float32)
-    std = image.std()
-    if std == 0:
-        raise CamlkitError("image is constant: cannot z-score it")
-    return ((image - image.mean()) / std).astype(np.float32)
 
 
 def check_output_path(path):
@@ -267,7 +266,7 @@ def predict_command(args):
         patch_size=tuple(args.patch or stored.get("patch_size", PATCH_SIZE)),
         stride=tuple(args.stride or stored.get("stride", STRIDE)),
         scale=args.scale if args.scale is not None else float(stored.get("scale", 1.0)),
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, zscore_case=bool(stored.get("zscore_case", False)),
     )
     write_mask_nifti(mask, affine, output)
     print(f"wrote {output}: {int(mask.sum())} foreground voxels of {mask.size}")

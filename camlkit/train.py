@@ -77,6 +77,7 @@ class TrainConfig:
     # data and network size
     patch_size: tuple = (112, 112, 80)
     scale: float = 1.0  # resample volumes by this factor (quick preset: 0.4)
+    zscore_case: bool = False  # z-score each stored image again (camlkit.data.LADataset; released: no)
     n_filters: int = 16
     proj_dim: int = 32  # c' (paper: 64)
     # losses (camlkit.step.StepConfig)
@@ -137,7 +138,7 @@ PRESETS = {
 # fields that must match between a checkpoint and a resumed run
 RESUME_KEYS = ("method", "labeled", "seed", "batch_size", "labeled_bs", "patch_size", "scale",
                "n_filters", "proj_dim", "optimizer", "lr", "lr_schedule", "momentum", "weight_decay", "j", "top_i",
-               "warmup")
+               "warmup", "zscore_case")
 
 
 def make_config(preset="paper", **overrides) -> TrainConfig:
@@ -249,7 +250,8 @@ def training_loader(cfg: TrainConfig, rank=0, world=1, start=0):
     unlabeled = split.unlabeled if cfg.unlabeled_bs else []
     if cfg.unlabeled_bs and len(unlabeled) < cfg.unlabeled_bs:
         raise CamlkitError(f"{cfg.data}: {len(unlabeled)} unlabeled cases, need {cfg.unlabeled_bs}")
-    dataset = LADataset(list(split.labeled) + list(unlabeled), scale=cfg.scale)
+    dataset = LADataset(list(split.labeled) + list(unlabeled), scale=cfg.scale,
+                        zscore_case=cfg.zscore_case)
     schedule = batch_schedule(len(split.labeled), len(unlabeled), cfg, cfg.iterations * world)
     for index in sorted({i for batch in schedule for i in batch}):
         dataset.load(index)  # decode every case once, before workers fork
@@ -462,7 +464,8 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True) -> Path:
         return run_dir
     save_inference_model(net, run_dir / "model_final.pth", train=dataclasses.asdict(cfg),
                          scale=cfg.scale, patch_size=list(cfg.patch_size),
-                         stride=list(cfg.eval_stride), method=cfg.method, labeled=cfg.labeled)
+                         stride=list(cfg.eval_stride), method=cfg.method, labeled=cfg.labeled,
+                         zscore_case=cfg.zscore_case)
     summary = evaluate_run(cfg, net.f_v, run_dir, device) if evaluate else None
     plot_run(run_dir, summary)
     if world > 1:
@@ -512,7 +515,7 @@ def evaluate_run(cfg, f_v, run_dir, device):
     cases = list(load_split(cfg.data, cfg.labeled).test)[: cfg.eval_cases]
     f_v.eval()
     rows = evaluate_cases(f_v, cases, cfg.patch_size, cfg.eval_stride, scale=cfg.scale,
-                          progress=cfg.progress)
+                          progress=cfg.progress, zscore_case=cfg.zscore_case)
     summary = summarize(rows)
     write_csv(rows, run_dir / "cases.csv")
     table = format_table(summary, cfg.method, cfg.labeled)

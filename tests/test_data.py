@@ -190,6 +190,14 @@ def test_resampled_label_keeps_every_class():
     assert (small[2] == 0).all() and (small[3] == 2).all()
 
 
+def test_dataset_can_zscore_each_case_again(la_case_paths):
+    stored = LADataset(la_case_paths[:1])[0]["image"]
+    again = LADataset(la_case_paths[:1], zscore_case=True)[0]["image"]
+    assert abs(float(stored.std()) - 1) > 0.05  # z-scored over the whole scan, before the crop
+    assert abs(float(again.mean())) < 1e-4 and abs(float(again.std()) - 1) < 1e-4
+    np.testing.assert_allclose(again.numpy(), ((stored - stored.mean()) / stored.std()).numpy(), atol=1e-4)
+
+
 def test_dataset_with_train_transform(la_case_paths):
     item = LADataset(la_case_paths[:1], transform=train_transform((32, 24, 16)))[0]
     assert item["image"].shape == (1, 32, 24, 16) and item["label"].shape == (32, 24, 16)

@@ -251,6 +251,28 @@ def test_predict_cli_writes_mask_with_input_affine(tmp_path, checkpoint, capsys)
     np.testing.assert_array_equal(np.asanyarray(written.dataobj), expected)
 
 
+def test_model_trained_on_zscored_cases_predicts_on_zscored_h5(tmp_path, la_case_paths, capsys):
+    from camlkit.caml import CAMLConfig, CAMLNet
+    from camlkit.checkpoint import load_inference_model, save_inference_model
+    from camlkit.inference import stored_settings
+
+    window = ["--patch", 32, 32, 32, "--stride", 32, 32, 32, "--device", "cpu"]
+    path = tmp_path / "z.pth"
+    torch.manual_seed(0)
+    save_inference_model(CAMLNet(CAMLConfig(n_filters=2)).eval(), path, train={"zscore_case": True})
+    assert stored_settings(path)["zscore_case"] is True
+    code, _, err = run_cli(["predict", path, la_case_paths[0], tmp_path / "out.nii.gz", *window], capsys)
+    assert code == 0, err
+    with h5py.File(la_case_paths[0], "r") as f:
+        image = f["image"][:]
+    assert abs(float(image.std()) - 1) > 0.05  # the stored crop is not itself z-scored
+    model = load_inference_model(path)
+    expected, _ = sliding_window_predict(model, zscore(image), (32, 32, 32), (32, 32, 32))
+    np.testing.assert_array_equal(np.asanyarray(nibabel.load(tmp_path / "out.nii.gz").dataobj), expected)
+    direct, _ = predict_volume(model, image, (32, 32, 32), (32, 32, 32), zscore_case=True)
+    np.testing.assert_array_equal(direct, expected)
+
+
 def test_predict_cli_rejects_4d_input(tmp_path, checkpoint, capsys):
     nibabel.save(nibabel.Nifti1Image(np.zeros((16, 16, 16, 2), np.float32), AFFINE), tmp_path / "v4.nii.gz")
     code, _, err = run_cli(["predict", checkpoint, tmp_path / "v4.nii.gz", tmp_path / "out.nii.gz", *WINDOW], capsys)
