@@ -6,15 +6,16 @@ A run is one :class:`TrainConfig`. Three presets (:data:`PRESETS`) are instances
   112x112x80, SGD lr 0.01 (constant), momentum 0.9, weight decay 1e-4, 15,000 iterations, ramp
   R = 40/20/15 by labeled count, lambda_o 0.05, j = 256, i = 12,800, T = 0.1; evaluated at the
   final iteration with the sliding-window protocol. A GPU job (about a day on the authors' GPU).
-* ``quick`` — a CPU design that trains full CAML with 16 labeled cases in about 13 minutes on
-  2 cores, evaluation included: volumes resampled to 0.4 of their size (``scale=0.4``; the labels on
-  the image's grid, see camlkit.data.resample_label), 8 base filters, patch 48x48x32, lr 0.05
-  with a cosine decay, 2,000 iterations of which the first 1,000 are a **warm-up** (both branches
-  on the labeled half only, Eq. 1 with the lambdas at zero: camlkit.step), then the ramps over 4
-  epochs of 50 iterations and OCC's sample counts shrunk with the patch (j = 128, i = 2,000).
-  Metrics are still computed on the original full-resolution labels. The labeled-only V-Net at the
-  same time budget: ``--method supervised --iterations 7000`` (its step is about 5x cheaper than
-  a CAML step).
+* ``quick`` — a CPU design that trains full CAML with 16 labeled cases in about 14 minutes on
+  2 cores, evaluation included: each stored case z-scored again (``zscore_case``: the files were
+  z-scored before the crop, so their contrast differs from case to case; camlkit.data.LADataset),
+  volumes resampled to 0.4 of their size (``scale=0.4``; labels on the image's grid, see
+  camlkit.data.resample_label), 8 base filters, patch 48x48x32, lr 0.05 with a cosine decay,
+  2,300 iterations of which the first 1,700 are a **warm-up** (both branches on the labeled half
+  only, Eq. 1 with the lambdas at zero: camlkit.step), then 600 of Eq. 1 with the ramps over 4
+  epochs of 50 iterations and OCC's sample counts shrunk with the patch (j = 128, i = 2,000). Metrics are still
+  computed on the original full-resolution labels. The labeled-only V-Net at the same time budget:
+  ``--method supervised --iterations 7000`` (its step is about 5x cheaper than a CAML step).
 * ``smoke`` — seconds; the same code path with tiny sizes, for tests and notebooks in CI.
 
 Methods (``--method``): ``supervised`` (labeled-only V-Net), ``mcnet`` (CPS only, the ablation
@@ -126,11 +127,12 @@ class TrainConfig:
 PRESETS = {
     "paper": TrainConfig(),
     "quick": TrainConfig(
-        preset="quick", labeled=16, iterations=2000, warmup=1000, lr=0.05, lr_schedule="cosine",
-        patch_size=(48, 48, 32), scale=0.4, n_filters=8, j=128, top_i=2000, ramp=4,
+        preset="quick", labeled=16, iterations=2300, warmup=1700, lr=0.05, lr_schedule="cosine",
+        patch_size=(48, 48, 32), scale=0.4, zscore_case=True, n_filters=8, j=128, top_i=2000, ramp=4,
         iterations_per_epoch=50, eval_stride=(7, 7, 2), checkpoint_every=250, log_every=10),
     "smoke": TrainConfig(
         preset="smoke", labeled=4, iterations=6, warmup=2, patch_size=(32, 32, 16), scale=0.25,
+        zscore_case=True,
         n_filters=2, proj_dim=8, j=8, top_i=64, ramp=1, iterations_per_epoch=2,
         eval_stride=(16, 16, 8), eval_cases=2, checkpoint_every=2, log_every=1),
 }

@@ -37,6 +37,7 @@ def test_presets_hold_the_released_configuration():
 def test_quick_and_smoke_presets_warm_up_before_eq1():
     quick = PRESETS["quick"]
     assert (quick.labeled, quick.scale, quick.patch_size, quick.n_filters) == (16, 0.4, (48, 48, 32), 8)
+    assert quick.zscore_case and not PRESETS["paper"].zscore_case
     assert 0 < quick.warmup < quick.iterations
     assert quick.step_config().warmup == quick.warmup
     assert make_config("quick", method="supervised").step_config().warmup == 0  # nothing to warm
