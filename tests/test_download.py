@@ -178,17 +178,23 @@ def test_unknown_only_name(tmp_path, capsys):
 
 
 def test_copy_from_local_source(la_dir, tmp_path, capsys):
-    cases = read_list(la_dir / "test.list")[:2]
-    # a case of the release that the shared 60-case copy lacks
-    absent = next(Path(k).parent.name for k in read_checksums() if k.endswith(".h5") and not (la_dir / k).exists())
+    cases = read_list(la_dir / "test.list")[:3]
+    # a partial source of our own: two cases, the lists, but not the third case
+    source = tmp_path / "src"
+    for case in cases[:2]:
+        (source / h5(case)).parent.mkdir(parents=True)
+        shutil.copyfile(la_dir / h5(case), source / h5(case))
+    for name in ("train.list", "test.list"):
+        shutil.copyfile(la_dir / name, source / name)
+    absent = cases[2]
     dest = tmp_path / "d"
-    code, out, err = run(["--dest", dest, "--source", la_dir, "--only", *cases, absent, "train.list", "test.list"],
+    code, out, err = run(["--dest", dest, "--source", source, "--only", *cases, "train.list", "test.list"],
                          capsys)
     assert code == 0, err
-    assert "3 fetched and verified" in out  # 2 cases + test.list (identical to the release's)
-    assert "1 not in the source" in out and "train.list" in out
-    assert (dest / "train.list").read_text() == (la_dir / "train.list").read_text()  # the source's own list
-    assert not (dest / h5(absent)).exists()
+    assert "4 fetched and verified" in out  # 2 cases + train.list + test.list (identical to the release's)
+    assert "1 not in the source" in out and absent in out
+    assert (dest / "train.list").read_text() == (la_dir / "train.list").read_text()
+    assert (dest / h5(cases[0])).is_file() and not (dest / h5(absent)).exists()
 
 
 def test_copy_detects_a_corrupt_source_file(la_dir, tmp_path, capsys):
