@@ -26,15 +26,15 @@ from camlkit.vnet import VNet
 
 @dataclass
 class CAMLConfig:
-    in_channels: int = 1
-    n_classes: int = 2
+    in_channels: int = 1  # image channels (LA MRI: 1)
+    n_classes: int = 2  # background and left atrium
     n_filters: int = 16  # 16 in the paper; fewer for the CPU presets
     proj_dim: int = 32  # c': 32 as released, 64 as the paper states
     use_cma: bool = True  # False: MC-Net's two decoders without CMA
     cma_in_eval: bool = False  # released: CMA is identity in eval mode
-    cma_heads: int = 4
-    cma_feedforward: int = 512
-    cma_dropout: float = 0.5
+    cma_heads: int = 4  # attention heads of each CMA layer (released: 4)
+    cma_feedforward: int = 512  # width of CMA's feed-forward block (released: 512)
+    cma_dropout: float = 0.5  # dropout inside CMA's layers (released: 0.5)
 
 
 def mlp_head(in_dim, out_dim):
@@ -74,10 +74,6 @@ class CAMLNet(nn.Module):
         logits_v, feat_v = self.f_v(x, return_features=True)
         logits_a, feat_a = self.f_a(x, return_features=True)
         return {"logits_v": logits_v, "logits_a": logits_a, "feat_v": feat_v, "feat_a": feat_a}
-
-    def heads(self, branch):
-        """(projection head, prediction head) of branch "v" or "a"."""
-        return (self.proj_v, self.pred_v) if branch == "v" else (self.proj_a, self.pred_a)
 
     @torch.no_grad()
     def attention(self, x):

@@ -26,23 +26,23 @@ def test_presets_hold_the_released_configuration():
     paper = PRESETS["paper"]
     assert (paper.batch_size, paper.labeled_bs, paper.patch_size) == (4, 2, (112, 112, 80))
     assert (paper.lr, paper.momentum, paper.weight_decay, paper.iterations) == (0.01, 0.9, 1e-4, 15000)
-    assert (paper.beta_o, paper.j, paper.top_i, paper.T, paper.temperature) == (0.05, 256, 12800, 0.1, 0.1)
-    assert [make_config("paper", labeled=n).step_config().ramp_length for n in (4, 8, 16)] == [40, 20, 15]
+    assert (paper.step.beta_o, paper.step.j, paper.step.top_i) == (0.05, 256, 12800)
+    assert [make_config("paper", labeled=n).step.ramp_length for n in (4, 8, 16)] == [40, 20, 15]
     flags = {m: make_config("paper", method=m) for m in ("supervised", "mcnet", "mcnet+occ", "mcnet+cma", "caml")}
-    assert [(f.model_config().use_cma, f.step_config().use_occ) for f in flags.values()] == [
+    assert [(f.model.use_cma, f.step.use_occ) for f in flags.values()] == [
         (False, False), (False, False), (False, True), (True, False), (True, True)]
-    assert flags["supervised"].step_config().supervised_only
+    assert flags["supervised"].step.supervised_only
 
 
 def test_quick_and_smoke_presets_warm_up_before_eq1():
     quick = PRESETS["quick"]
-    assert (quick.labeled, quick.scale, quick.patch_size, quick.n_filters) == (16, 0.4, (48, 48, 32), 8)
+    assert (quick.labeled, quick.scale, quick.patch_size, quick.model.n_filters) == (16, 0.4, (48, 48, 32), 8)
     assert quick.zscore_case and not PRESETS["paper"].zscore_case
-    assert 0 < quick.warmup < quick.iterations
-    assert quick.step_config().warmup == quick.warmup
-    assert make_config("quick", method="supervised").step_config().warmup == 0  # nothing to warm
-    assert PRESETS["paper"].step_config().warmup == 0  # as released
-    assert 0 < PRESETS["smoke"].warmup < PRESETS["smoke"].iterations  # smoke runs both code paths
+    assert 0 < quick.step.warmup < quick.iterations
+    assert make_config("quick").step.warmup == quick.step.warmup
+    assert make_config("quick", method="supervised").step.warmup == 0  # nothing to warm
+    assert PRESETS["paper"].step.warmup == 0  # as released
+    assert 0 < PRESETS["smoke"].step.warmup < PRESETS["smoke"].iterations  # smoke runs both code paths
 
 
 def test_learning_rate_schedules():

@@ -1,0 +1,219 @@
+"""A training run as one config tree: :class:`TrainConfig` holds the network's and the step's.
+
+``TrainConfig`` has the run's own fields (data, optimisation, evaluation, machinery) and two
+nested configs that belong to the modules they configure, as in minGPT:
+
+* ``model`` — :class:`camlkit.caml.CAMLConfig` (the two V-Nets, CMA, the OCC heads, §2.1-2.2);
+* ``step`` — :class:`camlkit.step.StepConfig` (Eq. 1: L_s, l_c, l_o and their ramps, §2.3).
+
+No field is copied between them. A field is named by its path, ``"lr"`` or ``"step.beta_o"``:
+that is the key of :func:`make_config`'s overrides, of ``config.json`` and of the command line
+(``--lr 0.05``, ``--step.beta_o 0.1``).
+
+**What ``method`` decides.** The method picks the switches of the paper's ablation (Table 2):
+``model.use_cma``, ``step.use_cps``, ``step.use_occ``, ``step.supervised_only``; and when
+``step.ramp_length`` is None the ramp R comes from the labeled count (40 / 20 / 15 epochs for
+4 / 8 / 16 labeled, as released: ``github.com/Herschel555/CAML``, ``train_caml.py``).
+:meth:`TrainConfig.resolved` is the one place that sets them; :func:`make_config` returns a
+resolved config and :func:`camlkit.train.train` resolves again, so a run cannot contradict
+its method. Those four switches are not overrides: choose another ``method`` instead.
+
+Three presets (:data:`PRESETS`) are instances:
+
+* ``paper`` — the released configuration: batch 4 (2 labeled + 2 unlabeled), patch 112x112x80,
+  SGD lr 0.01 (constant), momentum 0.9, weight decay 1e-4, 15,000 iterations, ramp by labeled
+  count, lambda_o's beta 0.05, j = 256, i = 12,800; a GPU job (about a day on the authors' GPU).
+* ``quick`` — a CPU design that trains full CAML with 16 labeled cases in about 14 minutes on
+  2 cores, evaluation included: each stored case z-scored again (``zscore_case``), volumes
+  resampled to 0.4 of their size, 8 base filters, patch 48x48x32, lr 0.05 with a cosine decay,
+  2,300 iterations of which the first 1,700 are a labeled-only warm-up of both branches
+  (camlkit.step), then 600 of Eq. 1 with the ramps over 4 epochs of 50 iterations and OCC's
+  sample counts shrunk with the patch (j = 128, i = 2,000). The labeled-only V-Net at the same
+  time budget: ``--method supervised --iterations 7000``.
+* ``smoke`` — seconds; the same code path with tiny sizes, for tests and notebooks in CI.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from camlkit.caml import CAMLConfig
+from camlkit.errors import CamlkitError
+from camlkit.paper import METHODS
+from camlkit.ramps import ramp_length
+from camlkit.step import StepConfig
+
+# the switches that ``method`` sets (Table 2's rows); see TrainConfig.resolved
+METHOD_SWITCHES = ("model.use_cma", "step.use_cps", "step.use_occ", "step.supervised_only")
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "paper"  # the preset this config started from (paper, quick, smoke)
+    method: str = "caml"  # supervised, mcnet, mcnet+occ, mcnet+cma or caml
+    labeled: int = 4  # the first N cases of train.list are labeled
+    seed: int = 3407  # the released runs' seed
+    data: str = "data/LA"  # LA folder holding train.list, test.list and the case files
+    out: str | None = None  # run folder; None: runs/<preset>-<method>-<labeled>L-seed<seed>
+    # optimisation (released values)
+    iterations: int = 15000  # training iterations (one batch each)
+    batch_size: int = 4  # samples per batch, labeled and unlabeled
+    labeled_bs: int = 2  # labeled samples first in each batch
+    optimizer: str = "sgd"  # "sgd" as released; "adam" converges faster in a CPU budget
+    lr: float = 0.01  # learning rate
+    momentum: float = 0.9  # SGD only
+    lr_schedule: str = "constant"  # "constant" as released; "cosine" decays to 0 at the end
+    weight_decay: float = 1e-4  # L2 weight decay of the optimizer
+    # data
+    patch_size: tuple = (112, 112, 80)  # training crop, each side a multiple of 16
+    scale: float = 1.0  # resample volumes by this factor (> 0)
+    zscore_case: bool = False  # z-score each stored image again (camlkit.data.LADataset; released: no)
+    # evaluation at the final iteration
+    eval_stride: tuple = (18, 18, 4)  # sliding-window stride of the final evaluation
+    eval_cases: int | None = None  # evaluate the first K cases of test.list; None: all
+    # machinery
+    device: str = "auto"  # auto (cuda if present, else cpu), cpu, cuda or cuda:N
+    amp: bool = True  # bf16 autocast on CUDA
+    compile: bool = False  # torch.compile the network
+    channels_last: bool = True  # channels_last_3d memory format: about 2x faster 3-D convs on CPU
+    num_workers: int = 0  # DataLoader worker processes
+    checkpoint_every: int = 1000  # write checkpoints/last.pth every N iterations (and at the end)
+    log_every: int = 10  # write a log.csv row every N iterations
+    progress: bool = True  # progress bar and printed summary
+    # the method's parts
+    model: CAMLConfig = field(default_factory=CAMLConfig)  # the network (camlkit.caml)
+    step: StepConfig = field(default_factory=lambda: StepConfig(ramp_length=None))  # Eq. 1 (camlkit.step)
+
+    @property
+    def unlabeled_bs(self):
+        return 0 if self.method == "supervised" else self.batch_size - self.labeled_bs
+
+    def resolved(self) -> "TrainConfig":
+        """This config with what ``method`` decides filled in (see the module docstring)."""
+        if self.method not in METHODS:
+            raise CamlkitError(f"unknown method {self.method!r}: choose from {', '.join(METHODS)}")
+        supervised = self.method == "supervised"
+        model = dataclasses.replace(self.model, use_cma=self.method in ("mcnet+cma", "caml"))
+        step = dataclasses.replace(
+            self.step, supervised_only=supervised, use_cps=not supervised,
+            use_occ=self.method in ("mcnet+occ", "caml"),
+            ramp_length=(ramp_length(self.labeled) if self.step.ramp_length is None
+                         else self.step.ramp_length),
+            warmup=0 if supervised else self.step.warmup)  # a lone f_v has nothing to warm up
+        return dataclasses.replace(self, patch_size=tuple(self.patch_size),
+                                   eval_stride=tuple(self.eval_stride), model=model, step=step)
+
+    # compatibility: code written before the tree was nested reads cfg.n_filters, cfg.beta_o
+    def __getattr__(self, name):
+        for group in ("model", "step"):
+            inner = self.__dict__.get(group)
+            if inner is not None and name in {f.name for f in dataclasses.fields(inner)}:
+                return getattr(inner, name)
+        raise AttributeError(f"TrainConfig has no field {name!r}")
+
+    # compatibility aliases for bench/ (the resolved parts)
+    def model_config(self) -> CAMLConfig:
+        return self.resolved().model
+
+    def step_config(self) -> StepConfig:
+        return self.resolved().step
+
+
+PRESETS = {
+    "paper": TrainConfig(),
+    "quick": TrainConfig(
+        preset="quick", labeled=16, iterations=2300, lr=0.05, lr_schedule="cosine",
+        patch_size=(48, 48, 32), scale=0.4, zscore_case=True, eval_stride=(7, 7, 2),
+        checkpoint_every=250, log_every=10, model=CAMLConfig(n_filters=8),
+        step=StepConfig(warmup=1700, j=128, top_i=2000, ramp_length=4, iterations_per_epoch=50)),
+    "smoke": TrainConfig(
+        preset="smoke", labeled=4, iterations=6, patch_size=(32, 32, 16), scale=0.25,
+        zscore_case=True, eval_stride=(16, 16, 8), eval_cases=2, checkpoint_every=2, log_every=1,
+        model=CAMLConfig(n_filters=2, proj_dim=8),
+        step=StepConfig(warmup=2, j=8, top_i=64, ramp_length=1, iterations_per_epoch=2)),
+}
+
+
+# ----------------------------------------------------------------------------- fields by path
+
+def config_fields(cfg, prefix=""):
+    """Every leaf field of the tree as ``(path, dataclasses.Field, its dataclass)``, in order."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from config_fields(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f, type(cfg)
+
+
+def get_field(cfg, path):
+    for name in path.split("."):
+        cfg = getattr(cfg, name)
+    return cfg
+
+
+def with_fields(cfg, values: dict):
+    """A copy of ``cfg`` with the fields named by path replaced: {"lr": 0.1, "step.beta_o": 0.1}."""
+    direct, nested = {}, {}
+    for path, value in values.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, inner in nested.items():
+        direct[head] = with_fields(getattr(cfg, head), inner)
+    try:
+        return dataclasses.replace(cfg, **direct)
+    except TypeError as err:
+        raise CamlkitError(f"{type(cfg).__name__}: {err}") from None
+
+
+def to_dict(cfg) -> dict:
+    """{path: value} of every field, JSON-ready (tuples as lists): config.json, checkpoints."""
+    return {path: json.loads(json.dumps(get_field(cfg, path))) for path, _, _ in config_fields(cfg)}
+
+
+def from_dict(values: dict) -> TrainConfig:
+    """The inverse of :func:`to_dict` (unknown paths are a CamlkitError)."""
+    return with_fields(TrainConfig(), check_paths(values)).resolved()
+
+
+def check_paths(values: dict) -> dict:
+    known = {path for path, _, _ in config_fields(TrainConfig())}
+    for path in values:
+        if path not in known:
+            hint = [p for p in known if p.endswith("." + path)]
+            where = f" (it is {hint[0]})" if len(hint) == 1 else ""
+            raise CamlkitError(f"unknown config field {path!r}{where}")
+    return values
+
+
+# ----------------------------------------------------------------------------- building a run
+
+def make_config(preset="paper", **overrides) -> TrainConfig:
+    """A preset with some fields replaced, resolved (None values are ignored).
+
+    Top-level fields by name, nested ones by path: ``make_config("quick", lr=0.1,
+    **{"step.beta_o": 0.1, "model.proj_dim": 64})``.
+    """
+    if preset not in PRESETS:
+        raise CamlkitError(f"unknown preset {preset!r}: choose from {', '.join(PRESETS)}")
+    overrides = check_paths({k: v for k, v in overrides.items() if v is not None})
+    for path in METHOD_SWITCHES:
+        if path in overrides:
+            raise CamlkitError(f"{path} is decided by the method: choose one of {', '.join(METHODS)}")
+    cfg = with_fields(PRESETS[preset], overrides).resolved()
+    if any(p % 16 for p in cfg.patch_size):
+        raise CamlkitError(f"patch size {cfg.patch_size}: every side must be a multiple of 16")
+    return cfg
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    """Where a run goes when no ``out`` is given: runs/<preset>-<method>-<labeled>L-seed<seed>."""
+    return Path("runs") / f"{cfg.preset}-{cfg.method}-{cfg.labeled}L-seed{cfg.seed}"
+
+
+def run_dir(cfg: TrainConfig) -> Path:
+    return Path(cfg.out) if cfg.out else default_run_dir(cfg)

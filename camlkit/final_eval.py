@@ -1,0 +1,28 @@
+"""The end of a run: f_v of the final iteration evaluated on test.list, as the paper reports it.
+
+Table 1 reports the model of the final iteration (paper §3), with no selection on the test
+set, through the sliding-window protocol of camlkit.evaluate. The run folder gets ``cases.csv`` (one row per case), ``summary.md`` (the mean
+± std over cases beside the paper's row) and ``summary.json`` (what camlkit report reads).
+"""
+
+import json
+
+from camlkit.evaluate import evaluate_cases, format_table, summarize, write_csv, write_text_atomic
+
+
+def evaluate_run(cfg, f_v, run_dir):
+    """Evaluate f_v on the run's test cases and write cases.csv, summary.md and summary.json."""
+    from camlkit.data import load_split
+
+    cases = list(load_split(cfg.data, cfg.labeled).test)[: cfg.eval_cases]
+    f_v.eval()
+    rows = evaluate_cases(f_v, cases, cfg.patch_size, cfg.eval_stride, scale=cfg.scale,
+                          progress=cfg.progress, zscore_case=cfg.zscore_case)
+    summary = summarize(rows)
+    write_csv(rows, run_dir / "cases.csv")
+    table = format_table(summary, cfg.method, cfg.labeled)
+    write_text_atomic(table + "\n", run_dir / "summary.md")
+    write_text_atomic(json.dumps(summary, indent=2), run_dir / "summary.json")
+    if cfg.progress:
+        print(table)
+    return summary

@@ -1,0 +1,43 @@
+"""Checks before the work: every argument and input a run needs, tested before the first iteration.
+
+A paper run is a day of GPU time, so a value that would fail at the end (an empty test list, a
+checkpoint interval of 0) or give a meaningless result (0 iterations: an untrained net evaluated)
+is refused at the start, in one line that names the value and what was expected.
+"""
+
+from pathlib import Path
+
+from camlkit.errors import CamlkitError
+
+
+def check_config(cfg):
+    """The config's own values: counts, sizes, the scale."""
+    for name in ("iterations", "checkpoint_every", "log_every", "batch_size", "labeled_bs"):
+        if getattr(cfg, name) < 1:
+            raise CamlkitError(f"{name}={getattr(cfg, name)}: expected a whole number >= 1")
+    if cfg.labeled_bs > cfg.batch_size:
+        raise CamlkitError(f"labeled_bs={cfg.labeled_bs}: expected at most batch_size={cfg.batch_size}")
+    if not cfg.scale > 0:
+        raise CamlkitError(f"scale={cfg.scale}: expected a resampling factor > 0")
+    if len(cfg.patch_size) != 3 or any(p < 16 or p % 16 for p in cfg.patch_size):
+        raise CamlkitError(f"patch_size={tuple(cfg.patch_size)}: expected three sides, each a "
+                           f"positive multiple of 16 (the V-Net halves it four times)")
+    if cfg.eval_cases is not None and cfg.eval_cases < 1:
+        raise CamlkitError(f"eval_cases={cfg.eval_cases}: expected >= 1, or None for every test case")
+
+
+def check_data(cfg, evaluate=True):
+    """The data folder: both lists readable, their cases present, ``labeled`` within its bounds."""
+    from camlkit.data import load_split
+
+    split = load_split(cfg.data, 0)  # one line for a missing folder, list or case file
+    train = split.unlabeled  # every case of train.list, with 0 labeled
+    low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs
+    if not low <= cfg.labeled <= high:
+        need = f" and {cfg.unlabeled_bs} unlabeled" if cfg.unlabeled_bs else ""
+        raise CamlkitError(f"labeled={cfg.labeled}: expected {low}..{high} ({cfg.method} needs "
+                           f"{cfg.labeled_bs} labeled{need} cases per batch; "
+                           f"{Path(cfg.data) / 'train.list'} has {len(train)} cases)")
+    if evaluate and not split.test:
+        raise CamlkitError(f"{Path(cfg.data) / 'test.list'}: no test cases to evaluate the run on "
+                           f"(pass --no-eval to train without evaluating)")

@@ -1,0 +1,80 @@
+"""The run log: ``log.csv`` (always) and TensorBoard scalars in ``tb/`` (when installed).
+
+One row per logged iteration with the parts of Eq. 1 (L, L_s, l_c, l_o), the two ramp weights
+(lambda_c, lambda_o), the learning rate and the seconds since the (re)start. A resumed run keeps
+the rows before the iteration it restarts from and rewrites the rest, so the log of a run that
+was stopped and resumed equals the log of one that was not.
+"""
+
+import csv
+import os
+from pathlib import Path
+
+LOG_FIELDS = ("iteration", "L", "L_s", "l_c", "l_o", "lambda_c", "lambda_o", "lr", "seconds")
+
+
+def tensorboard_writer(folder, purge_step):
+    """A TensorBoard SummaryWriter, or None when the optional ``tensorboard`` is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder), purge_step=purge_step)
+
+
+class RunLog:
+    """CSV of every logged iteration + TensorBoard scalars (rank 0 only)."""
+
+    def __init__(self, run_dir: Path, resume: bool, start: int):
+        self.path = run_dir / "log.csv"
+        rows = read_log(self.path) if resume and self.path.exists() else []
+        rows = [r for r in rows if r["iteration"] < start]  # drop what the resumed run redoes
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.tb = tensorboard_writer(run_dir / "tb", start)
+
+    def write(self, row):
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, LOG_FIELDS).writerow(row)
+        if self.tb is not None:
+            for key in LOG_FIELDS[1:]:
+                self.tb.add_scalar(f"train/{key}", row[key], row["iteration"])
+
+    def close(self):
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_log(path):
+    """The rows of a log.csv as dicts (iteration an int, the rest floats)."""
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "iteration" else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def plot_run(run_dir: Path, summary=None):
+    """curves.png: each loss part and the two lambdas against iterations, final metrics in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_log(run_dir / "log.csv")
+    its = [r["iteration"] for r in rows]
+    fig, (ax_loss, ax_lambda) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("L", "L_s", "l_c", "l_o"):
+        ax_loss.plot(its, [r[key] for r in rows], label=key)
+    ax_loss.set_xlabel("iteration"), ax_loss.set_title("loss parts"), ax_loss.legend()
+    for key in ("lambda_c", "lambda_o"):
+        ax_lambda.plot(its, [r[key] for r in rows], label=key)
+    ax_lambda.set_xlabel("iteration"), ax_lambda.set_title("ramp-up weights"), ax_lambda.legend()
+    if summary:
+        fig.suptitle("final: " + ", ".join(f"{k} {summary[k][0]:.4g}"
+                                           for k in ("dice", "jaccard", "hd95", "asd")))
+    fig.tight_layout()
+    tmp = run_dir / ".curves.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, run_dir / "curves.png")

@@ -1,0 +1,105 @@
+"""``camlkit train``: the command line of camlkit.train, generated from the config tree.
+
+Every field of :class:`camlkit.config.TrainConfig` is a flag (camlkit.cli.add_config_arguments):
+``--lr 0.05`` for a field of the run, ``--model.proj_dim 64`` and ``--step.beta_o 0.1`` for the
+network's and the step's. A flag overrides the preset; the rest comes from ``--preset``.
+"""
+
+import os
+import shlex
+from pathlib import Path
+
+from camlkit.cli import HelpFormatter, add_config_arguments
+from camlkit.config import METHOD_SWITCHES, METHODS, PRESETS, make_config
+from camlkit.errors import CamlkitError
+
+DESCRIPTION = """\
+Train CAML or one of its ablations on the LA cases of --data, then evaluate the model of the
+final iteration on test.list (paper Table 1's protocol). A preset gives every value (paper: the
+released configuration, a GPU day; quick: about 14 minutes on a 2-core CPU; smoke: seconds);
+any flag below overrides one. The run folder (--out) gets config.json, log.csv,
+checkpoints/last.pth, model_final.pth, cases.csv, summary.md and curves.png; a stopped run
+continues, bit-identical on CPU, with the same command and --resume.
+
+example:
+  camlkit train --preset quick --method caml --labeled 16 --seed 3407 --data data/LA --out runs/q16
+  camlkit train --preset quick --step.beta_o 0.1 --model.proj_dim 64   # the paper's values
+"""
+
+CHOICES = {"method": METHODS, "optimizer": ("sgd", "adam"), "lr_schedule": ("constant", "cosine")}
+NOT_FLAGS = ("preset", "data", "out", "progress") + METHOD_SWITCHES  # written by hand below
+
+
+def defaults_text(path):
+    """The default a preset gives: one value if the presets agree, else each preset's."""
+    from camlkit.config import get_field
+
+    values = {name: get_field(cfg, path) for name, cfg in PRESETS.items()}
+    if len(set(map(repr, values.values()))) == 1:
+        return f"default: {_show(values['paper'])}"
+    return "; ".join(f"{name}: {_show(v)}" for name, v in values.items())
+
+
+def _show(value):
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def add_cli(subparsers):
+    p = subparsers.add_parser("train", help="train CAML or an ablation (presets: paper, quick, smoke)",
+                              description=DESCRIPTION, formatter_class=HelpFormatter)
+    p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+                   help="the values every other flag overrides")
+    p.add_argument("--data", default=os.environ.get("CAMLKIT_DATA", "data/LA"),
+                   help="LA folder holding train.list, test.list and the case files "
+                        "($CAMLKIT_DATA when set)")
+    p.add_argument("--out", default=None,
+                   help="run folder (default: runs/<preset>-<method>-<labeled>L-seed<seed>)")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="LAST_PTH",
+                   help="continue the run in --out from its checkpoints/last.pth (or from the "
+                        "given last.pth, whose run folder is then the --out)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run --out holds")
+    p.add_argument("--no-eval", dest="evaluate", action="store_false",
+                   help="train only: no final evaluation")
+    p.add_argument("--quiet", "--no-progress", dest="progress", action="store_false",
+                   default=None, help="no progress bar or printed summary")
+    paths = add_config_arguments(p, PRESETS["quick"], defaults_text, skip=NOT_FLAGS, choices=CHOICES)
+    p.set_defaults(func=train_command, config_paths=paths)
+
+
+def train_command(args):
+    from camlkit.train import train
+
+    overrides = {path: getattr(args, path) for path in args.config_paths if hasattr(args, path)}
+    overrides.update(data=args.data, out=args.out, progress=args.progress)
+    if args.resume not in (False, True):
+        overrides["out"] = resume_folder(Path(args.resume), args.out)
+    cfg = make_config(args.preset, **overrides)
+    try:
+        run_dir = train(cfg, resume=bool(args.resume), evaluate=args.evaluate, overwrite=args.overwrite)
+    except KeyboardInterrupt as err:
+        again = [a for a in args.argv if a != "--resume"] + ["--resume"]
+        said = f"{err}; " if str(err) else ""
+        raise KeyboardInterrupt(f"{said}to continue: camlkit {shlex.join(again)}") from None
+    if cfg.progress and int(os.environ.get("RANK", "0")) == 0:
+        print(f"run folder: {run_dir}")
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def resume_folder(last: Path, out):
+    """The run folder of a ``--resume LAST_PTH``; an inference checkpoint is one clear line."""
+    from camlkit.checkpoint import read_camlkit_checkpoint
+
+    ckpt = read_camlkit_checkpoint(last)
+    folder = last.parent.parent
+    if "optimizer" not in ckpt:
+        raise CamlkitError(f"--resume {last}: an inference checkpoint (model_final.pth) holds no "
+                           f"optimizer state; resume from the run's checkpoints/last.pth")
+    if last.name != "last.pth" or last.parent.name != "checkpoints":
+        raise CamlkitError(f"--resume {last}: expected a run's checkpoints/last.pth")
+    if out is not None and Path(out).resolve() != folder.resolve():
+        raise CamlkitError(f"--resume {last} belongs to {folder}, not to --out {out}")
+    return str(folder)
