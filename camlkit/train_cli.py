@@ -66,14 +66,19 @@ def add_cli(subparsers):
     p.set_defaults(func=train_command, config_paths=paths)
 
 
-def train_command(args):
-    from camlkit.train import train
-
+def config_from_args(args):
+    """The preset of ``--preset`` with every flag the user typed (make_config resolves it)."""
     overrides = {path: getattr(args, path) for path in args.config_paths if hasattr(args, path)}
     overrides.update(data=args.data, out=args.out, progress=args.progress)
     if args.resume not in (False, True):
         overrides["out"] = resume_folder(Path(args.resume), args.out)
-    cfg = make_config(args.preset, **overrides)
+    return make_config(args.preset, **overrides)
+
+
+def train_command(args):
+    from camlkit.train import train
+
+    cfg = config_from_args(args)
     try:
         run_dir = train(cfg, resume=bool(args.resume), evaluate=args.evaluate, overwrite=args.overwrite)
     except KeyboardInterrupt as err:

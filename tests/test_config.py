@@ -1,0 +1,122 @@
+"""The config tree: presets as data, overrides by path, what the method decides, the generated CLI."""
+
+import subprocess
+import sys
+
+import pytest
+
+from camlkit.caml import CAMLConfig
+from camlkit.cli import build_parser
+from camlkit.config import (METHOD_SWITCHES, PRESETS, TrainConfig, config_fields, default_run_dir,
+                            from_dict, get_field, make_config, to_dict)
+from camlkit.errors import CamlkitError
+from camlkit.step import StepConfig
+from camlkit.train_cli import config_from_args
+
+
+def test_the_tree_nests_the_network_and_the_step_configs():
+    cfg = TrainConfig()
+    assert isinstance(cfg.model, CAMLConfig) and isinstance(cfg.step, StepConfig)
+    paths = [path for path, _, _ in config_fields(cfg)]
+    assert "lr" in paths and "model.proj_dim" in paths and "step.beta_o" in paths
+    assert len(paths) == len(set(paths))
+    assert not {"proj_dim", "beta_o", "n_filters"} & set(paths)  # nothing copied to the top
+
+
+def test_overrides_by_path_and_clear_errors():
+    cfg = make_config("quick", lr=0.1, **{"step.beta_o": 0.1, "model.proj_dim": 64})
+    assert (cfg.lr, cfg.step.beta_o, cfg.model.proj_dim) == (0.1, 0.1, 64)
+    assert PRESETS["quick"].step.beta_o == 0.05 and PRESETS["quick"].model.proj_dim == 32  # untouched
+    with pytest.raises(CamlkitError, match="unknown config field 'beta_o' \\(it is step.beta_o\\)"):
+        make_config("quick", beta_o=0.1)
+    with pytest.raises(CamlkitError, match="unknown preset 'fast'"):
+        make_config("fast")
+    with pytest.raises(CamlkitError, match="unknown method 'vnet'"):
+        make_config("quick", method="vnet")
+
+
+@pytest.mark.parametrize("path", METHOD_SWITCHES)
+def test_the_method_switches_are_not_overrides(path):
+    with pytest.raises(CamlkitError, match=f"{path} is decided by the method"):
+        make_config("quick", **{path: False})
+
+
+def test_a_hand_built_config_cannot_contradict_its_method():
+    built = TrainConfig(method="mcnet", labeled=8, model=CAMLConfig(use_cma=True),
+                        step=StepConfig(use_occ=True, ramp_length=None, warmup=5))
+    cfg = built.resolved()
+    assert (cfg.model.use_cma, cfg.step.use_occ, cfg.step.use_cps) == (False, False, True)
+    assert cfg.step.ramp_length == 20 and cfg.step.warmup == 5  # R by labeled count (8 -> 20)
+    supervised = TrainConfig(method="supervised", step=StepConfig(warmup=5)).resolved()
+    assert supervised.step.supervised_only and supervised.step.warmup == 0
+    assert make_config("quick").step.ramp_length == 4  # a preset's explicit R is kept
+
+
+def test_config_dict_round_trip_and_default_run_folder():
+    cfg = make_config("smoke", method="mcnet", labeled=8, seed=1, **{"step.beta_o": 0.2})
+    values = to_dict(cfg)
+    assert values["step.beta_o"] == 0.2 and values["patch_size"] == [32, 32, 16]
+    assert from_dict(values) == cfg
+    assert str(default_run_dir(cfg)) == "runs/smoke-mcnet-8L-seed1"
+    with pytest.raises(CamlkitError, match="unknown config field 'step.nope'"):
+        from_dict({**values, "step.nope": 1})
+
+
+def _other_value(path, value):
+    """A CLI spelling of a value different from ``value`` and the parsed value it gives."""
+    special = {"method": ("mcnet+cma", "mcnet+cma"), "optimizer": ("adam", "adam"),
+               "lr_schedule": ("constant", "constant"), "device": ("cpu", "cpu"),
+               "step.similarity": ("cosine", "cosine"), "patch_size": ("64x64x48", (64, 64, 48)),
+               "eval_stride": ("9,9,3", (9, 9, 3)), "eval_cases": ("3", 3), "labeled": ("8", 8)}
+    if path in special:
+        return special[path]
+    if isinstance(value, bool):
+        return None, not value
+    if isinstance(value, int):
+        return str(value + 3), value + 3
+    if isinstance(value, float):
+        return str(value * 0.5 + 0.125), value * 0.5 + 0.125
+    raise AssertionError(f"{path}: no test value for {value!r}")
+
+
+def test_every_field_of_the_tree_is_set_from_the_command_line(tmp_path):
+    quick = make_config("quick")
+    argv, expected = ["train", "--preset", "quick"], {}
+    for path, _, _ in config_fields(quick):
+        if path in METHOD_SWITCHES:
+            continue
+        if path in ("preset", "data", "out", "progress"):  # the hand-written flags
+            continue
+        text, value = _other_value(path, get_field(quick, path))
+        flag = "--" + (path if "." in path else path.replace("_", "-"))
+        if text is None:  # a boolean: --flag / --no-flag
+            flag = flag if value else flag.replace("--", "--no-", 1)
+            argv.append(flag)
+        else:
+            argv += [flag, text]
+        expected[path] = value
+    argv += ["--preset", "smoke", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--quiet"]
+    expected.update(preset="smoke", data=str(tmp_path), out=str(tmp_path / "r"), progress=False)
+    cfg = config_from_args(build_parser().parse_args(argv))
+    for path, value in expected.items():
+        assert get_field(cfg, path) == value, path
+    assert len(expected) + len(METHOD_SWITCHES) == len(list(config_fields(cfg)))
+
+
+def test_the_method_switch_flags_do_not_exist():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--step.use_occ"])
+
+
+def test_train_help_describes_shows_an_example_and_every_default():
+    out = subprocess.run([sys.executable, "-m", "camlkit.cli", "train", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    text = out.stdout
+    description = text.split("\n\n")[1]
+    assert description.startswith("Train CAML") and "example:\n  camlkit train --preset quick" in text
+    assert "(default: quick)" in text and "--data DATA" in text and "$CAMLKIT_DATA" in text
+    assert "--step.beta_o BETA_O" in text and "--model.proj_dim PROJ_DIM" in text
+    parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    for action in parser._actions:
+        assert action.help, action.option_strings  # every flag says what it does
