@@ -2,7 +2,9 @@
 
 The method, one module per concept:  vnet (V-Net) -> cma (§2.2) -> caml (the two-branch
 network) -> cps (l_c) -> occ (§2.3, Eq. 2-3) -> losses / ramps -> step (Eq. 1).
-The machinery: data, inference, metrics, evaluate, train, report, viz, cli.
+The machinery: data, inference, metrics, evaluate; a run is a config tree (config) trained by a
+short loop (train) with its batches, resume checks, log and final evaluation beside it
+(batches, resume, runlog, final_eval); report, viz, cli.
 """
 
 from camlkit.caml import CAMLConfig, CAMLNet

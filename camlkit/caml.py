@@ -15,6 +15,7 @@ network has exactly 20,128,836 parameters, the released ``CAML3d_v1``.
 Switching ``use_cma`` off gives MC-Net's pair of heterogeneous decoders (the ablation baseline).
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,19 @@ class CAMLConfig:
     cma_heads: int = 4  # attention heads of each CMA layer (released: 4)
     cma_feedforward: int = 512  # width of CMA's feed-forward block (released: 512)
     cma_dropout: float = 0.5  # dropout inside CMA's layers (released: 0.5)
+
+
+@contextmanager
+def eval_mode(*modules):
+    """Run modules in eval mode (BatchNorm uses running statistics, no dropout), then restore."""
+    states = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, state in zip(modules, states):
+            m.train(state)
 
 
 def mlp_head(in_dim, out_dim):
@@ -85,12 +99,11 @@ class CAMLNet(nn.Module):
         enc = self.f_a.encoder
         if enc.cma is None:
             raise ValueError("this CAMLNet has no CMA (use_cma=False)")
-        was_training, was_active = self.training, enc.cma.active_in_eval
-        self.eval()
+        was_active = enc.cma.active_in_eval
         enc.cma.active_in_eval = True
         try:
-            _, attn = enc.cma(enc.to_stage4(x)[-1], return_attention=True)
+            with eval_mode(self):
+                _, attn = enc.cma(enc.to_stage4(x)[-1], return_attention=True)
         finally:
             enc.cma.active_in_eval = was_active
-            self.train(was_training)
         return attn

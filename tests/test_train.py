@@ -148,3 +148,156 @@ def test_ddp_two_processes_on_gloo(tmp_path, la_dir):
     assert out.returncode == 0, out.stderr[-2000:]
     ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pth", weights_only=True)
     assert ckpt["iteration"] == 4
+
+
+# ----------------------------------------------------------------------------- checks before the work
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(iterations=0), "iterations=0: expected a whole number >= 1"),
+    (dict(iterations=-5), "iterations=-5: expected a whole number >= 1"),
+    (dict(checkpoint_every=0), "checkpoint_every=0: expected"),
+    (dict(log_every=0), "log_every=0: expected"),
+    (dict(scale=0.0), "scale=0.0: expected a resampling factor > 0"),
+    (dict(scale=-1.0), "scale=-1.0: expected"),
+    (dict(eval_cases=0), "eval_cases=0: expected >= 1"),
+    (dict(labeled=-1), "labeled=-1: expected 2..78 .*train.list has 80 cases"),
+    (dict(labeled=1), "labeled=1: expected 2..78"),
+    (dict(labeled=79), "labeled=79: expected 2..78"),
+    (dict(labeled=81, method="supervised"), "labeled=81: expected 2..80"),
+    (dict(device="gpu0"), "--device gpu0: expected auto, cpu, cuda or cuda:N"),
+])
+def test_bad_arguments_stop_before_any_work(tmp_path, la_dir, overrides, message):
+    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), **{**FAST, **overrides})
+    with pytest.raises(CamlkitError, match=message):
+        train(cfg)
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_patch_sides_must_be_multiples_of_16(tmp_path, la_dir):
+    with pytest.raises(CamlkitError, match="patch size \\(30, 32, 16\\): every side must be a multiple of 16"):
+        make_config("smoke", patch_size=(30, 32, 16))
+    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), **FAST)
+    cfg.patch_size = (30, 32, 16)  # built by hand past make_config
+    with pytest.raises(CamlkitError, match="patch_size=\\(30, 32, 16\\): expected three sides"):
+        train(cfg)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="about a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_one_line(tmp_path, la_dir):
+    out = subprocess.run(_cli("--data", str(la_dir), "--out", str(tmp_path / "r"), "--device", "cuda"),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "--device cuda: this PyTorch" in out.stderr and "use --device cpu or auto" in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_empty_test_list_stops_before_training(tmp_path, la_dir):
+    data = _data_copy(tmp_path, la_dir, test_lines=[])
+    cfg = make_config("smoke", data=str(data), out=str(tmp_path / "run"), **FAST)
+    with pytest.raises(CamlkitError, match="test.list: no test cases .*--no-eval"):
+        train(cfg)
+
+
+def _data_copy(tmp_path, la_dir, train_lines=None, test_lines=None):
+    """An LA folder sharing the real case files, with its own (edited) lists."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "2018LA_Seg_Training Set").symlink_to(la_dir / "2018LA_Seg_Training Set")
+    for name, lines in (("train.list", train_lines), ("test.list", test_lines)):
+        text = (la_dir / name).read_text()
+        (data / name).write_text(text if lines is None else "".join(f"{v}\n" for v in lines))
+    return data
+
+
+# ----------------------------------------------------------------------------- resume compares everything
+
+def test_resume_compares_the_whole_tree_and_the_data(tmp_path, la_dir):
+    run = str(tmp_path / "run")
+    train(make_config("smoke", data=str(la_dir), out=run, iterations=4, **FAST), evaluate=False)
+
+    def resume(data=la_dir, **overrides):
+        train(make_config("smoke", data=str(data), out=run, **{**FAST, "iterations": 4, **overrides}),
+              resume=True, evaluate=False)
+
+    with pytest.raises(CamlkitError, match="step.similarity='dot' but this run asks for step.similarity='cosine'"):
+        resume(**{"step.similarity": "cosine"})
+    with pytest.raises(CamlkitError, match="model.proj_dim=8 but this run asks for model.proj_dim=16"):
+        resume(**{"model.proj_dim": 16})
+    with pytest.raises(CamlkitError, match="checkpoint is at iteration 4 but this run asks for iterations=2"):
+        resume(iterations=2)
+    lines = (la_dir / "train.list").read_text().split()
+    swapped = _data_copy(tmp_path, la_dir, train_lines=[lines[1], lines[0]] + lines[2:])
+    with pytest.raises(CamlkitError, match="data whose train.list has digest [0-9a-f]+ but --data"):
+        resume(data=swapped)
+    # what may change: logging, device, workers, where the data lives (same content), more iterations
+    (tmp_path / "moved").mkdir()
+    moved = _data_copy(tmp_path / "moved", la_dir)
+    resume(data=moved, iterations=6, log_every=2, checkpoint_every=3, device="cpu", num_workers=0)
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)["iteration"] == 6
+
+
+def test_an_inference_checkpoint_given_to_resume_is_one_line(tmp_path, la_dir):
+    run = tmp_path / "run"
+    subprocess.run(_cli("--data", str(la_dir), "--out", str(run), "--iterations", "2", "--no-eval",
+                        "--quiet"), check=True, timeout=300)
+    out = subprocess.run(_cli("--data", str(la_dir), "--resume", str(run / "model_final.pth")),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "an inference checkpoint (model_final.pth)" in out.stderr and "checkpoints/last.pth" in out.stderr
+    # the same checkpoint sitting where last.pth should be
+    (run / "model_final.pth").replace(run / "checkpoints" / "last.pth")
+    with pytest.raises(CamlkitError, match="an inference checkpoint .* cannot be resumed"):
+        train(make_config("smoke", data=str(la_dir), out=str(run), iterations=2, **FAST), resume=True)
+
+
+def test_a_folder_holding_run_files_is_refused_unless_overwriting(tmp_path, la_dir):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text("{}")  # a finished run whose last.pth was removed
+    cfg = make_config("smoke", data=str(la_dir), out=str(run), iterations=2, **FAST)
+    with pytest.raises(CamlkitError, match="already holds a run \\(summary.json\\).*--overwrite"):
+        train(cfg, evaluate=False)
+    train(cfg, evaluate=False, overwrite=True)
+    assert (run / "checkpoints" / "last.pth").exists()
+
+
+# ----------------------------------------------------------------------------- disk full, Ctrl-C
+
+def test_a_full_disk_while_checkpointing_is_one_line_naming_the_good_checkpoint(tmp_path, la_dir, monkeypatch):
+    import errno
+
+    import camlkit.train
+
+    real_save, calls = camlkit.train.save_checkpoint, []
+
+    def save(payload, path):
+        calls.append(payload["iteration"])
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(payload, path)
+
+    monkeypatch.setattr(camlkit.train, "save_checkpoint", save)
+    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), iterations=6, **FAST)
+    last = tmp_path / "run" / "checkpoints" / "last.pth"
+    with pytest.raises(CamlkitError) as caught:
+        train(cfg, evaluate=False)
+    assert str(caught.value) == f"no space left writing {last}; the last good checkpoint is {last}"
+    assert torch.load(last, weights_only=True)["iteration"] == calls[0]  # still the good one
+
+
+def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tmp_path, la_dir):
+    run = tmp_path / "run"
+    args = ["--data", str(la_dir), "--out", str(run), "--iterations", "400", "--no-eval", "--quiet"]
+    proc = subprocess.Popen(_cli(*args), stderr=subprocess.PIPE, text=True)
+    last = run / "checkpoints" / "last.pth"
+    deadline = time.time() + 240
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert line.startswith("camlkit train: interrupted: stopped at iteration")
+    assert f"the last checkpoint is {last} (iteration " in line
+    assert line.endswith("to continue: camlkit train --preset smoke " + " ".join(args) + " --resume")
