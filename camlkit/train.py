@@ -214,7 +214,11 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
     if evaluate:
         from camlkit.final_eval import evaluate_run
 
-        summary = evaluate_run(cfg, net.f_v, folder)
+        try:
+            summary = evaluate_run(cfg, net.f_v, folder)
+        except CamlkitError as err:
+            raise CamlkitError(f"{err} (training is done and saved in {last}: after fixing this, "
+                               f"the same command with --resume redoes only the evaluation)") from None
     plot_run(folder, summary)
     if world > 1:
         dist.barrier()

@@ -301,3 +301,25 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tmp_path, la_dir)
     assert line.startswith("camlkit train: interrupted: stopped at iteration")
     assert f"the last checkpoint is {last} (iteration " in line
     assert line.endswith("to continue: camlkit train --preset smoke " + " ".join(args) + " --resume")
+
+
+def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir):
+    data = _data_copy(tmp_path, la_dir)
+    cfg = make_config("smoke", data=str(data), out=str(tmp_path / "run"), iterations=2, **FAST)
+    from camlkit.data import case_path, read_list
+
+    first_test = read_list(data / "test.list")[0]
+    real_dir = case_path(la_dir, first_test).parent
+    (data / "2018LA_Seg_Training Set").unlink()  # own case folders: one test case is damaged
+    (data / "2018LA_Seg_Training Set").mkdir()
+    for case in read_list(data / "train.list") + read_list(data / "test.list"):
+        (data / "2018LA_Seg_Training Set" / case).symlink_to(case_path(la_dir, case).parent)
+    damaged = data / "2018LA_Seg_Training Set" / first_test
+    damaged.unlink()
+    damaged.mkdir()
+    (damaged / case_path(la_dir, first_test).name).write_bytes(b"not an HDF5 file")
+    with pytest.raises(CamlkitError, match="with --resume redoes only the evaluation"):
+        train(cfg)
+    assert real_dir.is_dir()
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)
+    assert ckpt["iteration"] == 2
