@@ -1,4 +1,4 @@
-"""Tests for camlkit/viz.py: the pure helpers on arrays small enough to check by hand, and the
+"""Tests for camlkit/viz/ and camlkit/course.py: the pure helpers on arrays small enough to check by hand, and the
 explorer widgets redrawing when a control moves."""
 
 import numpy as np
