@@ -32,7 +32,7 @@ def data_candidates(path=None) -> list[Path]:
         return [Path(path if path is not None else os.environ[DATA_ENV]).expanduser()]
     repo = Path(__file__).resolve().parents[1]
     bases = dict.fromkeys([Path.cwd(), Path.cwd().parent, repo])
-    return [base / place for place in DATA_PLACES for base in bases]
+    return [Path(os.path.normpath(base / place)) for place in DATA_PLACES for base in bases]
 
 
 def find_data_dir(path=None) -> Path:

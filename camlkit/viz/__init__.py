@@ -6,7 +6,7 @@ results in. Each figure has a *pure* helper underneath (``take_slice``, ``overla
 ``attention_to_grid``, ``order_rows_cols``, ``pca_project``, ``error_voxels`` ...) that
 ``tests/test_viz.py`` pins with arrays small enough to check by hand.
 
-    colors   the colour language (label, prediction, FP, FN, f_v, f_a)
+    colors   the colour language: label, prediction, FP, FN, f_v, f_a (one colour each)
     widgets  FigureExplorer (controls above a figure), Table
     images   slices, windows, overlays, the slice browser            (notebooks 1-3, 7)
     data     case statistics, intensity histograms                   (notebook 1)
@@ -14,7 +14,7 @@ results in. Each figure has a *pure* helper underneath (``take_slice``, ``overla
     cma      intra- and inter-sample attention                       (notebook 4, §2.2)
     occ      omni-correlation, memory bank, PCA                      (notebook 5, §2.3)
     results  error voxels, meshes, slice comparison                  (notebook 7)
-    curves   training curves: loss parts and lambda(t)               (notebooks 2, 3, 6)
+    curves   training curves: one panel per loss part, lambda(t)      (notebooks 2, 3, 6)
 
 Every name is re-exported here, so ``from camlkit import viz; viz.slice_viewer(...)`` works.
 ``viz.smoke`` and ``viz.find_data_dir`` are aliases of :mod:`camlkit.course` (notebook setup).
@@ -22,27 +22,21 @@ Every name is re-exported here, so ``from camlkit import viz; viz.slice_viewer(.
 
 from camlkit.course import DATA_ENV, SMOKE_ENV, find_data_dir, smoke  # notebook setup (aliases)
 from camlkit.viz.cma import attention_explorer, attention_figure, attention_to_grid, query_index
-from camlkit.viz.colors import CLASS_NAMES, FN_COLOR, FP_COLOR, LABEL_COLOR, PRED_COLOR
+from camlkit.viz.colors import (CLASS_NAMES, F_A, F_V, FN, FN_COLOR, FP, FP_COLOR, INKS, LABEL,
+                                LABEL_COLOR, PRED, PRED_COLOR, Ink, describe, legend_html)
 from camlkit.viz.cps import sharpen_curve, sharpen_explorer
-from camlkit.viz.curves import LiveLossCurves, loss_curves, split_curve_keys
+from camlkit.viz.curves import (LiveLossCurves, Panel, curve_panels, curves_figure, loss_curves,
+                                metrics_text, read_run, save_curves, split_curve_keys)
 from camlkit.viz.data import case_statistics, class_histograms, intensity_histogram
-from camlkit.viz.images import (heat_rgba, overlay_rgba, slice_figure, slice_viewer, take_slice,
-                                to_gray_uint8, to_numpy, upsample_nearest)
+from camlkit.viz.images import (branch_viewer, heat_rgba, overlay_rgba, slice_figure, slice_layers,
+                                slice_viewer, take_slice, to_gray_uint8, to_numpy,
+                                upsample_nearest)
 from camlkit.viz.occ import (first_per_class, memory_bank_figure, omni_correlation_explorer,
                              omni_correlation_figure, omni_correlation_heatmap, order_rows_cols,
                              pca_2d, pca_project, top_per_class)
-from camlkit.viz.results import error_voxels, mesh_figure, slice_comparison, surface_mesh
-from camlkit.viz.widgets import FigureExplorer, Table
+from camlkit.viz.results import (error_voxels, mesh_figure, scene_box, slice_comparison,
+                                surface_mesh)
+from camlkit.viz.widgets import FigureExplorer, Table, displayable, png_bytes
 
-__all__ = [
-    "CLASS_NAMES", "DATA_ENV", "FN_COLOR", "FP_COLOR", "FigureExplorer", "LABEL_COLOR",
-    "LiveLossCurves", "PRED_COLOR", "SMOKE_ENV", "Table", "attention_explorer",
-    "attention_figure", "attention_to_grid", "case_statistics", "class_histograms",
-    "error_voxels", "find_data_dir", "first_per_class", "heat_rgba", "intensity_histogram",
-    "loss_curves", "memory_bank_figure", "mesh_figure", "omni_correlation_explorer",
-    "omni_correlation_figure", "omni_correlation_heatmap", "order_rows_cols", "overlay_rgba",
-    "pca_2d", "pca_project", "query_index", "sharpen_curve", "sharpen_explorer",
-    "slice_comparison", "slice_figure", "slice_viewer", "smoke", "split_curve_keys",
-    "surface_mesh", "take_slice", "to_gray_uint8", "to_numpy", "top_per_class",
-    "upsample_nearest",
-]
+__all__ = [name for name in dir() if not name.startswith("_") and name not in (
+    "cma", "colors", "cps", "curves", "data", "images", "occ", "results", "widgets")]

@@ -1,4 +1,4 @@
-"""Mutual learning's pseudo labels (notebook 3): the sharpening curve s(p) of §2.1 and its T slider."""
+"""Mutual learning's pseudo labels (notebook 3): the sharpening curve s(p) of §2.1, with a T slider."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
-from camlkit.viz.colors import CLASS_NAMES
+from camlkit.viz.colors import class_ink
 from camlkit.viz.images import to_numpy
 from camlkit.viz.widgets import Table
 
@@ -52,9 +52,10 @@ def intensity_histogram(image, label, bins: int = 80):
     centers = 0.5 * (edges[:-1] + edges[1:])
     fig = go.Figure()
     for value, density in densities.items():
-        name = CLASS_NAMES[value] if value < len(CLASS_NAMES) else f"class {value}"
+        ink = class_ink(value)
         fig.add_trace(go.Scatter(x=centers, y=density, mode="lines", line_shape="hvh",
-                                 fill="tozeroy", name=name))
+                                 fill="tozeroy", name=ink.name,
+                                 line=dict(color=ink.plotly()), fillcolor=ink.plotly(0.3)))
     fig.update_layout(xaxis_title="intensity (z-scored)", yaxis_title="density",
                       width=620, height=360, margin=dict(t=30))
     return fig

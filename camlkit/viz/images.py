@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from camlkit.viz.colors import LABEL_COLOR, PRED_COLOR
+from camlkit.viz.colors import F_A, F_V, LABEL, LABEL_COLOR, PRED, describe
 from camlkit.viz.widgets import FigureExplorer
 
 
@@ -95,39 +95,53 @@ def heat_rgba(image_slice, heat, opacity: float = 0.6, cmap: str = "inferno",
     return np.round(np.concatenate([rgb, alpha], axis=-1)).astype(np.uint8)
 
 
+def slice_layers(label=None, pred=None) -> list:
+    """The (ink, volume) overlays of a label/prediction pair, skipping the ones not given."""
+    return [(ink, vol) for ink, vol in ((LABEL, label), (PRED, pred)) if vol is not None]
+
+
 def slice_figure(image, label=None, pred=None, axis: int = 2, index: int | None = None,
-                 show_masks: bool = True, opacity: float = 0.4):
-    """A plotly figure of one slice with label (red) and prediction (blue) blended on top."""
+                 show_masks: bool = True, opacity: float = 0.4, layers=None):
+    """A plotly figure of one slice with masks blended on top, each named in the legend.
+
+    By default the label is green and the prediction yellow (:mod:`camlkit.viz.colors`);
+    ``layers``, a list of ``(Ink, volume)``, overlays other masks instead (e.g. the two
+    branches, see :func:`branch_viewer`). Later layers are blended over earlier ones.
+    """
     import plotly.graph_objects as go
 
     image = to_numpy(image)
+    layers = slice_layers(label, pred) if layers is None else list(layers)
     index = image.shape[axis] // 2 if index is None else min(index, image.shape[axis] - 1)
     vmin, vmax = np.percentile(image, [0.5, 99.5])  # one window for the whole volume
-    masks, colors = [], []
-    if show_masks:
-        for vol, col in ((label, LABEL_COLOR), (pred, PRED_COLOR)):
-            if vol is not None:
-                masks.append(take_slice(vol, axis, index))
-                colors.append(col)
-    rgba = overlay_rgba(take_slice(image, axis, index), masks, opacity, colors, vmin, vmax)
+    shown = layers if show_masks else []
+    masks = [take_slice(vol, axis, index) for _, vol in shown]
+    rgba = overlay_rgba(take_slice(image, axis, index), masks, opacity,
+                        [ink.rgb for ink, _ in shown], vmin, vmax)
     fig = go.Figure(go.Image(z=rgba, colormodel="rgba", hoverinfo="x+y"))
-    names = [n for n, v in (("label: red", label), ("prediction: blue", pred)) if v is not None]
-    fig.update_layout(
-        title=f"axis {axis}, slice {index}/{image.shape[axis] - 1}"
-              + (f" ({', '.join(names)})" if names and show_masks else ""),
-        width=460, height=460, margin=dict(l=10, r=10, t=40, b=10))
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
+    for ink, _ in shown:  # legend entries only: the colours are in the image itself
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=ink.name,
+                                 marker=dict(symbol="square", size=12, color=ink.plotly())))
+    title = f"axis {axis}, slice {index}/{image.shape[axis] - 1}"
+    if shown:
+        title += f" ({describe(*(ink for ink, _ in shown))})"
+    fig.update_layout(title=title, width=520, height=460, showlegend=bool(shown),
+                      legend=dict(orientation="h", y=-0.02), margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return fig
 
 
-def slice_viewer(image, label=None, pred=None, axis: int = 2) -> FigureExplorer:
-    """Browse a volume: axis buttons, slice slider, mask on/off and opacity slider."""
+def slice_viewer(image, label=None, pred=None, axis: int = 2, layers=None) -> FigureExplorer:
+    """Browse a volume: axis buttons, slice slider, overlay on/off and opacity slider.
+
+    Label green, prediction yellow; ``layers`` as in :func:`slice_figure`.
+    """
     import ipywidgets as widgets
 
     image = to_numpy(image)
-    label = None if label is None else to_numpy(label)
-    pred = None if pred is None else to_numpy(pred)
+    layers = slice_layers(label, pred) if layers is None else list(layers)
+    layers = [(ink, to_numpy(vol)) for ink, vol in layers]
     controls = {
         "axis": widgets.ToggleButtons(options=[("h", 0), ("w", 1), ("d", 2)], value=axis,
                                       description="axis"),
@@ -145,4 +159,12 @@ def slice_viewer(image, label=None, pred=None, axis: int = 2) -> FigureExplorer:
         controls["index"].value = size // 2
 
     controls["axis"].observe(on_axis, names="value")
-    return FigureExplorer(controls, lambda **v: slice_figure(image, label, pred, **v))
+    return FigureExplorer(controls, lambda **v: slice_figure(image, layers=layers, **v))
+
+
+def branch_viewer(image, f_v_mask, f_a_mask, axis: int = 2) -> FigureExplorer:
+    """Browse what each branch of CAML calls atrium: f_v sky blue, f_a purple (§2.1).
+
+    ``f_v_mask`` / ``f_a_mask``: (h, w, d) binary masks, e.g. ``p_v[1] > 0.5``.
+    """
+    return slice_viewer(image, axis=axis, layers=[(F_V, f_v_mask), (F_A, f_a_mask)])

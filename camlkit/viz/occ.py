@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from camlkit.viz.colors import CLASS_NAMES
+from camlkit.viz.colors import class_ink
 from camlkit.viz.images import to_numpy
 from camlkit.viz.widgets import FigureExplorer
 
@@ -146,8 +146,8 @@ def memory_bank_figure(counts, slot_names: Sequence[str] | None = None):
 
     counts = to_numpy(counts)
     names = list(slot_names) if slot_names is not None else [f"slot {s}" for s in range(len(counts))]
-    fig = go.Figure([go.Bar(x=names, y=counts[:, c], name=CLASS_NAMES[c] if c < 2 else f"class {c}")
-                     for c in range(counts.shape[1])])
+    fig = go.Figure([go.Bar(x=names, y=counts[:, c], name=class_ink(c).name,
+                            marker_color=class_ink(c).plotly()) for c in range(counts.shape[1])])
     fig.update_layout(barmode="stack", yaxis_title="stored embeddings", width=620, height=340,
                       margin=dict(t=30), title=f"memory bank: {int(counts.sum()):,} embeddings")
     return fig
@@ -178,17 +178,16 @@ def pca_2d(memory_feats, memory_cls, unl_feats, unl_cls):
 
     (mem, unl), explained = pca_project(memory_feats, unl_feats)
     memory_cls, unl_cls = to_numpy(memory_cls).ravel(), to_numpy(unl_cls).ravel()
-    palette = ("rgb(90, 90, 90)", "rgb(220, 50, 50)", "rgb(40, 120, 220)", "rgb(40, 170, 80)")
     fig = go.Figure()
     for pts, cls, kind, symbol in ((mem, memory_cls, "memory", "circle"),
                                    (unl, unl_cls, "unlabeled", "x")):
         for c in np.unique(cls):
             sel = pts[cls == c]
-            name = CLASS_NAMES[c] if c < len(CLASS_NAMES) else f"class {c}"
+            ink = class_ink(c)
             fig.add_trace(go.Scatter(x=sel[:, 0], y=sel[:, 1], mode="markers",
-                                     name=f"{kind}: {name}", marker=dict(
+                                     name=f"{kind}: {ink.name}", marker=dict(
                                          symbol=symbol, size=6, opacity=0.6,
-                                         color=palette[int(c) % len(palette)])))
+                                         color=ink.plotly())))
     fig.update_layout(xaxis_title=f"PC 1 ({100 * explained[0]:.0f} % of variance)",
                       yaxis_title=f"PC 2 ({100 * explained[1]:.0f} % of variance)",
                       width=620, height=480, margin=dict(t=30))

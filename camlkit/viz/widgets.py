@@ -79,11 +79,25 @@ class FigureExplorer:
         self.figure = self._draw(**self.values())
         with self.output:
             clear_output(wait=True)
-            display(self.figure)
-            if hasattr(self.figure, "savefig"):  # matplotlib: show once, do not keep it open
-                import matplotlib.pyplot as plt
-
-                plt.close(self.figure)
+            display(displayable(self.figure))
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def png_bytes(figure, dpi: int = 100) -> bytes:
+    """A matplotlib Figure rendered to PNG bytes (no pyplot, no backend switch)."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def displayable(figure):
+    """What ``display`` should show: a matplotlib Figure as a PNG image, anything else as is."""
+    if hasattr(figure, "savefig"):
+        from IPython.display import Image
+
+        return Image(data=png_bytes(figure))
+    return figure
