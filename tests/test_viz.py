@@ -386,12 +386,36 @@ def test_save_curves_bad_input_names_the_file(tmp_path):
 
 def test_live_loss_curves_redraw_the_same_panels(tmp_path):
     rows = _log_rows(5)
-    live = viz.LiveLossCurves(every=2)
+    live = viz.LiveLossCurves(every=2, min_seconds=0)
     for r in rows:
         live.update(r)
     assert len(live.figure.axes[0].lines[0].get_xdata()) == 4  # redrawn after rows 2 and 4
     titles = [ax.get_title() for ax in live.figure.axes if ax.lines]
     assert titles == [p.title for p in viz.curve_panels(rows)]
+
+
+def test_live_loss_curves_wait_between_redraws_but_draw_the_last_row():
+    rows = _log_rows(6)
+    live = viz.LiveLossCurves(min_seconds=3600, last_iteration=5)
+    for r in rows[:5]:
+        live.update(r)
+    assert len(live.figure.axes[0].lines[0].get_xdata()) == 1  # only the first row so far
+    live.update(rows[5])
+    assert len(live.figure.axes[0].lines[0].get_xdata()) == 6
+
+
+def test_live_loss_curves_follow_a_run_folder(tmp_path):
+    import csv
+
+    rows = _log_rows(3)
+    with open(tmp_path / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    live = viz.LiveLossCurves()
+    live.load(tmp_path)
+    assert live.rows == rows and live.summary is None
+    assert len(live.figure.axes[0].lines[0].get_xdata()) == 3
 
 
 def test_library_never_switches_the_matplotlib_backend():

@@ -204,24 +204,35 @@ class LiveLossCurves:
     Fed row by row (``update`` as the training callback) or from a run folder that another
     process writes (``load(run_dir)``, e.g. once per poll). Each redraw shows
     :func:`curves_figure` as a PNG, so the live plot and ``curves.png`` have the same panels.
+    A redraw costs about a second on a small CPU, so ``update`` redraws after ``every`` new rows
+    and at most once per ``min_seconds``, and always at the row whose iteration is
+    ``last_iteration`` (the run's end, if given); ``redraw()`` draws the latest rows at once.
 
-    >>> live = LiveLossCurves(every=10); display(live)     # doctest: +SKIP
-    >>> train(config, callback=live.update)                # doctest: +SKIP
-    >>> live.load(run_dir)                                 # doctest: +SKIP
+    >>> live = LiveLossCurves(last_iteration=config.iterations - 1); display(live)  # doctest: +SKIP
+    >>> train(config, callback=live.update)                                        # doctest: +SKIP
+    >>> live.load(run_dir)                                                         # doctest: +SKIP
     """
 
-    def __init__(self, every: int = 1, x: str = "iteration", log_y: bool = False):
+    def __init__(self, every: int = 1, x: str = "iteration", log_y: bool = False,
+                 min_seconds: float = 5.0, last_iteration: int | None = None):
         import ipywidgets as widgets
 
         self.rows: list[dict] = []
         self.summary: Mapping | None = None
         self.every, self.x, self.log_y = every, x, log_y
+        self.min_seconds, self.last_iteration = min_seconds, last_iteration
         self.output = widgets.Output()
         self.figure = None
+        self._drawn_at = -math.inf  # time.monotonic() of the last redraw
 
     def update(self, row: Mapping):
+        import time
+
         self.rows.append(dict(row))
-        if len(self.rows) % self.every == 0:
+        at_end = self.last_iteration is not None and row.get(self.x) == self.last_iteration
+        due = (len(self.rows) % self.every == 0
+               and time.monotonic() - self._drawn_at >= self.min_seconds)
+        if at_end or due:
             self.redraw()
 
     def load(self, run_dir):
@@ -234,8 +245,11 @@ class LiveLossCurves:
 
         from camlkit.viz.widgets import displayable
 
+        import time
+
         if not self.rows:
             return
+        self._drawn_at = time.monotonic()
         self.figure = curves_figure(self.rows, self.summary, self.x, self.log_y)
         with self.output:
             clear_output(wait=True)
