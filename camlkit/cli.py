@@ -13,7 +13,8 @@ import sys
 from camlkit.errors import CamlkitError
 
 # module that defines add_cli(), in the order they appear in --help
-COMMAND_MODULES = ("camlkit.train", "camlkit.evaluate", "camlkit.inference", "camlkit.report")
+COMMAND_MODULES = ("camlkit.train", "camlkit.evaluate", "camlkit.inference", "camlkit.report",
+                   "camlkit.download", "camlkit.preprocess")
 
 
 def build_parser():
