@@ -154,6 +154,8 @@ def fetch(url, target, digest, retries=3, backoff=1.0, timeout=60):
         except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
             if attempt == retries:
                 reason = getattr(err, "reason", err)
+                if isinstance(reason, TimeoutError):
+                    reason = f"no answer within {timeout:g} s; a slow connection may need a larger --timeout"
                 raise CamlkitError(f"{url}: download failed after {attempts(retries + 1)} ({reason})") from None
         time.sleep(backoff * 2**attempt)
         attempt += 1
