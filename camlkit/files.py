@@ -124,10 +124,21 @@ def sigterm_as_exit():
     """While active, SIGTERM raises ``SystemExit(143)`` instead of ending the process at once, so
     that ``finally`` blocks (temporary files, locks) run as they do for Ctrl-C.
 
-    Only the main thread can install a signal handler; elsewhere this does nothing.
+    Only the main thread can install a signal handler; elsewhere this does nothing. Processes
+    forked meanwhile (data-loader workers) keep the default behaviour: they simply end.
     """
+    owner = os.getpid()
+
+    def exit_on_sigterm(signum, frame):
+        if os.getpid() != owner:  # a forked child: end it as SIGTERM normally would
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        print("camlkit: stopped by SIGTERM", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM)
+
     try:
-        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        previous = signal.signal(signal.SIGTERM, exit_on_sigterm)
     except ValueError:  # not the main thread
         yield
         return
@@ -135,11 +146,6 @@ def sigterm_as_exit():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _exit_on_sigterm(signum, frame):
-    print("camlkit: terminated (SIGTERM); partial files removed", file=sys.stderr)
-    raise SystemExit(128 + signal.SIGTERM)
 
 
 def is_disk_full(err: BaseException) -> bool:

@@ -156,3 +156,22 @@ def test_pid_alive():
     assert not pid_alive(dead_pid())
     start = time.time()
     assert not pid_alive(0) and time.time() - start < 1
+
+
+def test_a_forked_child_ends_on_sigterm_without_running_the_parents_cleanup(tmp_path):
+    script = textwrap.dedent("""
+        import os, signal, sys, time
+        from camlkit.files import sigterm_as_exit
+        with sigterm_as_exit():
+            child = os.fork()
+            if child == 0:
+                time.sleep(60)
+                os._exit(0)
+            time.sleep(0.2)
+            os.kill(child, signal.SIGTERM)
+            _, status = os.waitpid(child, 0)
+            print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True" and result.stderr == ""
