@@ -19,6 +19,7 @@ run) and weights that do not fit the architecture each give one line naming the 
 """
 
 import dataclasses
+import io
 import re
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import torch
 
 from camlkit.caml import CAMLConfig, CAMLNet
 from camlkit.errors import CamlkitError
-from camlkit.files import atomic_path
+from camlkit.files import write_bytes
 
 FORMAT = "camlkit"
 VERSION = 1
@@ -158,9 +159,15 @@ def camlkit_to_released_key(key: str) -> str:
 
 
 def save_checkpoint(payload: dict, path) -> None:
-    """Write ``payload`` atomically (camlkit.files.atomic_path: a temporary file, then a rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """Write ``payload`` atomically (camlkit.files.write_bytes: a temporary file, then a rename).
+
+    The payload is serialised in memory first: torch.save reports a full disk with a cryptic
+    "unexpected pos" error, a plain write with ENOSPC, which becomes one line
+    (camlkit.files.DiskFullError) while ``path`` keeps the previous checkpoint.
+    """
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(buffer.getbuffer(), path)
 
 
 def save_inference_model(net: CAMLNet, path, **extra) -> None:
@@ -174,11 +181,11 @@ def checkpoint_kind(ckpt: dict) -> str:
     return "training" if "optimizer" in ckpt and "iteration" in ckpt else "inference"
 
 
-def read_camlkit_checkpoint(path, kind=None) -> dict:
-    """A camlkit checkpoint dict; a clear error for anything else.
+def read_camlkit_checkpoint(path, kind="training") -> dict:
+    """A camlkit checkpoint dict, by default one that can resume a run; a clear error otherwise.
 
-    ``kind="training"`` (for ``--resume``) also refuses an inference checkpoint, saying which
-    file to use; ``kind="inference"`` accepts both (a training checkpoint holds the model too).
+    ``kind="training"`` (``--resume``) refuses an inference checkpoint, saying which file to use;
+    ``kind="inference"`` or None accept both (a training checkpoint holds the model too).
     """
     return _check_camlkit(_read(path, "camlkit checkpoint"), path, kind)
 

@@ -8,8 +8,9 @@ preprocessed cases — goes through :func:`atomic_path`:
    usual 022; ``tempfile.mkstemp`` would make it 0600);
 2. the file is flushed to disk (``fsync``) and renamed over ``<name>``: a reader sees the old
    file or the new one, never a part of either;
-3. if the writer raises (a bad value, Ctrl-C, SIGTERM under :func:`sigterm_as_exit`), the
-   temporary file is removed and ``<name>`` is untouched.
+3. if the writer raises (a bad value, a full disk, Ctrl-C, SIGTERM under
+   :func:`sigterm_as_exit`), the temporary file is removed and ``<name>`` is untouched; a full
+   disk is one line, :class:`DiskFullError`.
 
 A process killed outright (SIGKILL, power loss) cannot clean up, so its temporary files stay.
 They are recognisable by name, and :func:`clean_temps` removes those whose process no longer
@@ -44,10 +45,21 @@ def _fsync(path):
         os.close(fd)
 
 
+class DiskFullError(CamlkitError):
+    """No space left on the device (or over quota) while writing ``path``; ``path`` is unchanged."""
+
+    def __init__(self, path):
+        path = Path(path)
+        kept = f"; {path} still holds its previous version" if path.exists() else ""
+        super().__init__(f"no space left on the device writing {path}{kept}")
+        self.path = path
+
+
 @contextmanager
 def atomic_path(path, suffix=""):
     """Yield a temporary path beside ``path``; when the block ends without an error, the file
-    written there is flushed to disk and renamed to ``path``. On an error it is removed.
+    written there is flushed to disk and renamed to ``path``. On an error it is removed, and a
+    full disk is reported as :class:`DiskFullError`.
 
     ``suffix`` is appended to the temporary name for writers that choose the format by the
     extension (``".nii.gz"`` for nibabel).
@@ -66,6 +78,11 @@ def atomic_path(path, suffix=""):
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)  # make the rename itself durable
+    except OSError as err:
+        if is_disk_full(err):
+            tmp.unlink(missing_ok=True)
+            raise DiskFullError(path) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -149,8 +166,5 @@ def sigterm_as_exit():
 
 
 def is_disk_full(err: BaseException) -> bool:
-    """Whether an error raised while writing means the disk is full (ENOSPC or EDQUOT)."""
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    # torch.save reports a failed write as RuntimeError("... file write failed")
-    return isinstance(err, RuntimeError) and "write failed" in str(err)
+    """Whether an error raised while writing means the disk is full (ENOSPC) or over quota."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)

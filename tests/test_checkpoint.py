@@ -121,15 +121,16 @@ def test_resume_refuses_an_inference_checkpoint_and_says_which_to_use(tmp_path):
     net = CAMLNet(n_filters=2, proj_dim=8)
     save_inference_model(net, tmp_path / "model_final.pth")
     with pytest.raises(CamlkitError) as info:
-        read_camlkit_checkpoint(tmp_path / "model_final.pth", kind="training")
+        read_camlkit_checkpoint(tmp_path / "model_final.pth")  # what --resume calls
     message = one_line(info)
     assert "model_final.pth: is an inference checkpoint" in message and "checkpoints/last.pth" in message
 
     training = {"format": "camlkit", "version": 1, "iteration": 3, "model": net.state_dict(),
                 "config": {"model": {"n_filters": 2, "proj_dim": 8}}, "optimizer": {}}
     save_checkpoint(training, tmp_path / "last.pth")
-    ckpt = read_camlkit_checkpoint(tmp_path / "last.pth", kind="training")
+    ckpt = read_camlkit_checkpoint(tmp_path / "last.pth")
     assert checkpoint_kind(ckpt) == "training"
+    assert read_camlkit_checkpoint(tmp_path / "model_final.pth", kind="inference")["format"] == "camlkit"
     # evaluation and prediction take either kind: a training checkpoint holds the model too
     f_v = load_inference_model(tmp_path / "last.pth")
     assert torch.equal(f_v.encoder.stage1[0].weight, net.f_v.encoder.stage1[0].weight)

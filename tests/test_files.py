@@ -175,3 +175,32 @@ def test_a_forked_child_ends_on_sigterm_without_running_the_parents_cleanup(tmp_
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True" and result.stderr == ""
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs (needs the right to mount, e.g. root in a container); skipped elsewhere."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_disk_is_one_line_and_keeps_the_previous_file(small_disk):
+    from camlkit.checkpoint import save_checkpoint
+    from camlkit.files import DiskFullError
+
+    last = small_disk / "last.pth"
+    save_checkpoint({"w": torch.zeros(1000)}, last)
+    before = last.read_bytes()
+    with pytest.raises(DiskFullError) as info:
+        save_checkpoint({"w": torch.zeros(100_000)}, last)  # 400 KB on a 256 KiB disk
+    assert str(info.value) == f"no space left on the device writing {last}; {last} still holds its previous version"
+    assert last.read_bytes() == before
+    assert [p.name for p in small_disk.iterdir()] == ["last.pth"]
+    with pytest.raises(DiskFullError, match="writing .*summary.md$"):
+        write_text("x" * 400_000, small_disk / "summary.md")
