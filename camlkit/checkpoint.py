@@ -96,8 +96,8 @@ def check_finite(state: dict, source) -> None:
         if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
             bad = int((~torch.isfinite(value)).sum())
             raise CamlkitError(f"{source}: weight {key!r} holds {bad} NaN or infinite value(s) of "
-                               f"{value.numel()}; the training that wrote it diverged, use an earlier "
-                               f"checkpoint")
+                               f"{value.numel()}; this checkpoint cannot be used (take one written "
+                               f"before the training diverged)")
 
 
 def load_released_checkpoint(path_or_state_dict, config: CAMLConfig | None = None,
