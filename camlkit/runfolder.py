@@ -145,8 +145,8 @@ def run_folder(path, resume=False, overwrite=False):
     """Own the run folder ``path`` for the duration of the block.
 
     Takes the lock (one line and no work if another process holds it; a killed holder's stale
-    lock is reported on stderr and taken over), checks that a new run does not overwrite
-    another (:func:`check_new_run`), removes temporary files of killed writers, and makes
+    lock is reported on stderr and taken over), removes temporary files of killed writers,
+    checks that a new run does not overwrite another (:func:`check_new_run`), and makes
     SIGTERM end the block like Ctrl-C, so partial files are removed. Yields the folder as a Path.
     """
     folder = Path(path)
@@ -155,10 +155,10 @@ def run_folder(path, resume=False, overwrite=False):
         if lock.stale_pid:
             print(f"camlkit: {folder}: process {lock.stale_pid} held this run folder and was killed; "
                   f"taking it over", file=sys.stderr)
-        check_new_run(folder, resume, overwrite)
-        for place in (folder, folder / CHECKPOINTS):
+        for place in (folder, folder / CHECKPOINTS):  # safe whatever comes next: we hold the lock
             for leftover in clean_temps(place):
                 print(f"camlkit: removed {leftover}, left by an interrupted writer", file=sys.stderr)
+        check_new_run(folder, resume, overwrite)
         with sigterm_as_exit():
             yield folder
     finally:
