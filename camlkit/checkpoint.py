@@ -11,11 +11,15 @@ or extra.
 **camlkit checkpoints** are dicts ``{"format": "camlkit", "version", "model", "config", ...}``
 written by camlkit.train (which adds optimizer, memory bank and RNG states for ``--resume``).
 :func:`load_inference_model` reads either kind and returns f_v ready for inference.
-All loading uses ``torch.load(..., weights_only=True)``.
+All loading uses ``torch.load(..., weights_only=True)`` and checks what it read: a file that is
+not a PyTorch file, one that holds something else than a dict of tensors, weights that are NaN
+or infinite, a checkpoint of the wrong kind (``checkpoints/last.pth``, the *training* checkpoint
+that ``--resume`` needs, against ``model_final.pth``, the *inference* checkpoint of a finished
+run) and weights that do not fit the architecture each give one line naming the file.
 """
 
 import dataclasses
-import os
+import io
 import re
 from pathlib import Path
 
@@ -23,6 +27,7 @@ import torch
 
 from camlkit.caml import CAMLConfig, CAMLNet
 from camlkit.errors import CamlkitError
+from camlkit.files import write_bytes
 
 FORMAT = "camlkit"
 VERSION = 1
@@ -56,17 +61,43 @@ def released_to_camlkit_key(key: str) -> str:
     return f"{new_prefix}.{RELEASED_BLOCKS[block]}.{rest}"
 
 
+# the first bytes of the two formats torch.save writes: a zip archive, or a legacy pickle
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
 def _read(path_or_state_dict, what):
+    """What a checkpoint file holds, which must be a dict; one line naming the file otherwise."""
     if isinstance(path_or_state_dict, dict):
         return path_or_state_dict
     path = Path(path_or_state_dict)
     if not path.is_file():
         raise CamlkitError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise CamlkitError(f"{path}: empty file, expected a {what}")
+    if not head.startswith(TORCH_MAGIC):
+        shown = head.decode("latin-1")[:12]
+        raise CamlkitError(f"{path}: not a PyTorch file (it starts with {shown!r}); expected a {what}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and weights_only errors all mean "not a checkpoint"
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CamlkitError(f"{path}: cannot read as a {what}: {first_line}") from None
+    if not isinstance(state, dict):
+        raise CamlkitError(f"{path}: holds a {type(state).__name__}, expected a {what} "
+                           f"(a dict of weights)")
+    return state
+
+
+def check_finite(state: dict, source) -> None:
+    """Every floating-point tensor of a state_dict is finite; else one line naming the tensor."""
+    for key, value in state.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+            bad = int((~torch.isfinite(value)).sum())
+            raise CamlkitError(f"{source}: weight {key!r} holds {bad} NaN or infinite value(s) of "
+                               f"{value.numel()}; this checkpoint cannot be used (take one written "
+                               f"before the training diverged)")
 
 
 def load_released_checkpoint(path_or_state_dict, config: CAMLConfig | None = None,
@@ -84,6 +115,9 @@ def load_released_checkpoint(path_or_state_dict, config: CAMLConfig | None = Non
     expected = net.state_dict()
     mapped = {}
     for key, value in state.items():
+        if not torch.is_tensor(value):
+            raise CamlkitError(f"{source}{key!r} is a {type(value).__name__}, expected a tensor "
+                               f"(not a released CAML checkpoint)")
         try:
             mapped[released_to_camlkit_key(key)] = value
         except (KeyError, ValueError):
@@ -99,6 +133,7 @@ def load_released_checkpoint(path_or_state_dict, config: CAMLConfig | None = Non
     if missing:
         raise CamlkitError(f"{source}missing {len(missing)} released key(s), e.g. "
                            f"{camlkit_to_released_key(missing[0])!r}")
+    check_finite(state, name if name is not None else "released checkpoint")
     net.load_state_dict(mapped, strict=True)
     return net
 
@@ -124,16 +159,15 @@ def camlkit_to_released_key(key: str) -> str:
 
 
 def save_checkpoint(payload: dict, path) -> None:
-    """Write ``payload`` atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise CamlkitError(f"{path}: folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write ``payload`` atomically (camlkit.files.write_bytes: a temporary file, then a rename).
+
+    The payload is serialised in memory first: torch.save reports a full disk with a cryptic
+    "unexpected pos" error, a plain write with ENOSPC, which becomes one line
+    (camlkit.files.DiskFullError) while ``path`` keeps the previous checkpoint.
+    """
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(buffer.getbuffer(), path)
 
 
 def save_inference_model(net: CAMLNet, path, **extra) -> None:
@@ -142,36 +176,77 @@ def save_inference_model(net: CAMLNet, path, **extra) -> None:
                      "config": {"model": dataclasses.asdict(net.config), **extra}}, path)
 
 
-def read_camlkit_checkpoint(path) -> dict:
-    """A camlkit checkpoint dict; a clear error for anything else."""
-    ckpt = _read(path, "camlkit checkpoint")
-    if not (isinstance(ckpt, dict) and ckpt.get("format") == FORMAT):
+def checkpoint_kind(ckpt: dict) -> str:
+    """"training" for a checkpoint that can resume a run (optimizer and iteration), else "inference"."""
+    return "training" if "optimizer" in ckpt and "iteration" in ckpt else "inference"
+
+
+def read_camlkit_checkpoint(path, kind="training") -> dict:
+    """A camlkit checkpoint dict, by default one that can resume a run; a clear error otherwise.
+
+    ``kind="training"`` (``--resume``) refuses an inference checkpoint, saying which file to use;
+    ``kind="inference"`` or None accept both (a training checkpoint holds the model too).
+    """
+    return _check_camlkit(_read(path, "camlkit checkpoint"), path, kind)
+
+
+def _check_camlkit(ckpt, path, kind):
+    if ckpt.get("format") != FORMAT:
         raise CamlkitError(f"{path}: not a camlkit checkpoint (no 'format': 'camlkit' entry)")
     if ckpt.get("version") != VERSION:
         raise CamlkitError(f"{path}: camlkit checkpoint version {ckpt.get('version')}, "
                            f"this camlkit reads version {VERSION}")
+    for key in ("model", "config"):
+        if not isinstance(ckpt.get(key), dict):
+            raise CamlkitError(f"{path}: camlkit checkpoint without its {key!r} entry")
+    if kind == "training" and checkpoint_kind(ckpt) != "training":
+        raise CamlkitError(f"{path}: is an inference checkpoint (weights only, like <run>/model_final.pth); "
+                           f"--resume needs the training checkpoint <run>/checkpoints/last.pth")
     return ckpt
+
+
+def _architecture_mismatch(net, state) -> str:
+    """Everything that differs between a state_dict and a network, in one line."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]!r})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected (e.g. {extra[0]!r})")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} of another shape (e.g. {k!r}: {tuple(state[k].shape)} in the file, "
+                     f"{tuple(expected[k].shape)} in the architecture)")
+    return ", ".join(parts)
 
 
 def net_from_checkpoint(ckpt: dict, path="checkpoint") -> CAMLNet:
     """Rebuild the CAMLNet a camlkit checkpoint describes and load its weights strictly."""
     try:
         net = CAMLNet(CAMLConfig(**ckpt["config"]["model"]))
-    except TypeError as err:
+    except (TypeError, KeyError) as err:
         raise CamlkitError(f"{path}: its model config does not fit this camlkit: {err}") from None
+    state = ckpt["model"]
+    mismatch = _architecture_mismatch(net, state)
+    if mismatch:
+        raise CamlkitError(f"{path}: weights do not fit the architecture in its config: {mismatch}")
+    check_finite(state, path)
     try:
-        net.load_state_dict(ckpt["model"], strict=True)
+        net.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        first = str(err).splitlines()[0]
-        raise CamlkitError(f"{path}: weights do not fit the architecture in its config: {first}") from None
+        text = " ".join(str(err).split())  # the whole message, on one line
+        raise CamlkitError(f"{path}: weights do not fit the architecture in its config: {text}") from None
     return net
 
 
 def load_inference_model(path, map_location="cpu"):
-    """f_v in eval mode, from a camlkit checkpoint or an authors' released state_dict."""
+    """f_v in eval mode, from a camlkit checkpoint (either kind) or an authors' released state_dict."""
     state = _read(path, "checkpoint")
-    if isinstance(state, dict) and state.get("format") == FORMAT:
-        net = net_from_checkpoint(read_camlkit_checkpoint(path), path)
+    if state.get("format") == FORMAT:
+        net = net_from_checkpoint(_check_camlkit(state, path, "inference"), path)
     else:
         net = load_released_checkpoint(state, name=path)
     return net.f_v.to(map_location).eval()
@@ -180,6 +255,6 @@ def load_inference_model(path, map_location="cpu"):
 def checkpoint_config(path) -> dict:
     """The config stored in a camlkit checkpoint ({} for the authors' released weights)."""
     state = _read(path, "checkpoint")
-    if isinstance(state, dict) and state.get("format") == FORMAT:
-        return read_camlkit_checkpoint(path)["config"]
+    if state.get("format") == FORMAT:
+        return _check_camlkit(state, path, None)["config"]
     return {}

@@ -20,7 +20,8 @@ import types
 from camlkit.errors import CamlkitError
 
 # module that defines add_cli(), in the order they appear in --help
-COMMAND_MODULES = ("camlkit.train_cli", "camlkit.evaluate", "camlkit.inference", "camlkit.report")
+COMMAND_MODULES = ("camlkit.train_cli", "camlkit.evaluate", "camlkit.inference", "camlkit.report",
+                   "camlkit.download", "camlkit.preprocess")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

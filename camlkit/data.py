@@ -78,6 +78,8 @@ def check_image(image, path):
         raise CamlkitError(f"{path}: image has dtype {image.dtype}, expected floating point")
     if not np.isfinite(image).all():
         raise CamlkitError(f"{path}: image contains NaN or infinite values")
+    if image.size and image.min() == image.max():
+        raise CamlkitError(f"{path}: image is constant ({image.flat[0]:g} everywhere), not a scan")
     return image.astype(np.float32, copy=False)
 
 
@@ -141,9 +143,10 @@ def load_split(data_dir, labeled):
                 raise CamlkitError(f"case {case} named in {data_dir / name} is missing: {path} not found")
             paths[name].append(path)
     train = paths["train.list"]
-    if not 0 <= labeled <= len(train):
+    if not 2 <= labeled <= len(train):
         raise CamlkitError(
-            f"labeled={labeled}: expected 0..{len(train)}, the number of cases in {data_dir / 'train.list'}"
+            f"labeled={labeled}: expected 2..{len(train)} (a batch holds 2 labeled cases; "
+            f"{len(train)} cases in {data_dir / 'train.list'})"
         )
     return LASplit(labeled=train[:labeled], unlabeled=train[labeled:], test=paths["test.list"])
 

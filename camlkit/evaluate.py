@@ -10,16 +10,20 @@ mean +- std, and the paper's row beside it (REFERENCE_NOTES.md, "Evaluation prot
 
 ``camlkit evaluate CHECKPOINT --data DIR`` writes ``cases.csv`` and ``summary.md`` into --out.
 Dice and Jaccard are fractions in the per-case rows and printed in % in the table, as the paper.
+
+Everything that could fail is checked before the first case is computed: the settings, the
+output folder (:func:`check_output_dir`) and every test case (:func:`check_test_set`, which
+training calls too before its first iteration).
 """
 
 import csv
 import os
 import statistics
-import tempfile
 from pathlib import Path
 
-from camlkit.data import read_case
+from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
+from camlkit.files import clean_temps, write_text
 from camlkit.inference import PATCH_SIZE, STRIDE, predict_volume
 from camlkit.metrics import case_metrics
 from camlkit.paper import METRICS, paper_numbers
@@ -58,19 +62,8 @@ def summarize(rows):
 
 
 def write_text_atomic(text, path):
-    """Write a text file through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise CamlkitError(f"{path}: folder {path.parent} does not exist")
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; results are for everyone to read
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write a text file atomically (camlkit.files.write_text; kept under this name for callers)."""
+    write_text(text, path)
 
 
 def write_csv(rows, path):
@@ -81,7 +74,7 @@ def write_csv(rows, path):
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(buffer.getvalue(), path)
+    write_text(buffer.getvalue(), path)
 
 
 def _cell(mean, std, percent):
@@ -105,31 +98,75 @@ def format_table(summary, method=None, labeled=None):
     return header + "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- checks before the work
+
+def check_test_set(data_dir, n_cases=None, flag="--eval-cases"):
+    """The test cases of ``<data_dir>/test.list`` (the first ``n_cases``), each read and validated.
+
+    Raises a one-line CamlkitError for a missing or empty list, ``n_cases`` < 1 (named as
+    ``flag``), and a case that is missing, unreadable or invalid (NaN, constant image, bad label),
+    so that nothing is trained or computed only to fail at the evaluation. Returns the paths.
+    """
+    data_dir = Path(data_dir)
+    if n_cases is not None and n_cases < 1:
+        raise CamlkitError(f"{flag} {n_cases}: expected at least 1 test case")
+    listing = data_dir / "test.list"
+    cases = read_list(listing)
+    if not cases:
+        raise CamlkitError(f"{listing}: no test cases listed, nothing to evaluate")
+    paths = [case_path(data_dir, case) for case in cases[:n_cases]]
+    for case, path in zip(cases, paths):
+        if not path.is_file():
+            raise CamlkitError(f"case {case} named in {listing} is missing: {path} not found")
+        read_case(path)  # one line naming the file if it is damaged or invalid
+    return paths
+
+
+def check_output_dir(path, flag="--out"):
+    """A folder results can be written to: an existing writable folder, or one that can be created
+    (its nearest existing parent is a writable folder). Nothing is created here. Returns the Path."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CamlkitError(f"{flag} {path}: is an existing file, expected a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CamlkitError(f"{flag} {path}: {existing} is a file, the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "folder" if existing == path else f"parent folder {existing} of the"
+        raise CamlkitError(f"{flag} {path}: the {where} is not writable")
+    return path
+
+
+def check_output_files(folder, names, flag="--out"):
+    """Each ``folder/name`` to be written is not a folder (an existing file is replaced)."""
+    for name in names:
+        if (Path(folder) / name).is_dir():
+            raise CamlkitError(f"{flag} {folder}: {name} there is a folder, cannot write the file")
+
+
+def evaluation_failed_message(run_dir, err) -> str:
+    """What a run says when its final evaluation fails after the training ended and was saved."""
+    return (f"the training ended and {Path(run_dir) / 'model_final.pth'} is saved, but its evaluation "
+            f"failed: {err}. Fix this and run the same command again with --resume: it redoes only "
+            f"the evaluation")
+
+
 # ----------------------------------------------------------------------------- command line
 
 def evaluate_command(args):
     from camlkit.checkpoint import load_inference_model
-    from camlkit.data import case_path, read_list
-    from camlkit.inference import pick_device, stored_settings
+    from camlkit.inference import check_window, pick_device, stored_settings
 
-    data_dir = Path(args.data)
-    cases = read_list(data_dir / "test.list")
-    if args.cases is not None:
-        if args.cases < 1:
-            raise CamlkitError(f"--cases {args.cases}: expected a positive number")
-        cases = cases[:args.cases]
-    paths = [case_path(data_dir, case) for case in cases]
-    for case, path in zip(cases, paths):
-        if not path.is_file():
-            raise CamlkitError(f"case {case} named in {data_dir / 'test.list'} is missing: {path} not found")
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise CamlkitError(f"--out {out}: its parent folder {out.parent} does not exist")
-
-    stored = stored_settings(args.checkpoint)
+    out = check_output_dir(args.out)
+    check_output_files(out, ("cases.csv", "summary.md"))
+    stored = stored_settings(args.checkpoint)  # reads and checks the checkpoint file
     patch = tuple(args.patch or stored.get("patch_size", PATCH_SIZE))
     stride = tuple(args.stride or stored.get("stride", STRIDE))
     scale = args.scale if args.scale is not None else float(stored.get("scale", 1.0))
+    check_window(patch, stride, scale, args.batch_size)
+    paths = check_test_set(args.data, args.cases, flag="--cases")
     method = args.method or stored.get("method")
     labeled = args.labeled if args.labeled is not None else stored.get("labeled")
     model = load_inference_model(args.checkpoint, map_location=pick_device(args.device))
@@ -141,9 +178,10 @@ def evaluate_command(args):
     table = format_table(summary, method, labeled)
     settings = (f"patch {patch}, stride {stride}, scale {scale}, z-scored cases {zscore_case}, "
                 f"checkpoint {args.checkpoint}")
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    clean_temps(out)
     write_csv(rows, out / "cases.csv")
-    write_text_atomic(f"# Evaluation on LA\n\n{settings}\n\n{table}", out / "summary.md")
+    write_text(f"# Evaluation on LA\n\n{settings}\n\n{table}", out / "summary.md")
     print(table, end="")
     print(f"wrote {out / 'cases.csv'} and {out / 'summary.md'}")
     return 0
@@ -160,11 +198,14 @@ def add_cli(subparsers):
     )
     parser.add_argument("checkpoint", help="camlkit checkpoint or the authors' released .pth")
     parser.add_argument("--data", required=True, help="LA folder with test.list and '2018LA_Seg_Training Set'")
-    parser.add_argument("--out", default="runs/evaluate", help="folder for cases.csv and summary.md")
+    parser.add_argument("--out", default="runs/evaluate",
+                        help="folder for cases.csv and summary.md, created if needed; files of the same "
+                             "name there are replaced (default: %(default)s)")
     parser.add_argument("--method", choices=METHODS, default=None,
                         help="paper row to compare with (default: the checkpoint's)")
     parser.add_argument("--labeled", type=int, default=None, help="labeled cases of the paper row")
-    parser.add_argument("--cases", type=int, default=None, help="evaluate only the first K test cases")
+    parser.add_argument("--cases", type=int, default=None,
+                        help="evaluate only the first K test cases, K >= 1 (default: all of test.list)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_window_arguments(parser)
     parser.set_defaults(func=evaluate_command)

@@ -17,7 +17,6 @@ The default patch 112x112x80 and stride 18/18/4 are the paper's.
 
 import math
 import os
-import tempfile
 from itertools import product
 from pathlib import Path
 
@@ -199,32 +198,36 @@ def read_volume(path):
     return check_image(np.asarray(image, dtype=np.float32), path), np.asarray(affine, dtype=float)
 
 
-def check_output_path(path):
-    """Fail before any work if the output cannot be written where asked."""
+def check_output_path(path, overwrite=True):
+    """Fail before any work if the output cannot be written where asked: its folder must exist
+    and be writable, the name must end in .nii or .nii.gz and must not be a folder, nor an
+    existing file unless ``overwrite``."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise CamlkitError(f"{path}: output folder {path.parent} does not exist")
     if not path.name.lower().endswith((".nii", ".nii.gz")):
         raise CamlkitError(f"{path}: output must be a NIfTI file ending in .nii or .nii.gz")
+    if not path.parent.is_dir():
+        raise CamlkitError(f"{path}: output folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise CamlkitError(f"{path}: output folder {path.parent} is not writable")
+    if path.is_dir():
+        raise CamlkitError(f"{path}: is a folder, expected the name of the mask file to write")
+    if path.exists() and not overwrite:
+        raise CamlkitError(f"{path}: exists already; pass --overwrite to replace it")
     return path
 
 
 def write_mask_nifti(mask, affine, path):
-    """Write a uint8 mask as NIfTI atomically: a temporary file in the same folder, then a rename."""
+    """Write a uint8 mask as NIfTI atomically (camlkit.files.atomic_path)."""
     import nibabel
+
+    from camlkit.files import atomic_path
 
     path = check_output_path(path)
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
     image = nibabel.Nifti1Image(np.asarray(mask, dtype=np.uint8), np.asarray(affine, dtype=float))
     image.set_data_dtype(np.uint8)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:
         nibabel.save(image, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ----------------------------------------------------------------------------- command line
@@ -251,24 +254,46 @@ def add_window_arguments(parser):
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
 
 
+def check_window(patch_size, stride, scale, batch_size):
+    """The sliding-window settings of ``predict`` / ``evaluate``, checked before any work.
+
+    Patch sides must be positive multiples of 16 (the V-Net halves the grid four times), stride
+    sides positive, ``scale`` > 0, ``batch_size`` >= 1.
+    """
+    if len(patch_size) != 3 or any(p < 16 or p % 16 for p in patch_size):
+        raise CamlkitError(f"--patch {' '.join(map(str, patch_size))}: each side must be a positive "
+                           f"multiple of 16 (the V-Net halves the grid four times), e.g. 112 112 80")
+    if len(stride) != 3 or any(t < 1 for t in stride):
+        raise CamlkitError(f"--stride {' '.join(map(str, stride))}: each side must be 1 or more")
+    if not scale > 0:
+        raise CamlkitError(f"--scale {scale}: expected a positive number (1 = the image as given)")
+    if batch_size < 1:
+        raise CamlkitError(f"--batch-size {batch_size}: expected 1 or more")
+
+
 def predict_command(args):
     from camlkit.checkpoint import load_inference_model
+    from camlkit.files import clean_temps, sigterm_as_exit
 
-    output = check_output_path(args.output)
-    image, affine = read_volume(args.input)
+    output = check_output_path(args.output, overwrite=args.overwrite)
+    if output.exists() and Path(args.input).exists() and output.samefile(args.input):
+        raise CamlkitError(f"{output}: is the input volume; choose another output name")
     stored = stored_settings(args.checkpoint)
+    patch = tuple(args.patch or stored.get("patch_size", PATCH_SIZE))
+    stride = tuple(args.stride or stored.get("stride", STRIDE))
+    scale = args.scale if args.scale is not None else float(stored.get("scale", 1.0))
+    check_window(patch, stride, scale, args.batch_size)
+    image, affine = read_volume(args.input)
     device = pick_device(args.device)
     model = load_inference_model(args.checkpoint, map_location=device)
     if not str(args.input).lower().endswith(".h5"):  # LA .h5 images are already z-scored
         image = zscore(image)
-    mask, _ = predict_volume(
-        model, image,
-        patch_size=tuple(args.patch or stored.get("patch_size", PATCH_SIZE)),
-        stride=tuple(args.stride or stored.get("stride", STRIDE)),
-        scale=args.scale if args.scale is not None else float(stored.get("scale", 1.0)),
-        batch_size=args.batch_size, zscore_case=bool(stored.get("zscore_case", False)),
-    )
-    write_mask_nifti(mask, affine, output)
+    clean_temps(output.parent)
+    with sigterm_as_exit():
+        mask, _ = predict_volume(model, image, patch_size=patch, stride=stride, scale=scale,
+                                 batch_size=args.batch_size,
+                                 zscore_case=bool(stored.get("zscore_case", False)))
+        write_mask_nifti(mask, affine, output)
     print(f"wrote {output}: {int(mask.sum())} foreground voxels of {mask.size}")
     return 0
 
@@ -283,5 +308,7 @@ def add_cli(subparsers):
     parser.add_argument("checkpoint", help="camlkit checkpoint or the authors' released .pth")
     parser.add_argument("input", help="input volume")
     parser.add_argument("output", help="output mask, .nii or .nii.gz (its folder must exist)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUTPUT if it exists (default: refuse, so no file is lost)")
     add_window_arguments(parser)
     parser.set_defaults(func=predict_command)

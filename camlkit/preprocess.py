@@ -15,12 +15,13 @@ Steps (REFERENCE_NOTES.md, "Data"):
 
 The margins are drawn from one seeded generator over the cases in sorted order, so a run repeats
 exactly; the released files came from an unseeded run, so their crops cannot be reproduced.
+
+Each file is written atomically (camlkit.files): an interrupted run leaves no half-written case.
+Command line: ``camlkit preprocess RAW OUT`` (or ``python data_scripts/preprocess_la.py``).
 """
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -28,6 +29,7 @@ import numpy as np
 
 from camlkit.data import CASE_FILE, CASES_FOLDER, check_image, check_label
 from camlkit.errors import CamlkitError
+from camlkit.files import atomic_path, clean_temps, sigterm_as_exit
 
 MARGIN = (10, 20)  # inclusive range of the random x / y margin, in voxels
 
@@ -57,16 +59,11 @@ def write_case_h5(path, image, label):
     """Write ``image`` and ``label`` as gzip HDF5 through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    clean_temps(path.parent)
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("image", data=image, compression="gzip")
             f.create_dataset("label", data=label, compression="gzip")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def raw_cases(raw_dir):
@@ -109,23 +106,47 @@ def preprocess_dataset(raw_dir, out_dir, seed=0, progress=True):
     return names
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="preprocess_la.py",
-        description="Raw LA challenge NRRD (<CASE>/lgemri.nrrd, laendo.nrrd) -> the standard preprocessed HDF5.",
-    )
+DESCRIPTION = "Raw LA challenge NRRD (<CASE>/lgemri.nrrd, laendo.nrrd) -> the standard preprocessed HDF5."
+
+
+def add_arguments(parser):
+    """The arguments of ``camlkit preprocess`` and ``data_scripts/preprocess_la.py``."""
     parser.add_argument("raw_dir", help="folder of <CASE>/lgemri.nrrd + laendo.nrrd")
     parser.add_argument("out_dir", help="output folder (gets '2018LA_Seg_Training Set/<CASE>/mri_norm2.h5')")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random crop margins (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random crop margins (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def preprocess_command(args):
+    """Run the preprocessing from parsed arguments; raises CamlkitError for any failure."""
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise CamlkitError(f"{out}: is an existing file, expected the output folder")
+    try:
+        with sigterm_as_exit():
+            names = preprocess_dataset(args.raw_dir, out, args.seed, progress=not args.quiet)
+    except OSError as err:  # a full disk, a folder without write permission
+        raise CamlkitError(f"{out}: {err}".splitlines()[0]) from None
+    print(f"wrote {len(names)} cases into {out / CASES_FOLDER}")
+    return 0
+
+
+def add_cli(subparsers):
+    parser = subparsers.add_parser("preprocess", help="raw LA challenge NRRD files -> the preprocessed HDF5",
+                                   description=DESCRIPTION + " Example: camlkit preprocess raw/ data/LA")
+    add_arguments(parser)
+    parser.set_defaults(func=preprocess_command)
+
+
+def main(argv=None):
+    parser = add_arguments(argparse.ArgumentParser(prog="preprocess_la.py", description=DESCRIPTION))
     args = parser.parse_args(argv)
     try:
-        names = preprocess_dataset(args.raw_dir, args.out_dir, args.seed, progress=not args.quiet)
-    except (CamlkitError, OSError) as err:
+        return preprocess_command(args)
+    except CamlkitError as err:
         print(f"preprocess_la: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
-    print(f"wrote {len(names)} cases into {Path(args.out_dir) / CASES_FOLDER}")
-    return 0
 
 
 if __name__ == "__main__":

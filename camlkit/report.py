@@ -41,6 +41,9 @@ def read_run(run_dir) -> dict:
         run.update({name: float(summary[name][0]) for name in METRICS})
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise CamlkitError(f"{run_dir}: unreadable config.json/summary.json ({err})") from None
+    if run["method"] not in METHODS:
+        raise CamlkitError(f"{config_path}: method {run['method']!r} is not one camlkit knows "
+                           f"(expected one of {', '.join(METHODS)})")
     return run
 
 

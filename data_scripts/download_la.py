@@ -2,15 +2,13 @@
 
     python data_scripts/download_la.py [--dest DIR] [--base-url URL] [--source DIR] [--retries N]
 
-A thin wrapper over camlkit.download (see its docstring); exit status 0 when every file verified.
+The same as ``camlkit download``: a thin wrapper over camlkit.download (see its docstring);
+exit status 0 when every file verified. camlkit must be installed (``pip install -e .``).
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from camlkit.download import main  # noqa: E402
+from camlkit.download import main
 
 if __name__ == "__main__":
     sys.exit(main())

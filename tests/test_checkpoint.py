@@ -68,7 +68,7 @@ def test_wrong_shape_is_a_clear_error():
 def test_not_a_checkpoint_file(tmp_path):
     bad = tmp_path / "notes.pth"
     bad.write_text("hello")
-    with pytest.raises(CamlkitError, match="notes.pth: cannot read"):
+    with pytest.raises(CamlkitError, match="notes.pth: not a PyTorch file .it starts with .hello"):
         load_inference_model(bad)
     with pytest.raises(CamlkitError, match="no such checkpoint"):
         load_inference_model(tmp_path / "absent.pth")
@@ -88,3 +88,86 @@ def test_inference_model_from_released_and_camlkit_checkpoints(tmp_path):
     assert torch.equal(f_v.encoder.stage1[0].weight, net.f_v.encoder.stage1[0].weight)
     assert checkpoint_config(tmp_path / "mine.pth")["scale"] == 0.5
     assert not list(tmp_path.glob(".*tmp*"))  # nothing half-written left behind
+
+
+# ----------------------------------------------------------------------------- checks when loading
+
+def one_line(info):
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_nan_weight_names_the_file_and_the_tensor(tmp_path):
+    net = CAMLNet(n_filters=2, proj_dim=8)
+    with torch.no_grad():
+        net.f_v.decoder.out_conv.weight[0, 0, 0, 0, 0] = float("nan")
+    save_inference_model(net, tmp_path / "model_final.pth")
+    with pytest.raises(CamlkitError) as info:
+        load_inference_model(tmp_path / "model_final.pth")
+    message = one_line(info)
+    assert "model_final.pth" in message and "'f_v.decoder.out_conv.weight'" in message and "NaN" in message
+
+    state = released_state_dict()
+    state["encoder2.block_one.conv.0.bias"][3] = float("inf")
+    torch.save(state, tmp_path / "iter_15000.pth")
+    with pytest.raises(CamlkitError, match=r"iter_15000.pth: weight 'encoder2.block_one.conv.0.bias' holds 1 NaN"):
+        load_inference_model(tmp_path / "iter_15000.pth")
+
+
+def test_resume_refuses_an_inference_checkpoint_and_says_which_to_use(tmp_path):
+    from camlkit.checkpoint import checkpoint_kind, read_camlkit_checkpoint, save_checkpoint
+
+    net = CAMLNet(n_filters=2, proj_dim=8)
+    save_inference_model(net, tmp_path / "model_final.pth")
+    with pytest.raises(CamlkitError) as info:
+        read_camlkit_checkpoint(tmp_path / "model_final.pth")  # what --resume calls
+    message = one_line(info)
+    assert "model_final.pth: is an inference checkpoint" in message and "checkpoints/last.pth" in message
+
+    training = {"format": "camlkit", "version": 1, "iteration": 3, "model": net.state_dict(),
+                "config": {"model": {"n_filters": 2, "proj_dim": 8}}, "optimizer": {}}
+    save_checkpoint(training, tmp_path / "last.pth")
+    ckpt = read_camlkit_checkpoint(tmp_path / "last.pth")
+    assert checkpoint_kind(ckpt) == "training"
+    assert read_camlkit_checkpoint(tmp_path / "model_final.pth", kind="inference")["format"] == "camlkit"
+    # evaluation and prediction take either kind: a training checkpoint holds the model too
+    f_v = load_inference_model(tmp_path / "last.pth")
+    assert torch.equal(f_v.encoder.stage1[0].weight, net.f_v.encoder.stage1[0].weight)
+
+
+@pytest.mark.parametrize("content,expected", [
+    ([1, 2, 3], "holds a list, expected a checkpoint"),
+    (torch.zeros(3), "holds a Tensor, expected a checkpoint"),
+    ({"encoder1.block_one.conv.0.weight": [1, 2]}, "is a list, expected a tensor"),
+])
+def test_torch_files_that_are_no_checkpoint(tmp_path, content, expected):
+    torch.save(content, tmp_path / "odd.pth")
+    with pytest.raises(CamlkitError) as info:
+        load_inference_model(tmp_path / "odd.pth")
+    assert "odd.pth" in one_line(info) and expected in str(info.value)
+
+
+@pytest.mark.parametrize("content,expected", [(b"101\n", "not a PyTorch file (it starts with '101"),
+                                              (b"", "empty file")])
+def test_text_and_empty_files(tmp_path, content, expected):
+    (tmp_path / "ckpt.pth").write_bytes(content)
+    with pytest.raises(CamlkitError) as info:
+        load_inference_model(tmp_path / "ckpt.pth")
+    assert "ckpt.pth" in one_line(info) and expected in str(info.value)
+
+
+def test_architecture_mismatch_message_is_complete(tmp_path):
+    net = CAMLNet(n_filters=2, proj_dim=8)
+    save_inference_model(net, tmp_path / "model_final.pth")
+    ckpt = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    ckpt["config"]["model"]["n_filters"] = 4  # the config no longer describes the weights
+    del ckpt["model"]["pred_v.3.bias"]
+    torch.save(ckpt, tmp_path / "edited.pth")
+    with pytest.raises(CamlkitError) as info:
+        load_inference_model(tmp_path / "edited.pth")
+    message = one_line(info)
+    assert "edited.pth: weights do not fit the architecture" in message
+    assert "1 missing (e.g. 'pred_v.3.bias')" in message
+    assert "of another shape (e.g. 'f_v.encoder.stage1.0.weight': (2, 1, 3, 3, 3) in the file, " \
+           "(4, 1, 3, 3, 3) in the architecture)" in message

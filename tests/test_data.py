@@ -74,12 +74,14 @@ def bad_case_files(tmp_path, la_case_paths):
         "shape": (write_h5(tmp_path / "shape.h5", image=image, label=label[:-1]), "shape"),
         "int_image": (write_h5(tmp_path / "int.h5", image=label, label=label), "dtype"),
         "2d_image": (write_h5(tmp_path / "2d.h5", image=image[0], label=label[0]), "3-D"),
+        "constant": (write_h5(tmp_path / "flat.h5", image=np.zeros_like(image), label=label), "constant"),
         "missing": (tmp_path / "absent.h5", "not found"),
     }
 
 
 @pytest.mark.parametrize(
-    "kind", ["truncated", "no_image", "no_label", "nan", "label2", "shape", "int_image", "2d_image", "missing"]
+    "kind", ["truncated", "no_image", "no_label", "nan", "label2", "shape", "int_image", "2d_image", "missing",
+             "constant"]
 )
 def test_read_case_rejects_bad_files(tmp_path, la_case_paths, kind):
     path, expected = bad_case_files(tmp_path, la_case_paths)[kind]
@@ -126,6 +128,14 @@ def test_split_rejects_too_many_labeled(la_dir):
     n_train = len(read_list(la_dir / "train.list"))
     with pytest.raises(CamlkitError, match=f"labeled={n_train + 1}"):
         load_split(la_dir, n_train + 1)
+
+
+@pytest.mark.parametrize("labeled", [-1, 0, 1, 11])
+def test_split_message_gives_the_true_labeled_range(tmp_path, labeled):
+    make_release(tmp_path, n_train=10, n_test=1)
+    with pytest.raises(CamlkitError, match=rf"labeled={labeled}: expected 2\.\.10 .*10 cases in .*train.list"):
+        load_split(tmp_path, labeled)
+    assert len(load_split(tmp_path, 2).labeled) == 2 and len(load_split(tmp_path, 10).unlabeled) == 0
 
 
 def test_split_reports_missing_case(tmp_path):

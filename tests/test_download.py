@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -19,10 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 class ReleaseHandler(http.server.SimpleHTTPRequestHandler):
     """Serves a folder; paths in ``truncate`` get half their bytes, paths in ``drop_once`` lose
-    the connection without a response on their first request."""
+    the connection without a response on their first request, paths in ``corrupt_once`` get one
+    flipped byte on their first request, paths in ``slow`` wait 3 s before answering."""
 
     truncate = set()
     drop_once = set()
+    corrupt_once = set()
+    slow = set()
     requests = []
 
     def log_message(self, *args):
@@ -35,6 +39,17 @@ class ReleaseHandler(http.server.SimpleHTTPRequestHandler):
             self.drop_once.discard(path)
             self.close_connection = True
             return  # no status line at all: the client sees the connection drop
+        if path in self.slow:
+            time.sleep(3)
+        if path in self.corrupt_once:
+            self.corrupt_once.discard(path)
+            body = bytearray(Path(self.directory, urllib.parse.unquote(path)).read_bytes())
+            body[len(body) // 2] ^= 0xFF
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(bytes(body))
+            return
         if path in self.truncate:
             body = Path(self.directory, urllib.parse.unquote(path)).read_bytes()
             self.send_response(200)
@@ -58,7 +73,8 @@ def server(tmp_path, la_dir):
         shutil.copy(la_dir / relative, served / relative)
     shutil.copy(la_dir / "test.list", served / "test.list")
 
-    handler = type("Handler", (ReleaseHandler,), {"truncate": set(), "drop_once": set(), "requests": []})
+    handler = type("Handler", (ReleaseHandler,), {"truncate": set(), "drop_once": set(), "corrupt_once": set(),
+                                                  "slow": set(), "requests": []})
 
     def make(*args, **kwargs):
         return handler(*args, directory=str(served), **kwargs)
@@ -143,6 +159,7 @@ def test_dropped_connection_without_retries_fails(server, tmp_path, capsys):
     code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", case, "--retries", 0], capsys)
     assert code != 0
     assert len(err.strip().splitlines()) == 1 and case in err
+    assert "failed after 1 attempt (" in err
     assert not (tmp_path / "d" / h5(case)).exists()
 
 
@@ -164,7 +181,9 @@ def test_checksum_mismatch(server, tmp_path, capsys):
     code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--checksums", bad], capsys)
     assert code != 0
     assert len(err.strip().splitlines()) == 1 and "checksum mismatch" in err and case in err
-    assert not list((tmp_path / "d").rglob("*.h5")) and not list((tmp_path / "d").rglob("*.part"))
+    assert "again after downloading it a second time" in err
+    assert server["handler"].requests.count(quoted(h5(case))) == 2  # retried once, then failed
+    assert not list((tmp_path / "d").rglob("*.h5")) and not list((tmp_path / "d").rglob(".*"))
 
 
 def test_missing_file_on_server(server, tmp_path, capsys):
@@ -217,3 +236,78 @@ def test_wrapper_script_runs(la_dir, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "d" / "test.list").is_file()
+
+
+def test_a_damaged_transfer_is_downloaded_once_more(server, tmp_path, capsys):
+    case = server["cases"][0]
+    server["handler"].corrupt_once.add(quoted(h5(case)))
+    code, out, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", case], capsys)
+    assert code == 0, err
+    assert server["handler"].requests.count(quoted(h5(case))) == 2
+    read_case(tmp_path / "d" / h5(case))
+    assert "1 fetched and verified" in out
+
+
+def test_timeout_option(server, tmp_path, capsys):
+    case = server["cases"][0]
+    server["handler"].slow.add(quoted(h5(case)))
+    start = time.time()
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", case, "--retries", 0,
+                        "--timeout", 0.5], capsys)
+    assert time.time() - start < 2.5  # gave up before the server's 3 s answer
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "failed after 1 attempt (no answer within 0.5 s; a slow connection may need a larger --timeout)" in err
+    assert not list((tmp_path / "d").rglob("*.h5"))
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--base-url", "notaurl"], "--base-url notaurl: expected an http:// or https:// URL"),
+    (["--base-url", "ftp://example.org/la/"], "--base-url ftp://example.org/la/"),
+    (["--timeout", 0], "--timeout 0.0: expected a positive number"),
+    (["--retries", -1], "--retries -1: expected 0 or more"),
+])
+def test_bad_options_are_one_line(tmp_path, capsys, argv, expected):
+    code, _, err = run(["--dest", tmp_path / "d", "--only", "test.list", *argv], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_dest_that_is_a_file(tmp_path, la_dir, capsys):
+    (tmp_path / "d").write_text("x")
+    code, _, err = run(["--dest", tmp_path / "d", "--source", la_dir, "--only", "test.list"], capsys)
+    assert code == 2 and "--dest" in err and "existing file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_temporaries_of_a_killed_download_are_removed(server, tmp_path, capsys):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    case = server["cases"][0]
+    folder = tmp_path / "d" / CASES_FOLDER / case
+    folder.mkdir(parents=True)
+    stale = folder / f".mri_norm2.h5.tmp-{dead.pid}"
+    stale.write_bytes(b"the first half of a case")
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", case], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in folder.iterdir()) == ["mri_norm2.h5"]
+
+
+def test_camlkit_download_subcommand(la_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "camlkit.cli", "download", "--dest", str(tmp_path / "d"), "--source", str(la_dir),
+         "--only", "test.list", "--quiet"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "d" / "test.list").read_text() == (la_dir / "test.list").read_text()
+    result = subprocess.run([sys.executable, "-m", "camlkit.cli", "download", "--base-url", "notaurl",
+                             "--dest", str(tmp_path / "e")], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("camlkit download: error: --base-url notaurl: expected an http:// or "
+                                     "https:// URL, e.g. https://raw.githubusercontent.com/yulequan/UA-MT/master/data/")
+    help_text = subprocess.run([sys.executable, "-m", "camlkit.cli", "download", "--help"], capture_output=True,
+                               text=True, cwd=tmp_path).stdout
+    assert "--timeout" in help_text and "(default: 60.0)" in help_text
+
+
+def test_wrapper_scripts_use_the_installed_package():
+    for name in ("download_la.py", "preprocess_la.py"):
+        text = (ROOT / "data_scripts" / name).read_text()
+        assert "sys.path" not in text and "from camlkit." in text

@@ -1,6 +1,7 @@
 """camlkit/evaluate.py: per-case evaluation, summary, CSV / markdown output, ``camlkit evaluate``."""
 
 import csv
+import os
 
 import h5py
 import numpy as np
@@ -165,3 +166,136 @@ def test_written_results_are_readable_by_everyone(tmp_path):
     write_text_atomic("x\n", tmp_path / "summary.md")
     assert (tmp_path / "summary.md").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
+
+
+# ----------------------------------------------------------------------------- checks before the first case
+
+@pytest.fixture
+def no_case_computed(monkeypatch):
+    """Fail the test if any case reaches the sliding window: the checks must come first."""
+    import camlkit.evaluate
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a case was computed before the input was checked")
+
+    monkeypatch.setattr(camlkit.evaluate, "predict_volume", refuse)
+
+
+def copy_of(data_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "la"
+    shutil.copytree(data_dir, copy)
+    return copy
+
+
+def spoil(path, kind):
+    image, label = read_case(path)
+    if kind == "nan":
+        image[1, 2, 3] = np.nan
+    elif kind == "constant":
+        image[:] = 0.5
+    elif kind == "label":
+        label[0, 0, 0] = 7
+    with h5py.File(path, "w") as f:
+        f["image"], f["label"] = image, label
+
+
+@pytest.mark.parametrize("kind,expected", [("nan", "NaN"), ("constant", "constant (0.5 everywhere)"),
+                                           ("label", "label has values")])
+def test_evaluate_cli_checks_every_test_case_first(tmp_path, data_dir, checkpoint, capsys, no_case_computed,
+                                                   kind, expected):
+    la = copy_of(data_dir, tmp_path)
+    last = paths(la)[-1]  # the last case is bad: nothing may be computed before finding it
+    spoil(last, kind)
+    code, _, err = run_cli(["evaluate", checkpoint, "--data", la, "--out", tmp_path / "o", "--quiet"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert str(last) in err and expected in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--cases", 0], "--cases 0: expected at least 1"),
+    (["--scale", -1], "--scale -1.0: expected a positive number"),
+    (["--scale", 0], "--scale 0.0"),
+    (["--patch", 30, 30, 30], "--patch 30 30 30: each side must be a positive multiple of 16"),
+    (["--stride", 0, 4, 4], "--stride 0 4 4"),
+    (["--batch-size", 0], "--batch-size 0"),
+])
+def test_evaluate_cli_rejects_bad_settings_first(tmp_path, data_dir, checkpoint, capsys, no_case_computed,
+                                                 argv, expected):
+    code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", tmp_path / "o", "--quiet",
+                            *argv], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_cli_rejects_an_empty_test_list(tmp_path, data_dir, checkpoint, capsys, no_case_computed):
+    la = copy_of(data_dir, tmp_path)
+    (la / "test.list").write_text("\n\n")
+    code, _, err = run_cli(["evaluate", checkpoint, "--data", la, "--out", tmp_path / "o", "--quiet"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "test.list: no test cases listed" in err
+
+
+def test_evaluate_cli_rejects_an_out_that_is_a_file(tmp_path, data_dir, checkpoint, capsys, no_case_computed):
+    (tmp_path / "results").write_text("precious")
+    for out in (tmp_path / "results", tmp_path / "results" / "sub"):
+        code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", out, "--quiet"], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "is a file" in err or "is an existing file" in err
+    assert (tmp_path / "results").read_text() == "precious"
+    (tmp_path / "o" / "cases.csv").mkdir(parents=True)
+    code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", tmp_path / "o", "--quiet"], capsys)
+    assert code == 2 and "cases.csv there is a folder" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_evaluate_cli_rejects_an_unwritable_out(tmp_path, data_dir, checkpoint, capsys, no_case_computed):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", locked / "o", "--quiet"], capsys)
+    assert code == 2 and "not writable" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.filterwarnings("ignore:case .*empty prediction")
+def test_evaluate_cli_creates_nested_out_and_replaces_its_own_results(tmp_path, data_dir, checkpoint, capsys):
+    out = tmp_path / "runs" / "evaluate"
+    for _ in range(2):  # the second run replaces cases.csv and summary.md: the expected overwrite
+        code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", out, "--quiet",
+                                "--cases", 1], capsys)
+        assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["cases.csv", "summary.md"]
+
+
+def test_check_test_set_for_training(data_dir, tmp_path):
+    from camlkit.errors import CamlkitError
+    from camlkit.evaluate import check_test_set
+
+    assert check_test_set(data_dir, 1) == paths(data_dir)[:1]
+    assert check_test_set(data_dir) == paths(data_dir)
+    with pytest.raises(CamlkitError, match="--eval-cases 0: expected at least 1"):
+        check_test_set(data_dir, 0)
+    with pytest.raises(CamlkitError, match="test.list: list file not found"):
+        check_test_set(tmp_path, 2)
+
+
+def test_check_output_dir(tmp_path):
+    from camlkit.errors import CamlkitError
+    from camlkit.evaluate import check_output_dir
+
+    assert check_output_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()  # nothing created by the check
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(CamlkitError, match="--out .*f: is an existing file"):
+        check_output_dir(tmp_path / "f")
+
+
+def test_failed_end_of_run_evaluation_message():
+    from camlkit.evaluate import evaluation_failed_message
+
+    message = evaluation_failed_message("runs/caml", "runs/caml/x.h5: image contains NaN")
+    assert message == ("the training ended and runs/caml/model_final.pth is saved, but its evaluation failed: "
+                       "runs/caml/x.h5: image contains NaN. Fix this and run the same command again with "
+                       "--resume: it redoes only the evaluation")

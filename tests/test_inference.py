@@ -305,3 +305,90 @@ def test_predict_cli_rejects_bad_h5(tmp_path, checkpoint, la_case_paths, capsys,
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and path.name in err
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+# ----------------------------------------------------------------------------- predict: checks before the work
+
+@pytest.fixture
+def no_prediction(monkeypatch):
+    """Fail the test if the sliding window runs: every check must come before it."""
+    import camlkit.inference
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the volume was predicted before the input was checked")
+
+    monkeypatch.setattr(camlkit.inference, "predict_volume", refuse)
+
+
+@pytest.fixture
+def volume(tmp_path):
+    image = np.random.default_rng(0).normal(50.0, 10.0, size=(20, 18, 17)).astype(np.float32)
+    nibabel.save(nibabel.Nifti1Image(image, AFFINE), tmp_path / "in.nii.gz")
+    return tmp_path / "in.nii.gz"
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--scale", -1], "--scale -1.0: expected a positive number"),
+    (["--patch", 30, 30, 30], "--patch 30 30 30: each side must be a positive multiple of 16"),
+    (["--patch", 0, 16, 16], "--patch 0 16 16"),
+    (["--stride", 8, 0, 8], "--stride 8 0 8"),
+    (["--batch-size", 0], "--batch-size 0"),
+])
+def test_predict_cli_rejects_bad_settings(tmp_path, checkpoint, volume, capsys, no_prediction, argv, expected):
+    code, _, err = run_cli(["predict", checkpoint, volume, tmp_path / "out.nii.gz", *WINDOW, *argv], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_predict_cli_refuses_to_replace_a_file_unless_asked(tmp_path, checkpoint, volume, capsys):
+    target = tmp_path / "out.nii.gz"
+    target.write_bytes(b"an earlier mask")
+    code, _, err = run_cli(["predict", checkpoint, volume, target, *WINDOW], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--overwrite" in err
+    assert target.read_bytes() == b"an earlier mask"
+    code, _, err = run_cli(["predict", checkpoint, volume, target, *WINDOW, "--overwrite"], capsys)
+    assert code == 0, err
+    assert nibabel.load(target).shape == (20, 18, 17)
+
+
+def test_predict_cli_never_writes_over_its_input(tmp_path, checkpoint, volume, capsys, no_prediction):
+    before = volume.read_bytes()
+    code, _, err = run_cli(["predict", checkpoint, volume, volume, *WINDOW, "--overwrite"], capsys)
+    assert code == 2 and "is the input volume" in err
+    assert volume.read_bytes() == before
+
+
+def test_predict_cli_rejects_a_folder_as_output(tmp_path, checkpoint, volume, capsys, no_prediction):
+    (tmp_path / "out.nii.gz").mkdir()
+    code, _, err = run_cli(["predict", checkpoint, volume, tmp_path / "out.nii.gz", *WINDOW], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is a folder" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_predict_cli_rejects_an_unwritable_folder(tmp_path, checkpoint, volume, capsys, no_prediction):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    code, _, err = run_cli(["predict", checkpoint, volume, locked / "out.nii.gz", *WINDOW], capsys)
+    assert code == 2 and "not writable" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_cli_rejects_a_constant_volume_naming_it(tmp_path, checkpoint, capsys, no_prediction):
+    nibabel.save(nibabel.Nifti1Image(np.full((16, 16, 16), 3.0, np.float32), AFFINE), tmp_path / "flat.nii.gz")
+    code, _, err = run_cli(["predict", checkpoint, tmp_path / "flat.nii.gz", tmp_path / "out.nii.gz", *WINDOW],
+                           capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "flat.nii.gz: image is constant (3 everywhere)" in err
+
+
+def test_predict_cli_rejects_a_nan_checkpoint(tmp_path, volume, capsys, no_prediction):
+    from camlkit.caml import CAMLConfig, CAMLNet
+    from camlkit.checkpoint import save_inference_model
+
+    net = CAMLNet(CAMLConfig(n_filters=2))
+    with torch.no_grad():
+        net.f_v.encoder.stage1[0].weight.fill_(float("nan"))
+    save_inference_model(net, tmp_path / "diverged.pth")
+    code, _, err = run_cli(["predict", tmp_path / "diverged.pth", volume, tmp_path / "out.nii.gz", *WINDOW], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "diverged.pth: weight 'f_v.encoder.stage1.0.weight'" in err

@@ -100,3 +100,33 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and "laendo.nrrd" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_camlkit_preprocess_subcommand_and_killed_leftovers(tmp_path):
+    raw = tmp_path / "raw"
+    write_raw(raw, "CASEA", *raw_case())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = case_path(tmp_path / "out", "CASEA").parent
+    folder.mkdir(parents=True)
+    (folder / f".mri_norm2.h5.tmp-{dead.pid}").write_bytes(b"half a case")  # a killed earlier run
+    result = subprocess.run([sys.executable, "-m", "camlkit.cli", "preprocess", str(raw), str(tmp_path / "out"),
+                             "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["mri_norm2.h5"]
+    read_case(folder / "mri_norm2.h5")
+
+
+def test_camlkit_preprocess_errors_are_one_line(tmp_path):
+    (tmp_path / "out").write_text("x")
+    result = subprocess.run([sys.executable, "-m", "camlkit.cli", "preprocess", str(tmp_path / "absent"),
+                             str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"camlkit preprocess: error: {tmp_path / 'out'}: is an existing file, " \
+                                    f"expected the output folder"
+
+
+def test_constant_raw_image_names_the_case(tmp_path):
+    image, label = raw_case()
+    with pytest.raises(CamlkitError, match="CASEX: image is constant"):
+        preprocess_case(np.full_like(image, 7), label, np.random.default_rng(0), name="raw/CASEX")
