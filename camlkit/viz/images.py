@@ -124,9 +124,10 @@ def slice_figure(image, label=None, pred=None, axis: int = 2, index: int | None 
                                  marker=dict(symbol="square", size=12, color=ink.plotly())))
     title = f"axis {axis}, slice {index}/{image.shape[axis] - 1}"
     if shown:
-        title += f" ({describe(*(ink for ink, _ in shown))})"
-    fig.update_layout(title=title, width=520, height=460, showlegend=bool(shown),
-                      legend=dict(orientation="h", y=-0.02), margin=dict(l=10, r=10, t=40, b=10))
+        title += f"<br>{describe(*(ink for ink, _ in shown))}"
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), width=520, height=480,
+                      showlegend=bool(shown), legend=dict(orientation="h", y=-0.02),
+                      margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return fig

@@ -80,13 +80,13 @@ def mesh_figure(pred, gt, spacing=(1.0, 1.0, 1.0), step_size: int = 2, max_point
     ranges, ratio = scene_box(shown)
     axis = lambda r, t: dict(range=list(r), title=t, autorange=False)  # noqa: E731
     fig.update_layout(
-        title=f"3-D: {describe(LABEL, PRED)} surfaces; {describe(FP)} dots, "
-              f"{describe(FN)} diamonds",
-        width=760, height=600, margin=dict(l=0, r=0, t=40, b=0),
+        title=dict(text=f"surfaces: {describe(LABEL, PRED)}<br>voxels: {describe(FP)} dots, "
+                        f"{describe(FN)} diamonds", font=dict(size=14)),
+        width=760, height=600, margin=dict(l=0, r=0, t=60, b=0),
         legend=dict(itemsizing="constant"),
         scene=dict(xaxis=axis(ranges[0], "h"), yaxis=axis(ranges[1], "w"),
                    zaxis=axis(ranges[2], "d"), aspectmode="manual", aspectratio=ratio,
-                   camera=dict(eye=dict(x=1.6, y=1.6, z=1.1), center=dict(x=0, y=0, z=0))))
+                   camera=dict(eye=dict(x=1.25, y=1.25, z=0.85), center=dict(x=0, y=0, z=0))))
     return fig
 
 
