@@ -76,6 +76,8 @@ def _other_value(path, value):
         return str(value + 3), value + 3
     if isinstance(value, float):
         return str(value * 0.5 + 0.125), value * 0.5 + 0.125
+    if isinstance(value, str):  # parsed as given; checked where it is used
+        return value + "x", value + "x"
     raise AssertionError(f"{path}: no test value for {value!r}")
 
 
