@@ -106,11 +106,24 @@ class TrainConfig:
 
     # compatibility: code written before the tree was nested reads cfg.n_filters, cfg.beta_o
     def __getattr__(self, name):
+        group = self._group_of(name)
+        if group is None:
+            raise AttributeError(f"TrainConfig has no field {name!r}")
+        return getattr(self.__dict__[group], name)
+
+    def __setattr__(self, name, value):
+        if name not in self.__dataclass_fields__:  # a typo or a nested field set at the top
+            group = self._group_of(name)
+            where = f": set cfg.{group}.{name}" if group else ""
+            raise AttributeError(f"TrainConfig has no field {name!r}{where}")
+        super().__setattr__(name, value)
+
+    def _group_of(self, name):
         for group in ("model", "step"):
             inner = self.__dict__.get(group)
             if inner is not None and name in {f.name for f in dataclasses.fields(inner)}:
-                return getattr(inner, name)
-        raise AttributeError(f"TrainConfig has no field {name!r}")
+                return group
+        return None
 
     # compatibility aliases for bench/ (the resolved parts)
     def model_config(self) -> CAMLConfig:
