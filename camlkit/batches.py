@@ -1,7 +1,8 @@
 """The training batches: each one a pure function of (seed, iteration), so resume is exact.
 
 The cases of batch t come from the two-stream sampler (camlkit.data.TwoStreamBatchSampler: the
-labeled samples first, as released in ``github.com/Herschel555/CAML``, ``train_caml.py``)
+labeled samples first, as the release's sampler in ``github.com/Herschel555/CAML``,
+``code/dataloaders/dataset.py``)
 replayed from the seed up to t; the augmentation of sample k of batch t from a NumPy generator
 seeded with (seed, t, k). A batch therefore does not depend on which worker makes it, on the
 number of workers, nor on whether the run was stopped and resumed.

@@ -13,7 +13,8 @@ that is the key of :func:`make_config`'s overrides, of ``config.json`` and of th
 **What ``method`` decides.** The method picks the switches of the paper's ablation (Table 2):
 ``model.use_cma``, ``step.use_cps``, ``step.use_occ``, ``step.supervised_only``; and when
 ``step.ramp_length`` is None the ramp R comes from the labeled count (40 / 20 / 15 epochs for
-4 / 8 / 16 labeled, as released: ``github.com/Herschel555/CAML``, ``train_caml.py``).
+4 / 8 / 16 labeled: the released runs of ``github.com/Herschel555/CAML``, whose folders under
+``model/`` are named ``LA_CAML_<labeled>_..._rampup_<R>_..._seed_3407``).
 :meth:`TrainConfig.resolved` is the one place that sets them; :func:`make_config` returns a
 resolved config and :func:`camlkit.train.train` resolves again, so a run cannot contradict
 its method. Those four switches are not overrides: choose another ``method`` instead.
@@ -106,11 +107,24 @@ class TrainConfig:
 
     # compatibility: code written before the tree was nested reads cfg.n_filters, cfg.beta_o
     def __getattr__(self, name):
+        group = self._group_of(name)
+        if group is None:
+            raise AttributeError(f"TrainConfig has no field {name!r}")
+        return getattr(self.__dict__[group], name)
+
+    def __setattr__(self, name, value):
+        if name not in self.__dataclass_fields__:  # a typo or a nested field set at the top
+            group = self._group_of(name)
+            where = f": set cfg.{group}.{name}" if group else ""
+            raise AttributeError(f"TrainConfig has no field {name!r}{where}")
+        super().__setattr__(name, value)
+
+    def _group_of(self, name):
         for group in ("model", "step"):
             inner = self.__dict__.get(group)
             if inner is not None and name in {f.name for f in dataclasses.fields(inner)}:
-                return getattr(inner, name)
-        raise AttributeError(f"TrainConfig has no field {name!r}")
+                return group
+        return None
 
     # compatibility aliases for bench/ (the resolved parts)
     def model_config(self) -> CAMLConfig:

@@ -1,7 +1,7 @@
 """The end of a run: f_v of the final iteration evaluated on test.list, as the paper reports it.
 
-Table 1 reports the model of the final iteration (paper §3), with no selection on the test
-set, through the sliding-window protocol of camlkit.evaluate. The run folder gets ``cases.csv`` (one row per case), ``summary.md`` (the mean
+Table 1 reports the model of the final iteration (paper §3, "Quantitative Evaluation and
+Comparison": best-during-training selection would overfit the test set), through the sliding-window protocol of camlkit.evaluate. The run folder gets ``cases.csv`` (one row per case), ``summary.md`` (the mean
 ± std over cases beside the paper's row) and ``summary.json`` (what camlkit report reads).
 """
 

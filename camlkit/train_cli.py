@@ -82,7 +82,7 @@ def train_command(args):
     try:
         run_dir = train(cfg, resume=bool(args.resume), evaluate=args.evaluate, overwrite=args.overwrite)
     except KeyboardInterrupt as err:
-        again = [a for a in args.argv if a != "--resume"] + ["--resume"]
+        again = [a for a in args.argv if a not in ("--resume", str(args.resume))] + ["--resume"]
         said = f"{err}; " if str(err) else ""
         raise KeyboardInterrupt(f"{said}to continue: camlkit {shlex.join(again)}") from None
     if cfg.progress and int(os.environ.get("RANK", "0")) == 0:

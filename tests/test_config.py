@@ -52,6 +52,17 @@ def test_a_hand_built_config_cannot_contradict_its_method():
     assert make_config("quick").step.ramp_length == 4  # a preset's explicit R is kept
 
 
+def test_nested_fields_read_at_the_top_and_refuse_writes_there():
+    cfg = make_config("quick")
+    assert (cfg.n_filters, cfg.beta_o) == (cfg.model.n_filters, cfg.step.beta_o)  # old spelling
+    with pytest.raises(AttributeError, match="no field 'beta_o': set cfg.step.beta_o"):
+        cfg.beta_o = 0.1
+    with pytest.raises(AttributeError, match="no field 'lr_shedule'"):
+        cfg.lr_shedule = "cosine"
+    cfg.lr = 0.2
+    assert cfg.lr == 0.2
+
+
 def test_config_dict_round_trip_and_default_run_folder():
     cfg = make_config("smoke", method="mcnet", labeled=8, seed=1, **{"step.beta_o": 0.2})
     values = to_dict(cfg)
@@ -76,6 +87,8 @@ def _other_value(path, value):
         return str(value + 3), value + 3
     if isinstance(value, float):
         return str(value * 0.5 + 0.125), value * 0.5 + 0.125
+    if isinstance(value, str):  # parsed as given; checked where it is used
+        return value + "x", value + "x"
     raise AssertionError(f"{path}: no test value for {value!r}")
 
 

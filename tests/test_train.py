@@ -323,3 +323,16 @@ def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir):
     assert real_dir.is_dir()
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)
     assert ckpt["iteration"] == 2
+
+
+def test_the_log_is_csv_when_tensorboard_is_not_installed(tmp_path, monkeypatch):
+    from camlkit.runlog import RunLog, read_log
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    log = RunLog(tmp_path, resume=False, start=0)
+    row = {"iteration": 0, "L": 1.0, "L_s": 0.5, "l_c": 0.1, "l_o": 0.0, "lambda_c": 0.0,
+           "lambda_o": 0.0, "lr": 0.01, "seconds": 0.1}
+    log.write(row)
+    log.close()
+    assert log.tb is None and read_log(tmp_path / "log.csv") == [row]
+    assert not (tmp_path / "tb").exists()
