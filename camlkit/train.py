@@ -109,10 +109,10 @@ class TrainConfig:
         supervised = self.method == "supervised"
         return StepConfig(
             supervised_only=supervised, use_cps=not supervised,
-            use_occ=self.method in ("mcnet+occ", "caml"), T=self.T, beta_c=self.beta_c,
+            use_occ=self.method in ("mcnet+occ", "caml"), sharpen_T=self.T, beta_c=self.beta_c,
             beta_o=self.beta_o, ramp_length=self.ramp or ramp_length(self.labeled),
             iterations_per_epoch=self.iterations_per_epoch, j=self.j, top_i=self.top_i,
-            temperature=self.temperature, similarity=self.similarity,
+            occ_temperature=self.temperature, similarity=self.similarity,
             warmup=0 if supervised else self.warmup)
 
     def model_config(self) -> CAMLConfig:
@@ -125,7 +125,7 @@ class TrainConfig:
 
 
 PRESETS = {
-    "paper": TrainConfig(),
+    "paper": TrainConfig(amp=False),  # fp32, as released
     "quick": TrainConfig(
         preset="quick", labeled=16, iterations=2300, warmup=1700, lr=0.05, lr_schedule="cosine",
         patch_size=(48, 48, 32), scale=0.4, zscore_case=True, n_filters=8, j=128, top_i=2000, ramp=4,
