@@ -1,6 +1,7 @@
 """The Left Atrium (LA) dataset: reading cases, the standard split, augmentation, batching.
 
-Facts from REFERENCE_NOTES.md ("Data") and the paper (Sec. 3, "Implementation Details"):
+From the paper (Sec. 3, "Implementation Details") and the released data pipeline
+(``code/dataloaders/dataset.py`` and ``code/train_caml.py`` of github.com/Herschel555/CAML):
 
 - a case is ``<data_dir>/2018LA_Seg_Training Set/<CASE>/mri_norm2.h5`` holding ``image``
   (float32, z-scored) and ``label`` (uint8, 0 background / 1 atrium);
