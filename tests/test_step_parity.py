@@ -13,9 +13,10 @@ written out in plain torch in the release's order and with its quirks:
   than 2 rows out of the rows;
 * the ramp's epoch is (iteration + 1) // 150.
 
-The oracle shares only the network's modules (f_v, f_a and the four heads, called directly); the
-bank, the losses, the sampling and the ramp are its own. The forward of the networks is checked
-against the release's architecture elsewhere (tests/test_vnet.py, tests/test_caml.py).
+The oracle shares only the network's weights and blocks: it runs the V-Net blocks, the CMA
+transformer layers and the four heads itself, in the release's order (``code/networks/VNet.py``),
+so the wiring of camlkit's forward (skips, CMA's place and reshapes) is checked too; the bank, the
+losses, the sampling and the ramp are its own.
 
 Determinism: every dropout is off, and the bank is filled so that after this iteration's update
 each class holds exactly j embeddings: the draw of j per class is then a permutation, and l_o does
@@ -50,6 +51,30 @@ def sharpening(p, T):
     return p ** (1 / T) / (p ** (1 / T) + (1 - p) ** (1 / T))
 
 
+def released_forward(vnet, x):
+    """A V-Net of CAML3d_v1 run block by block in the release's order (``code/networks/VNet.py``):
+    encoder stages with 2x2x2 downsamplings, CMA (f_a only) on stage four's output, intra-sample
+    then inter-sample, a decoder that adds the skips. Dropout is off in this test. Returns the
+    logits and the last decoder features (the OCC embeddings)."""
+    enc, dec = vnet.encoder, vnet.decoder
+    x1 = enc.stage1(x)
+    x2 = enc.stage2(enc.down1(x1))
+    x3 = enc.stage3(enc.down2(x2))
+    x4 = enc.stage4(enc.down3(x3))
+    if enc.cma is not None:
+        b, c, h, w, d = x4.shape
+        tokens = x4.permute(0, 2, 3, 4, 1).reshape(b, h * w * d, c)  # one sequence per sample
+        tokens = enc.cma.intra(tokens)
+        tokens = enc.cma.inter(tokens.transpose(0, 1)).transpose(0, 1)  # one per position
+        x4 = tokens.reshape(b, h, w, d, c).permute(0, 4, 1, 2, 3)
+    x5 = enc.stage5(enc.down4(x4))
+    x = dec.dec4(dec.up4(x5) + x4)
+    x = dec.dec3(dec.up3(x) + x3)
+    x = dec.dec2(dec.up2(x) + x2)
+    features = dec.dec1(dec.up1(x) + x1)
+    return dec.out_conv(features), features
+
+
 def released_iteration(net, image, label, idx, memory, j, top_i, iteration, ramp, seed):
     """One released training iteration on ``net`` (train mode); returns the loss parts.
 
@@ -57,8 +82,8 @@ def released_iteration(net, image, label, idx, memory, j, top_i, iteration, ramp
     (features (n, c'), labels (n,)); the entries of the labeled samples in the batch are replaced.
     """
     lb, n_classes, T, t = LABELED_BS, 2, 0.1, 0.1
-    logits_v, emb_v = net.f_v(image, return_features=True)
-    logits_a, emb_a = net.f_a(image, return_features=True)
+    logits_v, emb_v = released_forward(net.f_v, image)
+    logits_a, emb_a = released_forward(net.f_a, image)
 
     # L_s and l_c
     loss_s, probs, sharp = 0, [], []
