@@ -164,9 +164,9 @@ def sample_unlabeled(prob_v: torch.Tensor, prob_a: torch.Tensor, top_i: int,
     index, cls = [], []
     for c in range(prob_v.shape[1]):
         candidates = torch.nonzero(agree & (pred_v == c)).squeeze(1)
-        top = torch.topk(conf[candidates], min(top_i, len(candidates))).indices
-        if len(top) < min_rows:
+        if min(top_i, len(candidates)) < min_rows:
             continue
+        top = torch.topk(conf[candidates], min(top_i, len(candidates))).indices
         index.append(candidates[top])
         cls.append(torch.full((len(top),), c, dtype=torch.long, device=prob_v.device))
     if not index:
