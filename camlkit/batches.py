@@ -41,7 +41,8 @@ def batch_schedule(n_labeled, n_unlabeled, cfg, n_batches):
 
     sampler = TwoStreamBatchSampler(
         range(n_labeled), range(n_labeled, n_labeled + n_unlabeled),
-        cfg.batch_size if cfg.unlabeled_bs else cfg.labeled_bs, cfg.unlabeled_bs, seed=cfg.seed)
+        cfg.batch_size if cfg.unlabeled_bs else cfg.labeled_bs, cfg.unlabeled_bs, seed=cfg.seed,
+        restart_secondary=cfg.restart_unlabeled)
     schedule = []
     while len(schedule) < n_batches:
         schedule.extend(list(sampler))
@@ -61,7 +62,7 @@ def training_loader(cfg, rank=0, world=1, start=0):
     schedule = batch_schedule(len(split.labeled), len(unlabeled), cfg, cfg.iterations * world)
     for index in sorted({i for batch in schedule for i in batch}):
         dataset.load(index)  # decode every case once, before workers fork
-    batches = IterationBatches(dataset, schedule, train_transform(cfg.patch_size), cfg.seed)
+    batches = IterationBatches(dataset, schedule, train_transform(cfg.patch_size, cfg.crop_rule), cfg.seed)
     order = [t * world + rank for t in range(start, cfg.iterations)]
     return torch.utils.data.DataLoader(
         batches, batch_size=None, sampler=order, num_workers=cfg.num_workers,

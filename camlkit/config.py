@@ -70,12 +70,14 @@ class TrainConfig:
     patch_size: tuple = (112, 112, 80)  # training crop, each side a multiple of 16
     scale: float = 1.0  # resample volumes by this factor (> 0)
     zscore_case: bool = False  # z-score each stored image again (camlkit.data.LADataset; released: no)
+    crop_rule: str = "release"  # "release": start drawn from 0..s-p-1, as released; "uniform": 0..s-p
+    restart_unlabeled: bool = True  # restart the unlabeled stream every epoch, as released
     # evaluation at the final iteration
     eval_stride: tuple = (18, 18, 4)  # sliding-window stride of the final evaluation
     eval_cases: int | None = None  # evaluate the first K cases of test.list; None: all
     # machinery
     device: str = "auto"  # auto (cuda if present, else cpu), cpu, cuda or cuda:N
-    amp: bool = True  # bf16 autocast on CUDA
+    amp: bool = False  # bf16 autocast on CUDA (released: fp32)
     compile: bool = False  # torch.compile the network
     channels_last: bool = True  # channels_last_3d memory format: about 2x faster 3-D convs on CPU
     num_workers: int = 0  # DataLoader worker processes

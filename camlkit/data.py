@@ -1,6 +1,7 @@
 """The Left Atrium (LA) dataset: reading cases, the standard split, augmentation, batching.
 
-Facts from REFERENCE_NOTES.md ("Data") and the paper (Sec. 3, "Implementation Details"):
+From the paper (Sec. 3, "Implementation Details") and the released data pipeline
+(``code/dataloaders/dataset.py`` and ``code/train_caml.py`` of github.com/Herschel555/CAML):
 
 - a case is ``<data_dir>/2018LA_Seg_Training Set/<CASE>/mri_norm2.h5`` holding ``image``
   (float32, z-scored) and ``label`` (uint8, 0 background / 1 atrium);
@@ -10,13 +11,21 @@ Facts from REFERENCE_NOTES.md ("Data") and the paper (Sec. 3, "Implementation De
 - augmentation: random rot90 (k in 0..3, first two axes), random flip along axis 0 or 1, then a
   random 112x112x80 crop, zero-padded first when the volume is smaller.
 
-Differences from the released code, on purpose:
+As released (``code/dataloaders/dataset.py`` of github.com/Herschel555/CAML), with the clean form
+as an option: the random crop never uses the last offset and pads with the release's margins
+(``RandomCrop(rule="release")``; "uniform" for every offset), and the unlabeled stream restarts
+at every epoch (``TwoStreamBatchSampler(restart_secondary=True)``; False to carry it over).
+
+Differences from the released code, on purpose (they change no step's arithmetic):
 
 - decoded volumes are cached in memory (the release re-decompresses each HDF5 file for every
   sample of every iteration);
-- ``seed_worker`` gives every loader worker its own NumPy stream (the release's workers can
-  draw identical NumPy random numbers);
-- ``LADataset(scale=...)`` can resample each case once, for the CPU "quick" preset.
+- each sample gets its own NumPy stream: ``seed_worker`` seeds every loader worker apart (the
+  release seeds only Python's ``random`` per worker, so its workers share NumPy states and can
+  draw identical augmentations), and camlkit's training loop seeds each sample's augmentation
+  from (seed, iteration, position) so a run repeats exactly and resumes bit-identically;
+- ``LADataset(scale=..., zscore_case=...)`` can resample and re-normalise each case once, for the
+  CPU "quick" preset.
 """
 
 import random
@@ -207,21 +216,48 @@ class RandomRotFlip:
         return np.ascontiguousarray(image), np.ascontiguousarray(label)
 
 
+CROP_RULES = ("release", "uniform")
+
+
 @dataclass
 class RandomCrop:
-    """A random ``patch_size`` crop; a smaller volume is first zero-padded (label padded with 0)."""
+    """A random ``patch_size`` crop of the image and its label.
+
+    ``rule="release"`` (default) crops as the released ``RandomCrop`` (``code/dataloaders/
+    dataset.py``): when any side is not larger than the patch, every side s is zero-padded by
+    max((p - s) // 2 + 3, 0) on both ends; the window's start is drawn from 0 .. s - p - 1, so the
+    last offset is never used (a side exactly one voxel larger than the patch is always cropped
+    at 0). No LA case is that small at full size (the smallest is 148 x 132 x 88), so the padding
+    only matters for small crops. ``rule="uniform"`` pads a smaller side to exactly the patch
+    (half before, half after) and draws the start from every offset 0 .. s - p.
+    """
     patch_size: tuple = (112, 112, 80)
+    rule: str = "release"
+
+    def __post_init__(self):
+        if self.rule not in CROP_RULES:
+            raise CamlkitError(f"crop rule {self.rule!r}: choose 'release' or 'uniform'")
 
     def __call__(self, image, label, rng=None):
         rng = _rng(rng)
-        pad = [max(p - s, 0) for p, s in zip(self.patch_size, image.shape)]
-        if any(pad):
-            widths = [(q // 2, q - q // 2) for q in pad]
+        if self.rule == "release":
+            widths = _release_padding(image.shape, self.patch_size)
+        else:
+            widths = [(q // 2, q - q // 2) for q in (max(p - s, 0) for p, s in zip(self.patch_size, image.shape))]
+        if any(a or b for a, b in widths):
             image = np.pad(image, widths, mode="constant", constant_values=0)
             label = np.pad(label, widths, mode="constant", constant_values=0)
-        starts = [int(rng.integers(0, s - p + 1)) for s, p in zip(image.shape, self.patch_size)]
+        last = 0 if self.rule == "release" else 1  # released: randint(0, s - p), exclusive
+        starts = [int(rng.integers(0, s - p + last)) for s, p in zip(image.shape, self.patch_size)]
         window = tuple(slice(a, a + p) for a, p in zip(starts, self.patch_size))
         return image[window], label[window]
+
+
+def _release_padding(shape, patch_size):
+    """The release's padding: all sides padded when any side is <= the patch (see RandomCrop)."""
+    if not any(s <= p for s, p in zip(shape, patch_size)):
+        return [(0, 0)] * len(shape)
+    return [(max((p - s) // 2 + 3, 0),) * 2 for s, p in zip(shape, patch_size)]
 
 
 class Compose:
@@ -237,9 +273,9 @@ class Compose:
         return image, label
 
 
-def train_transform(patch_size=(112, 112, 80)):
+def train_transform(patch_size=(112, 112, 80), crop_rule="release"):
     """The training augmentation of the paper / release: rot90 + flip, then a random crop."""
-    return Compose(RandomRotFlip(), RandomCrop(tuple(patch_size)))
+    return Compose(RandomRotFlip(), RandomCrop(tuple(patch_size), crop_rule))
 
 
 # ----------------------------------------------------------------------------- the dataset
@@ -301,16 +337,22 @@ class TwoStreamBatchSampler(Sampler):
     """Batches of (batch_size - secondary_batch_size) primary (labeled) indices, then secondary ones.
 
     The primary indices are shuffled once per epoch (an epoch is len(primary) // primary batch
-    size batches, as in the release); the secondary indices run through their own endless
-    sequence of shuffles, independent of the primary ones. ``secondary_batch_size=0`` gives
+    size batches, as in the release). The secondary (unlabeled) indices run through an endless
+    sequence of shuffles, independent of the primary ones. ``restart_secondary=True`` (default,
+    as the released sampler in ``code/dataloaders/dataset.py``) starts that sequence afresh at
+    every epoch, so an epoch of 8 batches with 2 unlabeled each sees only the first 16 of a new
+    shuffle and the rest of it is never used; ``False`` carries the sequence over from epoch to
+    epoch, so every unlabeled case is seen once per pass. ``secondary_batch_size=0`` gives
     labeled-only batches. ``seed`` (or, if None, torch's global RNG) makes the order reproducible.
     """
 
-    def __init__(self, primary_indices, secondary_indices, batch_size, secondary_batch_size, seed=None):
+    def __init__(self, primary_indices, secondary_indices, batch_size, secondary_batch_size, seed=None,
+                 restart_secondary=True):
         self.primary = list(primary_indices)
         self.secondary = list(secondary_indices)
         self.primary_batch_size = batch_size - secondary_batch_size
         self.secondary_batch_size = secondary_batch_size
+        self.restart_secondary = restart_secondary
         if self.primary_batch_size < 1 or secondary_batch_size < 0:
             raise CamlkitError(
                 f"batch_size={batch_size}, secondary_batch_size={secondary_batch_size}: "
@@ -328,7 +370,8 @@ class TwoStreamBatchSampler(Sampler):
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         primary_seed, secondary_seed = np.random.SeedSequence(seed).spawn(2)
         self.primary_rng = np.random.default_rng(primary_seed)
-        self._secondary_stream = self._endless(self.secondary, np.random.default_rng(secondary_seed))
+        self.secondary_rng = np.random.default_rng(secondary_seed)
+        self._secondary_stream = self._endless(self.secondary, self.secondary_rng)
 
     @staticmethod
     def _endless(indices, rng):
@@ -340,10 +383,13 @@ class TwoStreamBatchSampler(Sampler):
 
     def __iter__(self):
         order = [self.primary[i] for i in self.primary_rng.permutation(len(self.primary))]
+        secondary = self._secondary_stream
+        if self.restart_secondary:
+            secondary = self._endless(self.secondary, self.secondary_rng)
         for b in range(len(self)):
             batch = order[b * self.primary_batch_size:(b + 1) * self.primary_batch_size]
             if self.secondary_batch_size:
-                batch += [next(self._secondary_stream) for _ in range(self.secondary_batch_size)]
+                batch += [next(secondary) for _ in range(self.secondary_batch_size)]
             yield batch
 
 

@@ -1,4 +1,5 @@
-"""The supervised loss L_s of Eq. 1: soft Dice on the labeled samples (REFERENCE_NOTES).
+"""The supervised loss L_s of Eq. 1: soft Dice on the labeled samples (paper §2, Eq. 1; release
+``code/train_caml.py``, its ``Binary_dice_loss``).
 
 For each branch, on the labeled half of the batch, between the foreground softmax probability p
 and the binary label y:

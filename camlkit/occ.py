@@ -10,29 +10,43 @@ similarity distribution over the prototypes — a row of the omni-correlation ma
 
 and l_o asks both branches to relate an unlabeled voxel to the labeled ones in the same way.
 
-The pieces, in the order one training step uses them (REFERENCE_NOTES, "OCC"):
+The pieces, in the order one training step uses them (the step itself is camlkit.step; in the
+release ``code/train_caml.py``, ``code/utils/feature_memory.py``, ``code/utils/correlation.py``):
 
 1. :class:`MemoryBank` — one slot per labeled case. Each time a labeled case is in the batch its
    slot is **replaced** by the embeddings at the voxels that *both* branches predict correctly,
    each the mean of the g_v and g_a projections (heads in eval mode, no gradient).
-2. :meth:`MemoryBank.sample` — pool all slots and draw j = 256 embeddings per class at random
-   (n = j * C prototypes); a class with fewer than j stored embeddings makes OCC skip the step.
+2. :meth:`MemoryBank.sample` — pool all slots and draw j = 256 embeddings per class at random,
+   without replacement (n = j * C prototypes). A class with fewer than j stored embeddings has no
+   prototypes this iteration: it is left out of the softmax's columns, the other classes still
+   count (as released).
 3. :func:`sample_unlabeled` — unlabeled voxels where argmax p_v == argmax p_a; class = f_v's
-   prediction; keep the top i = 12,800 per class by f_v's confidence (m = i * C rows).
-4. :func:`omni_correlation` and :func:`occ_loss`.
+   prediction; keep the top i = 12,800 per class by f_v's confidence (m <= i * C rows). A class
+   with fewer than 2 such voxels gives no rows (as released).
+4. :func:`omni_correlation` and :func:`occ_loss`; l_o is 0 only when no row or no column is left.
 
-Paper vs released code: the paper writes cosine similarity multiplied by t; the released code uses
-the plain **dot product divided by the temperature** t = 0.1 (default here, ``similarity="dot"``);
-``similarity="cosine"`` gives the paper's normalised variant. The paper's c' = 64, the code's 32
-(camlkit.caml). The released bank concatenates every stored embedding at each draw (its cost grows
-with the bank: 0.8 s per iteration at 4 labeled, 4.4 s at 16 on a 2-core CPU); this bank draws by
-index, so a draw costs O(j * C) whatever the bank holds.
+Paper vs released code:
+
+* similarity: the paper writes exp(cos(z, z_p) · t) with t = 0.1; the release computes the plain
+  **dot product divided by** t (``similarity="dot"``, the default). ``similarity="cosine"`` gives
+  the normalised variant, also divided by t: cos · 0.1 would squeeze every logit into [-0.1, 0.1]
+  and flatten each row to near-uniform over the n prototypes, so "times t" can only be a typo for
+  the usual temperature.
+* c' = 64 in the paper, 32 in the release (camlkit.caml).
+
+What this bank does differently, on purpose, without changing a result: the release keeps one
+NumPy array per slot and concatenates all of them at every draw (0.8 s per iteration at 4
+labeled, 4.4 s at 16 on a 2-core CPU); this bank draws by index, O(j * C) whatever it holds. The
+drawn set has the same distribution (uniform without replacement over the pooled class), the
+columns come in class order as in the release; the random stream differs (the release draws
+with Python's ``random.sample``), and l_o does not depend on the column order.
 """
 
 import torch
 import torch.nn.functional as F
 
 LOG_EPS = 1e-8
+MIN_ROWS = 2  # a class with fewer picked unlabeled voxels gives no rows (released: "> 1")
 
 
 class MemoryBank:
@@ -78,14 +92,16 @@ class MemoryBank:
     def sample(self, j: int):
         """Draw j embeddings per class uniformly from all slots pooled, without replacement.
 
-        Returns (z_p (j * C, dim), y_p (j * C,)) grouped by class, or None when some class has
-        fewer than j stored embeddings (OCC is then skipped for this step).
+        Returns (z_p (j * C', dim), y_p (j * C',)) grouped by class, over the C' classes that
+        hold at least j embeddings (the others have no prototypes this iteration, as released);
+        None when no class does (or the bank is empty).
         """
-        totals = self.class_counts().tolist()
-        if self.feats is None or min(totals) < j:
+        if self.feats is None:
             return None
         z_p, y_p = [], []
-        for c, total in enumerate(totals):
+        for c, total in enumerate(self.class_counts().tolist()):
+            if total < j:
+                continue
             flat = _draw_without_replacement(total, j, self.device)  # index into class c, pooled
             counts_c = self.counts[:, c]
             ends = counts_c.cumsum(0)
@@ -94,7 +110,17 @@ class MemoryBank:
             class_start = self.counts[slot, :c].sum(1)  # class c's block follows classes < c
             z_p.append(self.feats[slot, class_start + within])
             y_p.append(torch.full((j,), c, dtype=torch.long, device=self.device))
+        if not z_p:
+            return None
         return torch.cat(z_p), torch.cat(y_p)
+
+    def slot(self, s: int):
+        """Slot s's stored embeddings and their classes: (z (n, dim), y (n,)), class 0 first."""
+        counts = self.counts[s]
+        y = torch.repeat_interleave(torch.arange(self.num_classes, device=self.device), counts)
+        if self.feats is None:
+            return torch.zeros(0, self.dim), y
+        return self.feats[s, : int(counts.sum())], y
 
     def state_dict(self):
         if self.feats is None:
@@ -119,23 +145,32 @@ def _draw_without_replacement(total: int, k: int, device) -> torch.Tensor:
     return picked[torch.randperm(len(picked), device=device)[:k]]
 
 
-def sample_unlabeled(prob_v: torch.Tensor, prob_a: torch.Tensor, top_i: int):
+def agreeing(prob_v: torch.Tensor, prob_a: torch.Tensor) -> torch.Tensor:
+    """(n_voxels,) bool: where the branches predict the same class, argmax p_v == argmax p_a."""
+    return prob_v.detach().argmax(dim=1) == prob_a.detach().argmax(dim=1)
+
+
+def sample_unlabeled(prob_v: torch.Tensor, prob_a: torch.Tensor, top_i: int,
+                     min_rows: int = MIN_ROWS):
     """Confident-sample voxels of unlabeled data where both branches agree.
 
     prob_v, prob_a: (n_voxels, C) softmax probabilities. Returns (index (m,), cls (m,)): per class
     (in class order) the voxels where argmax p_v == argmax p_a == c, the top ``top_i`` by f_v's
-    confidence max p_v, most confident first. None if some class has no such voxel.
+    confidence max p_v, most confident first. A class with fewer than ``min_rows`` picked voxels
+    is left out (released: a class needs at least 2); None when no class is left.
     """
     conf, pred_v = prob_v.detach().max(dim=1)
-    agree = pred_v == prob_a.detach().argmax(dim=1)
+    agree = agreeing(prob_v, prob_a)
     index, cls = [], []
     for c in range(prob_v.shape[1]):
         candidates = torch.nonzero(agree & (pred_v == c)).squeeze(1)
-        if len(candidates) == 0:
-            return None
+        if min(top_i, len(candidates)) < min_rows:
+            continue
         top = torch.topk(conf[candidates], min(top_i, len(candidates))).indices
         index.append(candidates[top])
         cls.append(torch.full((len(top),), c, dtype=torch.long, device=prob_v.device))
+    if not index:
+        return None
     return torch.cat(index), torch.cat(cls)
 
 

@@ -1,10 +1,12 @@
-"""The Gaussian ramp-up of the loss weights lambda_c and lambda_o (paper §3; REFERENCE_NOTES).
+"""The Gaussian ramp-up of the loss weights lambda_c and lambda_o (paper §3, Eq. 1).
 
-    lambda(t) = beta * exp(-5 (1 - min(e, R) / R)^2),   e = iteration // 150
+    lambda(t) = beta * exp(-5 (1 - min(e, R) / R)^2),   e = t // 150
 
 The "epoch" e advances every 150 iterations; the ramp length R depends on the labeled count
 (40, 20, 15 epochs for 4, 8, 16 labeled). beta = 1 for lambda_c and 0.05 for lambda_o in the
-released code (the paper writes 0.1).
+released code (the paper writes 0.1). The release (``code/train_caml.py``) increments its
+iteration counter before computing lambda, so with camlkit's 0-based iterations it uses
+t = iteration + 1; camlkit.step passes that (``StepConfig.ramp_offset``, 1 by default).
 """
 
 import math

@@ -1,13 +1,26 @@
-"""One CAML training step: the total loss of Eq. 1 and its parts.
+"""One CAML training step: the total loss of Eq. 1 and its parts (paper §2, §3).
 
     L = 0.5 * L_s + lambda_c(t) * l_c + lambda_o(t) * l_o                        (Eq. 1)
 
 * L_s — soft Dice of each branch on the labeled samples, summed (camlkit.losses);
 * l_c — cross pseudo supervision between the branches on the whole batch (camlkit.cps);
-* l_o — omni-correlation consistency through the memory bank (camlkit.occ);
+* l_o — omni-correlation consistency through the memory bank (camlkit.occ, Eq. 2-3);
 * lambda_c, lambda_o — Gaussian ramp-ups with beta 1 and 0.05 (camlkit.ramps).
 
-The paper writes L = L_s + ...; the released code weights L_s by 0.5, which is the default here.
+The defaults are the released training iteration (``code/train_caml.py`` of
+github.com/Herschel555/CAML), in this order: forward both branches on the batch (labeled samples
+first); L_s and l_c from the softmax maps; the memory bank's slots of the labeled samples are
+replaced (heads in eval mode, no gradient); j prototypes per class are drawn; the unlabeled
+voxels where the branches agree go through each branch's projection and prediction heads (train
+mode); the top-i per class by f_v's confidence give the rows of the omni-correlation matrices;
+then L. ``tests/test_step_parity.py`` holds this step against a plain-torch transcription of
+that iteration: same L, L_s, l_c, l_o, gradients, bank contents and BatchNorm statistics.
+
+Where the release does something a clean reimplementation would not, :class:`StepConfig` names
+it and keeps the release's choice as the default (``bank_fa_rows``, ``heads_on``,
+``ramp_offset``; :data:`CLEAN_VARIANT` turns all three to the clean form). Where the paper and the
+release differ, the release is the default: L_s weighted by 0.5 (the paper writes 1), beta_o =
+0.05 (paper 0.1), OCC's dot-product similarity (paper: cosine).
 
 **Warm-up** (``warmup`` iterations, 0 as released; the quick CPU preset uses it): Eq. 1 with both
 lambdas held at zero, where the unlabeled half of the batch contributes nothing, so it is not
@@ -41,21 +54,52 @@ from camlkit.ramps import ITERATIONS_PER_EPOCH, loss_weight
 
 @dataclass
 class StepConfig:
+    """The terms of Eq. 1 and how each is computed. Defaults: the released training step.
+
+    Options whose default is a quirk of the release (``code/train_caml.py``) and whose other value
+    is what a clean reimplementation would write:
+
+    * ``bank_fa_rows`` — "scrambled" (released): the bank's g_a projection is fed f_a's decoder
+      features reshaped (b, c, h, w, d) -> (-1, c) without moving the channels last, so each row
+      holds c consecutive z-positions of one channel, not one voxel's features (f_v's features
+      are permuted first, f_a's are not). "per_voxel": one voxel's c features per row.
+    * ``heads_on`` — "agreeing" (released): the projection and prediction heads (BatchNorm1d in
+      train mode) run on *every* unlabeled voxel where the branches agree, and the top-i rows
+      per class are picked afterwards, so BatchNorm's batch and running statistics come from all
+      agreeing voxels. "picked": pick the top-i voxels first, run the heads on those alone.
+    * ``ramp_offset`` — 1 (released): the release counts iterations from 0 and increments its
+      counter before computing lambda, so the ramp's epoch is e = (iteration + 1) // 150.
+      0: e = iteration // 150.
+    """
+
     supervised_only: bool = False  # labeled-only V-Net: f_v and L_s alone
     use_cps: bool = True  # l_c
     use_occ: bool = True  # l_o
     weight_s: float = 0.5  # released weight of L_s (the paper writes 1)
-    T: float = 0.1  # sharpening temperature of l_c
+    sharpen_T: float = 0.1  # T of l_c's sharpening s(p) (paper Eq. 1, §2.1); camlkit.cps
     detach_targets: bool = False  # released: gradients flow through the sharpened targets
     beta_c: float = 1.0
     beta_o: float = 0.05  # released value; the paper writes 0.1
     ramp_length: float = 15  # R in epochs: 40 / 20 / 15 for 4 / 8 / 16 labeled
     iterations_per_epoch: int = ITERATIONS_PER_EPOCH
+    ramp_offset: int = 1  # released: e = (iteration + 1) // 150; 0: iteration // 150
     j: int = 256  # memory prototypes drawn per class
     top_i: int = 12800  # unlabeled embeddings kept per class
-    temperature: float = 0.1  # omni-correlation temperature
+    occ_temperature: float = 0.1  # t of OCC's omni-correlation (paper Eq. 2); camlkit.occ
     similarity: str = "dot"  # "dot" as released, "cosine" as in the paper
+    bank_fa_rows: str = "scrambled"  # released; "per_voxel": the clean prototypes
+    heads_on: str = "agreeing"  # released; "picked": heads on the top-i voxels only
     warmup: int = 0  # iterations of labeled-only training of both branches before Eq. 1 (released: 0)
+
+    def __post_init__(self):
+        if self.bank_fa_rows not in ("scrambled", "per_voxel"):
+            raise ValueError(f"bank_fa_rows must be 'scrambled' or 'per_voxel', got {self.bank_fa_rows!r}")
+        if self.heads_on not in ("agreeing", "picked"):
+            raise ValueError(f"heads_on must be 'agreeing' or 'picked', got {self.heads_on!r}")
+
+
+# The clean form of every release quirk above, e.g. ``StepConfig(**CLEAN_VARIANT)``.
+CLEAN_VARIANT = {"bank_fa_rows": "per_voxel", "heads_on": "picked", "ramp_offset": 0}
 
 
 @contextmanager
@@ -76,38 +120,73 @@ def voxels(t):
     return rearrange(t, "b c h w d -> (b h w d) c")
 
 
+def bank_rows_a(feat_a, layout="scrambled"):
+    """f_a's features (c, h, w, d) of one labeled sample as the (h*w*d, c) rows g_a projects.
+
+    "per_voxel": row k is voxel k's c features. "scrambled" (released): the tensor is read in its
+    (c, h, w, d) order, c values per row, so row k holds c consecutive z-positions of one channel.
+    The rows are paired with voxels in (h, w, d) order either way.
+    """
+    if layout == "per_voxel":
+        return rearrange(feat_a, "c h w d -> (h w d) c")
+    return feat_a.reshape(-1, feat_a.shape[0])  # the logical order, whatever the memory format
+
+
 @torch.no_grad()
-def update_memory(net, bank, out, p_v, p_a, label, slots):
+def update_memory(net, bank, out, p_v, p_a, label, slots, bank_fa_rows="scrambled"):
     """Replace each labeled case's slot by the embeddings where both branches are right.
 
     Each stored embedding is the mean of the g_v and g_a projections of that voxel (heads in eval
-    mode, no gradient). ``slots``: the bank slot of each labeled sample in the batch.
+    mode, no gradient); ``bank_fa_rows`` says which rows g_a sees (see :func:`bank_rows_a`).
+    ``slots``: the bank slot of each labeled sample in the batch.
     """
     with eval_mode(net.proj_v, net.proj_a):
         for k, slot in enumerate(slots):
             y = label[k].flatten()
             correct = (p_v[k].argmax(0).flatten() == y) & (p_a[k].argmax(0).flatten() == y)
             f_v = voxels(out["feat_v"][k : k + 1])[correct]  # (n, n_filters)
-            f_a = voxels(out["feat_a"][k : k + 1])[correct]
+            f_a = bank_rows_a(out["feat_a"][k], bank_fa_rows)[correct]
             z = 0.5 * (net.proj_v(f_v) + net.proj_a(f_a))
             bank.update(int(slot), z.float(), y[correct])
 
 
+def unlabeled_embeddings(net, feat_v, feat_a, prob_v, prob_a, index, heads_on="agreeing"):
+    """z_v, z_a (m, c'): projection then prediction head of each branch at the picked voxels.
+
+    feat_*: (n_voxels, n_filters) decoder features of the unlabeled half, prob_*: (n_voxels, C),
+    index: (m,) picked voxels. ``heads_on="agreeing"`` (released) runs the heads on every voxel
+    where the branches agree and takes the picked rows; "picked" runs them on the picked rows.
+    """
+    if heads_on == "agreeing":
+        agree = occ.agreeing(prob_v, prob_a)  # (n_voxels,)
+        row = torch.cumsum(agree, 0) - 1  # voxel -> its row among the agreeing voxels
+        z_v = net.pred_v(net.proj_v(feat_v[agree]))[row[index]]
+        z_a = net.pred_a(net.proj_a(feat_a[agree]))[row[index]]
+        return z_v, z_a
+    return net.pred_v(net.proj_v(feat_v[index])), net.pred_a(net.proj_a(feat_a[index]))
+
+
 def occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
-    """l_o on the unlabeled part of the batch, or a zero when OCC must skip this step."""
+    """l_o on the unlabeled part of the batch (Eq. 2-3).
+
+    As released: memory classes without prototypes are left out of the columns, unlabeled
+    classes with fewer than 2 picked voxels out of the rows; l_o is 0 only when nothing is left.
+    """
     zero = p_v.new_zeros(())
-    drawn = bank.sample(cfg.j)
+    drawn = bank.sample(cfg.j) if cfg.j >= occ.MIN_ROWS else None
     if drawn is None or p_v.shape[0] == labeled_bs:
         return zero
     z_p, _ = drawn  # (n, c')
-    picked = occ.sample_unlabeled(voxels(p_v[labeled_bs:]), voxels(p_a[labeled_bs:]), cfg.top_i)
+    prob_v, prob_a = voxels(p_v[labeled_bs:]), voxels(p_a[labeled_bs:])  # (n_voxels, C)
+    picked = occ.sample_unlabeled(prob_v, prob_a, cfg.top_i)
     if picked is None:
         return zero
     index, _ = picked  # m voxels of the unlabeled half
-    z_v = net.pred_v(net.proj_v(voxels(out["feat_v"][labeled_bs:])[index]))  # (m, c')
-    z_a = net.pred_a(net.proj_a(voxels(out["feat_a"][labeled_bs:])[index]))
-    sim_vp = occ.omni_correlation(z_v, z_p.to(z_v.dtype), cfg.temperature, cfg.similarity)
-    sim_ap = occ.omni_correlation(z_a, z_p.to(z_a.dtype), cfg.temperature, cfg.similarity)
+    z_v, z_a = unlabeled_embeddings(net, voxels(out["feat_v"][labeled_bs:]),
+                                    voxels(out["feat_a"][labeled_bs:]), prob_v, prob_a, index,
+                                    cfg.heads_on)  # (m, c') each
+    sim_vp = occ.omni_correlation(z_v, z_p.to(z_v.dtype), cfg.occ_temperature, cfg.similarity)
+    sim_ap = occ.omni_correlation(z_a, z_p.to(z_a.dtype), cfg.occ_temperature, cfg.similarity)
     return occ.occ_loss(sim_vp, sim_ap)
 
 
@@ -136,15 +215,16 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
     loss_s = dice_loss(p_v[:labeled_bs, 1], y) + dice_loss(p_a[:labeled_bs, 1], y)
     zero = loss_s.new_zeros(())
 
-    lambda_c = loss_weight(iteration, cfg.beta_c, cfg.ramp_length, cfg.iterations_per_epoch)
-    l_c = cps_loss(p_v, p_a, cfg.T, cfg.detach_targets) if cfg.use_cps else zero
+    ramp_iteration = iteration + cfg.ramp_offset
+    lambda_c = loss_weight(ramp_iteration, cfg.beta_c, cfg.ramp_length, cfg.iterations_per_epoch)
+    l_c = cps_loss(p_v, p_a, cfg.sharpen_T, cfg.detach_targets) if cfg.use_cps else zero
 
     lambda_o, l_o = 0.0, zero
     if cfg.use_occ:
         if bank is None or slots is None:
             raise ValueError("use_occ needs the memory bank and the labeled samples' slots")
-        update_memory(net, bank, out, p_v[:labeled_bs], p_a[:labeled_bs], y, slots)
-        lambda_o = loss_weight(iteration, cfg.beta_o, cfg.ramp_length, cfg.iterations_per_epoch)
+        update_memory(net, bank, out, p_v[:labeled_bs], p_a[:labeled_bs], y, slots, cfg.bank_fa_rows)
+        lambda_o = loss_weight(ramp_iteration, cfg.beta_o, cfg.ramp_length, cfg.iterations_per_epoch)
         l_o = occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg)
 
     loss = cfg.weight_s * loss_s + lambda_c * l_c + lambda_o * l_o

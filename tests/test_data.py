@@ -247,7 +247,7 @@ def test_random_crop_takes_a_window():
     rng = np.random.default_rng(0)
     starts = set()
     for _ in range(30):
-        out_image, out_label = RandomCrop((4, 3, 8))(image, label, rng)
+        out_image, out_label = RandomCrop((4, 3, 8), rule="uniform")(image, label, rng)
         assert out_image.shape == (4, 3, 8)
         x, y, z = np.unravel_index(int(out_image[0, 0, 0]), image.shape)
         np.testing.assert_array_equal(out_image, image[x:x + 4, y:y + 3, z:z + 8])
@@ -259,11 +259,38 @@ def test_random_crop_takes_a_window():
 def test_random_crop_pads_small_volumes_with_zeros():
     image = np.full((3, 4, 2), 5.0, dtype=np.float32)
     label = np.ones((3, 4, 2), dtype=np.uint8)
-    out_image, out_label = RandomCrop((6, 4, 5))(image, label, np.random.default_rng(0))
+    out_image, out_label = RandomCrop((6, 4, 5), rule="uniform")(image, label, np.random.default_rng(0))
     assert out_image.shape == (6, 4, 5) and out_label.shape == (6, 4, 5)
     assert out_image.sum() == 5.0 * image.size and out_label.sum() == label.size
     # symmetric padding: pad 3 in x -> 1 before, 2 after; pad 3 in z -> 1 before, 2 after
     assert out_label[1:4, :, 1:3].all()
+
+
+def test_random_crop_as_released_never_takes_the_last_offset():
+    image = np.arange(10 * 9 * 20, dtype=np.float32).reshape(10, 9, 20)
+    label = np.zeros(image.shape, dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    starts = {"release": set(), "uniform": set()}
+    for rule in starts:
+        for _ in range(300):
+            out, _ = RandomCrop((4, 3, 16), rule=rule)(image, label, rng)
+            starts[rule].add(np.unravel_index(int(out[0, 0, 0]), image.shape))
+    assert {s[0] for s in starts["release"]} == set(range(6))  # 0 .. 10 - 4 - 1
+    assert {s[0] for s in starts["uniform"]} == set(range(7))  # 0 .. 10 - 4
+    assert {s[2] for s in starts["release"]} == set(range(4))
+
+
+def test_random_crop_as_released_pads_every_side_when_one_is_short():
+    image = np.full((10, 4, 6), 5.0, dtype=np.float32)  # y is shorter than the patch, z equal
+    label = np.ones(image.shape, dtype=np.uint8)
+    crop = RandomCrop((4, 6, 6))
+    out_image, out_label = crop(image, label, np.random.default_rng(0))
+    assert out_image.shape == (4, 6, 6)
+    # padded by max((p - s) // 2 + 3, 0): x 0, y 4, z 3 on both ends -> (10, 12, 12), start < 6
+    counts = [int(crop(image, label, np.random.default_rng(k))[1].sum()) for k in range(50)]
+    assert min(counts) < 4 * 6 * 6 and max(counts) > 0
+    with pytest.raises(CamlkitError, match="crop rule"):
+        RandomCrop((4, 4, 4), rule="last")
 
 
 def test_transform_without_generator_uses_numpy_global_stream():
@@ -280,7 +307,8 @@ def test_transform_without_generator_uses_numpy_global_stream():
 
 def test_two_stream_batches():
     labeled, unlabeled = list(range(4)), list(range(4, 10))
-    sampler = TwoStreamBatchSampler(labeled, unlabeled, batch_size=4, secondary_batch_size=2, seed=0)
+    sampler = TwoStreamBatchSampler(labeled, unlabeled, batch_size=4, secondary_batch_size=2, seed=0,
+                                    restart_secondary=False)
     assert len(sampler) == 2
     secondary_seen = []
     for _ in range(3):  # three epochs
@@ -292,6 +320,20 @@ def test_two_stream_batches():
             secondary_seen += batch[2:]
     # unlabeled indices cycle through full shuffles: 12 draws = two complete passes over 6
     assert sorted(secondary_seen[:6]) == unlabeled and sorted(secondary_seen[6:]) == unlabeled
+
+
+def test_two_stream_as_released_restarts_the_unlabeled_stream_every_epoch():
+    labeled, unlabeled = list(range(4)), list(range(4, 10))
+    sampler = TwoStreamBatchSampler(labeled, unlabeled, batch_size=4, secondary_batch_size=2, seed=0)
+    epochs = [[i for batch in sampler for i in batch[2:]] for _ in range(20)]
+    assert all(len(set(seen)) == 4 for seen in epochs)  # 4 distinct: the head of a fresh shuffle
+
+    def passes(restart):  # is every block of 6 draws a full pass over the 6 unlabeled cases?
+        sampler = TwoStreamBatchSampler(labeled, unlabeled, 4, 2, seed=0, restart_secondary=restart)
+        seen = [i for _ in range(30) for batch in sampler for i in batch[2:]]
+        return all(sorted(seen[k:k + 6]) == unlabeled for k in range(0, len(seen), 6))
+
+    assert passes(restart=False) and not passes(restart=True)
 
 
 def test_two_stream_is_reproducible_and_shuffled():

@@ -38,11 +38,23 @@ def test_draw_sizes_classes_and_distinct_entries():
     assert len({tuple(row.tolist()) for row in z_p}) == 12  # without replacement
 
 
-def test_a_class_with_fewer_than_j_embeddings_skips_the_draw():
+def test_a_class_with_fewer_than_j_embeddings_has_no_prototypes():
     bank = _bank_with([(10, 2), (10, 3)])
-    assert bank.sample(j=6) is None  # class 1 holds only 5
-    assert bank.sample(j=5) is not None
+    z_p, y_p = bank.sample(j=6)  # class 1 holds only 5: class 0's prototypes alone, as released
+    assert y_p.tolist() == [0] * 6 and torch.equal(z_p[:, 1], torch.zeros(6))
+    assert bank.sample(j=5)[1].tolist() == [0] * 5 + [1] * 5
+    assert bank.sample(j=21) is None  # no class holds 21
     assert MemoryBank(2, 3).sample(j=1) is None  # empty bank
+
+
+def test_slot_returns_what_was_stored_grouped_by_class():
+    bank = MemoryBank(num_slots=2, dim=2)
+    z = torch.arange(10.0).view(5, 2)
+    bank.update(1, z, torch.tensor([1, 0, 1, 0, 0]))
+    z_1, y_1 = bank.slot(1)
+    assert y_1.tolist() == [0, 0, 0, 1, 1]
+    assert torch.equal(z_1, z[[1, 3, 4, 0, 2]])
+    assert len(bank.slot(0)[0]) == 0
 
 
 def test_draw_is_uniform_over_pooled_slots():
@@ -71,9 +83,11 @@ def test_unlabeled_sampling_agreement_and_top_i_by_confidence():
     assert cls.tolist() == [0, 0, 1, 1]
 
 
-def test_unlabeled_sampling_with_a_missing_class():
-    prob = torch.tensor([[0.9, 0.1], [0.8, 0.2]])
-    assert sample_unlabeled(prob, prob, top_i=5) is None
+def test_unlabeled_sampling_leaves_out_a_class_with_fewer_than_2_voxels():
+    prob = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
+    index, cls = sample_unlabeled(prob, prob, top_i=5)  # class 1 has one voxel: no rows
+    assert index.tolist() == [0, 1] and cls.tolist() == [0, 0]
+    assert sample_unlabeled(prob[:1], prob[:1], top_i=5) is None  # no class has 2
 
 
 def test_omni_correlation_rows_are_softmax_over_memory():

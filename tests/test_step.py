@@ -5,7 +5,7 @@ import torch
 
 from camlkit.caml import CAMLNet
 from camlkit.occ import MemoryBank
-from camlkit.step import StepConfig, caml_step
+from camlkit.step import CLEAN_VARIANT, StepConfig, bank_rows_a, caml_step
 
 SIZE = (32, 32, 16)
 
@@ -92,3 +92,41 @@ def test_occ_needs_its_bank():
     net, x, y, _ = _setup()
     with pytest.raises(ValueError, match="memory bank"):
         caml_step(net, x, y, 2, 0, StepConfig())
+
+
+def test_ramp_counts_like_the_release_unless_asked_not_to():
+    net, x, y, bank = _setup()
+    # iteration 149 (0-based) is the release's 150th: its epoch is already 1
+    _, released = caml_step(net, x, y, 2, 149, StepConfig(ramp_length=1), bank, slots=[0, 1])
+    _, clean = caml_step(net, x, y, 2, 149, StepConfig(ramp_length=1, ramp_offset=0), bank,
+                         slots=[0, 1])
+    assert released["lambda_c"] == 1.0 and math.isclose(released["lambda_o"], 0.05)
+    assert math.isclose(clean["lambda_c"], math.exp(-5))
+
+
+def test_bank_rows_of_f_a_as_released_and_per_voxel():
+    feat = torch.arange(3 * 2 * 2 * 3.0).view(3, 2, 2, 3)  # (c=3, h=2, w=2, d=3)
+    per_voxel = bank_rows_a(feat, "per_voxel")
+    assert per_voxel.shape == (12, 3) and torch.equal(per_voxel[1], feat[:, 0, 0, 1])
+    scrambled = bank_rows_a(feat, "scrambled")  # c consecutive z-positions of one channel
+    assert scrambled.shape == (12, 3) and torch.equal(scrambled[0], feat[0, 0, 0, :])
+    assert torch.equal(scrambled[1], feat[0, 0, 1, :])
+    channels_last = feat[None].to(memory_format=torch.channels_last_3d)[0]
+    assert torch.equal(bank_rows_a(channels_last, "scrambled"), scrambled)  # logical order
+
+
+def test_occ_counts_the_classes_that_have_prototypes():
+    net, x, y, bank = _setup(seed=4)
+    bank.update(2, torch.randn(40, 8), torch.zeros(40, dtype=torch.long))  # class 0 only
+    cfg = StepConfig(j=30, top_i=32)
+    y[:2] = 0  # the labeled crops hold background only: the bank gets no class-1 embedding
+    _, parts = caml_step(net, x, y, 2, 0, cfg, bank, slots=[0, 1])
+    assert bank.class_counts()[1] == 0 and parts["l_o"].item() > 0  # class-0 columns alone
+
+
+def test_step_options_are_checked():
+    with pytest.raises(ValueError, match="bank_fa_rows"):
+        StepConfig(bank_fa_rows="voxel")
+    with pytest.raises(ValueError, match="heads_on"):
+        StepConfig(heads_on="all")
+    assert StepConfig(**CLEAN_VARIANT).heads_on == "picked"
