@@ -26,7 +26,9 @@ example:
   camlkit train --preset quick --step.beta_o 0.1 --model.proj_dim 64   # the paper's values
 """
 
-CHOICES = {"method": METHODS, "optimizer": ("sgd", "adam"), "lr_schedule": ("constant", "cosine")}
+CHOICES = {"method": METHODS, "optimizer": ("sgd", "adam"), "lr_schedule": ("constant", "cosine"),
+           "crop_rule": ("release", "uniform"), "step.similarity": ("dot", "cosine"),
+           "step.bank_fa_rows": ("scrambled", "per_voxel"), "step.heads_on": ("agreeing", "picked")}
 NOT_FLAGS = ("preset", "data", "out", "progress") + METHOD_SWITCHES  # written by hand below
 
 

@@ -78,7 +78,9 @@ def _other_value(path, value):
     special = {"method": ("mcnet+cma", "mcnet+cma"), "optimizer": ("adam", "adam"),
                "lr_schedule": ("constant", "constant"), "device": ("cpu", "cpu"),
                "step.similarity": ("cosine", "cosine"), "patch_size": ("64x64x48", (64, 64, 48)),
-               "eval_stride": ("9,9,3", (9, 9, 3)), "eval_cases": ("3", 3), "labeled": ("8", 8)}
+               "eval_stride": ("9,9,3", (9, 9, 3)), "eval_cases": ("3", 3), "labeled": ("8", 8),
+               "crop_rule": ("uniform", "uniform"), "step.bank_fa_rows": ("per_voxel", "per_voxel"),
+               "step.heads_on": ("picked", "picked")}
     if path in special:
         return special[path]
     if isinstance(value, bool):
