@@ -254,15 +254,16 @@ def read_rows(path):
 
 
 def tail(path, n=5):
-    """The last ``n`` non-empty lines of a text file (a progress bar's carriage returns split
-    lines too)."""
+    """The last ``n`` non-empty lines of a text file; of a progress bar redrawn with carriage
+    returns, only its latest state."""
     try:
         with open(path, "rb") as f:
             f.seek(max(0, os.path.getsize(path) - 20_000))
             text = f.read().decode(errors="replace")
     except OSError:
         return []
-    return [l for l in text.replace("\r", "\n").splitlines() if l.strip()][-n:]
+    lines = (line.rsplit("\r", 1)[-1] for line in text.split("\n"))  # a bar's latest state
+    return [line for line in lines if line.strip()][-n:]
 
 
 @dataclass
