@@ -257,6 +257,15 @@ def read_cases(run_dir) -> list:
     return sorted(cases, key=lambda r: r["dice"])
 
 
+CASE_COLUMNS = {"case": "case", "dice": "Dice (%)", "jaccard": "Jaccard (%)", "hd95": "95HD (voxel)",
+                "asd": "ASD (voxel)"}
+
+
+def cases_table(cases) -> list:
+    """:func:`read_cases` rows with their units in the column names, for display."""
+    return [{CASE_COLUMNS[k]: v for k, v in row.items()} for row in cases]
+
+
 def pick_run(run_dirs, prefer="caml"):
     """A dropdown of run folders (ipywidgets), the first ``prefer`` run selected."""
     import ipywidgets as widgets

@@ -1,4 +1,5 @@
-"""camlkit.launch with real training processes at smoke size on the LA data ($CAMLKIT_DATA)."""
+"""camlkit.launch with real training processes at smoke size on the real LA data
+($CAMLKIT_DATA, else the shared folder of tests/conftest.py)."""
 
 import dataclasses
 import json
@@ -14,9 +15,14 @@ from camlkit import launch
 from camlkit.errors import CamlkitError
 from camlkit.train import make_config
 
-DATA = os.environ.get("CAMLKIT_DATA", "data/LA")
-pytestmark = pytest.mark.skipif(not Path(DATA, "train.list").is_file(),
-                                reason=f"no LA data at {DATA} (set CAMLKIT_DATA)")
+
+
+@pytest.fixture(scope="module")
+def data(request):
+    env = os.environ.get("CAMLKIT_DATA")
+    if env and Path(env, "train.list").is_file():
+        return str(Path(env).resolve())
+    return str(request.getfixturevalue("la_dir"))
 
 
 def _status_elsewhere(run_dir):
@@ -36,9 +42,9 @@ def _wait_for(predicate, timeout_s=120):
         time.sleep(0.1)
 
 
-def test_launch_attach_stop_resume_finish(tmp_path):
+def test_launch_attach_stop_resume_finish(tmp_path, data):
     # enough iterations that the stop lands mid-run; checkpoints every 2 so there is one to resume
-    cfg = make_config("smoke", method="caml", data=DATA, iterations=100, checkpoint_every=2)
+    cfg = make_config("smoke", method="caml", data=data, iterations=100, checkpoint_every=2)
     run = launch.launch(cfg, tmp_path / "run")
     record = json.loads((tmp_path / "run" / "process.json").read_text())
     assert record["pid"] == run.pid and "--iterations" in record["command"]
@@ -94,11 +100,11 @@ def test_attach_to_a_folder_without_process_json(tmp_path):
         launch.attach(tmp_path)
 
 
-def test_config_round_trips_through_command_line_options(tmp_path):
-    cfg = make_config("quick", method="mcnet", labeled=4, seed=7, data=DATA, lr=0.1,
+def test_config_round_trips_through_command_line_options(data):
+    cfg = make_config("quick", method="mcnet", labeled=4, seed=7, data=data, lr=0.1,
                       patch_size=(32, 32, 16), amp=False, progress=False)
     args = launch.config_to_args(cfg)
-    assert launch._as_config(args) == dataclasses.replace(cfg, data=str(Path(DATA).resolve()))
+    assert launch._as_config(args) == cfg
     assert launch.run_name(cfg) == "quick-mcnet-4L-seed7"
     with pytest.raises(CamlkitError, match="no option for it"):
-        launch.config_to_args(make_config("quick", data=DATA, j=3))
+        launch.config_to_args(make_config("quick", data=data, j=3))

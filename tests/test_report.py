@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from camlkit.errors import CamlkitError
-from camlkit.report import read_cases, report
+from camlkit.report import cases_table, read_cases, report
 
 
 def _run(path, method, labeled, seed, dice, hd95=10.0, lr=0.05):
@@ -57,6 +57,7 @@ def test_per_case_rows_are_in_percent_worst_first(tmp_path):
     assert [r["case"] for r in rows] == ["B", "A"]
     assert rows[0]["dice"] == pytest.approx(41.8) and rows[1]["jaccard"] == pytest.approx(80.0)
     assert rows[0]["hd95"] == 12.5
+    assert list(cases_table(rows)[0]) == ["case", "Dice (%)", "Jaccard (%)", "95HD (voxel)", "ASD (voxel)"]
     with pytest.raises(CamlkitError, match="cases.csv: missing"):
         read_cases(tmp_path)
 
