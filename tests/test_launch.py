@@ -22,7 +22,7 @@ def data(request):
     env = os.environ.get("CAMLKIT_DATA")
     if env and Path(env, "train.list").is_file():
         return str(Path(env).resolve())
-    return str(request.getfixturevalue("la_dir"))
+    return str(Path(request.getfixturevalue("la_dir")).resolve())
 
 
 def _status_elsewhere(run_dir):
