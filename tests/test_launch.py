@@ -71,6 +71,10 @@ def test_launch_attach_stop_resume_finish(tmp_path, data):
     # a finished run, attached from elsewhere; resuming it is refused
     assert _status_elsewhere(tmp_path / "run") == {"state": "finished", "iteration": 100,
                                                    "total": 100}
+    # the notebook view of a finished run: one draw, then back; its summary as a table
+    pytest.importorskip("ipywidgets")
+    assert launch.watch(launch.attach(tmp_path / "run")).state == "finished"
+    assert "| Dice (%) |" in launch.summary_markdown(tmp_path / "run").data
     with pytest.raises(CamlkitError, match="finished; nothing to resume"):
         launch.attach(tmp_path / "run").resume()
     with pytest.raises(CamlkitError, match="already holds a run"):
