@@ -6,9 +6,14 @@ cases). Runs that share every setting but the seed are seeds of one row; the row
 taken over the seeds' test means, as the paper does over its three seeds. Runs of one method and
 labeled count whose settings differ (another lr, say) get a row each, named by what differs.
 
+Each table names the run folders and seeds it averages, shows "±" only over two or more seeds,
+and is followed by sentences computed from its numbers: what CAML gains or loses against each
+other method (Table 1) and what each module adds to the MC-Net baseline (Table 2).
+
 ``camlkit report RUN_DIR [RUN_DIR ...] [--out report.md]``
 """
 
+import csv
 import json
 import statistics
 from pathlib import Path
@@ -18,6 +23,8 @@ from camlkit.paper import METHODS, METRICS, paper_numbers
 
 PERCENT = ("dice", "jaccard")
 ABLATION = ("mcnet", "mcnet+occ", "mcnet+cma", "caml")
+NAMES = {"supervised": "labeled-only V-Net", "mcnet": "MC-Net", "mcnet+occ": "MC-Net + OCC",
+         "mcnet+cma": "MC-Net + CMA", "caml": "CAML"}
 ABLATION_FLAGS = {"mcnet": ("✓", "", ""), "mcnet+occ": ("✓", "✓", ""),
                   "mcnet+cma": ("✓", "", "✓"), "caml": ("✓", "✓", "✓")}
 
@@ -28,7 +35,7 @@ NOT_SETTINGS = ("seed", "out", "data", "progress", "device", "num_workers", "che
 
 
 def read_run(run_dir) -> dict:
-    """{"method", "labeled", "seed", "preset", "settings", "dice", "jaccard", "hd95", "asd"}."""
+    """{"method", "labeled", "seed", "preset", "settings", "dir", "dice", "jaccard", "hd95", "asd"}."""
     run_dir = Path(run_dir)
     config_path, summary_path = run_dir / "config.json", run_dir / "summary.json"
     for path in (config_path, summary_path):
@@ -38,6 +45,7 @@ def read_run(run_dir) -> dict:
         config, summary = json.loads(config_path.read_text()), json.loads(summary_path.read_text())
         run = {key: config[key] for key in ("method", "labeled", "seed", "preset")}
         run["settings"] = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+        run["dir"] = run_dir.name
         run.update({name: float(summary[name][0]) for name in METRICS})
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise CamlkitError(f"{run_dir}: unreadable config.json/summary.json ({err})") from None
@@ -67,15 +75,27 @@ def group_runs(runs):
     return groups
 
 
+def mean_std(values, digits=2) -> str:
+    """'mean ± std' over two or more values; the value alone for one."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def metric_values(runs, name):
+    """One metric of each run, Dice and Jaccard in %."""
+    return [r[name] * (100.0 if name in PERCENT else 1.0) for r in runs]
+
+
 def row_cells(runs):
-    """'mean ± std' over seeds for each metric (Dice, Jaccard in %)."""
-    cells = []
-    for name in METRICS:
-        factor = 100.0 if name in PERCENT else 1.0
-        values = [r[name] * factor for r in runs]
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        cells.append(f"{statistics.fmean(values):.2f} ± {std:.2f}")
-    return cells
+    """Each metric over the seeds (Dice, Jaccard in %): 'mean ± std', or the value of one seed."""
+    return [mean_std(metric_values(runs, name)) for name in METRICS]
+
+
+def seeds_text(runs) -> str:
+    """'seed 3407' or 'seeds 1, 2, 3'."""
+    seeds = ", ".join(str(r["seed"]) for r in runs)
+    return f"seed {seeds}" if len(runs) == 1 else f"seeds {seeds}"
 
 
 def paper_cells(method, labeled):
@@ -102,10 +122,10 @@ def table1(groups) -> str:
     """Table 1 style: one row per (labeled, method, setting), then the paper's."""
     lines = [f"| labeled | method | seeds | {HEADER} |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for method, labeled, name, runs, last in _rows(groups):
-        lines.append(f"| {labeled} | {method} (camlkit, {name}) | {len(runs)} | "
+        lines.append(f"| {labeled} | {method} (camlkit, {name}) | {', '.join(str(r['seed']) for r in runs)} | "
                      + " | ".join(row_cells(runs)) + " |")
         if last:
-            lines.append(f"| {labeled} | {method} (paper) | 3 | "
+            lines.append(f"| {labeled} | {method} (paper) | 3 seeds | "
                          + " | ".join(paper_cells(method, labeled)) + " |")
     return "\n".join(lines)
 
@@ -116,11 +136,96 @@ def table2(groups) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method, labeled, name, runs, last in _rows(groups, ABLATION):
         flags = " | ".join(ABLATION_FLAGS[method])
-        lines.append(f"| {labeled} | {flags} | camlkit ({name}; {len(runs)} seeds) | "
+        lines.append(f"| {labeled} | {flags} | camlkit ({name}; {seeds_text(runs)}) | "
                      + " | ".join(row_cells(runs)) + " |")
         if last:
             lines.append(f"| {labeled} | {flags} | paper | " + " | ".join(paper_cells(method, labeled)) + " |")
     return "\n".join(lines)
+
+
+def runs_text(groups, methods=METHODS) -> str:
+    """Which run folders each row averages."""
+    lines = []
+    for method, labeled, name, runs, _ in _rows(groups, methods):
+        folders = ", ".join(f"`{r['dir']}`" for r in runs)
+        lines.append(f"- {labeled} labeled, {NAMES[method]} ({name}): {folders}")
+    return "\n".join(lines)
+
+
+def _dice(runs):
+    return statistics.fmean(metric_values(runs, "dice"))
+
+
+def _seeds(n):
+    return "1 seed" if n == 1 else f"{n} seeds"
+
+
+def _over(runs_a, runs_b) -> str:
+    """'on this seed', 'on the mean over 3 seeds each', ... for a comparison of two groups."""
+    a, b = len(runs_a), len(runs_b)
+    if a == b == 1:
+        return "on this seed" if runs_a[0]["seed"] == runs_b[0]["seed"] else "on one seed each"
+    if a == b:
+        return f"on the mean over {a} seeds each"
+    return f"on {_seeds(a)} against {_seeds(b)}"
+
+
+def compare(name_a, runs_a, name_b, runs_b) -> str:
+    """One sentence: which of two groups has the higher mean Dice, and by how much."""
+    gap = _dice(runs_a) - _dice(runs_b)
+    if abs(gap) < 0.005:
+        return f"{name_a} and {name_b} reach the same Dice ({_dice(runs_a):.2f} %) {_over(runs_a, runs_b)}."
+    win, lose = (name_a, name_b) if gap > 0 else (name_b, name_a)
+    return (f"{win} beats {lose} by {abs(gap):.2f} Dice {_over(runs_a, runs_b)} "
+            f"({name_a} {_dice(runs_a):.2f} %, {name_b} {_dice(runs_b):.2f} %).")
+
+
+def table1_sentences(groups) -> list:
+    """Per labeled count: CAML against every other method run at that count."""
+    sentences = []
+    for labeled in sorted({k[1] for k in groups}):
+        here = [(k, v) for k, v in groups.items() if k[1] == labeled]
+        camls = [(k, v) for k, v in here if k[0] == "caml"]
+        others = [(k, v) for k, v in here if k[0] != "caml"]
+        if not camls:
+            sentences.append(f"{labeled} labeled: no CAML run to compare with.")
+        elif not others:
+            sentences.append(f"{labeled} labeled: only CAML was run; the baselines (labeled-only "
+                             "V-Net, MC-Net: notebooks 2 and 3) would show what it adds.")
+        for (_, _, name_c), caml in camls:
+            for (method, _, name), runs in others:
+                sentences.append(f"{labeled} labeled: " + compare(
+                    f"CAML ({name_c})", caml, f"{NAMES[method]} ({name})", runs))
+    return sentences
+
+
+def table2_sentences(groups) -> list:
+    """Per labeled count: what OCC, CMA and both add to the MC-Net baseline."""
+    sentences = []
+    for labeled in sorted({k[1] for k in groups}):
+        here = {k[0]: v for k, v in groups.items() if k[1] == labeled and k[0] in ABLATION}
+        if "mcnet" not in here:
+            sentences.append(f"{labeled} labeled: no MC-Net baseline run (notebook 3), so no "
+                             "module's share can be measured.")
+            continue
+        base = here["mcnet"]
+        for method, what in (("mcnet+occ", "OCC"), ("mcnet+cma", "CMA"), ("caml", "CMA + OCC (CAML)")):
+            if method in here:
+                gap = _dice(here[method]) - _dice(base)
+                verb = "raises" if gap >= 0.005 else "lowers" if gap <= -0.005 else "leaves"
+                amount = f" by {abs(gap):.2f} to" if verb != "leaves" else " unchanged at"
+                sentences.append(f"{labeled} labeled: adding {what} to MC-Net {verb} Dice{amount} "
+                                 f"{_dice(here[method]):.2f} % {_over(here[method], base)} "
+                                 f"(MC-Net {_dice(base):.2f} %; the paper: "
+                                 f"{_paper_gap(method, labeled)}).")
+    return sentences
+
+
+def _paper_gap(method, labeled):
+    ours, base = paper_numbers(method, labeled), paper_numbers("mcnet", labeled)
+    if ours is None or base is None:
+        return "no row"
+    return f"{ours['dice'] - base['dice']:+.2f}"
 
 
 def report(run_dirs) -> str:
@@ -128,10 +233,53 @@ def report(run_dirs) -> str:
     if not run_dirs:
         raise CamlkitError("no run folders given")
     groups = group_runs([read_run(d) for d in run_dirs])
-    parts = ["## Table 1 — LA, final iteration (mean ± std over seeds)", "", table1(groups)]
+    parts = ["## Table 1 — LA, final iteration (camlkit: the seeds listed; paper: mean ± std "
+             "over 3 seeds)", "", table1(groups), "", "Runs:", "", runs_text(groups), "",
+             *[f"- {s}" for s in table1_sentences(groups)]]
     if any(method in ABLATION for method, _, _ in groups):
-        parts += ["", "## Table 2 — ablation", "", table2(groups)]
+        parts += ["", "## Table 2 — ablation", "", table2(groups), "", "Runs:", "",
+                  runs_text(groups, ABLATION), "", *[f"- {s}" for s in table2_sentences(groups)]]
     return "\n".join(parts) + "\n"
+
+
+# ----------------------------------------------------------------------------- one run's cases
+
+def read_cases(run_dir) -> list:
+    """``cases.csv`` of a run, one dict per test case: Dice and Jaccard in %, 95HD and ASD in
+    voxels, worst Dice first."""
+    path = Path(run_dir) / "cases.csv"
+    if not path.is_file():
+        raise CamlkitError(f"{path}: missing (not a finished, evaluated run)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        cases = [{"case": row["case"], **{name: float(row[name]) * (100.0 if name in PERCENT else 1.0)
+                                          for name in METRICS}} for row in rows]
+    except (KeyError, ValueError) as err:
+        raise CamlkitError(f"{path}: unreadable ({err})") from None
+    return sorted(cases, key=lambda r: r["dice"])
+
+
+CASE_COLUMNS = {"case": "case", "dice": "Dice (%)", "jaccard": "Jaccard (%)", "hd95": "95HD (voxel)",
+                "asd": "ASD (voxel)"}
+
+
+def cases_table(cases) -> list:
+    """:func:`read_cases` rows with their units in the column names, for display."""
+    return [{CASE_COLUMNS[k]: v for k, v in row.items()} for row in cases]
+
+
+def pick_run(run_dirs, prefer="caml"):
+    """A dropdown of run folders (ipywidgets), the first ``prefer`` run selected."""
+    import ipywidgets as widgets
+
+    run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
+        raise CamlkitError("no run folders to choose from")
+    methods = [read_run(d)["method"] for d in run_dirs]
+    default = run_dirs[methods.index(prefer)] if prefer in methods else run_dirs[0]
+    return widgets.Dropdown(options=[(d.name, d) for d in run_dirs], value=default,
+                            description="run", layout=widgets.Layout(width="max-content"))
 
 
 def add_cli(subparsers):

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from camlkit.errors import CamlkitError
-from camlkit.report import report
+from camlkit.report import cases_table, read_cases, report
 
 
 def _run(path, method, labeled, seed, dice, hd95=10.0, lr=0.05):
@@ -25,11 +25,41 @@ def test_seeds_are_averaged_and_the_paper_row_sits_beside(tmp_path):
             _run(tmp_path / "c", "mcnet", 4, 1, 0.70)]
     text = report(runs)
     caml_row = next(line for line in text.splitlines() if "caml (camlkit" in line)
-    assert "| 2 | 85.00 ± 7.07 | 75.00 ± 7.07 | 10.00 ± 2.83 | 2.00 ± 0.00 |" in caml_row
-    assert "| 4 | caml (paper) | 3 | 87.34 ± 0.05 | 77.65 ± 0.08 | 9.76 ± 0.92 | 2.49 ± 0.22 |" in text
+    assert "| 1, 2 | 85.00 ± 7.07 | 75.00 ± 7.07 | 10.00 ± 2.83 | 2.00 ± 0.00 |" in caml_row
+    assert "| 4 | caml (paper) | 3 seeds | 87.34 ± 0.05 | 77.65 ± 0.08 | 9.76 ± 0.92 | 2.49 ± 0.22 |" in text
     table2 = text.split("## Table 2")[1]
-    assert "| 4 | ✓ |  |  | camlkit (quick; 1 seeds) | 70.00 ± 0.00" in table2
+    # one seed: its value, no "± 0.00", and the seed named
+    assert "| 4 | ✓ |  |  | camlkit (quick; seed 1) | 70.00 | 60.00 | 10.00 | 2.00 |" in table2
     assert "| 4 | ✓ |  |  | paper | 80.92 ± 3.88" in table2
+    assert "1 seeds" not in text
+    # the run folders behind each row
+    assert "- 4 labeled, CAML (quick): `a`, `b`" in text and "- 4 labeled, MC-Net (quick): `c`" in text
+    # what the comparisons show, from the numbers
+    assert "CAML (quick) beats MC-Net (quick) by 15.00 Dice on 2 seeds against 1 seed" in text
+    assert "adding CMA + OCC (CAML) to MC-Net raises Dice by 15.00 to 85.00 %" in text
+
+
+def test_when_caml_loses_the_sentence_says_so(tmp_path):
+    runs = [_run(tmp_path / "caml", "caml", 4, 1, 0.8534),
+            _run(tmp_path / "mcnet", "mcnet", 4, 1, 0.8625)]
+    text = report(runs)
+    assert "MC-Net (quick) beats CAML (quick) by 0.91 Dice on this seed" in text
+    assert "adding CMA + OCC (CAML) to MC-Net lowers Dice by 0.91" in text
+    assert "the paper: +6.42" in text
+
+
+def test_per_case_rows_are_in_percent_worst_first(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "cases.csv").write_text("case,dice,jaccard,hd95,asd\nA,0.9,0.8,3.0,1.0\n"
+                                   "B,0.418,0.3,12.5,4.0\n")
+    rows = read_cases(run)
+    assert [r["case"] for r in rows] == ["B", "A"]
+    assert rows[0]["dice"] == pytest.approx(41.8) and rows[1]["jaccard"] == pytest.approx(80.0)
+    assert rows[0]["hd95"] == 12.5
+    assert list(cases_table(rows)[0]) == ["case", "Dice (%)", "Jaccard (%)", "95HD (voxel)", "ASD (voxel)"]
+    with pytest.raises(CamlkitError, match="cases.csv: missing"):
+        read_cases(tmp_path)
 
 
 def test_runs_with_other_settings_are_not_averaged_as_seeds(tmp_path):
@@ -37,8 +67,8 @@ def test_runs_with_other_settings_are_not_averaged_as_seeds(tmp_path):
             _run(tmp_path / "b", "caml", 16, 2, 0.84),
             _run(tmp_path / "c", "caml", 16, 1, 0.60, lr=0.1)]
     lines = report(runs).splitlines()
-    assert "| 16 | caml (camlkit, quick, lr=0.05) | 2 | 82.00 ± 2.83" in "\n".join(lines)
-    assert "| 16 | caml (camlkit, quick, lr=0.1) | 1 | 60.00 ± 0.00" in "\n".join(lines)
+    assert "| 16 | caml (camlkit, quick, lr=0.05) | 1, 2 | 82.00 ± 2.83" in "\n".join(lines)
+    assert "| 16 | caml (camlkit, quick, lr=0.1) | 1 | 60.00 |" in "\n".join(lines)
     table1 = lines[: lines.index("## Table 2 — ablation")]
     assert sum("caml (paper)" in line for line in table1) == 1  # once, after both settings
 

@@ -1,0 +1,114 @@
+"""camlkit.launch with real training processes at smoke size on the real LA data
+($CAMLKIT_DATA, else the shared folder of tests/conftest.py)."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from camlkit import launch
+from camlkit.errors import CamlkitError
+from camlkit.train import make_config
+
+
+
+@pytest.fixture(scope="module")
+def data(request):
+    env = os.environ.get("CAMLKIT_DATA")
+    if env and Path(env, "train.list").is_file():
+        return str(Path(env).resolve())
+    return str(Path(request.getfixturevalue("la_dir")).resolve())
+
+
+def _status_elsewhere(run_dir):
+    """Attach from a fresh Python process (as after a kernel restart); its status as a dict."""
+    code = ("import json, sys; from camlkit import launch; s = launch.attach(sys.argv[1]).status();"
+            "print(json.dumps({'state': s.state, 'iteration': s.iteration, 'total': s.total}))")
+    out = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _wait_for(predicate, timeout_s=120):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_launch_attach_stop_resume_finish(tmp_path, data):
+    # enough iterations that the stop lands mid-run; checkpoints every 2 so there is one to resume
+    cfg = make_config("smoke", method="caml", data=data, iterations=100, checkpoint_every=2)
+    run = launch.launch(cfg, tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "process.json").read_text())
+    assert record["pid"] == run.pid and "--iterations" in record["command"]
+
+    _wait_for(lambda: (tmp_path / "run" / "checkpoints" / "last.pth").exists()
+              and launch.read_rows(tmp_path / "run" / "log.csv"))
+    seen = _status_elsewhere(tmp_path / "run")
+    assert seen["state"] == "running" and 1 <= seen["iteration"] < 100 and seen["total"] == 100
+
+    status = launch.attach(tmp_path / "run").stop()
+    assert status.state == "stopped" and status.iteration < 100
+    assert _status_elsewhere(tmp_path / "run")["state"] == "stopped"
+    assert not (tmp_path / "run" / "model_final.pth").exists()
+
+    resumed = launch.attach(tmp_path / "run").resume()
+    assert resumed.pid != run.pid and "--resume" in resumed.record["command"]
+    status = resumed.wait(timeout_s=300)
+    assert status.state == "finished", status
+    assert status.iteration == 100 and (tmp_path / "run" / "model_final.pth").exists()
+    rows = launch.read_rows(tmp_path / "run" / "log.csv")
+    assert [r["iteration"] for r in rows] == list(range(100))  # no gap, no repeat
+    assert "--resume" in (tmp_path / "run" / "train.out").read_text()
+
+    # a finished run, attached from elsewhere; resuming it is refused
+    assert _status_elsewhere(tmp_path / "run") == {"state": "finished", "iteration": 100,
+                                                   "total": 100}
+    # the notebook view of a finished run: one draw, then back; its summary as a table
+    pytest.importorskip("ipywidgets")
+    assert launch.watch(launch.attach(tmp_path / "run")).state == "finished"
+    assert "| Dice (%) |" in launch.summary_markdown(tmp_path / "run").data
+    with pytest.raises(CamlkitError, match="finished; nothing to resume"):
+        launch.attach(tmp_path / "run").resume()
+    with pytest.raises(CamlkitError, match="already holds a run"):
+        launch.launch(cfg, tmp_path / "run")
+
+
+def test_a_failing_run_is_reported_failed_with_its_error(tmp_path):
+    run = launch.launch({"preset": "smoke", "data": str(tmp_path / "no-data")}, tmp_path / "run")
+    status = run.wait(timeout_s=120)
+    assert status.state == "failed"
+    assert any("no-data" in line for line in status.tail), status.tail
+
+
+def test_the_pid_of_another_process_is_not_the_run(tmp_path):
+    # a process.json whose pid lives but is not that run (a recycled pid): not running
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "process.json").write_text(json.dumps(
+        {"pid": os.getpid(), "start_ticks": 1, "command": ["python", "-m", "camlkit.cli", "train",
+                                                            "--out", str(run_dir)],
+         "host": launch.socket.gethostname(), "iterations": 6}))
+    assert launch.attach(run_dir).status().state == "failed"
+
+
+def test_attach_to_a_folder_without_process_json(tmp_path):
+    with pytest.raises(CamlkitError, match=r"no process\.json"):
+        launch.attach(tmp_path)
+
+
+def test_config_round_trips_through_command_line_options(data):
+    cfg = make_config("quick", method="mcnet", labeled=4, seed=7, data=data, lr=0.1,
+                      patch_size=(32, 32, 16), amp=False, progress=False)
+    args = launch.config_to_args(cfg)
+    assert launch._as_config(args) == cfg
+    assert launch.run_name(cfg) == "quick-mcnet-4L-seed7"
+    with pytest.raises(CamlkitError, match="no option for it"):
+        launch.config_to_args(make_config("quick", data=data, j=3))
