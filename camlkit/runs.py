@@ -127,6 +127,14 @@ def run_folder_name(preset: str, method: str, labeled: int, seed: int) -> str:
 
 # ----------------------------------------------------------------------------- settings
 
+def _first(config, keys, default):
+    for key in keys:
+        value = stored_value(config, key)
+        if value is not None:
+            return value
+    return default
+
+
 @dataclass(frozen=True)
 class TrainedSettings:
     """How a checkpoint's network was trained, as far as its inputs are concerned."""
@@ -141,6 +149,9 @@ class TrainedSettings:
     preset: str | None = None
     iterations: int | None = None
     similarity: str | None = None
+    occ_temperature: float = 0.1  # OCC's t (stored as ``temperature`` or ``occ_temperature``)
+    j: int = 256
+    top_i: int = 12800
     model: dict = field(default_factory=dict)  # the stored CAMLConfig fields
 
     @classmethod
@@ -162,7 +173,11 @@ class TrainedSettings:
             proj_dim=int(model.get("proj_dim", base.proj_dim)),
             method=stored.get("method"), labeled=stored.get("labeled"),
             preset=stored_value(config, "preset"), iterations=stored_value(config, "iterations"),
-            similarity=stored_value(config, "similarity"), model=model)
+            similarity=stored_value(config, "similarity"),
+            occ_temperature=float(_first(config, ("occ_temperature", "temperature"),
+                                         base.occ_temperature)),
+            j=int(_first(config, ("j",), base.j)), top_i=int(_first(config, ("top_i",), base.top_i)),
+            model=model)
 
     def predict_kwargs(self) -> dict:
         """Keyword arguments of camlkit.inference.predict_volume for this checkpoint."""
@@ -195,6 +210,49 @@ def random_twin(net, seed=0):
 
     torch.manual_seed(seed)
     return CAMLNet(net.config).eval()
+
+
+# ----------------------------------------------------------------------------- a short run
+
+# What a notebook trains when no finished run exists (``size`` = the notebook's run size).
+# "full": the quick preset cut to 300 iterations (250 warm-up + 50 of Eq. 1), no evaluation:
+#   measured 8.6 minutes with one thread on a 2-core machine shared with other jobs (a laptop
+#   CPU with 4+ threads: a few minutes, not measured).
+# "smoke": seconds; big enough (4 filters, Adam) that the network predicts both classes, so OCC's
+#   memory bank holds prototypes of each.
+SHORT_RUNS = {
+    "full": ("quick", dict(iterations=300, warmup=250)),
+    "smoke": ("smoke", dict(iterations=30, warmup=26, optimizer="adam", lr=1e-3, n_filters=4,
+                            patch_size=(32, 32, 32), scale=0.35)),
+}
+
+
+def short_config(size, data, root=None, seed=3407, **overrides):
+    """The camlkit.train.TrainConfig of a short run of ``size`` ("full" or "smoke"), written to
+    ``<runs root>/<preset>-short-caml-<labeled>L-seed<seed>`` (see :func:`run_folder_name`)."""
+    from camlkit.train import make_config
+
+    if size not in SHORT_RUNS:
+        raise CamlkitError(f"unknown short-run size {size!r}: choose from {', '.join(SHORT_RUNS)}")
+    preset, fields = SHORT_RUNS[size]
+    cfg = make_config(preset, data=str(data), seed=seed, method="caml", **{**fields, **overrides})
+    name = run_folder_name(f"{preset}-short", cfg.method, cfg.labeled, cfg.seed)
+    cfg.out = str(runs_root(root) / name)
+    return cfg
+
+
+def train_short(size, data, root=None, seed=3407, progress=True, **overrides) -> Path:
+    """Train the short run of :func:`short_config` (resuming it if a previous try was cut
+    short) and return its ``model_final.pth``. No final evaluation: notebook 7 reads full runs."""
+    from camlkit.train import train
+
+    cfg = short_config(size, data, root, seed, progress=progress, **overrides)
+    final = Path(cfg.out) / FINAL
+    if final.is_file():
+        return final
+    resume = (Path(cfg.out) / "checkpoints" / "last.pth").is_file()
+    train(cfg, resume=resume, evaluate=False)
+    return final
 
 
 # ----------------------------------------------------------------------------- inputs

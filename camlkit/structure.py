@@ -174,3 +174,81 @@ def read_occ(figures, who="") -> str:
     return (f"{who}same-class mass {figures['same_class']:.1%} vs chance {figures['chance']:.0%} "
             f"({_versus_chance(figures['same_class'], figures['chance'])}); {peak}; "
             f"entropy {figures['entropy']:.3f} ({_spread(figures['entropy'])}).")
+
+
+# ----------------------------------------------------------------------------- from a network
+
+def network_attention(net, image, label) -> dict:
+    """CMA's weights of a CAMLNet on a batch and their figures.
+
+    ``image`` (b, 1, h, w, d) and ``label`` (b, h, w, d) as the network was trained
+    (camlkit.runs.matched_crops). Returns ``{"intra", "inter", "atrium" (b, k), "grid",
+    "figures"}``; the weights come from CAMLNet.attention (eval mode, CMA forced on).
+    """
+    grid = tuple(s // 8 for s in image.shape[2:])  # stage 4 is at 1/8 resolution
+    attn = net.attention(image)
+    atrium = token_atrium(label, grid)
+    return {**attn, "atrium": atrium, "grid": grid,
+            "figures": attention_figures(attn["intra"], atrium, attn["inter"])}
+
+
+@torch.no_grad()
+def network_occ(net, labeled, unlabeled, j, top_i, temperature=0.1, similarity="dot",
+                seed=0, select=None) -> dict:
+    """Omni-correlation rows of a CAMLNet on crops, computed as one training step computes them.
+
+    ``labeled``: ``{"image" (b_l, 1, h, w, d), "label" (b_l, h, w, d)}``, ``unlabeled``: images
+    (b_u, 1, h, w, d), prepared as the network was trained (camlkit.runs.matched_crops). One
+    forward of both in training mode (batch statistics; dropout seeded by ``seed``), on a copy
+    so the network's running statistics stay as they were (the heads too run in training mode
+    for z_v and z_a, as in camlkit.step.occ_term). A fresh memory bank with one slot per
+    labeled crop is filled by camlkit.step.update_memory; min(j, smallest class count)
+    prototypes per class are drawn (seeded), the top ``top_i`` confident unlabeled voxels per
+    class are kept (camlkit.occ.sample_unlabeled), and both branches' rows are computed with
+    camlkit.occ.omni_correlation(``temperature``, ``similarity``).
+
+    ``select``: another CAMLNet whose predictions choose the voxels and their classes (bank
+    contents and unlabeled rows) while ``net`` gives the embeddings — e.g. a random network's
+    embeddings at the voxels a trained one picks, the "random weights" baseline when a random
+    network predicts one class only.
+
+    Returns ``{"sim_vp", "sim_ap" (m, n), "row_class", "row_conf" (m,), "col_class" (n,),
+    "z_v", "z_a" (m, c'), "z_p" (n, c'), "bank", "l_o", "figures"}`` (figures of sim_vp);
+    ValueError when a class has no stored prototype or no confident unlabeled voxel.
+    """
+    import copy
+
+    from camlkit import occ, step
+
+    n_l = len(labeled["image"])
+    image = torch.cat([labeled["image"], unlabeled])  # (b_l + b_u, 1, h, w, d)
+    net = copy.deepcopy(net).train()
+    torch.manual_seed(seed)  # dropout masks
+    out = net(image)
+    chooser = out
+    if select is not None:
+        torch.manual_seed(seed)
+        chooser = copy.deepcopy(select).train()(image)
+    p_v, p_a = chooser["logits_v"].float().softmax(1), chooser["logits_a"].float().softmax(1)
+    bank = occ.MemoryBank(n_l, net.config.proj_dim)
+    step.update_memory(net, bank, out, p_v[:n_l], p_a[:n_l], labeled["label"], range(n_l))
+    j = min(j, int(bank.class_counts().min()))
+    torch.manual_seed(seed)  # the draw of prototypes
+    if j == 0:
+        raise ValueError(f"the memory bank holds {bank.class_counts().tolist()} embeddings per "
+                         "class: no prototype of some class (an untrained network?)")
+    z_p, col_class = bank.sample(j)  # (n, c'), (n,)
+    prob_v, prob_a = step.voxels(p_v[n_l:]), step.voxels(p_a[n_l:])  # (voxels, C)
+    picked = occ.sample_unlabeled(prob_v, prob_a, top_i)
+    if picked is None:
+        raise ValueError("no confident unlabeled voxel of some class: the branches never agree on it")
+    index, row_class = picked
+    z_v = net.pred_v(net.proj_v(step.voxels(out["feat_v"][n_l:])[index]))  # (m, c')
+    z_a = net.pred_a(net.proj_a(step.voxels(out["feat_a"][n_l:])[index]))
+    sim_vp = occ.omni_correlation(z_v, z_p, temperature, similarity)  # (m, n)
+    sim_ap = occ.omni_correlation(z_a, z_p, temperature, similarity)
+    return {"sim_vp": sim_vp, "sim_ap": sim_ap, "row_class": row_class,
+            "row_conf": prob_v[index].max(1).values, "col_class": col_class,
+            "z_v": z_v, "z_a": z_a, "z_p": z_p, "bank": bank,
+            "l_o": float(occ.occ_loss(sim_vp, sim_ap)),
+            "figures": occ_figures(sim_vp, row_class, col_class)}

@@ -1,5 +1,6 @@
 """camlkit.runs on real smoke-trained checkpoints: finding one, its settings, matched inputs."""
 
+import dataclasses
 import os
 import time
 
@@ -66,7 +67,10 @@ def test_settings_read_from_the_stored_config(trained):
     assert settings.patch_size == smoke.patch_size and settings.stride == smoke.eval_stride
     assert (settings.n_filters, settings.proj_dim) == (smoke.n_filters, smoke.proj_dim)
     assert (settings.method, settings.labeled, settings.preset) == ("caml", 4, "smoke")
-    assert settings.similarity == smoke.similarity and settings.iterations == smoke.iterations
+    assert settings.similarity == "dot" and settings.iterations == smoke.iterations
+    asked = dataclasses.asdict(smoke)  # the layout of TrainConfig may nest the step's fields
+    assert (settings.j, settings.top_i) == (runs.stored_value(asked, "j"), runs.stored_value(asked, "top_i"))
+    assert settings.occ_temperature == 0.1
     assert settings.predict_kwargs() == {"patch_size": smoke.patch_size, "stride": smoke.eval_stride,
                                          "scale": smoke.scale, "zscore_case": smoke.zscore_case}
     line = runs.describe(caml / runs.FINAL)
@@ -124,3 +128,19 @@ def test_a_camlkit_inference_file_without_train_settings(tmp_path):
     save_inference_model(CAMLNet(n_filters=2, proj_dim=8), tmp_path / "m.pth")
     settings = runs.TrainedSettings.from_checkpoint(tmp_path / "m.pth")
     assert (settings.n_filters, settings.proj_dim, settings.scale) == (2, 8, 1.0)
+
+
+def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv(runs.CHECKPOINT_ENV, raising=False)
+    assert runs.find_checkpoint(root=tmp_path) is None
+    cfg = runs.short_config("smoke", la_dir, root=tmp_path, iterations=4, warmup=2)
+    assert cfg.out == str(tmp_path / "smoke-short-caml-4L-seed3407")
+    final = runs.train_short("smoke", la_dir, root=tmp_path, progress=False, iterations=4, warmup=2)
+    assert final == tmp_path / "smoke-short-caml-4L-seed3407" / runs.FINAL and final.is_file()
+    assert runs.find_checkpoint(root=tmp_path) == final
+    assert runs.TrainedSettings.from_checkpoint(final).n_filters == 4
+    stamp = final.stat().st_mtime_ns
+    assert runs.train_short("smoke", la_dir, root=tmp_path, iterations=4, warmup=2) == final
+    assert final.stat().st_mtime_ns == stamp  # a finished short run is reused, not retrained
+    with pytest.raises(CamlkitError, match="unknown short-run size 'huge'"):
+        runs.short_config("huge", la_dir)

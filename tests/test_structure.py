@@ -109,3 +109,44 @@ def test_occ_figures_of_a_collapse_and_their_sentence():
     assert math.isclose(spread["same_class"], 1.0) and spread["collapse"] == 1 / 8
     assert "well above chance" in structure.read_occ(spread)
     assert "no collapse" in structure.read_occ(spread)
+
+
+def test_network_figures_on_real_crops(la_dir, tmp_path):
+    """The network-level helpers on real LA crops: a random CAMLNet, whose rows are close to
+    uniform and whose predictions hold one class only (OCC undefined), and a smoke-trained one."""
+    from camlkit.caml import CAMLNet
+    from camlkit.data import load_split
+    from camlkit.runs import TrainedSettings, load_trained, matched_crops, train_short
+
+    split = load_split(la_dir, 4)
+    settings = TrainedSettings(scale=0.25, zscore_case=True, patch_size=(32, 32, 16), n_filters=2)
+    labeled = matched_crops(split.labeled[:2], settings, seed=0)
+    torch.manual_seed(0)
+    random = CAMLNet(n_filters=2, proj_dim=8)
+    attn = structure.network_attention(random, labeled["image"], labeled["label"])
+    assert attn["intra"].shape == (2, 4, 32, 32) and attn["grid"] == (4, 4, 2)
+    assert attn["atrium"].shape == (2, 32)
+    assert attn["figures"]["entropy"] > 0.9  # a random network's rows are close to uniform
+    unlabeled = matched_crops(split.unlabeled[:2], settings, seed=1)
+    with pytest.raises(ValueError, match="embeddings per class"):
+        structure.network_occ(random, labeled, unlabeled["image"], j=8, top_i=32)
+
+    net, settings = load_trained(train_short("smoke", la_dir, root=tmp_path, progress=False))
+    labeled = matched_crops(split.labeled[:2], settings, seed=0)
+    unlabeled = matched_crops(split.unlabeled[:2], settings, seed=1)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    measured = structure.network_occ(net, labeled, unlabeled["image"], j=8, top_i=32)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # net untouched
+    sim = measured["sim_vp"]
+    assert sim.shape == (len(measured["row_class"]), 16) and set(measured["row_class"].tolist()) == {0, 1}
+    assert torch.allclose(sim.sum(1), torch.ones(len(sim), dtype=sim.dtype))
+    assert measured["figures"] == structure.occ_figures(sim, measured["row_class"], measured["col_class"])
+    again = structure.network_occ(net, labeled, unlabeled["image"], j=8, top_i=32)
+    assert torch.equal(again["sim_vp"], sim)  # seeded
+    cosine = structure.network_occ(net, labeled, unlabeled["image"], j=8, top_i=32, similarity="cosine")
+    assert cosine["sim_vp"].shape == sim.shape and not torch.equal(cosine["sim_vp"], sim)
+    twin = CAMLNet(net.config)  # random weights at the voxels the trained network picks
+    baseline = structure.network_occ(twin, labeled, unlabeled["image"], j=8, top_i=32, select=net)
+    assert torch.equal(baseline["row_class"], measured["row_class"])
+    assert torch.equal(baseline["bank"].counts, measured["bank"].counts)
+    assert not torch.equal(baseline["sim_vp"], sim)
