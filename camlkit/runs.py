@@ -84,15 +84,17 @@ def _matches(config: dict, where: dict) -> bool:
     return all(stored_value(config, key) == value for key, value in where.items())
 
 
-def find_checkpoint(checkpoint=None, root=None, method="caml", where=None) -> Path | None:
+def find_checkpoint(checkpoint=None, root=None, method="caml", where=None,
+                    env=True) -> Path | None:
     """The checkpoint a notebook should use, or None when there is no finished run.
 
-    ``checkpoint`` (a notebook's ``CHECKPOINT``) or ``$CAMLKIT_CHECKPOINT`` wins and must exist.
+    ``checkpoint`` (a notebook's ``CHECKPOINT``) or, with ``env``, ``$CAMLKIT_CHECKPOINT`` wins
+    and must exist (``env=False`` when looking for other runs, e.g. by their stored similarity).
     Otherwise the newest ``model_final.pth`` under :func:`runs_root` whose stored config has
     every ``where`` item (e.g. ``{"similarity": "cosine"}``), preferring runs of ``method``
     (None: any method) and falling back to the newest matching run of any method.
     """
-    chosen = checkpoint if checkpoint is not None else os.environ.get(CHECKPOINT_ENV) or None
+    chosen = checkpoint if checkpoint is not None or not env else os.environ.get(CHECKPOINT_ENV) or None
     if chosen is not None:
         path = Path(chosen).expanduser()
         if not path.is_file():

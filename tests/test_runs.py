@@ -55,6 +55,7 @@ def test_explicit_checkpoint_wins_and_must_exist(trained, monkeypatch):
     assert runs.find_checkpoint(chosen, root=root) == chosen
     monkeypatch.setenv(runs.CHECKPOINT_ENV, str(chosen))
     assert runs.find_checkpoint(root=root) == chosen
+    assert runs.find_checkpoint(root=root, env=False) == caml / runs.FINAL
     with pytest.raises(CamlkitError, match="no-such.pth: no such checkpoint"):
         runs.find_checkpoint(root / "no-such.pth", root=root)
 
