@@ -4,12 +4,26 @@
 # preset (minutes). Usage: bash scripts/quickstart.sh
 #   PRESET=paper|quick|smoke   override the choice    LABELED=16  labeled cases    SEED=3407
 #   CAMLKIT_DATA=DIR           where LA lives (default data/LA inside the repo)
+#   TORCH_INDEX_URL=URL        where torch comes from (scripts/torch_index.sh chooses when unset:
+#                              PyTorch's CPU wheels on Linux without nvidia-smi, falling back to
+#                              the default index if they cannot be reached; else the default
+#                              index). Empty: the default index. Or e.g. .../whl/cu126
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q torch==2.13.0  # first: an unpinned torch pulls a CUDA build
+# torch first, pinned, from the index that fits this machine (later installs keep it)
+TORCH=${TORCH:-torch==2.13.0}
+TORCH_INDEX_URL=$(bash scripts/torch_index.sh)
+if [ -z "$TORCH_INDEX_URL" ]; then
+    .venv/bin/python -m pip install -q "$TORCH"
+elif ! .venv/bin/python -m pip install -q --retries 1 --timeout 30 "$TORCH" \
+        --index-url "$TORCH_INDEX_URL"; then
+    # some machines reach only PyPI (or a mirror of it): take torch from there instead
+    echo "quickstart: no $TORCH from $TORCH_INDEX_URL; installing it from the default index" >&2
+    .venv/bin/python -m pip install -q "$TORCH"
+fi
 .venv/bin/python -m pip install -q -e ".[notebooks]"
 
 DATA=${CAMLKIT_DATA:-data/LA}

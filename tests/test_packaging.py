@@ -1,4 +1,5 @@
-"""environment.yml (conda users) and pyproject.toml (pip) must ask for the same things."""
+"""Packaging: environment.yml (conda users) asks for what pyproject.toml asks for, the licence,
+version and citation are each written once and agree, and the README's commands exist."""
 
 import re
 import subprocess
@@ -6,10 +7,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"torch": "pytorch"}  # pip name -> conda name where they differ
+LEARNER_EXTRAS = ("notebooks",)  # what environment.yml holds besides the core dependencies
 
 
 def _split(requirement):
@@ -17,15 +20,15 @@ def _split(requirement):
     return name.lower(), spec.replace(" ", "")
 
 
-def pip_requirements():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
-        reqs += extra
-    out = {}
-    for name, spec in map(_split, reqs):
-        out[CONDA_NAMES.get(name, name)] = spec
-    return out, project["requires-python"]
+def project():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def pip_requirements(extras=LEARNER_EXTRAS):
+    reqs = list(project()["dependencies"])
+    for extra in extras:
+        reqs += project()["optional-dependencies"][extra]
+    return {CONDA_NAMES.get(name, name): spec for name, spec in map(_split, reqs)}
 
 
 def conda_requirements():
@@ -34,14 +37,31 @@ def conda_requirements():
     return dict(_split(d) for d in deps), env
 
 
+# ----------------------------------------------------------------------------- environment.yml
 def test_environment_yml_matches_pyproject():
-    pip, requires_python = pip_requirements()
     conda, env = conda_requirements()
-    assert conda.pop("python") == requires_python
+    assert conda.pop("python") == project()["requires-python"]
     conda.pop("pip")
-    assert conda == pip
+    assert conda == pip_requirements()
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert "-e ." in pip_section  # camlkit itself
+    assert pip_section == ["-e ."]  # camlkit itself, nothing behind conda's back
+
+
+def test_environment_yml_is_conda_forge_only_and_for_learners():
+    conda, env = conda_requirements()
+    assert env["channels"] == ["conda-forge", "nodefaults"]
+    for tool in ("pytest", "nbval", "playwright", "medpy", "tensorboard"):
+        assert tool not in conda, f"{tool} is for tests or optional, not every learner"
+    extras = project()["optional-dependencies"]
+    test_names = {_split(r)[0] for r in extras["test"]}
+    assert {"pytest", "nbval", "playwright", "medpy"} <= test_names
+    assert {_split(r)[0] for r in extras["notebooks"]} <= test_names  # the suite runs notebooks
+
+
+def test_tensorboard_is_an_optional_extra():
+    core = {_split(r)[0] for r in project()["dependencies"]}
+    assert "tensorboard" not in core
+    assert [_split(r)[0] for r in project()["optional-dependencies"]["tensorboard"]] == ["tensorboard"]
 
 
 def test_torch_range_admits_the_cpu_build_used_here():
@@ -49,9 +69,87 @@ def test_torch_range_admits_the_cpu_build_used_here():
     from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 
-    spec = SpecifierSet(pip_requirements()[0]["pytorch"])
+    spec = SpecifierSet(pip_requirements()["pytorch"])
     assert Version("2.13.0") in spec
     assert Version(torch.__version__.split("+")[0]) in spec
+    pinned = re.search(r"TORCH:-torch==([0-9.]+)", (ROOT / "scripts" / "quickstart.sh").read_text())
+    assert pinned and Version(pinned.group(1)) in spec
+
+
+# ----------------------------------------------------------------------------- licence, version, citation
+def test_license_file_matches_pyproject():
+    assert project()["license"] == "MIT" and project()["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "Permission is hereby granted, free of charge" in text
+
+
+def test_version_is_written_once():
+    import camlkit
+
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project() and project()["dynamic"] == ["version"]
+    assert build["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "camlkit.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", camlkit.__version__)
+    init = (ROOT / "camlkit" / "__init__.py").read_text()
+    assert f'__version__ = "{camlkit.__version__}"' in init  # a literal setuptools can read
+
+
+def test_citation_cff_parses_and_cites_the_paper():
+    import camlkit
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    for key in ("cff-version", "message", "title", "authors", "preferred-citation"):
+        assert key in cff, key
+    assert str(cff["version"]) == camlkit.__version__ and cff["license"] == project()["license"]
+    paper = cff["preferred-citation"]
+    assert paper["title"] == ("Correlation-Aware Mutual Learning for Semi-supervised Medical "
+                              "Image Segmentation")
+    assert paper["year"] == 2023 and "MICCAI" in paper["collection-title"]
+    assert [a["family-names"] for a in paper["authors"]] == ["Gao", "Zhang", "Ma", "Li", "Zhang"]
+    assert any(r.get("url") == "https://github.com/Herschel555/CAML" for r in cff["references"])
+
+
+def test_project_urls_link_the_paper_and_the_authors_code():
+    urls = project()["urls"]
+    assert urls["Authors' code"] == "https://github.com/Herschel555/CAML"
+    assert "2307.06312" in urls["Paper"]
+    assert urls["Repository"].startswith("https://")
+
+
+# ----------------------------------------------------------------------------- commands
+def _torch_index(tmp_path, gpu: bool, **env):
+    """What scripts/torch_index.sh chooses with (or without) an nvidia-smi on the PATH."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    if gpu:  # an executable called nvidia-smi is all the script looks for
+        (bin_dir / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / "nvidia-smi").chmod(0o755)
+    clean = {k: v for k, v in os.environ.items() if k != "TORCH_INDEX_URL"}
+    clean["PATH"] = f"{bin_dir}:/usr/bin:/bin"
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "torch_index.sh")], capture_output=True,
+                         text=True, env={**clean, **env}, check=True)
+    return out.stdout.strip()
+
+
+def test_quickstart_takes_the_cpu_wheel_without_a_gpu_and_the_default_build_with_one(tmp_path):
+    import platform
+
+    if platform.system() != "Linux" or any(
+            (Path(d) / "nvidia-smi").exists() for d in ("/usr/bin", "/bin")):
+        pytest.skip("needs Linux without nvidia-smi in /usr/bin or /bin")
+    assert _torch_index(tmp_path / "cpu", gpu=False) == "https://download.pytorch.org/whl/cpu"
+    assert _torch_index(tmp_path / "gpu", gpu=True) == ""
+    by_hand = "https://download.pytorch.org/whl/cu126"
+    assert _torch_index(tmp_path / "cpu", gpu=False, TORCH_INDEX_URL=by_hand) == by_hand
+    assert _torch_index(tmp_path / "cpu", gpu=False, TORCH_INDEX_URL="") == ""  # default index
+    script = (ROOT / "scripts" / "quickstart.sh").read_text()
+    assert "bash scripts/torch_index.sh" in script
+    assert "TORCH_INDEX_URL" in (ROOT / "README.md").read_text()
+    out = subprocess.run(["bash", "-n", str(ROOT / "scripts" / "quickstart.sh")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
 
 
 def test_ci_runs_exactly_the_readme_test_command():

@@ -1,4 +1,4 @@
-"""Tests for camlkit/viz.py: the pure helpers on arrays small enough to check by hand, and the
+"""Tests for camlkit/viz/ and camlkit/course.py: the pure helpers on arrays small enough to check by hand, and the
 explorer widgets redrawing when a control moves."""
 
 import numpy as np
@@ -240,24 +240,63 @@ def test_surface_mesh_encloses_the_mask_in_physical_units():
     assert empty_v.shape == (0, 3) and empty_f.shape == (0, 3)
 
 
-def test_mesh_figure_traces():
-    gt = np.zeros((8, 8, 8), np.uint8)
-    gt[2:6, 2:6, 2:6] = 1
-    pred = np.roll(gt, 1, axis=0)
+def _cube_pair():
+    gt = np.zeros((10, 12, 8), np.uint8)
+    gt[2:7, 3:9, 2:6] = 1
+    return np.roll(gt, 1, axis=0), gt
+
+
+def test_mesh_figure_traces_use_the_colour_language():
+    pred, gt = _cube_pair()
     fig = viz.mesh_figure(pred, gt, step_size=1)
     names = [t.name for t in fig.data]
-    assert names == ["ground truth", "prediction", "false positive (fp)", "false negative (fn)"]
-    assert len(fig.data[2].x) == 16 and len(fig.data[3].x) == 16  # one 4x4 face each
+    assert names == ["label", "prediction", "false positive (fp)", "false negative (fn)"]
+    assert len(fig.data[2].x) == 6 * 4 and len(fig.data[3].x) == 6 * 4  # one 6x4 face each
+    assert fig.data[0].color == viz.LABEL.plotly() and fig.data[1].color == viz.PRED.plotly()
+    fp, fn = fig.data[2].marker, fig.data[3].marker
+    assert fp.color == viz.FP.plotly() and fn.color == viz.FN.plotly()
+    assert fn.symbol != fp.symbol and fn.size > fp.size  # false negatives read apart from dots
+    for word in ("green", "yellow", "red-orange", "blue"):
+        assert word in fig.layout.title.text
 
 
-def test_slice_comparison_makes_three_panels():
+def test_mesh_figure_default_view_holds_every_vertex():
+    pred, gt = _cube_pair()
+    spacing = (1.0, 0.5, 2.0)
+    fig = viz.mesh_figure(pred, gt, spacing=spacing, step_size=1)
+    scene = fig.layout.scene
+    for name, axis in zip("xyz", (scene.xaxis, scene.yaxis, scene.zaxis)):
+        lo, hi = axis.range
+        values = np.concatenate([np.asarray(getattr(t, name), dtype=float) for t in fig.data])
+        assert len(values) and lo < values.min() and values.max() < hi
+    ratio = scene.aspectratio  # equal units along the three axes
+    extents = [axis.range[1] - axis.range[0] for axis in (scene.xaxis, scene.yaxis, scene.zaxis)]
+    assert np.allclose([ratio.x, ratio.y, ratio.z], np.array(extents) / max(extents))
+
+
+def test_scene_box_of_nothing_is_a_unit_box():
+    ranges, ratio = viz.scene_box([np.zeros((0, 3))])
+    assert ranges == [(0.0, 1.0)] * 3 and ratio == dict(x=1.0, y=1.0, z=1.0)
+
+
+def test_slice_comparison_makes_three_panels_in_the_course_colours():
     import matplotlib
+    import matplotlib.pyplot as plt
 
-    matplotlib.use("Agg")
-    gt = np.zeros((8, 8, 4), np.uint8)
-    gt[2:6, 2:6] = 1
-    fig = viz.slice_comparison(np.random.rand(8, 8, 4), np.roll(gt, 1, 0), gt, index=2)
-    assert len(fig.axes) == 3
+    backend, open_figures = matplotlib.get_backend(), plt.get_fignums()
+    pred, gt = _cube_pair()
+    fig = viz.slice_comparison(np.random.rand(*gt.shape), pred, gt, index=3)
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 3
+    assert plt.get_fignums() == open_figures and matplotlib.get_backend() == backend  # no pyplot
+    contour_colours = [tuple(np.round(c.get_edgecolor()[0][:3], 3)) for c in fig.axes[1].collections]
+    assert contour_colours == [tuple(np.round(viz.LABEL.mpl()[:3], 3)),
+                               tuple(np.round(viz.PRED.mpl()[:3], 3))]
+    errors = fig.axes[2].images[-1]
+    assert np.allclose(errors.cmap(1 / 3)[:3], viz.FP.mpl()[:3])  # 1 = false positive
+    assert np.allclose(errors.cmap(2 / 3)[:3], viz.FN.mpl()[:3])  # 2 = false negative
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:4] == [
+        "label", "prediction", "false positive", "false negative"]
+    assert viz.png_bytes(fig).startswith(b"\x89PNG")
 
 
 def test_slice_viewer_axis_and_index():
@@ -270,6 +309,13 @@ def test_slice_viewer_axis_and_index():
     assert np.asarray(ex.figure.data[0].z).shape == (6, 8, 4)
 
 
+def _log_rows(n=6):
+    """Rows shaped like log.csv: l_o is ten times bigger than the other parts."""
+    return [{"iteration": i, "L": 2.0 - 0.1 * i, "L_s": 1.0 - 0.1 * i, "l_c": 0.05 + 0.01 * i,
+             "l_o": 16.0 - i, "lambda_c": i / 10, "lambda_o": i / 100, "lr": 0.01,
+             "seconds": 0.5} for i in range(n)]
+
+
 def test_loss_curves_split_losses_and_weights():
     rows = [{"iteration": i, "loss": 1.0 / (i + 1), "loss_c": 0.1, "lambda_c": i / 10}
             for i in range(5)]
@@ -278,10 +324,138 @@ def test_loss_curves_split_losses_and_weights():
     fig = viz.loss_curves(rows)
     assert [t.name for t in fig.data] == ["loss", "loss_c", "lambda_c"]
     assert list(fig.data[2].y) == [0.0, 0.1, 0.2, 0.3, 0.4]
-    live = viz.LiveLossCurves(every=2)
+    assert len({t.xaxis for t in fig.data}) == 3  # each on its own panel
+
+
+def test_curve_panels_give_each_loss_part_its_own_axis():
+    panels = viz.curve_panels(_log_rows())
+    assert [p.keys for p in panels] == [("L",), ("L_s",), ("l_c",), ("l_o",),
+                                        ("lambda_c", "lambda_o")]
+    fig = viz.curves_figure(_log_rows())
+    drawn = [tuple(line.get_label() for line in ax.lines) for ax in fig.axes if ax.lines]
+    assert drawn == [p.keys for p in panels]
+    l_c_axis = fig.axes[2]
+    assert l_c_axis.get_ylim()[1] < 1.0  # not flattened by l_o (up to 16)
+
+
+def test_curves_figure_shows_the_final_metrics_as_text():
+    summary = {"dice": [0.8638, 0.05], "jaccard": [0.76, 0.07], "hd95": [9.1, 3.0],
+               "asd": [2.5, 1.0], "cases": 20}
+    text = viz.metrics_text(summary)
+    assert "Dice 86.38 ± 5.00 %" in text and "20 test cases" in text and "95HD 9.10" in text
+    one = viz.metrics_text({"dice": [0.5, 0.0], "cases": 1})
+    assert "Dice 50.00 %" in one and "±" not in one
+    fig = viz.curves_figure(_log_rows(), summary)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == [text]
+    plotly_fig = viz.loss_curves(_log_rows(), summary=summary)
+    assert "Dice 86.38" in plotly_fig.layout.annotations[-1].text
+    assert viz.metrics_text(None) == ""
+
+
+def test_save_curves_from_a_run_folder_is_atomic(tmp_path):
+    import csv
+    import json
+
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    rows = _log_rows()
+    with open(tmp_path / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (tmp_path / "summary.json").write_text(json.dumps({"dice": [0.9, 0.01], "cases": 2}))
+    out = viz.save_curves(tmp_path, tmp_path / "curves.png")
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "log.csv", "summary.json"]
+    assert matplotlib.get_backend() == backend
+    viz.save_curves(rows, tmp_path / "again.png")
+    assert (tmp_path / "again.png").stat().st_size > 1000
+
+
+def test_save_curves_bad_input_names_the_file(tmp_path):
+    from camlkit.errors import CamlkitError
+
+    with pytest.raises(CamlkitError, match="log.csv"):
+        viz.save_curves(tmp_path, tmp_path / "curves.png")
+    with pytest.raises(CamlkitError, match="missing"):
+        viz.save_curves(_log_rows(), tmp_path / "missing" / "curves.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_live_loss_curves_redraw_the_same_panels(tmp_path):
+    rows = _log_rows(5)
+    live = viz.LiveLossCurves(every=2, min_seconds=0)
     for r in rows:
         live.update(r)
-    assert len(live.figure.data[0].x) == 4  # redrawn after rows 2 and 4
+    assert len(live.figure.axes[0].lines[0].get_xdata()) == 4  # redrawn after rows 2 and 4
+    titles = [ax.get_title() for ax in live.figure.axes if ax.lines]
+    assert titles == [p.title for p in viz.curve_panels(rows)]
+
+
+def test_live_loss_curves_wait_between_redraws_but_draw_the_last_row():
+    rows = _log_rows(6)
+    live = viz.LiveLossCurves(min_seconds=3600, last_iteration=5)
+    for r in rows[:5]:
+        live.update(r)
+    assert len(live.figure.axes[0].lines[0].get_xdata()) == 1  # only the first row so far
+    live.update(rows[5])
+    assert len(live.figure.axes[0].lines[0].get_xdata()) == 6
+
+
+def test_live_loss_curves_follow_a_run_folder(tmp_path):
+    import csv
+
+    rows = _log_rows(3)
+    with open(tmp_path / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    live = viz.LiveLossCurves()
+    live.load(tmp_path)
+    assert live.rows == rows and live.summary is None
+    assert len(live.figure.axes[0].lines[0].get_xdata()) == 3
+
+
+def test_library_never_switches_the_matplotlib_backend():
+    from pathlib import Path
+
+    for path in (Path(viz.__file__).parent).glob("*.py"):
+        source = path.read_text()
+        for banned in ("matplotlib.use(", "import matplotlib.pyplot", "from matplotlib import pyplot"):
+            assert banned not in source, f"{path.name}: {banned}"
+
+
+# ----------------------------------------------------------------------------- colour language
+def test_the_colour_language_gives_each_meaning_its_own_colour():
+    rgbs = [ink.rgb for ink in viz.INKS]
+    assert len(set(rgbs)) == len(rgbs) == 6
+    assert viz.describe(viz.LABEL, viz.PRED) == "label green, prediction yellow"
+    html = viz.legend_html()
+    for ink in viz.INKS:
+        assert ink.name in html and ink.plotly() in html
+
+
+def test_slice_figure_overlays_and_names_label_and_prediction():
+    image = np.zeros((4, 4, 3))
+    label = np.zeros((4, 4, 3), bool)
+    label[0, 0] = True
+    fig = viz.slice_figure(image, label, np.zeros_like(label), index=1, opacity=1.0)
+    rgba = np.asarray(fig.data[0].z)
+    assert tuple(rgba[0, 0, :3]) == viz.LABEL.rgb
+    assert [t.name for t in fig.data[1:]] == ["label", "prediction"]
+    assert "label green" in fig.layout.title.text and "prediction yellow" in fig.layout.title.text
+
+
+def test_branch_viewer_names_the_two_branches():
+    image = np.random.rand(6, 6, 4)
+    v = np.zeros((6, 6, 4), bool)
+    v[1:3, 1:3] = True
+    ex = viz.branch_viewer(image, v, np.roll(v, 2, 0))
+    title = ex.figure.layout.title.text
+    assert "f_v" in title and "f_a" in title and "label" not in title and "prediction" not in title
+    assert [t.marker.color for t in ex.figure.data[1:]] == [viz.F_V.plotly(), viz.F_A.plotly()]
 
 
 # ----------------------------------------------------------------------------- notebook setup
@@ -309,3 +483,23 @@ def test_memory_bank_figure_stacks_classes_per_slot():
     fig = viz.memory_bank_figure(np.array([[5, 1], [0, 0], [2, 3]]), ["a", "b", "c"])
     assert [t.name for t in fig.data] == ["background", "atrium"]
     assert list(fig.data[1].y) == [1, 0, 3] and "11 embeddings" in fig.layout.title.text
+
+
+def test_find_data_dir_tries_data_la_before_shared_la(tmp_path, monkeypatch):
+    from camlkit import course
+
+    monkeypatch.delenv("CAMLKIT_DATA", raising=False)
+    work = tmp_path / "repo" / "notebooks"
+    shared = tmp_path / "repo" / "shared" / "LA"  # ../shared/LA seen from the notebooks folder
+    local = work / "data" / "LA"
+    for folder in (work, shared):
+        folder.mkdir(parents=True)
+    (shared / "train.list").write_text("A\n")
+    monkeypatch.chdir(work)
+    assert course.find_data_dir() == shared.resolve()
+    local.mkdir(parents=True)
+    (local / "train.list").write_text("A\n")
+    assert course.find_data_dir() == local.resolve()
+    candidates = course.data_candidates()
+    assert candidates.index(local) < candidates.index(shared)
+    assert viz.find_data_dir is course.find_data_dir and viz.smoke is course.smoke

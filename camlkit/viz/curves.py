@@ -1,0 +1,259 @@
+"""Training curves: each loss part of Eq. 1 on its own axis, the ramped weights beside them.
+
+    L = L_s + lambda_c(t) l_c + lambda_o(t) l_o        (Eq. 1, §2)
+
+The parts have very different sizes (l_o can be ten times L_s early on), so one shared axis
+flattens the small ones into a line at zero: every part gets its own panel. :func:`curve_panels`
+is the one panel spec; :func:`curves_figure` draws it with matplotlib (``curves.png`` of a run,
+via :func:`save_curves`, and the notebooks' :class:`LiveLossCurves`), :func:`loss_curves` with
+plotly (zoomable, for a finished run). Matplotlib is used through ``matplotlib.figure.Figure``
+only: no pyplot state, no backend switch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from camlkit.errors import CamlkitError
+
+PANEL_TITLES = {
+    "L": "L = L_s + λ_c l_c + λ_o l_o  (Eq. 1)",
+    "L_s": "L_s: supervised, labeled half",
+    "l_c": "l_c: cross pseudo supervision (§2.1)",
+    "l_o": "l_o: omni-correlation consistency (Eq. 3)",
+}
+WEIGHTS_TITLE = "ramped weights λ_c(t), λ_o(t)"
+NOT_CURVES = ("epoch", "lr", "time", "seconds")  # logged, but not losses or weights
+COLUMNS = 3  # panels per row
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One axis of the curves figure: its title and the log columns drawn on it."""
+
+    title: str
+    keys: tuple[str, ...]
+
+
+def split_curve_keys(rows: Sequence[Mapping], x: str = "iteration"):
+    """Numeric keys of the log rows split into (loss keys, weight keys); weights start 'lambda'."""
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r)
+            if k != x and all(isinstance(r.get(k, 0.0), (int, float)) for r in rows)]
+    weights = [k for k in keys if k.startswith("lambda")]
+    losses = [k for k in keys if k not in weights and k not in NOT_CURVES]
+    return losses, weights
+
+
+def curve_panels(rows: Sequence[Mapping], x: str = "iteration") -> list[Panel]:
+    """The panel spec: one panel per loss part, then one for all the lambda(t) weights."""
+    losses, weights = split_curve_keys(rows, x)
+    panels = [Panel(PANEL_TITLES.get(k, k), (k,)) for k in losses]
+    if weights:
+        panels.append(Panel(WEIGHTS_TITLE, tuple(weights)))
+    return panels
+
+
+def metrics_text(summary: Mapping | None) -> str:
+    """The final metrics of a run's ``summary.json`` as lines of text ('' without a summary).
+
+    Dice and Jaccard are shown in % (the summary keeps fractions), 95HD and ASD in voxels;
+    each value is ``mean ± std`` over the test cases, without the ± for a single case.
+    """
+    if not summary:
+        return ""
+    cases = summary.get("cases")
+    lines = [f"final f_v on {cases} test case{'s' if cases != 1 else ''}" if cases
+             else "final f_v"]
+    for key, name, scale, unit in (("dice", "Dice", 100, " %"), ("jaccard", "Jaccard", 100, " %"),
+                                   ("hd95", "95HD", 1, " vox"), ("asd", "ASD", 1, " vox")):
+        if key not in summary:
+            continue
+        value = summary[key]
+        mean, std = (value[0], value[1]) if isinstance(value, (list, tuple)) else (value, None)
+        spread = f" ± {scale * std:.2f}" if std is not None and cases != 1 else ""
+        lines.append(f"{name} {scale * mean:.2f}{spread}{unit}")
+    return "\n".join(lines)
+
+
+def _grid(n_panels: int, with_text: bool) -> tuple[int, int]:
+    cells = n_panels + int(with_text)
+    cols = min(COLUMNS, max(cells, 1))
+    return math.ceil(cells / cols), cols
+
+
+def curves_figure(rows: Sequence[Mapping], summary: Mapping | None = None, x: str = "iteration",
+                  log_y: bool = False):
+    """A matplotlib Figure of :func:`curve_panels`, with the final metrics in a spare cell.
+
+    ``rows``: the training log's rows, e.g. ``{"iteration": 10, "L": .., "L_s": .., "l_c": ..,
+    "l_o": .., "lambda_c": .., "lambda_o": ..}``; ``summary``: a run's summary (optional).
+    """
+    from matplotlib.figure import Figure
+
+    rows = list(rows)
+    panels = curve_panels(rows, x)
+    text = metrics_text(summary)
+    nrows, ncols = _grid(len(panels), bool(text))
+    fig = Figure(figsize=(4.2 * ncols, 3.1 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    xs = [r.get(x) for r in rows]
+    for ax, panel in zip(axes, panels):
+        for key, style in zip(panel.keys, ("-", "--", ":", "-.")):
+            ax.plot(xs, [r.get(key) for r in rows], style, color="black", lw=1.2, label=key)
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xlabel(x)
+        ax.grid(alpha=0.3)
+        if len(panel.keys) > 1:
+            ax.legend(fontsize=8)
+        elif log_y and all((r.get(panel.keys[0]) or 0) > 0 for r in rows):
+            ax.set_yscale("log")
+    spare = list(axes[len(panels):])
+    for ax in spare:
+        ax.axis("off")
+    if text:
+        spare[0].text(0.05, 0.95, text, va="top", ha="left", fontsize=11, family="monospace",
+                      transform=spare[0].transAxes)
+    return fig
+
+
+def loss_curves(rows: Sequence[Mapping], x: str = "iteration", log_y: bool = False,
+                summary: Mapping | None = None):
+    """The same panels as :func:`curves_figure`, drawn with plotly (zoom and hover)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = list(rows)
+    panels = curve_panels(rows, x)
+    text = metrics_text(summary)
+    nrows, ncols = _grid(len(panels), bool(text))
+    titles = [p.title for p in panels] + [""] * (nrows * ncols - len(panels))
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles,
+                        horizontal_spacing=0.07, vertical_spacing=0.16)
+    xs = [r.get(x) for r in rows]
+    for n, panel in enumerate(panels):
+        where = dict(row=n // ncols + 1, col=n % ncols + 1)
+        for key, dash in zip(panel.keys, ("solid", "dash", "dot", "dashdot")):
+            fig.add_trace(go.Scatter(x=xs, y=[r.get(key) for r in rows], mode="lines", name=key,
+                                     line=dict(color="black", dash=dash, width=1.5),
+                                     showlegend=len(panel.keys) > 1), **where)
+        fig.update_xaxes(title_text=x, **where)
+        if log_y and len(panel.keys) == 1:
+            fig.update_yaxes(type="log", **where)
+    if text:
+        n = len(panels)
+        fig.add_annotation(text=text.replace("\n", "<br>"), showarrow=False, align="left",
+                           xref="paper", yref="paper", xanchor="left", yanchor="top",
+                           x=(n % ncols) / ncols + 0.02, y=1 - (n // ncols) / nrows - 0.05)
+    fig.update_layout(width=330 * ncols, height=300 * nrows, margin=dict(t=40))
+    return fig
+
+
+def read_run(run_dir) -> tuple[list[dict], dict | None]:
+    """A run folder's log rows (``log.csv``) and its summary (``summary.json``, None if absent)."""
+    import json
+
+    from camlkit.train import read_log
+
+    run_dir = Path(run_dir)
+    log = run_dir / "log.csv"
+    if not log.is_file():
+        raise CamlkitError(f"{log}: no training log there (is {run_dir} a run folder?)")
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    return read_log(log), summary
+
+
+def save_curves(rows_or_run_dir, path, summary: Mapping | None = None, dpi: int = 100) -> Path:
+    """Write :func:`curves_figure` to ``path`` (e.g. ``run_dir / "curves.png"``), atomically.
+
+    ``rows_or_run_dir``: the log rows, or a run folder whose ``log.csv`` (and, when ``summary``
+    is not given, ``summary.json``) are read. The image goes to a temporary file in the same
+    folder first and is renamed over ``path``, so a reader never sees half a picture.
+    """
+    if isinstance(rows_or_run_dir, (str, os.PathLike)):
+        rows, found = read_run(rows_or_run_dir)
+        summary = found if summary is None else summary
+    else:
+        rows = list(rows_or_run_dir)
+    if not rows:
+        raise CamlkitError(f"{path}: no logged rows to plot")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise CamlkitError(f"{path}: folder {path.parent} does not exist")
+    fig = curves_figure(rows, summary)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=dpi)
+        os.chmod(tmp, 0o644)  # readable by everyone, like the run's other results
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class LiveLossCurves:
+    """The curves figure redrawn while training runs, in an ``ipywidgets.Output``.
+
+    Fed row by row (``update`` as the training callback) or from a run folder that another
+    process writes (``load(run_dir)``, e.g. once per poll). Each redraw shows
+    :func:`curves_figure` as a PNG, so the live plot and ``curves.png`` have the same panels.
+    A redraw costs about a second on a small CPU, so ``update`` redraws after ``every`` new rows
+    and at most once per ``min_seconds``, and always at the row whose iteration is
+    ``last_iteration`` (the run's end, if given); ``redraw()`` draws the latest rows at once.
+
+    >>> live = LiveLossCurves(last_iteration=config.iterations - 1); display(live)  # doctest: +SKIP
+    >>> train(config, callback=live.update)                                        # doctest: +SKIP
+    >>> live.load(run_dir)                                                         # doctest: +SKIP
+    """
+
+    def __init__(self, every: int = 1, x: str = "iteration", log_y: bool = False,
+                 min_seconds: float = 5.0, last_iteration: int | None = None):
+        import ipywidgets as widgets
+
+        self.rows: list[dict] = []
+        self.summary: Mapping | None = None
+        self.every, self.x, self.log_y = every, x, log_y
+        self.min_seconds, self.last_iteration = min_seconds, last_iteration
+        self.output = widgets.Output()
+        self.figure = None
+        self._drawn_at = -math.inf  # time.monotonic() of the last redraw
+
+    def update(self, row: Mapping):
+        import time
+
+        self.rows.append(dict(row))
+        at_end = self.last_iteration is not None and row.get(self.x) == self.last_iteration
+        due = (len(self.rows) % self.every == 0
+               and time.monotonic() - self._drawn_at >= self.min_seconds)
+        if at_end or due:
+            self.redraw()
+
+    def load(self, run_dir):
+        """Read the rows (and summary, once written) of a run folder again and redraw."""
+        self.rows, self.summary = read_run(run_dir)
+        self.redraw()
+
+    def redraw(self):
+        from IPython.display import clear_output, display
+
+        from camlkit.viz.widgets import displayable
+
+        import time
+
+        if not self.rows:
+            return
+        self._drawn_at = time.monotonic()
+        self.figure = curves_figure(self.rows, self.summary, self.x, self.log_y)
+        with self.output:
+            clear_output(wait=True)
+            display(displayable(self.figure))
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.output._repr_mimebundle_(**kwargs)

@@ -1,0 +1,194 @@
+"""Omni-correlation consistency (§2.3, Eq. 2-3, notebook 5): sim_vp / sim_ap heatmaps grouped by
+class, the memory bank's content, and a PCA picture of memory and unlabeled embeddings."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from camlkit.viz.colors import class_ink
+from camlkit.viz.images import to_numpy
+from camlkit.viz.widgets import FigureExplorer
+
+
+def order_rows_cols(row_class, row_conf, col_class):
+    """Orders that group an omni-correlation matrix for display.
+
+    Rows (unlabeled features) by predicted class ascending, most confident first inside a class;
+    columns (memory features) by class ascending, keeping their order inside a class.
+    Returns ``(row_order, col_order)`` index arrays.
+    """
+    row_class, row_conf, col_class = (to_numpy(a).ravel() for a in (row_class, row_conf, col_class))
+    row_order = np.lexsort((-row_conf, row_class))  # last key is the primary one
+    col_order = np.argsort(col_class, kind="stable")
+    return row_order, col_order
+
+
+def _class_boundaries(sorted_classes) -> list[float]:
+    """Positions between consecutive entries where the class changes (for separator lines)."""
+    sorted_classes = np.asarray(sorted_classes)
+    return [i + 0.5 for i in np.flatnonzero(sorted_classes[1:] != sorted_classes[:-1])]
+
+
+def omni_correlation_heatmap(sim, row_class, row_conf, col_class, title: str = "sim_vp",
+                             fig=None, col: int | None = None):
+    """Plotly heatmap of an omni-correlation matrix (m x n, rows sum to 1), grouped by class.
+
+    Rows: unlabeled voxels, grouped by predicted class, most confident first. Columns: memory
+    bank entries, grouped by class. White lines separate the classes.
+    """
+    import plotly.graph_objects as go
+
+    sim = to_numpy(sim)
+    row_order, col_order = order_rows_cols(row_class, row_conf, col_class)
+    rows_sorted = to_numpy(row_class).ravel()[row_order]
+    cols_sorted = to_numpy(col_class).ravel()[col_order]
+    z = sim[np.ix_(row_order, col_order)]
+    own = fig is None
+    if own:
+        fig, col = go.Figure(), None
+    where = {} if col is None else dict(row=1, col=col)
+    fig.add_trace(go.Heatmap(z=z, colorscale="Magma", zmin=0.0, showscale=own or col == 1,
+                             hovertemplate="row %{y}, column %{x}: %{z:.3g}<extra></extra>",
+                             name=title), **where)
+    for y in _class_boundaries(rows_sorted):
+        fig.add_hline(y=y, line=dict(color="white", width=2), **where)
+    for x in _class_boundaries(cols_sorted):
+        fig.add_vline(x=x, line=dict(color="white", width=2), **where)
+    fig.update_yaxes(autorange="reversed", title_text="unlabeled z (by class, confident first)",
+                     **where)
+    fig.update_xaxes(title_text="memory z_p (by class)", **where)
+    if own:
+        fig.update_layout(title=title, width=520, height=460, margin=dict(t=40))
+    return fig
+
+
+def top_per_class(classes, conf, i: int) -> np.ndarray:
+    """Indices of the ``i`` most confident entries of every class (fewer if a class is small)."""
+    classes, conf = to_numpy(classes).ravel(), to_numpy(conf).ravel()
+    keep = [np.flatnonzero(classes == c)[np.argsort(-conf[classes == c], kind="stable")[:i]]
+            for c in np.unique(classes)]
+    return np.concatenate(keep) if keep else np.zeros(0, dtype=int)
+
+
+def first_per_class(classes, j: int) -> np.ndarray:
+    """Indices of the first ``j`` entries of every class (the memory is already shuffled)."""
+    classes = to_numpy(classes).ravel()
+    keep = [np.flatnonzero(classes == c)[:j] for c in np.unique(classes)]
+    return np.concatenate(keep) if keep else np.zeros(0, dtype=int)
+
+
+def omni_correlation_figure(z_v, z_a, z_p, row_class, row_conf, col_class, temperature=0.1,
+                            i=8, j=8, correlate: Callable | None = None,
+                            loss: Callable | None = None):
+    """sim_vp and sim_ap side by side for the top-i unlabeled rows and j memory columns per class.
+
+    ``correlate(z, z_p, temperature)`` defaults to :func:`camlkit.occ.omni_correlation` and
+    ``loss(sim_v, sim_a)`` to :func:`camlkit.occ.occ_loss`; the title shows l_o.
+    """
+    import torch
+    from plotly.subplots import make_subplots
+
+    if correlate is None or loss is None:
+        from camlkit import occ
+        correlate = correlate or (lambda z, zp, t: occ.omni_correlation(z, zp, temperature=t))
+        loss = loss or occ.occ_loss
+    rows = top_per_class(row_class, row_conf, i)
+    cols = first_per_class(col_class, j)
+    as_t = lambda a: torch.as_tensor(to_numpy(a), dtype=torch.float32)  # noqa: E731
+    z_p_sel = as_t(z_p)[cols]
+    with torch.no_grad():
+        sim_v = correlate(as_t(z_v)[rows], z_p_sel, temperature)
+        sim_a = correlate(as_t(z_a)[rows], z_p_sel, temperature)
+        l_o = float(loss(sim_v, sim_a))
+    rc, rf = to_numpy(row_class).ravel()[rows], to_numpy(row_conf).ravel()[rows]
+    cc = to_numpy(col_class).ravel()[cols]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("sim_vp (from z_v)", "sim_ap (from z_a)"))
+    omni_correlation_heatmap(sim_v, rc, rf, cc, fig=fig, col=1)
+    omni_correlation_heatmap(sim_a, rc, rf, cc, fig=fig, col=2)
+    fig.update_layout(title=f"t = {temperature:.3g}, m = {len(rows)} rows, n = {len(cols)} "
+                            f"columns: l_o = {l_o:.4f}",
+                      width=960, height=460, margin=dict(t=70))
+    fig.update_layout(meta={"l_o": l_o})  # read back as fig.layout.meta["l_o"]
+    return fig
+
+
+def omni_correlation_explorer(z_v, z_a, z_p, row_class, row_conf, col_class,
+                              correlate: Callable | None = None, loss: Callable | None = None,
+                              temperature: float = 0.1, i: int = 8, j: int = 8
+                              ) -> FigureExplorer:
+    """Sliders for the temperature, i (rows per class) and j (memory columns per class)."""
+    import ipywidgets as widgets
+
+    row_class_np, col_class_np = to_numpy(row_class).ravel(), to_numpy(col_class).ravel()
+    max_i = int(max(np.bincount(row_class_np.astype(int))))
+    max_j = int(max(np.bincount(col_class_np.astype(int))))
+    controls = {
+        "temperature": widgets.FloatLogSlider(value=temperature, base=10, min=-2, max=1,
+                                              step=0.1, description="temperature",
+                                              continuous_update=False),
+        "i": widgets.IntSlider(value=min(i, max_i), min=1, max=max_i, description="i",
+                               continuous_update=False),
+        "j": widgets.IntSlider(value=min(j, max_j), min=1, max=max_j, description="j",
+                               continuous_update=False),
+    }
+    return FigureExplorer(controls, lambda **v: omni_correlation_figure(
+        z_v, z_a, z_p, row_class, row_conf, col_class, correlate=correlate, loss=loss, **v))
+
+
+def memory_bank_figure(counts, slot_names: Sequence[str] | None = None):
+    """Bar chart of a memory bank's content: embeddings stored per slot (labeled case) and class.
+
+    ``counts``: (num_slots, C), e.g. ``MemoryBank.counts``.
+    """
+    import plotly.graph_objects as go
+
+    counts = to_numpy(counts)
+    names = list(slot_names) if slot_names is not None else [f"slot {s}" for s in range(len(counts))]
+    fig = go.Figure([go.Bar(x=names, y=counts[:, c], name=class_ink(c).name,
+                            marker_color=class_ink(c).plotly()) for c in range(counts.shape[1])])
+    fig.update_layout(barmode="stack", yaxis_title="stored embeddings", width=620, height=340,
+                      margin=dict(t=30), title=f"memory bank: {int(counts.sum()):,} embeddings")
+    return fig
+
+
+def pca_project(*feature_sets, n_components: int = 2):
+    """Project feature sets (each (n_i, c)) onto the principal axes of all of them together.
+
+    Returns ``(projections, explained)``: one (n_i, n_components) array per set, and the fraction
+    of the variance each component explains. Signs are fixed (largest loading positive) so the
+    picture does not flip between runs.
+    """
+    sets = [to_numpy(f).astype(np.float64).reshape(len(f), -1) for f in feature_sets]
+    stacked = np.concatenate(sets)
+    centred = stacked - stacked.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:n_components]
+    axes *= np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])[:, None]
+    variance = s ** 2
+    explained = variance[:n_components] / max(variance.sum(), 1e-12)
+    mean = stacked.mean(axis=0)
+    return [(f - mean) @ axes.T for f in sets], explained
+
+
+def pca_2d(memory_feats, memory_cls, unl_feats, unl_cls):
+    """Scatter of memory-bank and unlabeled embeddings on their first two principal axes."""
+    import plotly.graph_objects as go
+
+    (mem, unl), explained = pca_project(memory_feats, unl_feats)
+    memory_cls, unl_cls = to_numpy(memory_cls).ravel(), to_numpy(unl_cls).ravel()
+    fig = go.Figure()
+    for pts, cls, kind, symbol in ((mem, memory_cls, "memory", "circle"),
+                                   (unl, unl_cls, "unlabeled", "x")):
+        for c in np.unique(cls):
+            sel = pts[cls == c]
+            ink = class_ink(c)
+            fig.add_trace(go.Scatter(x=sel[:, 0], y=sel[:, 1], mode="markers",
+                                     name=f"{kind}: {ink.name}", marker=dict(
+                                         symbol=symbol, size=6, opacity=0.6,
+                                         color=ink.plotly())))
+    fig.update_layout(xaxis_title=f"PC 1 ({100 * explained[0]:.0f} % of variance)",
+                      yaxis_title=f"PC 2 ({100 * explained[1]:.0f} % of variance)",
+                      width=620, height=480, margin=dict(t=30))
+    return fig
