@@ -94,6 +94,8 @@ def measure(run_dir, data, n_crops) -> dict:
 def table(rows) -> str:
     """Markdown: one line per run, then mean ± std per similarity."""
     def cell(value):
+        if value is None:
+            return "–"
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(FIELDS) + " |", "|" + " --- |" * len(FIELDS)]
