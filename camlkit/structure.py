@@ -154,6 +154,19 @@ def collapse_share(sim) -> float:
     return float(torch.bincount(top).max() / len(top))
 
 
+def collapse_by_class(sim, row_class, col_class) -> dict:
+    """Per row class: (share of its rows whose top prototype is that class's most common top
+    prototype, the class of that prototype). Says *which* rows collapse and onto what, e.g.
+    ``{0: (0.99, 1), 1: (0.68, 1)}``: nearly every background row peaks on one atrium prototype."""
+    top = torch.as_tensor(sim).argmax(-1)  # (m,)
+    row_class, col_class = torch.as_tensor(row_class), torch.as_tensor(col_class)
+    result = {}
+    for c in torch.unique(row_class).tolist():
+        counts = torch.bincount(top[row_class == c])
+        result[c] = (float(counts.max() / counts.sum()), int(col_class[counts.argmax()]))
+    return result
+
+
 def occ_figures(sim, row_class, col_class) -> dict:
     """The OCC figures: same-class mass and its chance, collapse share, normalised entropy."""
     mass, chance = same_class_mass(sim, row_class, col_class)

@@ -94,6 +94,15 @@ def test_collapse_share_one_column_and_diagonal():
     assert structure.collapse_share(two_thirds) == pytest.approx(2 / 3)
 
 
+def test_collapse_by_class_names_the_rows_and_the_prototype_class():
+    col = torch.tensor([0, 0, 1, 1])
+    row = torch.tensor([0, 0, 0, 0, 1, 1])
+    sim = torch.zeros(6, 4)
+    sim[:4, 3] = 1.0  # every background row on atrium prototype 3
+    sim[4, 2], sim[5, 0] = 1.0, 1.0  # atrium rows split
+    assert structure.collapse_by_class(sim, row, col) == {0: (1.0, 1), 1: (0.5, 0)}
+
+
 def test_occ_figures_of_a_collapse_and_their_sentence():
     col = torch.tensor([0, 0, 1, 1])
     row = torch.tensor([0, 0, 1, 1])
