@@ -18,7 +18,8 @@ OCC (§2.3, Eq. 2; ``sim`` of shape ``(m, n)``: unlabeled voxels x memory protot
   averaged per class, then over classes; chance = the share of its class among the prototypes
   (1/2 for the balanced j-per-class prototypes of two classes);
 * :func:`collapse_share` — the share of rows whose top prototype is the most common top
-  prototype (1 = every row peaks on the same prototype: a collapse);
+  prototype (1 = every row peaks on the same prototype: a collapse); :func:`collapse_by_class`
+  says which rows collapse, and onto a prototype of which class;
 * :func:`normalised_entropy` again, over prototypes.
 
 :func:`attention_figures`, :func:`occ_figures` collect them; :func:`read_attention` and
