@@ -1,8 +1,10 @@
 """The interactive notebooks, driven in a real browser: JupyterLab + headless Chromium.
 
-For the CMA and OCC notebooks: open the notebook, run all cells (smoke size), check that no cell
-failed, that ipywidgets sliders and plotly figures rendered, then move an explorer's slider and
-check that its figure was redrawn with different content.
+For the CMA and OCC notebooks: open the notebook, run all cells (smoke size: each trains a smoke
+checkpoint in seconds and uses it), check that no cell failed, that the notebook named the
+checkpoint it uses and printed its structure figures (random weights and trained, with their
+reading), that ipywidgets sliders and plotly figures rendered, then move the trained network's
+explorer slider and check that its figure was redrawn with different content.
 
 Needs Debian's chromium at /usr/bin/chromium (Playwright drives it; never `playwright install`).
 Skipped when chromium is absent on a developer machine; **fails** when absent under CI (``CI``
@@ -42,6 +44,16 @@ LAB_SETTINGS = {
 CASES = {
     "04_cma.ipynb": ("query h'", "0"),
     "05_occ.ipynb": ("temperature", "3"),
+}
+
+# notebook -> text its outputs must hold: the checkpoint it trained and uses, the structure
+# figures of both networks with their sentences (camlkit.structure.read_attention / read_occ)
+EXPECTED_OUTPUT = {
+    "04_cma.ipynb": ("trained: ", "smoke-short-caml-4L-seed3407", "attention on atrium tokens",
+                     "random weights: atrium queries put", "trained: atrium queries put",
+                     "chance"),
+    "05_occ.ipynb": ("trained: ", "smoke-short-caml-4L-seed3407", "random weights: same-class mass",
+                     "trained: same-class mass", "collapse", "source: ", "prototype norms"),
 }
 
 
@@ -189,6 +201,8 @@ def test_explorer_renders_and_reacts(browser, jupyter_lab, notebook):
 
         outputs = " ".join(page.locator(".jp-OutputArea-output").all_inner_texts())
         assert "Traceback" not in outputs, outputs[-3000:]
+        missing = [text for text in EXPECTED_OUTPUT[notebook] if text not in outputs]
+        assert not missing, f"outputs lack {missing}: {outputs[-3000:]}"
 
         slider = page.locator(".widget-slider", has=page.locator(
             ".widget-label", has_text=slider_name)).first

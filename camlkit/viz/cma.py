@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from camlkit.viz.colors import LABEL
 from camlkit.viz.images import heat_rgba, to_numpy, upsample_nearest
 from camlkit.viz.widgets import FigureExplorer
 
@@ -41,14 +42,33 @@ def _batch_volumes(image) -> np.ndarray:
     return image
 
 
+def attention_scale(attn_intra) -> float:
+    """The common colour-scale top of the intra maps: the largest weight times k over every
+    sample, head and query (``weight * k`` is 1 for a uniform row), at least 1."""
+    attn_intra = to_numpy(attn_intra)
+    return max(float(attn_intra.max()) * attn_intra.shape[-1], 1.0)
+
+
+def label_outline(mask2d) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the pixels on the edge of a 2-D mask: in the mask, with a 4-neighbour
+    outside it (or on the image border)."""
+    mask = np.asarray(mask2d, dtype=bool)
+    padded = np.pad(mask, 1, constant_values=False)
+    inner = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    return np.nonzero(mask & ~inner)
+
+
 def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0,
-                     qh=0, qw=0, qd=0, opacity=0.7):
+                     qh=0, qw=0, qd=0, opacity=0.7, label=None, vmax=None):
     """Intra-sample attention of one query over its sample, plus the inter-sample b x b weights.
 
     Left: the image slice at the query's depth with the query's attention row (reshaped to the
     token grid, that depth's plane, upsampled to the image) blended on top; the cross marks the
-    query. Right: at the same token position, how much each sample (row) attends to each sample
-    (column) in E_2.
+    query; ``label`` (b, h, w, d) adds the atrium's outline in the label colour. The heat is
+    ``weight * k`` (1 = a uniform row) on one scale from 0 to ``vmax`` (default
+    :func:`attention_scale` of the whole ``attn_intra``, so maps of different queries compare),
+    shown by a colorbar. Right: at the same token position, how much each sample (row) attends
+    to each sample (column) in E_2, on 0..1.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -61,7 +81,9 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
     grid = attention_to_grid(attn_intra[sample, head, k], token_grid)  # (h', w', d')
     plane = grid[:, :, qd]
     z = min(int((qd + 0.5) * D / gd), D - 1)  # image depth at the centre of the query token
-    heat = upsample_nearest(plane / max(plane.max(), 1e-12), (H, W))
+    k_tokens = attn_intra.shape[-1]
+    vmax = attention_scale(attn_intra) if vmax is None else vmax
+    heat = upsample_nearest(plane * k_tokens / vmax, (H, W))  # 0..1 on the common scale
     rgba = heat_rgba(volumes[sample][:, :, z], heat, opacity)
     inter = attn_inter[k, head]  # (b, b): row = attending sample, column = attended sample
 
@@ -75,20 +97,32 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
     fig.add_trace(go.Heatmap(z=inter, x=list(range(b)), y=list(range(b)), zmin=0.0, zmax=1.0,
                              colorscale="Viridis", texttemplate="%{z:.2f}",
                              colorbar=dict(title="weight")), row=1, col=2)
+    fig.add_trace(go.Scatter(  # no points: carries the colorbar of the attention heat
+        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+        marker=dict(color=[0.0], cmin=0.0, cmax=vmax, colorscale="Inferno", showscale=True,
+                    colorbar=dict(title="weight x k<br>(1 = uniform)", x=0.575, len=0.9))),
+        row=1, col=1)
+    if label is not None:
+        rows, cols = label_outline(_batch_volumes(label)[sample][:, :, z] == 1)
+        fig.add_trace(go.Scatter(x=cols, y=rows, mode="markers", name="atrium (label)",
+                                 marker=dict(size=3, color=LABEL.plotly()), hoverinfo="skip"),
+                      row=1, col=1)
     fig.update_yaxes(autorange="reversed", title_text="query sample", dtick=1, row=1, col=2)
     fig.update_xaxes(title_text="key sample", dtick=1, row=1, col=2)
     fig.update_xaxes(showticklabels=False, row=1, col=1)
     fig.update_yaxes(showticklabels=False, row=1, col=1)
-    fig.update_layout(width=900, height=440, margin=dict(t=50, l=10, r=10, b=40))
+    fig.update_layout(width=960, height=440, margin=dict(t=50, l=10, r=10, b=40),
+                      legend=dict(orientation="h", y=-0.05))
     return fig
 
 
-def attention_explorer(image, attn_intra, attn_inter, token_grid) -> FigureExplorer:
+def attention_explorer(image, attn_intra, attn_inter, token_grid, label=None) -> FigureExplorer:
     """Sliders for sample, head and query position over :func:`attention_figure`.
 
     image: (b, [1,] h, w, d); attn_intra: (b, heads, k, k); attn_inter: (k, heads, b, b);
     token_grid: (h', w', d') with k = h' w' d' (what ``CMA.forward(..., return_attention=True)``
-    and ``CAMLNet.attention`` return).
+    and ``CAMLNet.attention`` return); label: (b, h, w, d), outlined on the maps. Every map
+    shares one colour scale (:func:`attention_scale`).
     """
     import ipywidgets as widgets
 
@@ -102,12 +136,14 @@ def attention_explorer(image, attn_intra, attn_inter, token_grid) -> FigureExplo
 
     def slider(name, top, value=0):
         return widgets.IntSlider(value=value, min=0, max=top, description=name,
-                                 continuous_update=False)
+                                 continuous_update=False, style={"description_width": "initial"})
 
     controls = {"sample": slider("sample", b - 1), "head": slider("head", heads - 1),
                 "qh": slider("query h'", gh - 1, gh // 2), "qw": slider("query w'", gw - 1, gw // 2),
                 "qd": slider("query d'", gd - 1, gd // 2),
                 "opacity": widgets.FloatSlider(value=0.7, min=0, max=1, step=0.05,
-                                               description="opacity", continuous_update=False)}
+                                               description="opacity", continuous_update=False,
+                                               style={"description_width": "initial"})}
+    vmax = attention_scale(attn_intra)
     return FigureExplorer(controls, lambda **v: attention_figure(
-        volumes, attn_intra, attn_inter, token_grid, **v))
+        volumes, attn_intra, attn_inter, token_grid, label=label, vmax=vmax, **v))

@@ -12,6 +12,9 @@ from camlkit.viz.images import to_numpy
 from camlkit.viz.widgets import FigureExplorer
 
 
+FULL_LABEL = {"description_width": "initial"}  # a slider's whole description, never cut
+
+
 def order_rows_cols(row_class, row_conf, col_class):
     """Orders that group an omni-correlation matrix for display.
 
@@ -31,12 +34,51 @@ def _class_boundaries(sorted_classes) -> list[float]:
     return [i + 0.5 for i in np.flatnonzero(sorted_classes[1:] != sorted_classes[:-1])]
 
 
+def block_rows(z, sorted_classes, max_rows: int):
+    """Average consecutive rows of the same class so that at most about ``max_rows`` remain.
+
+    ``z`` (m, n) with its rows already grouped by ``sorted_classes`` (m,). Each class's rows are
+    cut into blocks of ``f = ceil(m / max_rows)`` (the last block of a class may be shorter) and
+    each block becomes its mean row, so a class never mixes with another. Returns
+    ``(z_small, classes_small, f)``; ``f == 1`` returns the rows unchanged.
+    """
+    z, sorted_classes = np.asarray(z), np.asarray(sorted_classes)
+    f = max(1, -(-len(z) // max_rows))
+    if f == 1:
+        return z, sorted_classes, 1
+    rows, classes = [], []
+    for c in dict.fromkeys(sorted_classes.tolist()):  # classes in their display order
+        block = z[sorted_classes == c]
+        for start in range(0, len(block), f):
+            rows.append(block[start:start + f].mean(axis=0))
+            classes.append(c)
+    return np.stack(rows), np.asarray(classes), f
+
+
+def _class_ticks(sorted_classes):
+    """Tick positions at the middle of each class block, labelled with the class names."""
+    sorted_classes = np.asarray(sorted_classes)
+    vals, text = [], []
+    for c in dict.fromkeys(sorted_classes.tolist()):
+        where = np.flatnonzero(sorted_classes == c)
+        vals.append((where[0] + where[-1]) / 2)
+        text.append(class_ink(c).name)
+    return vals, text
+
+
 def omni_correlation_heatmap(sim, row_class, row_conf, col_class, title: str = "sim_vp",
-                             fig=None, col: int | None = None):
+                             fig=None, col: int | None = None, zmax: float | None = None,
+                             showscale: bool | None = None, colorbar_x: float | None = None,
+                             max_rows: int = 128, max_cols: int = 128):
     """Plotly heatmap of an omni-correlation matrix (m x n, rows sum to 1), grouped by class.
 
     Rows: unlabeled voxels, grouped by predicted class, most confident first. Columns: memory
-    bank entries, grouped by class. White lines separate the classes.
+    bank entries, grouped by class. White lines separate the classes and both axes name them.
+    The colour scale runs from 0 to ``zmax`` (default: the matrix's maximum) with a colorbar
+    (``showscale``; in a subplot figure, ``colorbar_x`` places it beside its panel). For display
+    only, more than ``max_rows`` rows (``max_cols`` columns) are averaged in blocks within each
+    class (:func:`block_rows`), so a 4,000 x 256 matrix is not stored in full in the notebook
+    (128 x 128 float32 values: about 120 kB); the axis titles say so.
     """
     import plotly.graph_objects as go
 
@@ -45,22 +87,51 @@ def omni_correlation_heatmap(sim, row_class, row_conf, col_class, title: str = "
     rows_sorted = to_numpy(row_class).ravel()[row_order]
     cols_sorted = to_numpy(col_class).ravel()[col_order]
     z = sim[np.ix_(row_order, col_order)]
+    z, rows_sorted, f_rows = block_rows(z, rows_sorted, max_rows)
+    z_t, cols_sorted, f_cols = block_rows(z.T, cols_sorted, max_cols)
+    z = z_t.T.astype(np.float32)  # float32: half the bytes stored in the notebook
     own = fig is None
     if own:
         fig, col = go.Figure(), None
     where = {} if col is None else dict(row=1, col=col)
-    fig.add_trace(go.Heatmap(z=z, colorscale="Magma", zmin=0.0, showscale=own or col == 1,
+    colorbar = dict(title="weight") if colorbar_x is None else dict(title="weight", x=colorbar_x)
+    fig.add_trace(go.Heatmap(z=z, colorscale="Magma", zmin=0.0,
+                             zmax=float(z.max()) if zmax is None else zmax,
+                             showscale=True if showscale is None else showscale,
+                             colorbar=colorbar,
                              hovertemplate="row %{y}, column %{x}: %{z:.3g}<extra></extra>",
                              name=title), **where)
     for y in _class_boundaries(rows_sorted):
         fig.add_hline(y=y, line=dict(color="white", width=2), **where)
     for x in _class_boundaries(cols_sorted):
         fig.add_vline(x=x, line=dict(color="white", width=2), **where)
-    fig.update_yaxes(autorange="reversed", title_text="unlabeled z (by class, confident first)",
-                     **where)
-    fig.update_xaxes(title_text="memory z_p (by class)", **where)
+    row_ticks, col_ticks = _class_ticks(rows_sorted), _class_ticks(cols_sorted)
+    row_note = f", means of {f_rows} rows" if f_rows > 1 else ""
+    col_note = f", means of {f_cols}" if f_cols > 1 else ""
+    fig.update_yaxes(autorange="reversed", tickvals=row_ticks[0], ticktext=row_ticks[1],
+                     title_text=f"unlabeled voxels (confident first{row_note})", **where)
+    fig.update_xaxes(tickvals=col_ticks[0], ticktext=col_ticks[1],
+                     title_text=f"memory prototypes z_p{col_note}", **where)
     if own:
-        fig.update_layout(title=title, width=520, height=460, margin=dict(t=40))
+        fig.update_layout(title=title, width=560, height=460, margin=dict(t=40))
+    return fig
+
+
+def omni_correlation_panels(panels, title: str = "", width: int = 1000):
+    """Omni-correlation heatmaps side by side on ONE colour scale (0 to the largest weight of
+    all panels), stated on the single colorbar. ``panels``: {panel title: (sim, row_class,
+    row_conf, col_class)}, e.g. the dot-product and the cosine form of the same rows."""
+    from plotly.subplots import make_subplots
+
+    panels = dict(panels)
+    zmax = max(float(to_numpy(p[0]).max()) for p in panels.values())
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels),
+                        horizontal_spacing=0.12)
+    for col, (name, (sim, row_class, row_conf, col_class)) in enumerate(panels.items(), start=1):
+        omni_correlation_heatmap(sim, row_class, row_conf, col_class, title=name, fig=fig,
+                                 col=col, zmax=zmax, showscale=col == len(panels))
+    fig.update_traces(colorbar=dict(title="weight<br>(one scale,<br>all panels)"))
+    fig.update_layout(title=title, width=width, height=480, margin=dict(t=90))
     return fig
 
 
@@ -104,12 +175,15 @@ def omni_correlation_figure(z_v, z_a, z_p, row_class, row_conf, col_class, tempe
         l_o = float(loss(sim_v, sim_a))
     rc, rf = to_numpy(row_class).ravel()[rows], to_numpy(row_conf).ravel()[rows]
     cc = to_numpy(col_class).ravel()[cols]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("sim_vp (from z_v)", "sim_ap (from z_a)"))
-    omni_correlation_heatmap(sim_v, rc, rf, cc, fig=fig, col=1)
-    omni_correlation_heatmap(sim_a, rc, rf, cc, fig=fig, col=2)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("sim_vp (from z_v)", "sim_ap (from z_a)"),
+                        horizontal_spacing=0.12)
+    zmax = max(float(sim_v.max()), float(sim_a.max()))  # one colour scale for both panels
+    omni_correlation_heatmap(sim_v, rc, rf, cc, fig=fig, col=1, zmax=zmax, showscale=False)
+    omni_correlation_heatmap(sim_a, rc, rf, cc, fig=fig, col=2, zmax=zmax, showscale=True)
+    fig.update_traces(colorbar=dict(title="weight<br>(both panels)"))
     fig.update_layout(title=f"t = {temperature:.3g}, m = {len(rows)} rows, n = {len(cols)} "
                             f"columns: l_o = {l_o:.4f}",
-                      width=960, height=460, margin=dict(t=70))
+                      width=1000, height=480, margin=dict(t=70))
     fig.update_layout(meta={"l_o": l_o})  # read back as fig.layout.meta["l_o"]
     return fig
 
@@ -126,12 +200,14 @@ def omni_correlation_explorer(z_v, z_a, z_p, row_class, row_conf, col_class,
     max_j = int(max(np.bincount(col_class_np.astype(int))))
     controls = {
         "temperature": widgets.FloatLogSlider(value=temperature, base=10, min=-2, max=1,
-                                              step=0.1, description="temperature",
-                                              continuous_update=False),
-        "i": widgets.IntSlider(value=min(i, max_i), min=1, max=max_i, description="i",
-                               continuous_update=False),
-        "j": widgets.IntSlider(value=min(j, max_j), min=1, max=max_j, description="j",
-                               continuous_update=False),
+                                              step=0.1, description="temperature t",
+                                              continuous_update=False, style=FULL_LABEL),
+        "i": widgets.IntSlider(value=min(i, max_i), min=1, max=max_i,
+                               description="i (rows per class)", continuous_update=False,
+                               style=FULL_LABEL),
+        "j": widgets.IntSlider(value=min(j, max_j), min=1, max=max_j,
+                               description="j (prototypes per class)", continuous_update=False,
+                               style=FULL_LABEL),
     }
     return FigureExplorer(controls, lambda **v: omni_correlation_figure(
         z_v, z_a, z_p, row_class, row_conf, col_class, correlate=correlate, loss=loss, **v))
@@ -140,16 +216,21 @@ def omni_correlation_explorer(z_v, z_a, z_p, row_class, row_conf, col_class,
 def memory_bank_figure(counts, slot_names: Sequence[str] | None = None):
     """Bar chart of a memory bank's content: embeddings stored per slot (labeled case) and class.
 
-    ``counts``: (num_slots, C), e.g. ``MemoryBank.counts``.
+    ``counts``: (num_slots, C), e.g. ``MemoryBank.counts``. Background outnumbers atrium by
+    100-1000x, so the bars are side by side on a **log** axis, each with its count written on it,
+    and the title gives the totals per class.
     """
     import plotly.graph_objects as go
 
     counts = to_numpy(counts)
     names = list(slot_names) if slot_names is not None else [f"slot {s}" for s in range(len(counts))]
     fig = go.Figure([go.Bar(x=names, y=counts[:, c], name=class_ink(c).name,
-                            marker_color=class_ink(c).plotly()) for c in range(counts.shape[1])])
-    fig.update_layout(barmode="stack", yaxis_title="stored embeddings", width=620, height=340,
-                      margin=dict(t=30), title=f"memory bank: {int(counts.sum()):,} embeddings")
+                            marker_color=class_ink(c).plotly(), text=[f"{int(v):,}" for v in counts[:, c]],
+                            textposition="outside") for c in range(counts.shape[1])])
+    totals = ", ".join(f"{class_ink(c).name} {int(counts[:, c].sum()):,}" for c in range(counts.shape[1]))
+    fig.update_layout(barmode="group", yaxis_type="log", yaxis_title="stored embeddings (log scale)",
+                      width=660, height=360, margin=dict(t=40),
+                      title=f"memory bank: {int(counts.sum()):,} embeddings ({totals})")
     return fig
 
 

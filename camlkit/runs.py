@@ -1,0 +1,296 @@
+"""Run folders, the trained checkpoint a notebook should use, and inputs matched to it.
+
+A run folder (camlkit.train) holds ``config.json`` and, once training finished,
+``model_final.pth``. The notebooks that look inside a trained network (4 · CMA, 5 · OCC,
+7 · results) do three things through this module:
+
+1. :func:`find_checkpoint` — ``CHECKPOINT`` if the notebook sets one (or ``$CAMLKIT_CHECKPOINT``),
+   else the newest finished run under ``runs/``, preferring method ``caml``; optionally only runs
+   whose stored config matches (``where={"similarity": "cosine"}``). :func:`describe` names it.
+2. :func:`load_trained` — the CAMLNet and the :class:`TrainedSettings` its checkpoint stores.
+3. :func:`matched_crops` — the one place a notebook builds network inputs: cases read, z-scored
+   per case and resampled exactly as the checkpoint's training run did (camlkit.data.LADataset
+   with the stored ``scale`` and ``zscore_case``), cut to the stored patch size. Whole-volume
+   prediction takes :meth:`TrainedSettings.predict_kwargs` (camlkit.inference.predict_volume).
+
+The settings are read with camlkit.inference.stored_settings and
+camlkit.checkpoint.checkpoint_config, the same readers ``camlkit predict`` uses. The authors'
+released weights store no config; they get the released settings (scale 1, no per-case z-score,
+112x112x80 patches, 16 filters).
+"""
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from camlkit.errors import CamlkitError
+
+CHECKPOINT_ENV = "CAMLKIT_CHECKPOINT"
+FINAL = "model_final.pth"
+
+
+# ----------------------------------------------------------------------------- run folders
+
+def runs_root(root=None) -> Path:
+    """The folder holding run folders: ``root`` if given, else the first existing ``runs/`` of
+    the working folder, its parent (a notebook runs in ``notebooks/``) and the repository;
+    ``runs`` beside the repository when none exists yet."""
+    if root is not None:
+        return Path(root).expanduser()
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [Path.cwd() / "runs", Path.cwd().parent / "runs", repo / "runs"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return repo / "runs"
+
+
+def list_runs(root=None) -> list[Path]:
+    """Finished run folders (those holding ``model_final.pth``) under ``root``, newest first.
+
+    A run folder may sit one level deeper (e.g. ``runs/study/dot-seed1``)."""
+    root = runs_root(root)
+    if not root.is_dir():
+        return []
+    finals = list(root.glob(f"*/{FINAL}")) + list(root.glob(f"*/*/{FINAL}"))
+    finals.sort(key=lambda p: (p.stat().st_mtime, str(p)), reverse=True)
+    return [p.parent for p in finals]
+
+
+def stored_value(config: dict, key: str):
+    """``key`` from a checkpoint's stored config, at any depth (``config["train"]["step"][key]``
+    as well as ``config[key]``); None when absent. The one place that knows nothing of the layout."""
+    if key in config and not isinstance(config[key], dict):
+        return config[key]
+    for value in config.values():
+        if isinstance(value, dict):
+            found = stored_value(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def _config(path) -> dict:
+    from camlkit.checkpoint import checkpoint_config
+
+    return checkpoint_config(path)
+
+
+def _matches(config: dict, where: dict) -> bool:
+    return all(stored_value(config, key) == value for key, value in where.items())
+
+
+def find_checkpoint(checkpoint=None, root=None, method="caml", where=None,
+                    env=True) -> Path | None:
+    """The checkpoint a notebook should use, or None when there is no finished run.
+
+    ``checkpoint`` (a notebook's ``CHECKPOINT``) or, with ``env``, ``$CAMLKIT_CHECKPOINT`` wins
+    and must exist (``env=False`` when looking for other runs, e.g. by their stored similarity).
+    Otherwise the newest ``model_final.pth`` under :func:`runs_root` whose stored config has
+    every ``where`` item (e.g. ``{"similarity": "cosine"}``), preferring runs of ``method``
+    (None: any method) and falling back to the newest matching run of any method.
+    """
+    chosen = checkpoint if checkpoint is not None or not env else os.environ.get(CHECKPOINT_ENV) or None
+    if chosen is not None:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            raise CamlkitError(f"{path}: no such checkpoint file (CHECKPOINT)")
+        return path
+    candidates = [run / FINAL for run in list_runs(root)]
+    if where:
+        candidates = [p for p in candidates if _matches(_config(p), where)]
+    if method is not None:
+        preferred = [p for p in candidates if stored_value(_config(p), "method") == method]
+        candidates = preferred or candidates
+    return candidates[0] if candidates else None
+
+
+def describe(path) -> str:
+    """One line naming a checkpoint and how it was trained, for a notebook to print."""
+    settings = TrainedSettings.from_checkpoint(path)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(Path(path).stat().st_mtime))
+    trained = ", ".join(f"{k} {v}" for k, v in (("preset", settings.preset),
+                                                 ("method", settings.method),
+                                                 ("labeled", settings.labeled),
+                                                 ("iterations", settings.iterations),
+                                                 ("similarity", settings.similarity))
+                        if v is not None)
+    return f"{path} ({trained or 'released weights'}; written {when})"
+
+
+def run_folder_name(preset: str, method: str, labeled: int, seed: int) -> str:
+    """The run folder name ``scripts/quickstart.sh`` uses: ``quick-caml-16L-seed3407``."""
+    return f"{preset}-{method}-{labeled}L-seed{seed}"
+
+
+# ----------------------------------------------------------------------------- settings
+
+def _first(config, keys, default):
+    for key in keys:
+        value = stored_value(config, key)
+        if value is not None:
+            return value
+    return default
+
+
+@dataclass(frozen=True)
+class TrainedSettings:
+    """How a checkpoint's network was trained, as far as its inputs are concerned."""
+    scale: float = 1.0
+    zscore_case: bool = False
+    patch_size: tuple = (112, 112, 80)
+    stride: tuple = (18, 18, 4)
+    n_filters: int = 16
+    proj_dim: int = 32
+    method: str | None = None
+    labeled: int | None = None
+    preset: str | None = None
+    iterations: int | None = None
+    similarity: str | None = None
+    occ_temperature: float = 0.1  # OCC's t (stored as ``temperature`` or ``occ_temperature``)
+    j: int = 256
+    top_i: int = 12800
+    model: dict = field(default_factory=dict)  # the stored CAMLConfig fields
+
+    @classmethod
+    def from_checkpoint(cls, path) -> "TrainedSettings":
+        """Read through camlkit.inference.stored_settings (what ``camlkit predict`` reads) and
+        the stored model config; missing entries keep the released defaults."""
+        from camlkit.inference import stored_settings
+
+        config = _config(path)
+        stored = stored_settings(path)
+        model = dict(config.get("model", {}))
+        base = cls()
+        return cls(
+            scale=float(stored.get("scale", base.scale)),
+            zscore_case=bool(stored.get("zscore_case", base.zscore_case)),
+            patch_size=tuple(stored.get("patch_size", base.patch_size)),
+            stride=tuple(stored.get("stride", base.stride)),
+            n_filters=int(model.get("n_filters", base.n_filters)),
+            proj_dim=int(model.get("proj_dim", base.proj_dim)),
+            method=stored.get("method"), labeled=stored.get("labeled"),
+            preset=stored_value(config, "preset"), iterations=stored_value(config, "iterations"),
+            similarity=stored_value(config, "similarity"),
+            occ_temperature=float(_first(config, ("occ_temperature", "temperature"),
+                                         base.occ_temperature)),
+            j=int(_first(config, ("j",), base.j)), top_i=int(_first(config, ("top_i",), base.top_i)),
+            model=model)
+
+    def predict_kwargs(self) -> dict:
+        """Keyword arguments of camlkit.inference.predict_volume for this checkpoint."""
+        return {"patch_size": self.patch_size, "stride": self.stride, "scale": self.scale,
+                "zscore_case": self.zscore_case}
+
+    def describe(self) -> str:
+        z = "z-scored per case" if self.zscore_case else "as stored"
+        return (f"scale {self.scale:g}, intensities {z}, patch "
+                f"{'x'.join(map(str, self.patch_size))}, {self.n_filters} filters")
+
+
+def load_trained(path):
+    """(CAMLNet with the checkpoint's weights, in eval mode; its :class:`TrainedSettings`).
+
+    Reads camlkit checkpoints and the authors' released weights (camlkit.checkpoint)."""
+    from camlkit.checkpoint import (load_released_checkpoint, net_from_checkpoint,
+                                    read_camlkit_checkpoint)
+
+    if _config(path):
+        net = net_from_checkpoint(read_camlkit_checkpoint(path), path)
+    else:
+        net = load_released_checkpoint(path)
+    return net.eval(), TrainedSettings.from_checkpoint(path)
+
+
+def random_twin(net, seed=0):
+    """A freshly initialised CAMLNet of the same architecture (the "random weights" baseline)."""
+    from camlkit.caml import CAMLNet
+
+    torch.manual_seed(seed)
+    return CAMLNet(net.config).eval()
+
+
+# ----------------------------------------------------------------------------- a short run
+
+# What a notebook trains when no finished run exists (``size`` = the notebook's run size).
+# "full": the quick preset cut to 300 iterations (250 warm-up + 50 of Eq. 1), no evaluation:
+#   measured 8.6 minutes with one thread on a 2-core machine shared with other jobs (a laptop
+#   CPU with 4+ threads: a few minutes, not measured).
+# "smoke": seconds; big enough (4 filters, Adam) that the network predicts both classes, so OCC's
+#   memory bank holds prototypes of each.
+SHORT_RUNS = {
+    "full": ("quick", dict(iterations=300, warmup=250)),
+    "smoke": ("smoke", dict(iterations=30, warmup=26, optimizer="adam", lr=1e-3, n_filters=4,
+                            patch_size=(32, 32, 32), scale=0.35)),
+}
+
+
+def short_config(size, data, root=None, seed=3407, **overrides):
+    """The camlkit.train.TrainConfig of a short run of ``size`` ("full" or "smoke"), written to
+    ``<runs root>/<preset>-short-caml-<labeled>L-seed<seed>`` (see :func:`run_folder_name`)."""
+    from camlkit.train import make_config
+
+    if size not in SHORT_RUNS:
+        raise CamlkitError(f"unknown short-run size {size!r}: choose from {', '.join(SHORT_RUNS)}")
+    preset, fields = SHORT_RUNS[size]
+    cfg = make_config(preset, data=str(data), seed=seed, method="caml", **{**fields, **overrides})
+    name = run_folder_name(f"{preset}-short", cfg.method, cfg.labeled, cfg.seed)
+    cfg.out = str(runs_root(root) / name)
+    return cfg
+
+
+def train_short(size, data, root=None, seed=3407, progress=True, **overrides) -> Path:
+    """Train the short run of :func:`short_config` (resuming it if a previous try was cut
+    short) and return its ``model_final.pth``. No final evaluation: notebook 7 reads full runs."""
+    from camlkit.train import train
+
+    cfg = short_config(size, data, root, seed, progress=progress, **overrides)
+    final = Path(cfg.out) / FINAL
+    if final.is_file():
+        return final
+    resume = (Path(cfg.out) / "checkpoints" / "last.pth").is_file()
+    train(cfg, resume=resume, evaluate=False)
+    return final
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def matched_dataset(paths, settings: TrainedSettings, transform=None):
+    """camlkit.data.LADataset reading ``paths`` as the checkpoint's training did (scale,
+    per-case z-score); ``transform`` defaults to a random crop of the trained patch size."""
+    from camlkit.data import LADataset, RandomCrop
+
+    transform = transform if transform is not None else RandomCrop(tuple(settings.patch_size))
+    return LADataset(paths, transform=transform, scale=settings.scale,
+                     zscore_case=settings.zscore_case)
+
+
+def matched_crops(paths, settings: TrainedSettings, seed=0, foreground=True) -> dict:
+    """One crop per case, prepared exactly as the checkpoint was trained — THE input helper.
+
+    Each case is read, z-scored per case if the run did, resampled by the run's ``scale``
+    (camlkit.data.LADataset) and cut to the run's patch size by a seeded random crop; with
+    ``foreground`` the crop is re-drawn (up to 20 times) until it holds atrium, so the pictures
+    have something to show. Returns ``{"image": (b, 1, h, w, d) float, "label": (b, h, w, d)
+    long, "cases": [names]}``.
+    """
+    from camlkit.data import RandomCrop
+
+    dataset = matched_dataset(paths, settings, transform=None)
+    crop = RandomCrop(tuple(settings.patch_size))
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for index in range(len(dataset)):
+        image, label = dataset.load(index)
+        for _ in range(20):
+            patch, patch_label = crop(image, label, rng=rng)
+            if not foreground or patch_label.any():
+                break
+        images.append(torch.from_numpy(np.ascontiguousarray(patch, dtype=np.float32)))
+        labels.append(torch.from_numpy(np.ascontiguousarray(patch_label)).long())
+    return {"image": torch.stack(images)[:, None], "label": torch.stack(labels),
+            "cases": [p.parent.name for p in dataset.paths]}

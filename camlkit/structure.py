@@ -1,0 +1,268 @@
+"""Structure figures: numbers that say whether CMA's attention and OCC's correlations hold class
+structure, or only look as if they do.
+
+A picture of attention weights or of an omni-correlation matrix (paper §2.2, §2.3, Fig. 1) can
+show hot spots in a random network too. These small pure functions measure what the pictures
+are meant to show, each against its chance level:
+
+CMA (§2.2, the intra-sample layer E_1; weights ``(b, heads, k, k)``, rows = queries):
+
+* :func:`atrium_attention` — the attention mass that atrium queries put on atrium tokens, beside
+  the atrium's share of the tokens (what a query that ignores content would give);
+* :func:`normalised_entropy` — the entropy of each row divided by log(number of columns):
+  1 = uniform, 0 = one-hot.
+
+OCC (§2.3, Eq. 2; ``sim`` of shape ``(m, n)``: unlabeled voxels x memory prototypes):
+
+* :func:`same_class_mass` — the weight a row puts on prototypes of its own (predicted) class,
+  averaged per class, then over classes; chance = the share of its class among the prototypes
+  (1/2 for the balanced j-per-class prototypes of two classes);
+* :func:`collapse_share` — the share of rows whose top prototype is the most common top
+  prototype (1 = every row peaks on the same prototype: a collapse); :func:`collapse_by_class`
+  says which rows collapse, and onto a prototype of which class;
+* :func:`normalised_entropy` again, over prototypes.
+
+:func:`attention_figures`, :func:`occ_figures` collect them; :func:`read_attention` and
+:func:`read_occ` turn them into a sentence chosen from the numbers.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------- shared
+
+def normalised_entropy(rows) -> float:
+    """Mean over rows of H(row) / log(n) for rows of a softmax ``(..., n)``: 1 = uniform rows,
+    0 = one-hot rows. Zero weights count as 0 log 0 = 0."""
+    rows = torch.as_tensor(rows, dtype=torch.float64)
+    n = rows.shape[-1]
+    if n < 2:
+        raise ValueError("normalised entropy needs rows of at least 2 entries")
+    h = -(rows * torch.log(rows.clamp_min(1e-300))).sum(-1)  # (...,)
+    return float(h.mean() / math.log(n))
+
+
+# ----------------------------------------------------------------------------- CMA
+
+def token_atrium(label, token_grid) -> torch.Tensor:
+    """Which attention tokens are atrium: ``(b, h, w, d)`` labels -> ``(b, k)`` bool.
+
+    A token of stage 4 covers a block of voxels (8x8x8 for the 1/8 grid ``token_grid``); it is
+    an atrium token when at least half of its voxels are atrium. Tokens are ordered as CMA
+    orders them (``'b c h w d -> b (h w d) c'``, camlkit.cma).
+    """
+    label = torch.as_tensor(label)
+    block = [s // g for s, g in zip(label.shape[1:], token_grid)]
+    share = F.avg_pool3d((label == 1).double()[:, None], block, block)  # (b, 1, h', w', d')
+    return (share >= 0.5).flatten(1)  # (b, k)
+
+
+def atrium_attention(attn, atrium) -> tuple[float, float]:
+    """(mass, chance) for E_1 weights ``attn`` ``(b, heads, k, k)`` and tokens ``atrium`` ``(b, k)``.
+
+    ``mass``: for every atrium query, the sum of its weights on atrium tokens of the same sample;
+    averaged over atrium queries, heads and the samples holding atrium. ``chance``: the atrium's
+    share of the tokens, averaged over the same samples — what uniform rows would give.
+    Samples without atrium tokens are skipped; ValueError when no sample has any.
+    """
+    attn = torch.as_tensor(attn, dtype=torch.float64)
+    atrium = torch.as_tensor(atrium, dtype=torch.bool)
+    masses, chances = [], []
+    for weights, tokens in zip(attn, atrium):  # (heads, k, k), (k,)
+        if not tokens.any():
+            continue
+        on_atrium = weights[:, tokens][:, :, tokens].sum(-1)  # (heads, atrium queries)
+        masses.append(on_atrium.mean())
+        chances.append(tokens.double().mean())
+    if not masses:
+        raise ValueError("no sample holds an atrium token: the figure is undefined")
+    return float(torch.stack(masses).mean()), float(torch.stack(chances).mean())
+
+
+def attention_figures(attn_intra, atrium, attn_inter=None) -> dict:
+    """The CMA figures: atrium mass and its chance, the rows' normalised entropy (E_1, and E_2
+    when ``attn_inter`` ``(k, heads, b, b)`` is given)."""
+    mass, chance = atrium_attention(attn_intra, atrium)
+    figures = {"atrium_mass": mass, "chance": chance, "entropy": normalised_entropy(attn_intra)}
+    if attn_inter is not None:
+        figures["entropy_inter"] = normalised_entropy(attn_inter)
+    return figures
+
+
+def _versus_chance(value, chance) -> str:
+    """Words for how far ``value`` has gone from ``chance`` towards the perfect 1.0."""
+    gain = (value - chance) / (1 - chance) if chance < 1 else 0.0
+    if gain < -0.02:
+        return "below chance"
+    if gain < 0.02:
+        return "at chance"
+    if gain < 0.1:
+        return "barely above chance"
+    if gain < 0.5:
+        return "above chance"
+    return "well above chance"
+
+
+def _spread(entropy) -> str:
+    if entropy > 0.98:
+        return "rows as flat as uniform ones"
+    if entropy > 0.9:
+        return "nearly uniform rows"
+    if entropy > 0.6:
+        return "somewhat peaked rows"
+    return "peaked rows"
+
+
+def read_attention(figures, who="") -> str:
+    """A sentence reading :func:`attention_figures` honestly, chosen from the numbers."""
+    who = f"{who}: " if who else ""
+    return (f"{who}atrium queries put {figures['atrium_mass']:.3f} of their attention on atrium "
+            f"tokens vs chance {figures['chance']:.3f} ({_versus_chance(figures['atrium_mass'], figures['chance'])}); "
+            f"entropy {figures['entropy']:.3f} ({_spread(figures['entropy'])}).")
+
+
+# ----------------------------------------------------------------------------- OCC
+
+def same_class_mass(sim, row_class, col_class) -> tuple[float, float]:
+    """(mass, chance) for omni-correlation rows ``sim`` ``(m, n)``.
+
+    ``mass``: for each row, the summed weight on prototypes whose class (``col_class``, ``(n,)``)
+    equals the row's class (``row_class``, ``(m,)``: f_v's prediction for the unlabeled voxel);
+    averaged over the rows of each class, then over the classes present (so a class with more
+    rows does not weigh more). ``chance``: the same average of the share of the row's class among
+    the prototypes — 0.5 for two classes with j prototypes each, what uniform rows give.
+    """
+    sim = torch.as_tensor(sim, dtype=torch.float64)
+    row_class, col_class = torch.as_tensor(row_class), torch.as_tensor(col_class)
+    masses, chances = [], []
+    for c in torch.unique(row_class):
+        rows = sim[row_class == c]  # (m_c, n)
+        same = col_class == c  # (n,)
+        masses.append(rows[:, same].sum(1).mean())
+        chances.append(same.double().mean())
+    return float(torch.stack(masses).mean()), float(torch.stack(chances).mean())
+
+
+def collapse_share(sim) -> float:
+    """The share of rows whose top prototype (argmax) is the most common top prototype.
+
+    1/m..1: near 1/n-ish for rows peaking on different prototypes, 1.0 when every row peaks on
+    the same one (a collapse onto one prototype)."""
+    top = torch.as_tensor(sim).argmax(-1)  # (m,)
+    return float(torch.bincount(top).max() / len(top))
+
+
+def collapse_by_class(sim, row_class, col_class) -> dict:
+    """Per row class: (share of its rows whose top prototype is that class's most common top
+    prototype, the class of that prototype). Says *which* rows collapse and onto what, e.g.
+    ``{0: (0.99, 1), 1: (0.68, 1)}``: nearly every background row peaks on one atrium prototype."""
+    top = torch.as_tensor(sim).argmax(-1)  # (m,)
+    row_class, col_class = torch.as_tensor(row_class), torch.as_tensor(col_class)
+    result = {}
+    for c in torch.unique(row_class).tolist():
+        counts = torch.bincount(top[row_class == c])
+        result[c] = (float(counts.max() / counts.sum()), int(col_class[counts.argmax()]))
+    return result
+
+
+def occ_figures(sim, row_class, col_class) -> dict:
+    """The OCC figures: same-class mass and its chance, collapse share, normalised entropy."""
+    mass, chance = same_class_mass(sim, row_class, col_class)
+    return {"same_class": mass, "chance": chance, "collapse": collapse_share(sim),
+            "entropy": normalised_entropy(sim)}
+
+
+def read_occ(figures, who="") -> str:
+    """A sentence reading :func:`occ_figures` honestly, chosen from the numbers."""
+    who = f"{who}: " if who else ""
+    collapse = figures["collapse"]
+    if collapse > 0.5:
+        peak = f"collapsed: {collapse:.0%} of rows peak on the same prototype"
+    elif collapse > 0.2:
+        peak = f"partly collapsed: {collapse:.0%} of rows peak on the same prototype"
+    else:
+        peak = f"no collapse: at most {collapse:.0%} of rows share a top prototype"
+    return (f"{who}same-class mass {figures['same_class']:.1%} vs chance {figures['chance']:.0%} "
+            f"({_versus_chance(figures['same_class'], figures['chance'])}); {peak}; "
+            f"entropy {figures['entropy']:.3f} ({_spread(figures['entropy'])}).")
+
+
+# ----------------------------------------------------------------------------- from a network
+
+def network_attention(net, image, label) -> dict:
+    """CMA's weights of a CAMLNet on a batch and their figures.
+
+    ``image`` (b, 1, h, w, d) and ``label`` (b, h, w, d) as the network was trained
+    (camlkit.runs.matched_crops). Returns ``{"intra", "inter", "atrium" (b, k), "grid",
+    "figures"}``; the weights come from CAMLNet.attention (eval mode, CMA forced on).
+    """
+    grid = tuple(s // 8 for s in image.shape[2:])  # stage 4 is at 1/8 resolution
+    attn = net.attention(image)
+    atrium = token_atrium(label, grid)
+    return {**attn, "atrium": atrium, "grid": grid,
+            "figures": attention_figures(attn["intra"], atrium, attn["inter"])}
+
+
+@torch.no_grad()
+def network_occ(net, labeled, unlabeled, j, top_i, temperature=0.1, similarity="dot",
+                seed=0, select=None) -> dict:
+    """Omni-correlation rows of a CAMLNet on crops, computed as one training step computes them.
+
+    ``labeled``: ``{"image" (b_l, 1, h, w, d), "label" (b_l, h, w, d)}``, ``unlabeled``: images
+    (b_u, 1, h, w, d), prepared as the network was trained (camlkit.runs.matched_crops). One
+    forward of both in training mode (batch statistics; dropout seeded by ``seed``), on a copy
+    so the network's running statistics stay as they were (the heads too run in training mode
+    for z_v and z_a, as in camlkit.step.occ_term). A fresh memory bank with one slot per
+    labeled crop is filled by camlkit.step.update_memory; min(j, smallest class count)
+    prototypes per class are drawn (seeded), the top ``top_i`` confident unlabeled voxels per
+    class are kept (camlkit.occ.sample_unlabeled), and both branches' rows are computed with
+    camlkit.occ.omni_correlation(``temperature``, ``similarity``).
+
+    ``select``: another CAMLNet whose predictions choose the voxels and their classes (bank
+    contents and unlabeled rows) while ``net`` gives the embeddings — e.g. a random network's
+    embeddings at the voxels a trained one picks, the "random weights" baseline when a random
+    network predicts one class only.
+
+    Returns ``{"sim_vp", "sim_ap" (m, n), "row_class", "row_conf" (m,), "col_class" (n,),
+    "z_v", "z_a" (m, c'), "z_p" (n, c'), "bank", "l_o", "figures"}`` (figures of sim_vp);
+    ValueError when a class has no stored prototype or no confident unlabeled voxel.
+    """
+    import copy
+
+    from camlkit import occ, step
+
+    n_l = len(labeled["image"])
+    image = torch.cat([labeled["image"], unlabeled])  # (b_l + b_u, 1, h, w, d)
+    net = copy.deepcopy(net).train()
+    torch.manual_seed(seed)  # dropout masks
+    out = net(image)
+    chooser = out
+    if select is not None:
+        torch.manual_seed(seed)
+        chooser = copy.deepcopy(select).train()(image)
+    p_v, p_a = chooser["logits_v"].float().softmax(1), chooser["logits_a"].float().softmax(1)
+    bank = occ.MemoryBank(n_l, net.config.proj_dim)
+    step.update_memory(net, bank, out, p_v[:n_l], p_a[:n_l], labeled["label"], range(n_l))
+    j = min(j, int(bank.class_counts().min()))
+    torch.manual_seed(seed)  # the draw of prototypes
+    if j == 0:
+        raise ValueError(f"the memory bank holds {bank.class_counts().tolist()} embeddings per "
+                         "class: no prototype of some class (an untrained network?)")
+    z_p, col_class = bank.sample(j)  # (n, c'), (n,)
+    prob_v, prob_a = step.voxels(p_v[n_l:]), step.voxels(p_a[n_l:])  # (voxels, C)
+    picked = occ.sample_unlabeled(prob_v, prob_a, top_i)
+    if picked is None:
+        raise ValueError("no confident unlabeled voxel of some class: the branches never agree on it")
+    index, row_class = picked
+    z_v = net.pred_v(net.proj_v(step.voxels(out["feat_v"][n_l:])[index]))  # (m, c')
+    z_a = net.pred_a(net.proj_a(step.voxels(out["feat_a"][n_l:])[index]))
+    sim_vp = occ.omni_correlation(z_v, z_p, temperature, similarity)  # (m, n)
+    sim_ap = occ.omni_correlation(z_a, z_p, temperature, similarity)
+    return {"sim_vp": sim_vp, "sim_ap": sim_ap, "row_class": row_class,
+            "row_conf": prob_v[index].max(1).values, "col_class": col_class,
+            "z_v": z_v, "z_a": z_a, "z_p": z_p, "bank": bank,
+            "l_o": float(occ.occ_loss(sim_vp, sim_ap)),
+            "figures": occ_figures(sim_vp, row_class, col_class)}

@@ -1,0 +1,147 @@
+"""camlkit.runs on real smoke-trained checkpoints: finding one, its settings, matched inputs."""
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from camlkit import runs
+from camlkit.checkpoint import save_inference_model
+from camlkit.data import LADataset, load_split
+from camlkit.errors import CamlkitError
+from camlkit.train import make_config, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, la_dir):
+    """Two finished smoke runs under one root: caml (older) then supervised (newer)."""
+    root = tmp_path_factory.mktemp("runs")
+    caml = train(make_config("smoke", data=str(la_dir), out=str(root / "smoke-caml-4L-seed1"),
+                             seed=1, progress=False), evaluate=False)
+    supervised = train(make_config("smoke", method="supervised", data=str(la_dir), seed=1,
+                                   out=str(root / "smoke-supervised-4L-seed1"), progress=False),
+                       evaluate=False)
+    now = time.time()
+    os.utime(caml / runs.FINAL, (now - 60, now - 60))  # caml is the older run
+    os.utime(supervised / runs.FINAL, (now, now))
+    return root, caml, supervised
+
+
+def test_list_runs_newest_first_and_unfinished_ignored(trained):
+    root, caml, supervised = trained
+    (root / "unfinished").mkdir(exist_ok=True)
+    (root / "unfinished" / "config.json").write_text("{}")
+    assert runs.list_runs(root) == [supervised, caml]
+    assert runs.list_runs(root / "nothing-here") == []
+
+
+def test_find_checkpoint_prefers_caml_then_newest(trained, monkeypatch):
+    root, caml, supervised = trained
+    monkeypatch.delenv(runs.CHECKPOINT_ENV, raising=False)
+    assert runs.find_checkpoint(root=root) == caml / runs.FINAL  # caml, though older
+    assert runs.find_checkpoint(root=root, method=None) == supervised / runs.FINAL
+    assert runs.find_checkpoint(root=root, method="mcnet") == supervised / runs.FINAL  # fallback
+    assert runs.find_checkpoint(root=root, where={"similarity": "dot"}) == caml / runs.FINAL
+    assert runs.find_checkpoint(root=root, where={"similarity": "cosine"}) is None
+    assert runs.find_checkpoint(root=root / "empty") is None
+
+
+def test_explicit_checkpoint_wins_and_must_exist(trained, monkeypatch):
+    root, caml, supervised = trained
+    chosen = supervised / runs.FINAL
+    assert runs.find_checkpoint(chosen, root=root) == chosen
+    monkeypatch.setenv(runs.CHECKPOINT_ENV, str(chosen))
+    assert runs.find_checkpoint(root=root) == chosen
+    assert runs.find_checkpoint(root=root, env=False) == caml / runs.FINAL
+    with pytest.raises(CamlkitError, match="no-such.pth: no such checkpoint"):
+        runs.find_checkpoint(root / "no-such.pth", root=root)
+
+
+def test_settings_read_from_the_stored_config(trained):
+    _, caml, _ = trained
+    smoke = make_config("smoke")
+    settings = runs.TrainedSettings.from_checkpoint(caml / runs.FINAL)
+    assert settings.scale == smoke.scale and settings.zscore_case == smoke.zscore_case
+    assert settings.patch_size == smoke.patch_size and settings.stride == smoke.eval_stride
+    assert (settings.n_filters, settings.proj_dim) == (smoke.n_filters, smoke.proj_dim)
+    assert (settings.method, settings.labeled, settings.preset) == ("caml", 4, "smoke")
+    assert settings.similarity == "dot" and settings.iterations == smoke.iterations
+    asked = dataclasses.asdict(smoke)  # the layout of TrainConfig may nest the step's fields
+    assert (settings.j, settings.top_i) == (runs.stored_value(asked, "j"), runs.stored_value(asked, "top_i"))
+    assert settings.occ_temperature == 0.1
+    assert settings.predict_kwargs() == {"patch_size": smoke.patch_size, "stride": smoke.eval_stride,
+                                         "scale": smoke.scale, "zscore_case": smoke.zscore_case}
+    line = runs.describe(caml / runs.FINAL)
+    assert str(caml) in line and "method caml" in line and "preset smoke" in line
+
+
+def test_load_trained_gives_the_checkpoint_weights(trained):
+    _, caml, _ = trained
+    net, settings = runs.load_trained(caml / runs.FINAL)
+    stored = torch.load(caml / runs.FINAL, weights_only=True)["model"]
+    assert not net.training and net.config.n_filters == settings.n_filters
+    assert all(torch.equal(v, stored[k]) for k, v in net.state_dict().items())
+    twin = runs.random_twin(net)
+    assert twin.config == net.config
+    assert not torch.equal(twin.state_dict()["f_v.decoder.out_conv.weight"], stored["f_v.decoder.out_conv.weight"])
+
+
+def test_matched_crops_equal_the_training_dataset(trained, la_dir):
+    _, caml, _ = trained
+    settings = runs.TrainedSettings.from_checkpoint(caml / runs.FINAL)
+    paths = load_split(la_dir, 4).labeled[:2]
+    batch = runs.matched_crops(paths, settings, seed=0)
+    assert batch["image"].shape == (2, 1, *settings.patch_size)
+    assert batch["label"].shape == (2, *settings.patch_size)
+    assert batch["label"].flatten(1).any(1).all()  # each crop holds atrium
+    # every crop is a window of the volume the training run saw (scaled, z-scored per case)
+    train_view = LADataset(paths, scale=settings.scale, zscore_case=settings.zscore_case)
+    for k in range(2):
+        volume, _ = train_view.load(k)
+        crop = batch["image"][k, 0].numpy()
+        windows = np.lib.stride_tricks.sliding_window_view(volume, crop.shape)
+        assert (np.abs(windows - crop).max(axis=(-3, -2, -1)) == 0).any()
+    assert batch["cases"] == [p.parent.name for p in paths]
+    again = runs.matched_crops(paths, settings, seed=0)
+    assert torch.equal(again["image"], batch["image"])  # seeded
+
+
+def test_released_weights_get_the_released_settings(tmp_path):
+    from camlkit.caml import CAMLNet
+    from camlkit.checkpoint import camlkit_to_released_key
+
+    torch.manual_seed(0)
+    net = CAMLNet(n_filters=16)
+    released = {camlkit_to_released_key(k): v for k, v in net.state_dict().items()}
+    path = tmp_path / "iter_15000.pth"
+    torch.save(released, path)
+    assert runs.TrainedSettings.from_checkpoint(path) == runs.TrainedSettings()
+    loaded, _ = runs.load_trained(path)
+    assert torch.equal(loaded.state_dict()["f_v.decoder.out_conv.weight"], net.state_dict()["f_v.decoder.out_conv.weight"])
+
+
+def test_a_camlkit_inference_file_without_train_settings(tmp_path):
+    from camlkit.caml import CAMLNet
+
+    save_inference_model(CAMLNet(n_filters=2, proj_dim=8), tmp_path / "m.pth")
+    settings = runs.TrainedSettings.from_checkpoint(tmp_path / "m.pth")
+    assert (settings.n_filters, settings.proj_dim, settings.scale) == (2, 8, 1.0)
+
+
+def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv(runs.CHECKPOINT_ENV, raising=False)
+    assert runs.find_checkpoint(root=tmp_path) is None
+    cfg = runs.short_config("smoke", la_dir, root=tmp_path, iterations=4, warmup=2)
+    assert cfg.out == str(tmp_path / "smoke-short-caml-4L-seed3407")
+    final = runs.train_short("smoke", la_dir, root=tmp_path, progress=False, iterations=4, warmup=2)
+    assert final == tmp_path / "smoke-short-caml-4L-seed3407" / runs.FINAL and final.is_file()
+    assert runs.find_checkpoint(root=tmp_path) == final
+    assert runs.TrainedSettings.from_checkpoint(final).n_filters == 4
+    stamp = final.stat().st_mtime_ns
+    assert runs.train_short("smoke", la_dir, root=tmp_path, iterations=4, warmup=2) == final
+    assert final.stat().st_mtime_ns == stamp  # a finished short run is reused, not retrained
+    with pytest.raises(CamlkitError, match="unknown short-run size 'huge'"):
+        runs.short_config("huge", la_dir)

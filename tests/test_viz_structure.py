@@ -1,0 +1,97 @@
+"""The readable-figure fixes of camlkit.viz for notebooks 4 and 5 (issue 11): a common attention
+scale with its colorbar and the label outline, class names on the omni-correlation axes, rows
+averaged for display, one stated colour scale across panels, a log-scale memory bank, full
+slider labels. (To fold into tests/test_viz.py.)"""
+
+import numpy as np
+import torch
+
+from camlkit import viz
+from camlkit.viz import cma as viz_cma
+from camlkit.viz import occ as viz_occ
+
+
+def test_label_outline_is_the_edge_of_the_mask():
+    mask = np.zeros((5, 5), dtype=bool)
+    mask[1:4, 1:4] = True
+    rows, cols = viz_cma.label_outline(mask)
+    edge = set(zip(rows.tolist(), cols.tolist()))
+    assert (2, 2) not in edge and len(edge) == 8 and (1, 1) in edge and (3, 2) in edge
+    assert viz_cma.label_outline(np.zeros((3, 3))) [0].size == 0
+
+
+def test_attention_scale_is_weight_times_k_and_shared_by_the_explorer():
+    k = 8
+    uniform = torch.full((2, 2, k, k), 1 / k)
+    assert viz_cma.attention_scale(uniform) == 1.0
+    peaked = uniform.clone()
+    peaked[1, 0, 3] = torch.eye(k)[5]  # one query puts everything on token 5
+    assert viz_cma.attention_scale(peaked) == k
+    image = torch.zeros(2, 1, 8, 8, 8)
+    label = torch.zeros(2, 8, 8, 8, dtype=torch.long)
+    label[:, 2:6, 2:6, :] = 1
+    inter = torch.full((k, 2, 2, 2), 0.5)
+    ex = viz.attention_explorer(image, peaked, inter, (2, 2, 2), label=label)
+    fig = ex.figure
+    bar = [t for t in fig.data if t.type == "scatter" and t.marker.showscale]
+    assert len(bar) == 1 and bar[0].marker.cmax == k  # one colorbar, the common scale
+    outline = [t for t in fig.data if t.name == "atrium (label)"]
+    assert len(outline) == 1 and len(outline[0].x) == 12  # the 4x4 square's edge
+    # sample 0's uniform map is drawn at 1/k of the scale, not stretched to its own maximum
+    rgba = np.asarray(fig.data[0].z)
+    assert rgba[..., :3].max() < 80
+    assert all(c.style.description_width == "initial" for c in ex.controls.values()
+               if hasattr(c.style, "description_width"))
+
+
+def test_block_rows_averages_within_each_class_only():
+    z = np.arange(10.0)[:, None] * np.ones((1, 2))
+    classes = np.array([0] * 6 + [1] * 4)
+    small, cls, f = viz_occ.block_rows(z, classes, max_rows=4)
+    assert f == 3 and cls.tolist() == [0, 0, 1, 1]
+    assert small[:, 0].tolist() == [1.0, 4.0, 7.0, 9.0]  # (0,1,2) (3,4,5) | (6,7,8) (9)
+    same, _, one = viz_occ.block_rows(z, classes, max_rows=10)
+    assert one == 1 and np.array_equal(same, z)
+
+
+def test_heatmap_names_the_classes_and_downsamples_for_display():
+    rng = np.random.default_rng(0)
+    sim = rng.random((4000, 256))
+    row_class = np.repeat([0, 1], 2000)
+    col_class = np.repeat([0, 1], 128)
+    fig = viz.omni_correlation_heatmap(sim, row_class, rng.random(4000), col_class)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (126, 128) and z.dtype == np.float32  # 2 x ceil(2000 / 32) rows
+    assert list(fig.layout.yaxis.ticktext) == ["background", "atrium"]
+    assert list(fig.layout.xaxis.ticktext) == ["background", "atrium"]
+    assert "means of 32 rows" in fig.layout.yaxis.title.text
+    assert len(fig.to_json()) < 200_000
+
+
+def test_panels_share_one_stated_scale():
+    sim_a = np.array([[0.9, 0.1], [0.2, 0.8]])
+    sim_b = np.array([[0.5, 0.5], [0.5, 0.5]])
+    cls = np.array([0, 1])
+    fig = viz_occ.omni_correlation_panels({"dot": (sim_a, cls, [1, 1], cls),
+                                           "cosine": (sim_b, cls, [1, 1], cls)})
+    assert [t.zmax for t in fig.data] == [0.9, 0.9]
+    assert [t.showscale for t in fig.data] == [False, True]
+    assert "all panels" in fig.data[1].colorbar.title.text
+
+
+def test_memory_bank_on_a_log_axis_with_numbers_and_totals():
+    fig = viz.memory_bank_figure(np.array([[62000, 40], [50000, 120]]), ["a", "b"])
+    assert fig.layout.yaxis.type == "log" and fig.layout.barmode == "group"
+    assert list(fig.data[1].text) == ["40", "120"]
+    assert "background 112,000, atrium 160" in fig.layout.title.text
+
+
+def test_occ_explorer_labels_are_not_cut_and_share_a_scale():
+    gen = torch.Generator().manual_seed(0)
+    z_v, z_a, z_p = (torch.randn(n, 4, generator=gen) for n in (10, 10, 6))
+    ex = viz.omni_correlation_explorer(z_v, z_a, z_p, np.array([0, 1] * 5), np.linspace(0.5, 1, 10),
+                                       np.array([0, 0, 0, 1, 1, 1]), i=3, j=2)
+    assert ex.controls["temperature"].style.description_width == "initial"
+    assert ex.controls["temperature"].description.startswith("temperature")
+    assert ex.figure.data[0].zmax == ex.figure.data[1].zmax
+    assert [t.showscale for t in ex.figure.data] == [False, True]
