@@ -13,8 +13,8 @@ Details": "a general sliding window strategy without any post-processing"):
 The release runs one window per forward pass; here ``batch_size`` windows share one forward
 pass (in eval mode each window's result does not depend on its batch neighbours), and an
 eval-mode network runs as a copy with its BatchNorms folded into the convolutions, in the
-channels_last_3d layout on the CPU (``inference_model``). Together about 1.5-1.8x the release's
-speed on a 2-core CPU, with the same labels (``bench/bench_evaluate.py``).
+channels_last_3d layout on the CPU (``inference_model``): on a 2-core CPU about 1.7x the
+release's speed per window, with the same labels (``bench/bench_evaluate.py`` measures both).
 The default patch 112x112x80 and stride 18/18/4 are the paper's.
 """
 
