@@ -1,52 +1,186 @@
-"""Time the paper's evaluation protocol on CPU: seconds per LA test case, and peak memory.
+"""The paper's evaluation protocol on the CPU: the release's way against camlkit's, same weights.
 
-    python bench/bench_evaluate.py [--data ../shared/LA] [--cases 1] [--batch-size 4] [--threads N]
+    python bench/bench_evaluate.py [--data ../shared/LA] [--cases 1] [--repeat 2] [--weights random trained]
 
-Standard V-Net (16 filters, random weights: timing does not depend on them), sliding window
-112x112x80 with stride 18/18/4, on the first test cases; metrics included.
+For each LA test case and each set of weights, one run prints side by side:
+
+* **release**: the released evaluation's logic (``test_single_case_first_output`` in the
+  release's ``code/utils/test_patch.py``, written again here in plain torch + NumPy): zero-pad,
+  one 112x112x80 window per forward pass under ``torch.no_grad``, softmax, NumPy score and count
+  maps, average, argmax; the network as trained (BatchNorm layers, default memory layout);
+* **camlkit**: ``camlkit.inference.sliding_window_predict`` (batched windows, BatchNorm folded
+  into the convolutions, channels_last_3d, ``torch.inference_mode``);
+
+the seconds of each (best of ``--repeat`` runs, the two interleaved, after a one-window warm-up),
+the speed-up, and the label check: the two label maps must be identical except where the
+release's own foreground probability is within 1e-5 of 0.5 (a tie that float rounding decides).
+
+Weights: ``random`` is a V-Net with 16 filters as initialised (timing does not depend on the
+weights, but its probabilities sit near 0.5, the hardest case for the label check); ``trained``
+is the same network after ``--train-steps`` Adam steps on labeled LA crops, so that its
+probabilities look like a trained model's; ``--checkpoint`` evaluates f_v of a camlkit or
+released checkpoint instead. Only prediction is timed (the metrics are the same code for both).
+On a shared machine the figures are contended: compare them within one run.
 """
 
 import argparse
-import resource
+import math
+import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from camlkit import VNet  # noqa: E402
 from camlkit.data import case_path, read_case, read_list  # noqa: E402
-from camlkit.evaluate import evaluate_cases  # noqa: E402
-from camlkit.inference import PATCH_SIZE, STRIDE, sliding_windows, pad_widths  # noqa: E402
+from camlkit.inference import PATCH_SIZE, STRIDE, sliding_window_predict  # noqa: E402
+from camlkit.losses import dice_loss  # noqa: E402
+
+TIE = 1e-5  # a label may differ only where the release's probability is this close to 0.5
+
+
+# ----------------------------------------------------------------------------- the release's way
+
+def release_predict(net, image, patch_size, stride_xy, stride_z, num_classes=2):
+    """One window per forward pass, NumPy accumulation: the released evaluation's logic."""
+    w, h, d = image.shape
+    pads = [max(p - s, 0) for s, p in zip(image.shape, patch_size)]
+    pads = [(q // 2, q - q // 2) for q in pads]
+    image = np.pad(image, pads, mode="constant", constant_values=0)
+    ww, hh, dd = image.shape
+    sx = math.ceil((ww - patch_size[0]) / stride_xy) + 1
+    sy = math.ceil((hh - patch_size[1]) / stride_xy) + 1
+    sz = math.ceil((dd - patch_size[2]) / stride_z) + 1
+    score_map = np.zeros((num_classes,) + image.shape, dtype=np.float32)
+    cnt = np.zeros(image.shape, dtype=np.float32)
+    for x in range(sx):
+        xs = min(stride_xy * x, ww - patch_size[0])
+        for y in range(sy):
+            ys = min(stride_xy * y, hh - patch_size[1])
+            for z in range(sz):
+                zs = min(stride_z * z, dd - patch_size[2])
+                window = (slice(xs, xs + patch_size[0]), slice(ys, ys + patch_size[1]),
+                          slice(zs, zs + patch_size[2]))
+                patch = torch.from_numpy(image[window][None, None].astype(np.float32))
+                with torch.no_grad():
+                    prob = F.softmax(net(patch), dim=1).cpu().numpy()[0]
+                score_map[(slice(None),) + window] += prob
+                cnt[window] += 1
+    score_map = score_map / cnt[None]
+    (wl, _), (hl, _), (dl, _) = pads
+    score_map = score_map[:, wl:wl + w, hl:hl + h, dl:dl + d]
+    return np.argmax(score_map, axis=0).astype(np.uint8), score_map
+
+
+# ----------------------------------------------------------------------------- weights
+
+def random_net():
+    torch.manual_seed(0)
+    return VNet(n_filters=16).eval()
+
+
+def briefly_trained_net(data, steps, patch=(64, 64, 48), batch=2):
+    """The random V-Net after a few Adam steps on labeled LA crops: confident, trained-looking output."""
+    net = random_net().train()
+    cases = [read_case(case_path(data, c)) for c in read_list(Path(data) / "train.list")[:batch]]
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        images, labels = [], []
+        for image, label in cases:
+            corner = [int(rng.integers(0, s - p + 1)) for s, p in zip(image.shape, patch)]
+            crop = tuple(slice(c, c + p) for c, p in zip(corner, patch))
+            images.append(torch.from_numpy(image[crop].copy()))
+            labels.append(torch.from_numpy(label[crop].astype(np.int64)))
+        x, y = torch.stack(images)[:, None], torch.stack(labels)
+        logits = net(x)
+        loss = F.cross_entropy(logits, y) + dice_loss(torch.softmax(logits, 1)[:, 1], y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return net.eval()
+
+
+def checkpoint_net(path):
+    from camlkit.checkpoint import load_inference_model
+
+    return load_inference_model(path)
+
+
+# ----------------------------------------------------------------------------- comparison
+
+def label_check(release_label, release_prob, camlkit_label):
+    """(voxels that differ, of which not near-ties): the second must be 0."""
+    differ = release_label != camlkit_label
+    tie = np.abs(release_prob[1] - 0.5) <= TIE
+    return int(differ.sum()), int((differ & ~tie).sum())
+
+
+def compare_case(net, image, repeat, batch_size):
+    """Best seconds of each way (interleaved runs), and the label check of the last pair."""
+    release_s, camlkit_s = [], []
+    stride_xy, stride_z = STRIDE[0], STRIDE[2]
+    with torch.no_grad():  # warm-up: one window each way
+        net(torch.zeros(1, 1, *PATCH_SIZE))
+        sliding_window_predict(net, np.zeros(PATCH_SIZE, np.float32), PATCH_SIZE, STRIDE, batch_size)
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        r_label, r_prob = release_predict(net, image, PATCH_SIZE, stride_xy, stride_z)
+        release_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        c_label, c_prob = sliding_window_predict(net, image, PATCH_SIZE, STRIDE, batch_size)
+        camlkit_s.append(time.perf_counter() - t0)
+    differ, bad = label_check(r_label, r_prob, c_label)
+    near = float(np.mean(np.abs(r_prob[1] - 0.5) < 0.01))
+    return {"release": min(release_s), "camlkit": min(camlkit_s), "differ": differ, "bad": bad,
+            "max_dp": float(np.abs(r_prob - c_prob).max()), "near_half": near,
+            "foreground": float(r_label.mean())}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "LA"))
-    parser.add_argument("--cases", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cases", type=int, default=1, help="first K cases of test.list")
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each way per case (best kept)")
+    parser.add_argument("--batch-size", type=int, default=4, help="camlkit's windows per forward pass")
+    parser.add_argument("--weights", nargs="+", default=["random", "trained"], choices=["random", "trained"])
+    parser.add_argument("--train-steps", type=int, default=12, help="Adam steps of the 'trained' weights")
+    parser.add_argument("--checkpoint", help="evaluate f_v of this checkpoint instead of --weights")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    paths = [case_path(args.data, c) for c in read_list(Path(args.data) / "test.list")[: args.cases]]
-    torch.manual_seed(0)
-    model = VNet().eval()
-    for path in paths:
-        image, _ = read_case(path)
-        padded = [s + a + b for s, (a, b) in zip(image.shape, pad_widths(image.shape, PATCH_SIZE))]
-        print(f"{path.parent.name}: shape {image.shape}, {len(sliding_windows(padded, PATCH_SIZE, STRIDE))} windows")
-
-    start = time.perf_counter()
-    rows = evaluate_cases(model, paths, PATCH_SIZE, STRIDE, batch_size=args.batch_size, progress=False)
-    seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    print(f"{len(rows)} case(s), torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"batch {args.batch_size}: {seconds / len(rows):.1f} s per case, peak RSS {peak_mib:.0f} MiB")
+    cases = read_list(Path(args.data) / "test.list")[: args.cases]
+    nets = {"checkpoint": lambda: checkpoint_net(args.checkpoint)} if args.checkpoint else {
+        "random": random_net, "trained": lambda: briefly_trained_net(args.data, args.train_steps)}
+    chosen = ["checkpoint"] if args.checkpoint else args.weights
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, patch {PATCH_SIZE}, stride {STRIDE}, "
+          f"camlkit batch {args.batch_size}, best of {args.repeat}; a shared machine: figures are contended")
+    print("| case | weights | shape | release s | camlkit s | speed-up | labels differ (not ties) "
+          "| max abs dp | p within 0.01 of 0.5 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    failures, speedups = 0, []
+    for name in chosen:
+        net = nets[name]()
+        for case in cases:
+            image, _ = read_case(case_path(args.data, case))
+            row = compare_case(net, image, args.repeat, args.batch_size)
+            speedups.append(row["release"] / row["camlkit"])
+            failures += row["bad"] > 0
+            print(f"| {case[:8]} | {name} | {image.shape} | {row['release']:.1f} | {row['camlkit']:.1f} "
+                  f"| x{speedups[-1]:.2f} | {row['differ']} ({row['bad']}) | {row['max_dp']:.1e} "
+                  f"| {100 * row['near_half']:.1f} % |", flush=True)
+    print(f"speed-up: median x{statistics.median(speedups):.2f}; label check "
+          f"{'PASSED' if not failures else 'FAILED'} (labels may differ only where the release's p is "
+          f"within {TIE:g} of 0.5)")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

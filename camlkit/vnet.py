@@ -16,10 +16,16 @@ The two CAML branches differ only in how the decoder upsamples:
 
 The auxiliary encoder also runs CMA (camlkit.cma) on the stage-4 features; pass it as ``cma``.
 A plain V-Net (transpose, no CMA) has exactly 9,448,866 parameters.
+
+For inference only, ``fold_batchnorm`` returns a copy whose BatchNorms are folded into the
+convolutions before them (the same outputs up to float rounding, fewer passes over memory).
 """
+
+import copy
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 class ConvBlock(nn.Sequential):
@@ -151,6 +157,31 @@ class VNet(nn.Module):
             raise ValueError(f"V-Net input size {tuple(x.shape[2:])} must be divisible by 16")
         logits, features = self.decoder(self.encoder(x))
         return (logits, features) if return_features else logits
+
+
+def fold_batchnorm(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` in which every eval-mode BatchNorm3d is folded into the convolution before it.
+
+    In eval mode BatchNorm is a fixed affine map per channel, ``gamma (x - mean) / sqrt(var + eps)
+    + beta``, so a convolution followed by it is one convolution with each output channel's
+    weights scaled by ``gamma / sqrt(var + eps)`` and its bias shifted. The folded layer computes
+    the same function up to float rounding and saves one pass over the activations.
+    Pairs are found inside ``nn.Sequential`` blocks (ConvBlock, DownBlock, UpBlock); the folded
+    BatchNorm becomes ``nn.Identity``. A BatchNorm in training mode (it would use the batch's
+    statistics) is left as it is. ``net`` itself is not changed. For inference only.
+    """
+    folded = copy.deepcopy(net)
+    for block in folded.modules():
+        if not isinstance(block, nn.Sequential):
+            continue
+        for i in range(len(block) - 1):
+            conv, bn = block[i], block[i + 1]
+            if (isinstance(conv, (nn.Conv3d, nn.ConvTranspose3d)) and isinstance(bn, nn.BatchNorm3d)
+                    and not conv.training and not bn.training and bn.running_mean is not None):
+                transpose = isinstance(conv, nn.ConvTranspose3d)  # weights (in, out, ...): scale dim 1
+                block[i] = fuse_conv_bn_eval(conv, bn, transpose=transpose)
+                block[i + 1] = nn.Identity()
+    return folded
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -14,11 +14,13 @@ from torch import nn
 import camlkit
 from camlkit.errors import CamlkitError
 from camlkit.inference import (
+    inference_model,
     pad_widths,
     predict_volume,
     read_volume,
     sliding_window_predict,
     sliding_windows,
+    window_batches,
     window_starts,
     write_mask_nifti,
     zscore,
@@ -118,6 +120,48 @@ def test_batched_equals_one_window_at_a_time_and_reference():
     np.testing.assert_allclose(prob_1.sum(0), 1.0, atol=1e-5)
     # overlapping windows really differ (zero padding inside the convs), so averaging matters
     assert prob_1[1].std() > 0
+
+
+def test_window_batches_are_even_and_keep_the_order():
+    windows = list(range(45))
+    batches = window_batches(windows, 4)
+    assert sorted(len(b) for b in batches) == [3] * 3 + [4] * 9
+    assert [w for b in batches for w in b] == windows
+    assert window_batches(windows, 1) == [[w] for w in windows]
+    assert window_batches([0, 1, 2], 8) == [[0, 1, 2]]
+
+
+def test_inference_model_is_a_folded_copy_and_the_model_is_untouched():
+    model = tiny_vnet()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    net = inference_model(model)
+    assert net is not model
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in net.modules())
+    conv = net.encoder.stage1[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)  # the CPU layout
+    assert any(isinstance(m, nn.BatchNorm3d) for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.encoder.stage1[0].weight.is_contiguous()
+    assert inference_model(model.train()) is model  # training mode: BatchNorm uses the batch
+
+
+def test_real_case_labels_match_the_one_window_reference(la_case_paths):
+    """On a real LA crop, the fast path gives the plain protocol's labels (ties aside)."""
+    from camlkit.data import read_case
+
+    image, _ = read_case(la_case_paths[0])
+    crop = image[30:78, 40:84, 20:52]  # (48, 44, 32), around the atrium
+    model = tiny_vnet(seed=3)
+    patch, stride = (32, 32, 16), (9, 9, 4)
+    with torch.no_grad():  # shift the foreground logit so that both classes appear
+        logits = model(torch.from_numpy(crop[:32, :32, :16].copy())[None, None])
+        model.decoder.out_conv.bias[1] -= (logits[0, 1] - logits[0, 0]).median()
+    label, prob = sliding_window_predict(model, crop, patch, stride, batch_size=4)
+    expected = reference_predict(model, crop, patch, stride)
+    np.testing.assert_allclose(prob, expected, atol=1e-5)
+    differ = label != expected.argmax(0)
+    assert not (differ & (np.abs(expected[1] - 0.5) > 1e-5)).any()
+    assert 0 < label.mean() < 1  # both classes present: the check means something
 
 
 def test_small_volume_is_padded_and_cropped_back_in_place():

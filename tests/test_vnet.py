@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from camlkit.vnet import VNet, count_parameters
+from camlkit.vnet import VNet, count_parameters, fold_batchnorm
 
 
 def test_standard_vnet_has_the_published_parameter_count():
@@ -46,3 +46,38 @@ def test_sizes_not_divisible_by_16_are_refused():
 def test_unknown_upsampling_is_refused():
     with pytest.raises(ValueError, match="upsampling"):
         VNet(upsampling="nearest")
+
+
+def eval_vnet_with_random_batchnorm(upsampling, seed=0):
+    torch.manual_seed(seed)
+    net = VNet(n_filters=4, upsampling=upsampling)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm3d):  # statistics and affine far from identity
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.3, 0.3)
+    return net.eval()
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "trilinear"])
+@torch.no_grad()
+def test_folded_batchnorm_gives_the_same_outputs(upsampling):
+    net = eval_vnet_with_random_batchnorm(upsampling)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    folded = fold_batchnorm(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm3d) for m in net.modules()) == 29  # the original keeps them
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    x = torch.randn(2, 1, 32, 32, 16)
+    logits, features = net(x, return_features=True)
+    logits_f, features_f = folded(x, return_features=True)
+    torch.testing.assert_close(logits_f, logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(features_f, features, rtol=1e-4, atol=1e-5)
+
+
+def test_folding_leaves_training_batchnorm_alone():
+    net = VNet(n_filters=2).train()
+    folded = fold_batchnorm(net)
+    assert sum(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules()) == 29
+    assert folded is not net
