@@ -10,7 +10,6 @@ data folder is fine and swapping its cases is not.
 """
 
 import dataclasses
-import errno
 import hashlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from camlkit.checkpoint import (FORMAT, VERSION, net_from_checkpoint, read_camlkit_checkpoint)
 from camlkit.config import to_dict
 from camlkit.errors import CamlkitError
+from camlkit.files import DiskFullError, is_disk_full
 
 # fields a resumed run may change (``data`` is compared by its fingerprint instead)
 MAY_CHANGE = ("out", "data", "device", "num_workers", "checkpoint_every", "log_every", "progress")
@@ -98,8 +98,8 @@ def disk_full_said(path, last_good):
     """Turn a full disk while writing ``path`` into one line naming the checkpoint still good."""
     try:
         yield
-    except OSError as err:
-        if err.errno != errno.ENOSPC:
+    except (OSError, DiskFullError) as err:
+        if not (isinstance(err, DiskFullError) or is_disk_full(err)):
             raise
         kept = last_good if Path(last_good).exists() else "none (no checkpoint was written)"
         raise CamlkitError(f"no space left writing {path}; the last good checkpoint is {kept}") from None

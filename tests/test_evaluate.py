@@ -161,9 +161,9 @@ def test_evaluate_cli_reports_missing_case(tmp_path, data_dir, checkpoint, capsy
 
 
 def test_written_results_are_readable_by_everyone(tmp_path):
-    from camlkit.evaluate import write_text_atomic
+    from camlkit.files import write_text
 
-    write_text_atomic("x\n", tmp_path / "summary.md")
+    write_text("x\n", tmp_path / "summary.md")
     assert (tmp_path / "summary.md").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
 
@@ -227,6 +227,19 @@ def test_evaluate_cli_rejects_bad_settings_first(tmp_path, data_dir, checkpoint,
     code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", tmp_path / "o", "--quiet",
                             *argv], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("device,expected", [
+    ("gpu0", "--device gpu0: expected auto, cpu, cuda or cuda:N"),
+    pytest.param("cuda", "--device cuda: this PyTorch", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="about a machine without CUDA")),
+])
+def test_evaluate_cli_unknown_or_absent_device_is_one_line(tmp_path, data_dir, checkpoint, capsys, no_case_computed,
+                                                           device, expected):
+    code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", tmp_path / "o", "--quiet",
+                            "--device", device], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
     assert not (tmp_path / "o").exists()
 
 
