@@ -1,6 +1,6 @@
 """Time the paper's evaluation protocol on CPU: seconds per LA test case, and peak memory.
 
-    python bench/bench_evaluate.py [--data ../shared/LA] [--cases 1] [--batch-size 4] [--threads N]
+    python bench/bench_evaluate.py [--data LA_DIR] [--cases 1] [--batch-size 4] [--threads N]
 
 Standard V-Net (16 filters, random weights: timing does not depend on them), sliding window
 112x112x80 with stride 18/18/4, on the first test cases; metrics included.
@@ -17,6 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from camlkit import VNet  # noqa: E402
+from camlkit.course import find_data_dir  # noqa: E402
 from camlkit.data import case_path, read_case, read_list  # noqa: E402
 from camlkit.evaluate import evaluate_cases  # noqa: E402
 from camlkit.inference import PATCH_SIZE, STRIDE, sliding_windows, pad_widths  # noqa: E402
@@ -24,11 +25,13 @@ from camlkit.inference import PATCH_SIZE, STRIDE, sliding_windows, pad_widths  #
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "LA"))
+    parser.add_argument("--data", default=None,
+                        help="LA folder (default: $CAMLKIT_DATA, else data/LA, else ../shared/LA)")
     parser.add_argument("--cases", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    args.data = find_data_dir(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
 

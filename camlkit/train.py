@@ -35,6 +35,7 @@ from camlkit.batches import training_loader
 from camlkit.caml import CAMLNet
 from camlkit.checkpoint import save_checkpoint, save_inference_model
 from camlkit.config import METHODS, PRESETS, TrainConfig, make_config, run_dir, to_dict  # noqa: F401
+from camlkit.course import find_data_dir
 from camlkit.device import resolve_device
 from camlkit.errors import CamlkitError
 from camlkit.files import write_text
@@ -105,6 +106,8 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
     Ctrl-C raises KeyboardInterrupt whose message says where the last checkpoint is.
     """
     cfg = cfg.resolved()
+    if cfg.data is None:  # the one data-folder rule: $CAMLKIT_DATA, data/LA, ../shared/LA
+        cfg.data = str(find_data_dir())
     check_config(cfg)
     device = resolve_device(cfg.device)
     check_data(cfg, evaluate)

@@ -49,9 +49,10 @@ def add_cli(subparsers):
                               description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                    help="the values every other flag overrides")
-    p.add_argument("--data", default=os.environ.get("CAMLKIT_DATA", "data/LA"),
-                   help="LA folder holding train.list, test.list and the case files "
-                        "($CAMLKIT_DATA when set)")
+    p.add_argument("--data", default=None,
+                   help="LA folder holding train.list, test.list and the case files (default: "
+                        "$CAMLKIT_DATA when set, else data/LA, else ../shared/LA; "
+                        "camlkit.course.find_data_dir)")
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/<preset>-<method>-<labeled>L-seed<seed>)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="LAST_PTH",
