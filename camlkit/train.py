@@ -102,7 +102,9 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
     """Train one run and evaluate its final f_v; returns the run folder.
 
     ``callback(row)`` is called with every logged row (a notebook draws live curves with it).
-    Everything that can be checked is checked before the first iteration (camlkit.preflight).
+    Everything that can be checked is checked before the first iteration (camlkit.preflight:
+    values, device, data split, every test case the run will evaluate, --out), and the run folder
+    is this run's alone while it runs (camlkit.runfolder: a lock, no overwrite of another run).
     Ctrl-C raises KeyboardInterrupt whose message says where the last checkpoint is.
     """
     cfg = cfg.resolved()
