@@ -58,10 +58,9 @@ def checkpoint_payload(cfg, net, optimizer, bank, iteration, fingerprint):
 
 
 def check_resumable(ckpt, cfg, fingerprint, path):
-    """One line naming the first field (or data file) where the run and the checkpoint differ."""
-    if "optimizer" not in ckpt:
-        raise CamlkitError(f"{path}: an inference checkpoint (model_final.pth) cannot be resumed; "
-                           f"--resume reads the run's checkpoints/last.pth")
+    """One line naming the first field (or data file) where the run and the checkpoint differ.
+
+    ``ckpt`` is a training checkpoint (camlkit.checkpoint.read_camlkit_checkpoint refuses the rest)."""
     stored, asked = ckpt["config"].get("train", {}), to_dict(cfg)
     for key in [k for k in asked if k not in MAY_CHANGE] + [k for k in stored if k not in asked]:
         theirs, mine = stored.get(key, "<not stored>"), asked.get(key, "<unknown here>")

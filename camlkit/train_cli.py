@@ -99,11 +99,8 @@ def resume_folder(last: Path, out):
     """The run folder of a ``--resume LAST_PTH``; an inference checkpoint is one clear line."""
     from camlkit.checkpoint import read_camlkit_checkpoint
 
-    ckpt = read_camlkit_checkpoint(last)
+    read_camlkit_checkpoint(last)  # one line for anything but a training checkpoint
     folder = last.parent.parent
-    if "optimizer" not in ckpt:
-        raise CamlkitError(f"--resume {last}: an inference checkpoint (model_final.pth) holds no "
-                           f"optimizer state; resume from the run's checkpoints/last.pth")
     if last.name != "last.pth" or last.parent.name != "checkpoints":
         raise CamlkitError(f"--resume {last}: expected a run's checkpoints/last.pth")
     if out is not None and Path(out).resolve() != folder.resolve():

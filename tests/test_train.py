@@ -243,10 +243,10 @@ def test_an_inference_checkpoint_given_to_resume_is_one_line(tmp_path, la_dir):
     out = subprocess.run(_cli("--data", str(la_dir), "--resume", str(run / "model_final.pth")),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert "an inference checkpoint (model_final.pth)" in out.stderr and "checkpoints/last.pth" in out.stderr
+    assert "model_final.pth: is an inference checkpoint" in out.stderr and "checkpoints/last.pth" in out.stderr
     # the same checkpoint sitting where last.pth should be
     (run / "model_final.pth").replace(run / "checkpoints" / "last.pth")
-    with pytest.raises(CamlkitError, match="an inference checkpoint .* cannot be resumed"):
+    with pytest.raises(CamlkitError, match="last.pth: is an inference checkpoint .*--resume needs"):
         train(make_config("smoke", data=str(la_dir), out=str(run), iterations=2, **FAST), resume=True)
 
 
