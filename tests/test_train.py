@@ -372,8 +372,8 @@ def test_two_trains_on_the_same_out_the_second_names_the_first(tmp_path, la_dir)
     first = subprocess.Popen(_cli(*args), stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 240
-        while not (run / "config.json").exists() and first.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
+        while not (run / "checkpoints" / "last.pth").exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)  # the first run is in its loop
         assert first.poll() is None, "the first run ended before the second started"
         second = subprocess.run(_cli(*args), capture_output=True, text=True, timeout=300)
         assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
