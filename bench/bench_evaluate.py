@@ -1,6 +1,6 @@
 """The paper's evaluation protocol on the CPU: the release's way against camlkit's, same weights.
 
-    python bench/bench_evaluate.py [--data ../shared/LA] [--cases 1] [--repeat 2] [--weights random trained]
+    python bench/bench_evaluate.py [--data LA_DIR] [--cases 1] [--repeat 2] [--weights random trained]
 
 For each LA test case and each set of weights, one run prints side by side:
 
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from camlkit import VNet  # noqa: E402
+from camlkit.course import find_data_dir  # noqa: E402
 from camlkit.data import case_path, read_case, read_list  # noqa: E402
 from camlkit.inference import PATCH_SIZE, STRIDE, sliding_window_predict  # noqa: E402
 from camlkit.losses import dice_loss  # noqa: E402
@@ -144,7 +145,7 @@ def compare_case(net, image, repeat, batch_size):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "LA"))
+    parser.add_argument("--data", default=None, help="LA folder (default: camlkit.course.find_data_dir)")
     parser.add_argument("--cases", type=int, default=1, help="first K cases of test.list")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each way per case (best kept)")
     parser.add_argument("--batch-size", type=int, default=4, help="camlkit's windows per forward pass")
@@ -156,6 +157,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    args.data = find_data_dir(args.data)
     cases = read_list(Path(args.data) / "test.list")[: args.cases]
     nets = {"checkpoint": lambda: checkpoint_net(args.checkpoint)} if args.checkpoint else {
         "random": random_net, "trained": lambda: briefly_trained_net(args.data, args.train_steps)}

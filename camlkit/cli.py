@@ -58,6 +58,11 @@ def main(argv=None):
         return 130
 
 
+def run_script(command, argv=None):
+    """What a ``data_scripts/`` wrapper runs: ``camlkit COMMAND ARGS`` (the same messages, exits)."""
+    return main([command, *(sys.argv[1:] if argv is None else argv)])
+
+
 # ----------------------------------------------------------------------------- config -> flags
 
 def field_comments(cls) -> dict:

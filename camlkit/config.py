@@ -55,7 +55,7 @@ class TrainConfig:
     method: str = "caml"  # supervised, mcnet, mcnet+occ, mcnet+cma or caml
     labeled: int = 4  # the first N cases of train.list are labeled
     seed: int = 3407  # the released runs' seed
-    data: str = "data/LA"  # LA folder holding train.list, test.list and the case files
+    data: str | None = None  # LA folder; None: $CAMLKIT_DATA, data/LA, ../shared/LA (course.find_data_dir)
     out: str | None = None  # run folder; None: runs/<preset>-<method>-<labeled>L-seed<seed>
     # optimisation (released values)
     iterations: int = 15000  # training iterations (one batch each)

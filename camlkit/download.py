@@ -21,7 +21,6 @@ Destination: ``--dest``, else ``$CAMLKIT_DATA``, else ``data/LA`` in the reposit
 Command line: ``camlkit download`` (or ``python data_scripts/download_la.py``).
 """
 
-import argparse
 import hashlib
 import http.client
 import os
@@ -258,10 +257,6 @@ def add_arguments(parser):
 DESCRIPTION = "Download (or copy) the preprocessed LA release and verify each file's SHA-256."
 
 
-def build_parser():
-    return add_arguments(argparse.ArgumentParser(prog="download_la.py", description=DESCRIPTION))
-
-
 def download_command(args):
     """Run a download from parsed arguments; raises CamlkitError for any failure."""
     if args.retries < 0:
@@ -302,12 +297,10 @@ def add_cli(subparsers):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        return download_command(args)
-    except CamlkitError as err:
-        print(f"download_la: error: {err}".splitlines()[0], file=sys.stderr)
-        return 2
+    """``python data_scripts/download_la.py ARGS``: the same as ``camlkit download ARGS``."""
+    from camlkit.cli import run_script
+
+    return run_script("download", argv)
 
 
 if __name__ == "__main__":

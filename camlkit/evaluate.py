@@ -61,11 +61,6 @@ def summarize(rows):
     return summary
 
 
-def write_text_atomic(text, path):
-    """Write a text file atomically (camlkit.files.write_text; kept under this name for callers)."""
-    write_text(text, path)
-
-
 def write_csv(rows, path):
     """Per-case rows as CSV (columns case, dice, jaccard, hd95, asd), written atomically."""
     import io
@@ -157,7 +152,8 @@ def evaluation_failed_message(run_dir, err) -> str:
 
 def evaluate_command(args):
     from camlkit.checkpoint import load_inference_model
-    from camlkit.inference import check_window, pick_device, stored_settings
+    from camlkit.device import resolve_device
+    from camlkit.inference import check_window, stored_settings
 
     out = check_output_dir(args.out)
     check_output_files(out, ("cases.csv", "summary.md"))
@@ -166,10 +162,11 @@ def evaluate_command(args):
     stride = tuple(args.stride or stored.get("stride", STRIDE))
     scale = args.scale if args.scale is not None else float(stored.get("scale", 1.0))
     check_window(patch, stride, scale, args.batch_size)
+    device = resolve_device(args.device)
     paths = check_test_set(args.data, args.cases, flag="--cases")
     method = args.method or stored.get("method")
     labeled = args.labeled if args.labeled is not None else stored.get("labeled")
-    model = load_inference_model(args.checkpoint, map_location=pick_device(args.device))
+    model = load_inference_model(args.checkpoint, map_location=device)
 
     zscore_case = bool(stored.get("zscore_case", False))
     rows = evaluate_cases(model, paths, patch, stride, scale=scale, batch_size=args.batch_size,

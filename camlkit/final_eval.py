@@ -7,7 +7,8 @@ Comparison": best-during-training selection would overfit the test set), through
 
 import json
 
-from camlkit.evaluate import evaluate_cases, format_table, summarize, write_csv, write_text_atomic
+from camlkit.evaluate import evaluate_cases, format_table, summarize, write_csv
+from camlkit.files import write_text
 
 
 def evaluate_run(cfg, f_v, run_dir):
@@ -21,8 +22,8 @@ def evaluate_run(cfg, f_v, run_dir):
     summary = summarize(rows)
     write_csv(rows, run_dir / "cases.csv")
     table = format_table(summary, cfg.method, cfg.labeled)
-    write_text_atomic(table + "\n", run_dir / "summary.md")
-    write_text_atomic(json.dumps(summary, indent=2), run_dir / "summary.json")
+    write_text(table + "\n", run_dir / "summary.md")
+    write_text(json.dumps(summary, indent=2), run_dir / "summary.json")
     if cfg.progress:
         print(table)
     return summary

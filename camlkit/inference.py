@@ -267,16 +267,6 @@ def write_mask_nifti(mask, affine, path):
 
 # ----------------------------------------------------------------------------- command line
 
-def pick_device(name):
-    """"auto" -> cuda if available, else cpu; otherwise the named torch device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise CamlkitError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
-
-
 def add_window_arguments(parser):
     """--patch / --stride / --scale / --batch-size / --device, shared by ``predict`` and ``evaluate``."""
     parser.add_argument("--patch", type=int, nargs=3, default=None, metavar=("H", "W", "D"),
@@ -308,6 +298,7 @@ def check_window(patch_size, stride, scale, batch_size):
 
 def predict_command(args):
     from camlkit.checkpoint import load_inference_model
+    from camlkit.device import resolve_device
     from camlkit.files import clean_temps, sigterm_as_exit
 
     output = check_output_path(args.output, overwrite=args.overwrite)
@@ -318,8 +309,8 @@ def predict_command(args):
     stride = tuple(args.stride or stored.get("stride", STRIDE))
     scale = args.scale if args.scale is not None else float(stored.get("scale", 1.0))
     check_window(patch, stride, scale, args.batch_size)
+    device = resolve_device(args.device)
     image, affine = read_volume(args.input)
-    device = pick_device(args.device)
     model = load_inference_model(args.checkpoint, map_location=device)
     if not str(args.input).lower().endswith(".h5"):  # LA .h5 images are already z-scored
         image = zscore(image)

@@ -3,6 +3,10 @@
 A paper run is a day of GPU time, so a value that would fail at the end (an empty test list, a
 checkpoint interval of 0) or give a meaningless result (0 iterations: an untrained net evaluated)
 is refused at the start, in one line that names the value and what was expected.
+
+The test set and output folder are checked by the same functions ``camlkit evaluate`` uses
+(camlkit.evaluate: ``check_test_set``, ``check_output_dir``); the run folder's ownership is
+camlkit.runfolder's.
 """
 
 from pathlib import Path
@@ -30,8 +34,10 @@ def check_data(cfg, evaluate=True):
     """The data folder: both lists readable, their cases present, ``labeled`` within its bounds."""
     from camlkit.data import load_split
 
-    split = load_split(cfg.data, 0)  # one line for a missing folder, list or case file
-    train = split.unlabeled  # every case of train.list, with 0 labeled
+    # one line for a missing folder, list or case file; 2 labeled is the least a split holds,
+    # the bounds of this run's method are checked below
+    split = load_split(cfg.data, 2)
+    train = split.labeled + split.unlabeled  # every case of train.list
     low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs
     if not low <= cfg.labeled <= high:
         need = f" and {cfg.unlabeled_bs} unlabeled" if cfg.unlabeled_bs else ""
@@ -41,3 +47,14 @@ def check_data(cfg, evaluate=True):
     if evaluate and not split.test:
         raise CamlkitError(f"{Path(cfg.data) / 'test.list'}: no test cases to evaluate the run on "
                            f"(pass --no-eval to train without evaluating)")
+    if evaluate:  # every case the final evaluation reads, read and validated now (NaN, damage)
+        from camlkit.evaluate import check_test_set
+
+        check_test_set(cfg.data, cfg.eval_cases)
+
+
+def check_outputs(folder):
+    """The run folder can be created or written (not a file, its parent writable)."""
+    from camlkit.evaluate import check_output_dir
+
+    check_output_dir(folder, flag="--out")

@@ -20,7 +20,6 @@ Each file is written atomically (camlkit.files): an interrupted run leaves no ha
 Command line: ``camlkit preprocess RAW OUT`` (or ``python data_scripts/preprocess_la.py``).
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -140,13 +139,10 @@ def add_cli(subparsers):
 
 
 def main(argv=None):
-    parser = add_arguments(argparse.ArgumentParser(prog="preprocess_la.py", description=DESCRIPTION))
-    args = parser.parse_args(argv)
-    try:
-        return preprocess_command(args)
-    except CamlkitError as err:
-        print(f"preprocess_la: error: {err}".splitlines()[0], file=sys.stderr)
-        return 2
+    """``python data_scripts/preprocess_la.py ARGS``: the same as ``camlkit preprocess ARGS``."""
+    from camlkit.cli import run_script
+
+    return run_script("preprocess", argv)
 
 
 if __name__ == "__main__":

@@ -292,9 +292,9 @@ def add_cli(subparsers):
 def report_command(args):
     text = report(args.runs)
     if args.out:
-        from camlkit.evaluate import write_text_atomic
+        from camlkit.files import write_text
 
-        write_text_atomic(text, args.out)
+        write_text(text, args.out)
     else:
         print(text, end="")
     return 0

@@ -10,7 +10,6 @@ data folder is fine and swapping its cases is not.
 """
 
 import dataclasses
-import errno
 import hashlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from camlkit.checkpoint import (FORMAT, VERSION, net_from_checkpoint, read_camlkit_checkpoint)
 from camlkit.config import to_dict
 from camlkit.errors import CamlkitError
+from camlkit.files import DiskFullError, is_disk_full
 
 # fields a resumed run may change (``data`` is compared by its fingerprint instead)
 MAY_CHANGE = ("out", "data", "device", "num_workers", "checkpoint_every", "log_every", "progress")
@@ -58,10 +58,9 @@ def checkpoint_payload(cfg, net, optimizer, bank, iteration, fingerprint):
 
 
 def check_resumable(ckpt, cfg, fingerprint, path):
-    """One line naming the first field (or data file) where the run and the checkpoint differ."""
-    if "optimizer" not in ckpt:
-        raise CamlkitError(f"{path}: an inference checkpoint (model_final.pth) cannot be resumed; "
-                           f"--resume reads the run's checkpoints/last.pth")
+    """One line naming the first field (or data file) where the run and the checkpoint differ.
+
+    ``ckpt`` is a training checkpoint (camlkit.checkpoint.read_camlkit_checkpoint refuses the rest)."""
     stored, asked = ckpt["config"].get("train", {}), to_dict(cfg)
     for key in [k for k in asked if k not in MAY_CHANGE] + [k for k in stored if k not in asked]:
         theirs, mine = stored.get(key, "<not stored>"), asked.get(key, "<unknown here>")
@@ -98,8 +97,8 @@ def disk_full_said(path, last_good):
     """Turn a full disk while writing ``path`` into one line naming the checkpoint still good."""
     try:
         yield
-    except OSError as err:
-        if err.errno != errno.ENOSPC:
+    except (OSError, DiskFullError) as err:
+        if not (isinstance(err, DiskFullError) or is_disk_full(err)):
             raise
         kept = last_good if Path(last_good).exists() else "none (no checkpoint was written)"
         raise CamlkitError(f"no space left writing {path}; the last good checkpoint is {kept}") from None

@@ -1,4 +1,5 @@
-"""The run log: ``log.csv`` (always) and TensorBoard scalars in ``tb/`` (when installed).
+"""The run log: ``log.csv`` (always) and TensorBoard scalars in ``tb/`` (when the optional
+``tensorboard`` extra is installed: ``pip install camlkit[tensorboard]``).
 
 One row per logged iteration with the parts of Eq. 1 (L, L_s, l_c, l_o), the two ramp weights
 (lambda_c, lambda_o), the learning rate and the seconds since the (re)start. A resumed run keeps
@@ -7,7 +8,6 @@ was stopped and resumed equals the log of one that was not.
 """
 
 import csv
-import os
 from pathlib import Path
 
 LOG_FIELDS = ("iteration", "L", "L_s", "l_c", "l_o", "lambda_c", "lambda_o", "lr", "seconds")
@@ -53,28 +53,3 @@ def read_log(path):
         return [{k: (int(v) if k == "iteration" else float(v)) for k, v in row.items()}
                 for row in csv.DictReader(f)]
 
-
-def plot_run(run_dir: Path, summary=None):
-    """curves.png: each loss part and the two lambdas against iterations, final metrics in the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_log(run_dir / "log.csv")
-    its = [r["iteration"] for r in rows]
-    fig, (ax_loss, ax_lambda) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("L", "L_s", "l_c", "l_o"):
-        ax_loss.plot(its, [r[key] for r in rows], label=key)
-    ax_loss.set_xlabel("iteration"), ax_loss.set_title("loss parts"), ax_loss.legend()
-    for key in ("lambda_c", "lambda_o"):
-        ax_lambda.plot(its, [r[key] for r in rows], label=key)
-    ax_lambda.set_xlabel("iteration"), ax_lambda.set_title("ramp-up weights"), ax_lambda.legend()
-    if summary:
-        fig.suptitle("final: " + ", ".join(f"{k} {summary[k][0]:.4g}"
-                                           for k in ("dice", "jaccard", "hd95", "asd")))
-    fig.tight_layout()
-    tmp = run_dir / ".curves.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, run_dir / "curves.png")

@@ -18,6 +18,7 @@ checkpoint stores the model, optimizer, memory bank and the torch RNG state. On 
 resumed run ends bit-identical to an uninterrupted one.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -34,17 +35,16 @@ from camlkit.batches import training_loader
 from camlkit.caml import CAMLNet
 from camlkit.checkpoint import save_checkpoint, save_inference_model
 from camlkit.config import METHODS, PRESETS, TrainConfig, make_config, run_dir, to_dict  # noqa: F401
+from camlkit.course import find_data_dir
 from camlkit.device import resolve_device
 from camlkit.errors import CamlkitError
-from camlkit.evaluate import write_text_atomic
+from camlkit.files import write_text
 from camlkit.occ import MemoryBank
-from camlkit.preflight import check_config, check_data
+from camlkit.preflight import check_config, check_data, check_outputs
 from camlkit.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
-from camlkit.runlog import RunLog, plot_run, read_log  # noqa: F401  (notebooks: train.read_log)
+from camlkit.runfolder import run_folder
+from camlkit.runlog import RunLog, read_log  # noqa: F401  (notebooks: train.read_log)
 from camlkit.step import StepConfig, caml_step
-
-RUN_FILES = ("config.json", "log.csv", "checkpoints/last.pth", "model_final.pth", "summary.json")
-
 
 def seed_everything(seed):
     random.seed(seed)
@@ -102,36 +102,29 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
     """Train one run and evaluate its final f_v; returns the run folder.
 
     ``callback(row)`` is called with every logged row (a notebook draws live curves with it).
-    Everything that can be checked is checked before the first iteration (camlkit.preflight).
+    Everything that can be checked is checked before the first iteration (camlkit.preflight:
+    values, device, data split, every test case the run will evaluate, --out), and the run folder
+    is this run's alone while it runs (camlkit.runfolder: a lock, no overwrite of another run).
     Ctrl-C raises KeyboardInterrupt whose message says where the last checkpoint is.
     """
     cfg = cfg.resolved()
+    if cfg.data is None:  # the one data-folder rule: $CAMLKIT_DATA, data/LA, ../shared/LA
+        cfg.data = str(find_data_dir())
     check_config(cfg)
     device = resolve_device(cfg.device)
     check_data(cfg, evaluate)
     folder = run_dir(cfg)
+    check_outputs(folder)
     cfg.out = str(folder)
     rank, world = distributed_context()
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
-    # run folder: lock and ownership go here (camlkit.runfolder.run_folder, issue 12; the lead
-    # wires it): `with run_folder(folder, resume, overwrite): return _run(...)`
-    if rank == 0:
-        claim_run_folder(folder, resume, overwrite)
-    return _run(cfg, folder, device, rank, world, resume, callback, evaluate)
-
-
-def claim_run_folder(folder: Path, resume, overwrite):
-    """A new run refuses a folder that holds one; a resumed run needs its last.pth."""
-    last = folder / "checkpoints" / "last.pth"
-    if resume and not last.exists():
-        raise CamlkitError(f"{last}: nothing to resume (no checkpoint in {folder})")
-    present = [name for name in RUN_FILES if (folder / name).exists()]
-    if present and not (resume or overwrite):
-        raise CamlkitError(f"{folder} already holds a run ({', '.join(present)}): pass --resume to "
-                           f"continue it, --overwrite to replace it, or choose another --out")
-    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    # the run folder belongs to this run while it runs (camlkit.runfolder): one writer, no
+    # silent overwrite of another run; under DDP rank 0 owns it for all ranks
+    owner = run_folder(folder, resume=resume, overwrite=overwrite) if rank == 0 else contextlib.nullcontext()
+    with owner:
+        return _run(cfg, folder, device, rank, world, resume, callback, evaluate)
 
 
 def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
@@ -144,7 +137,8 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
     bank = MemoryBank(cfg.labeled, cfg.model.proj_dim) if cfg.step.use_occ else None
     start = restore(last, cfg, net, optimizer, bank, device, fingerprint) if resume else 0
     if rank == 0:
-        write_text_atomic(json.dumps(to_dict(cfg), indent=2) + "\n", folder / "config.json")
+        (folder / "checkpoints").mkdir(exist_ok=True)
+        write_text(json.dumps(to_dict(cfg), indent=2) + "\n", folder / "config.json")
 
     module = Eq1Module(net, cfg.step, bank)
     if world > 1:
@@ -212,14 +206,16 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
                              method=cfg.method, labeled=cfg.labeled, zscore_case=cfg.zscore_case)
     summary = None
     if evaluate:
+        from camlkit.evaluate import evaluation_failed_message
         from camlkit.final_eval import evaluate_run
 
         try:
             summary = evaluate_run(cfg, net.f_v, folder)
         except CamlkitError as err:
-            raise CamlkitError(f"{err} (training is done and saved in {last}: after fixing this, "
-                               f"the same command with --resume redoes only the evaluation)") from None
-    plot_run(folder, summary)
+            raise CamlkitError(evaluation_failed_message(folder, err)) from None
+    from camlkit.viz.curves import save_curves
+
+    save_curves(folder, folder / "curves.png", summary)
     if world > 1:
         dist.barrier()
     return folder

@@ -51,9 +51,10 @@ def add_cli(subparsers):
                               description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                    help="the values every other flag overrides")
-    p.add_argument("--data", default=os.environ.get("CAMLKIT_DATA", "data/LA"),
-                   help="LA folder holding train.list, test.list and the case files "
-                        "($CAMLKIT_DATA when set)")
+    p.add_argument("--data", default=None,
+                   help="LA folder holding train.list, test.list and the case files (default: "
+                        "$CAMLKIT_DATA when set, else data/LA, else ../shared/LA; "
+                        "camlkit.course.find_data_dir)")
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/<preset>-<method>-<labeled>L-seed<seed>)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="LAST_PTH",
@@ -100,11 +101,8 @@ def resume_folder(last: Path, out):
     """The run folder of a ``--resume LAST_PTH``; an inference checkpoint is one clear line."""
     from camlkit.checkpoint import read_camlkit_checkpoint
 
-    ckpt = read_camlkit_checkpoint(last)
+    read_camlkit_checkpoint(last)  # one line for anything but a training checkpoint
     folder = last.parent.parent
-    if "optimizer" not in ckpt:
-        raise CamlkitError(f"--resume {last}: an inference checkpoint (model_final.pth) holds no "
-                           f"optimizer state; resume from the run's checkpoints/last.pth")
     if last.name != "last.pth" or last.parent.name != "checkpoints":
         raise CamlkitError(f"--resume {last}: expected a run's checkpoints/last.pth")
     if out is not None and Path(out).resolve() != folder.resolve():

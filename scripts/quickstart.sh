@@ -4,6 +4,8 @@
 # preset (minutes). Usage: bash scripts/quickstart.sh
 #   PRESET=paper|quick|smoke   override the choice    LABELED=16  labeled cases    SEED=3407
 #   CAMLKIT_DATA=DIR           where LA lives (default data/LA inside the repo)
+#   OVERWRITE=1                train again even if runs/<preset>-caml-<L>L-seed<S> holds a run
+#                              (a rerun otherwise shows a finished run or resumes a stopped one)
 #   TORCH_INDEX_URL=URL        where torch comes from (scripts/torch_index.sh chooses when unset:
 #                              PyTorch's CPU wheels on Linux without nvidia-smi, falling back to
 #                              the default index if they cannot be reached; else the default
@@ -37,8 +39,28 @@ PRESET=${PRESET:-$(.venv/bin/python -c "import torch; print('paper' if torch.cud
 LABELED=${LABELED:-16}
 SEED=${SEED:-3407}
 RUN=runs/$PRESET-caml-${LABELED}L-seed$SEED
-RESUME=""
-[ -f "$RUN/checkpoints/last.pth" ] && RESUME=--resume
-.venv/bin/camlkit train --preset "$PRESET" --method caml --labeled "$LABELED" --seed "$SEED" \
-    --data "$DATA" --out "$RUN" $RESUME
+# Run again, this picks up where the last try stopped: a finished run is shown, not redone; a
+# stopped one resumes from its checkpoint; one stopped before its first checkpoint starts again.
+# OVERWRITE=1 replaces whatever $RUN holds with a fresh run.
+TRAIN=(.venv/bin/camlkit train --preset "$PRESET" --method caml --labeled "$LABELED" --seed "$SEED"
+       --data "$DATA" --out "$RUN")
+if [ "${OVERWRITE:-0}" = 1 ]; then
+    "${TRAIN[@]}" --overwrite
+elif [ -f "$RUN/summary.md" ]; then
+    echo "quickstart: $RUN holds a finished run (OVERWRITE=1 to train it again):"
+    cat "$RUN/summary.md"
+elif [ -f "$RUN/checkpoints/last.pth" ]; then
+    echo "quickstart: resuming the run in $RUN from $RUN/checkpoints/last.pth"
+    "${TRAIN[@]}" --resume
+elif [ -f "$RUN/model_final.pth" ]; then
+    echo "quickstart: $RUN holds a trained model but no checkpoint to resume; keeping it" >&2
+    echo "  evaluate it: .venv/bin/camlkit evaluate $RUN/model_final.pth --data $DATA --out $RUN/eval" >&2
+    echo "  or train again: OVERWRITE=1 bash scripts/quickstart.sh" >&2
+    exit 1
+elif [ -e "$RUN/config.json" ] || [ -e "$RUN/log.csv" ]; then
+    echo "quickstart: $RUN was stopped before its first checkpoint; starting it again"
+    "${TRAIN[@]}" --overwrite
+else
+    "${TRAIN[@]}"
+fi
 echo "Results: $RUN/summary.md, per case: $RUN/cases.csv, curves: $RUN/curves.png"

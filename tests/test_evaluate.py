@@ -161,9 +161,9 @@ def test_evaluate_cli_reports_missing_case(tmp_path, data_dir, checkpoint, capsy
 
 
 def test_written_results_are_readable_by_everyone(tmp_path):
-    from camlkit.evaluate import write_text_atomic
+    from camlkit.files import write_text
 
-    write_text_atomic("x\n", tmp_path / "summary.md")
+    write_text("x\n", tmp_path / "summary.md")
     assert (tmp_path / "summary.md").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
 
@@ -221,6 +221,9 @@ def test_evaluate_cli_checks_every_test_case_first(tmp_path, data_dir, checkpoin
     (["--patch", 30, 30, 30], "--patch 30 30 30: each side must be a positive multiple of 16"),
     (["--stride", 0, 4, 4], "--stride 0 4 4"),
     (["--batch-size", 0], "--batch-size 0"),
+    (["--device", "gpu0"], "--device gpu0: expected auto, cpu, cuda or cuda:N"),
+    pytest.param(["--device", "cuda"], "--device cuda: this PyTorch", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="about a machine without CUDA")),
 ])
 def test_evaluate_cli_rejects_bad_settings_first(tmp_path, data_dir, checkpoint, capsys, no_case_computed,
                                                  argv, expected):

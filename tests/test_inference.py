@@ -377,6 +377,9 @@ def volume(tmp_path):
     (["--patch", 0, 16, 16], "--patch 0 16 16"),
     (["--stride", 8, 0, 8], "--stride 8 0 8"),
     (["--batch-size", 0], "--batch-size 0"),
+    (["--device", "gpu0"], "--device gpu0: expected auto, cpu, cuda or cuda:N"),
+    pytest.param(["--device", "cuda"], "--device cuda: this PyTorch", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="about a machine without CUDA")),
 ])
 def test_predict_cli_rejects_bad_settings(tmp_path, checkpoint, volume, capsys, no_prediction, argv, expected):
     code, _, err = run_cli(["predict", checkpoint, volume, tmp_path / "out.nii.gz", *WINDOW, *argv], capsys)

@@ -243,10 +243,10 @@ def test_an_inference_checkpoint_given_to_resume_is_one_line(tmp_path, la_dir):
     out = subprocess.run(_cli("--data", str(la_dir), "--resume", str(run / "model_final.pth")),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert "an inference checkpoint (model_final.pth)" in out.stderr and "checkpoints/last.pth" in out.stderr
+    assert "model_final.pth: is an inference checkpoint" in out.stderr and "checkpoints/last.pth" in out.stderr
     # the same checkpoint sitting where last.pth should be
     (run / "model_final.pth").replace(run / "checkpoints" / "last.pth")
-    with pytest.raises(CamlkitError, match="an inference checkpoint .* cannot be resumed"):
+    with pytest.raises(CamlkitError, match="last.pth: is an inference checkpoint .*--resume needs"):
         train(make_config("smoke", data=str(la_dir), out=str(run), iterations=2, **FAST), resume=True)
 
 
@@ -303,26 +303,88 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tmp_path, la_dir)
     assert line.endswith("to continue: camlkit train --preset smoke " + " ".join(args) + " --resume")
 
 
-def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir):
-    data = _data_copy(tmp_path, la_dir)
-    cfg = make_config("smoke", data=str(data), out=str(tmp_path / "run"), iterations=2, **FAST)
+def _data_with_own_case_folders(tmp_path, la_dir):
+    """An LA copy whose case folders are links of their own, so one can be replaced; returns
+    (data folder, path of the first test case's .h5 there, the real case's .h5)."""
     from camlkit.data import case_path, read_list
 
-    first_test = read_list(data / "test.list")[0]
-    real_dir = case_path(la_dir, first_test).parent
-    (data / "2018LA_Seg_Training Set").unlink()  # own case folders: one test case is damaged
+    data = _data_copy(tmp_path, la_dir)
+    (data / "2018LA_Seg_Training Set").unlink()
     (data / "2018LA_Seg_Training Set").mkdir()
     for case in read_list(data / "train.list") + read_list(data / "test.list"):
         (data / "2018LA_Seg_Training Set" / case).symlink_to(case_path(la_dir, case).parent)
-    damaged = data / "2018LA_Seg_Training Set" / first_test
-    damaged.unlink()
-    damaged.mkdir()
-    (damaged / case_path(la_dir, first_test).name).write_bytes(b"not an HDF5 file")
-    with pytest.raises(CamlkitError, match="with --resume redoes only the evaluation"):
-        train(cfg)
-    assert real_dir.is_dir()
+    first_test = read_list(data / "test.list")[0]
+    real = case_path(la_dir, first_test)
+    own = data / "2018LA_Seg_Training Set" / first_test
+    own.unlink()
+    own.mkdir()
+    return data, own / real.name, real
+
+
+def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
+    import h5py
+
+    data, copy, real = _data_with_own_case_folders(tmp_path, la_dir)
+    with h5py.File(real, "r") as src, h5py.File(copy, "w") as dst:
+        image = src["image"][:]
+        image[0, 0, 0] = float("nan")
+        dst["image"], dst["label"] = image, src["label"][:]
+    run = tmp_path / "run"
+    out = subprocess.run(_cli("--data", str(data), "--out", str(run), "--iterations", "2", "--quiet"),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert str(copy) in out.stderr and "NaN" in out.stderr
+    assert not (run / "checkpoints").exists() and not (run / "log.csv").exists()
+    for eval_cases in ("0", "-1"):
+        out = subprocess.run(_cli("--data", str(la_dir), "--out", str(run), "--eval-cases", eval_cases),
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and "eval_cases" in out.stderr
+    assert not run.exists()
+
+
+def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir):
+    data, copy, real = _data_with_own_case_folders(tmp_path, la_dir)
+    copy.symlink_to(real)  # sound when checked before training ...
+    cfg = make_config("smoke", data=str(data), out=str(tmp_path / "run"), iterations=2, **FAST)
+
+    def damage_at_the_end(row):  # ... and damaged by the time the run evaluates
+        if row["iteration"] == cfg.iterations - 1:
+            copy.unlink()
+            copy.write_bytes(b"not an HDF5 file")
+
+    with pytest.raises(CamlkitError, match="evaluation failed: .*with --resume: it redoes only the evaluation"):
+        train(cfg, callback=damage_at_the_end)
+    assert real.is_file()
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)
-    assert ckpt["iteration"] == 2
+    assert ckpt["iteration"] == 2 and not (tmp_path / "run" / "summary.json").exists()
+    copy.unlink()
+    copy.symlink_to(real)  # fixed: --resume evaluates without training again
+    train(cfg, resume=True)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["cases"] == 1
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)["iteration"] == 2
+
+
+# ----------------------------------------------------------------------------- one run per folder
+
+def test_two_trains_on_the_same_out_the_second_names_the_first(tmp_path, la_dir):
+    run = tmp_path / "run"
+    args = ["--data", str(la_dir), "--out", str(run), "--iterations", "400", "--no-eval", "--quiet"]
+    first = subprocess.Popen(_cli(*args), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while not (run / "checkpoints" / "last.pth").exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)  # the first run is in its loop
+        assert first.poll() is None, "the first run ended before the second started"
+        second = subprocess.run(_cli(*args), capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert f"is in use by process {first.pid}" in second.stderr
+        assert first.poll() is None  # the first run goes on, undisturbed
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    assert first.returncode == 130
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["iteration"]) for r in rows] == list(range(len(rows)))  # one writer
 
 
 def test_the_log_is_csv_when_tensorboard_is_not_installed(tmp_path, monkeypatch):

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from camlkit.errors import CamlkitError
+from camlkit.files import atomic_path
 
 PANEL_TITLES = {
     "L": "L = L_s + λ_c l_c + λ_o l_o  (Eq. 1)",
@@ -157,7 +157,7 @@ def read_run(run_dir) -> tuple[list[dict], dict | None]:
     """A run folder's log rows (``log.csv``) and its summary (``summary.json``, None if absent)."""
     import json
 
-    from camlkit.train import read_log
+    from camlkit.runlog import read_log
 
     run_dir = Path(run_dir)
     log = run_dir / "log.csv"
@@ -172,8 +172,8 @@ def save_curves(rows_or_run_dir, path, summary: Mapping | None = None, dpi: int 
     """Write :func:`curves_figure` to ``path`` (e.g. ``run_dir / "curves.png"``), atomically.
 
     ``rows_or_run_dir``: the log rows, or a run folder whose ``log.csv`` (and, when ``summary``
-    is not given, ``summary.json``) are read. The image goes to a temporary file in the same
-    folder first and is renamed over ``path``, so a reader never sees half a picture.
+    is not given, ``summary.json``) are read. The image is written through
+    camlkit.files.atomic_path, so a reader never sees half a picture.
     """
     if isinstance(rows_or_run_dir, (str, os.PathLike)):
         rows, found = read_run(rows_or_run_dir)
@@ -186,15 +186,8 @@ def save_curves(rows_or_run_dir, path, summary: Mapping | None = None, dpi: int 
     if not path.parent.is_dir():
         raise CamlkitError(f"{path}: folder {path.parent} does not exist")
     fig = curves_figure(rows, summary)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=dpi)
-        os.chmod(tmp, 0o644)  # readable by everyone, like the run's other results
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:  # the user's umask, like the run's other results
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi)
     return path
 
 
