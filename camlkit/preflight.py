@@ -34,10 +34,8 @@ def check_data(cfg, evaluate=True):
     """The data folder: both lists readable, their cases present, ``labeled`` within its bounds."""
     from camlkit.data import load_split
 
-    # one line for a missing folder, list or case file; 2 labeled is the least a split holds,
-    # the bounds of this run's method are checked below
-    split = load_split(cfg.data, 2)
-    train = split.labeled + split.unlabeled  # every case of train.list
+    split = load_split(cfg.data, 0)  # one line for a missing folder, list or case file
+    train = split.unlabeled  # every case of train.list, with 0 labeled
     low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs
     if not low <= cfg.labeled <= high:
         need = f" and {cfg.unlabeled_bs} unlabeled" if cfg.unlabeled_bs else ""
