@@ -40,13 +40,13 @@ method             flags
 =================  ==============================================================
 """
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from einops import rearrange
 
 from camlkit import occ
+from camlkit.caml import eval_mode
 from camlkit.cps import cps_loss
 from camlkit.losses import dice_loss
 from camlkit.ramps import ITERATIONS_PER_EPOCH, loss_weight
@@ -100,19 +100,6 @@ class StepConfig:
 
 # The clean form of every release quirk above, e.g. ``StepConfig(**CLEAN_VARIANT)``.
 CLEAN_VARIANT = {"bank_fa_rows": "per_voxel", "heads_on": "picked", "ramp_offset": 0}
-
-
-@contextmanager
-def eval_mode(*modules):
-    """Run modules in eval mode (BatchNorm uses running statistics), then restore."""
-    states = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, state in zip(modules, states):
-            m.train(state)
 
 
 def voxels(t):
