@@ -13,7 +13,7 @@ import pytest
 
 from camlkit import launch
 from camlkit.errors import CamlkitError
-from camlkit.train import make_config
+from camlkit.config import default_run_dir, make_config
 
 
 
@@ -106,9 +106,16 @@ def test_attach_to_a_folder_without_process_json(tmp_path):
 
 def test_config_round_trips_through_command_line_options(data):
     cfg = make_config("quick", method="mcnet", labeled=4, seed=7, data=data, lr=0.1,
-                      patch_size=(32, 32, 16), amp=False, progress=False)
+                      patch_size=(32, 32, 16), amp=True, progress=False,
+                      **{"step.similarity": "cosine", "model.n_filters": 4})
     args = launch.config_to_args(cfg)
     assert launch._as_config(args) == cfg
-    assert launch.run_name(cfg) == "quick-mcnet-4L-seed7"
-    with pytest.raises(CamlkitError, match="no option for it"):
-        launch.config_to_args(make_config("quick", data=data, j=3))
+    for words in (["--step.similarity", "cosine"], ["--model.n_filters", "4"], ["--amp"],
+                  ["--patch-size", "32,32,16"], ["--method", "mcnet"]):
+        assert " ".join(words) in " ".join(args), (words, args)
+    assert not any(w.startswith(("--step.use_", "--model.use_cma", "--step.ramp")) for w in args)
+    assert launch._as_config({"preset": "quick", "method": "mcnet", "labeled": 4, "seed": 7,
+                              "data": data, "lr": 0.1, "patch_size": (32, 32, 16), "amp": True,
+                              "progress": False, "step.similarity": "cosine",
+                              "model.n_filters": 4}) == cfg
+    assert default_run_dir(cfg, "somewhere") == Path("somewhere/quick-mcnet-4L-seed7")
