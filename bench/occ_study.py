@@ -31,17 +31,16 @@ FIELDS = ("similarity", "seed", "iterations", "dice", "same_class", "chance", "c
 
 
 def configure(preset, similarity, iterations=None, **fields):
-    """The study's ONLY access to camlkit's config layout: a TrainConfig of ``preset`` whose OCC
-    compares by ``similarity``; ``iterations`` shortens the run, the warm-up shrinking in
-    proportion. (If StepConfig moves inside TrainConfig, e.g. ``cfg.step.similarity``, or a
-    field is renamed, this is the function to adapt.)"""
-    from camlkit.train import make_config
+    """A TrainConfig of ``preset`` (camlkit.config) whose OCC compares by ``similarity``
+    (``step.similarity``); ``iterations`` shortens the run, the warm-up (``step.warmup``)
+    shrinking in proportion. ``fields``: more overrides by config path."""
+    from camlkit.config import make_config
 
     base = make_config(preset)
     if iterations is not None:
         fields["iterations"] = iterations
-        fields["warmup"] = round(base.warmup * iterations / base.iterations)
-    return make_config(preset, method="caml", similarity=similarity, **fields)
+        fields["step.warmup"] = round(base.step.warmup * iterations / base.iterations)
+    return make_config(preset, method="caml", **{"step.similarity": similarity}, **fields)
 
 
 def train_one(args, similarity, seed) -> Path:

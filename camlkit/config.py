@@ -226,10 +226,17 @@ def make_config(preset="paper", **overrides) -> TrainConfig:
     return cfg
 
 
-def default_run_dir(cfg: TrainConfig) -> Path:
-    """Where a run goes when no ``out`` is given: runs/<preset>-<method>-<labeled>L-seed<seed>."""
-    return Path("runs") / f"{cfg.preset}-{cfg.method}-{cfg.labeled}L-seed{cfg.seed}"
+def run_name(cfg: TrainConfig) -> str:
+    """A run's default folder name: ``<preset>-<method>-<labeled>L-seed<seed>``."""
+    return f"{cfg.preset}-{cfg.method}-{cfg.labeled}L-seed{cfg.seed}"
 
 
-def run_dir(cfg: TrainConfig) -> Path:
-    return Path(cfg.out) if cfg.out else default_run_dir(cfg)
+def default_run_dir(cfg: TrainConfig, root="runs") -> Path:
+    """Where a run goes when no ``out`` is given: ``<root>/<run_name>``, root ``runs`` by default
+    (a notebook in ``notebooks/`` passes ``../runs``). The one run-folder rule of camlkit."""
+    return Path(root) / run_name(cfg)
+
+
+def run_dir(cfg: TrainConfig, root="runs") -> Path:
+    """``cfg.out`` if set, else :func:`default_run_dir`."""
+    return Path(cfg.out) if cfg.out else default_run_dir(cfg, root)

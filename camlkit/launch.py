@@ -14,7 +14,8 @@ files it writes into its run folder:
 
 Each function works alone from a notebook cell::
 
-    run = launch(config, run_dir)      # or launch(["--preset", "quick", ...]), launch({"preset": ...})
+    run = launch(config, run_dir)      # or launch(["--preset", "quick", ...]), launch({"preset": ...});
+                                       # without run_dir: runs/<preset>-<method>-<labeled>L-seed<seed>
     run = attach(run_dir)              # after a kernel restart or in another notebook
     run.status()                       # running / finished / stopped / failed, iteration, ETA
     run.stop(); run.resume(); run.wait()
@@ -26,7 +27,6 @@ process is gone after :meth:`Run.stop` asked it to stop, and *failed* when it is
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -47,20 +47,6 @@ STATES = ("running", "finished", "stopped", "failed")
 
 # ----------------------------------------------------------------------------- run folders
 
-def run_name(cfg) -> str:
-    """``<preset>-<method>-<labeled>L-seed<seed>``, the default run folder's name.
-
-    The one place of this rule here; ``camlkit.config.default_run_dir`` will hold it for the
-    command line too.
-    """
-    return f"{cfg.preset}-{cfg.method}-{cfg.labeled}L-seed{cfg.seed}"
-
-
-def default_run_dir(cfg, runs="runs") -> Path:
-    """``runs/<preset>-<method>-<labeled>L-seed<seed>``."""
-    return Path(runs) / run_name(cfg)
-
-
 def smoke_runs_dir() -> Path:
     """A throw-away runs folder for smoke-sized notebook runs (CI): in the temporary folder, one
     per parent process. A notebook kernel's parent is the Jupyter server (or nbval), so a
@@ -80,55 +66,64 @@ def _train_parser():
 
 def _flag_for(action, value):
     """The command-line words that set ``action.dest`` to ``value`` ([] if none can)."""
-    option = max(action.option_strings, key=len)
+    if isinstance(action, argparse.BooleanOptionalAction):  # --amp / --no-amp
+        return [action.option_strings[0] if value else action.option_strings[-1]]
     if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
-        return [option] if value == action.const else []
+        return [max(action.option_strings, key=len)] if value == action.const else []
     if isinstance(value, (tuple, list)):
         value = ",".join(str(v) for v in value)
-    return [option, str(value)]
+    return [max(action.option_strings, key=len), str(value)]
 
 
 def config_to_args(cfg) -> list:
-    """``camlkit train`` options that rebuild ``cfg``: its preset and every field that differs
-    from the preset's value (``--out`` excluded). A field the command line cannot set raises."""
-    from camlkit.train import PRESETS
+    """``camlkit train`` options that rebuild ``cfg``: ``--preset`` and a flag for every field of
+    the config tree that differs from the preset (``--lr 0.1``, ``--step.similarity cosine``,
+    ``--model.n_filters 8``); ``--data`` always, ``--out`` never. What ``method`` decides
+    (camlkit.config.METHOD_SWITCHES, the ramp by labeled count) is compared after resolving the
+    preset with the same method and labeled count, so it is never a flag."""
+    from camlkit.config import METHOD_SWITCHES, PRESETS, config_fields, get_field, make_config
 
     preset = PRESETS[cfg.preset]
+    resolved = make_config(cfg.preset, method=cfg.method, labeled=cfg.labeled)
     actions = {a.dest: a for a in _train_parser()._actions if a.option_strings}
     args = ["--preset", cfg.preset]
-    for field in dataclasses.fields(cfg):
-        value = getattr(cfg, field.name)
-        if field.name == "data":  # always: the command line's default comes from $CAMLKIT_DATA
+    for path, _, _ in config_fields(cfg):
+        value = get_field(cfg, path)
+        if path == "data":  # always: the command line's default comes from $CAMLKIT_DATA
             value = str(Path(value).resolve())
-        elif field.name in ("preset", "out") or value == getattr(preset, field.name):
+        elif path in ("preset", "out") or path in METHOD_SWITCHES:
             continue
-        words = _flag_for(actions[field.name], value) if field.name in actions else []
+        elif path in ("method", "labeled"):
+            if value == get_field(preset, path):
+                continue
+        elif value == get_field(resolved, path):
+            continue
+        words = _flag_for(actions[path], value) if path in actions else []
         if not words:
-            raise CamlkitError(f"config field {field.name}={value!r} differs from the "
+            raise CamlkitError(f"config field {path}={value!r} differs from the "
                                f"{cfg.preset!r} preset but `camlkit train` has no option for it")
         args += words
     return args
 
 
 def _as_config(spec):
-    """A TrainConfig from a TrainConfig, a dict of its fields (with "preset") or CLI words."""
-    from camlkit.train import TrainConfig, make_config
+    """A resolved TrainConfig from a TrainConfig, a dict of its fields by path (with "preset";
+    ``{"preset": "smoke", "step.similarity": "cosine"}``) or ``camlkit train`` options (read by
+    camlkit.train_cli.config_from_args, as the command line reads them)."""
+    from camlkit.config import TrainConfig, make_config
+    from camlkit.train_cli import config_from_args
 
     if isinstance(spec, TrainConfig):
-        return dataclasses.replace(spec)
+        return spec.resolved()
     if isinstance(spec, dict):
         spec = dict(spec)
         return make_config(spec.pop("preset", "quick"), **spec)
     words = [str(w) for w in spec]
-    if "--out" not in words:
-        words += ["--out", "unused"]
     try:
         args = _train_parser().parse_args(words)
     except SystemExit:
         raise CamlkitError(f"not valid `camlkit train` options: {' '.join(words)}") from None
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return make_config(args.preset, **{k: v for k, v in vars(args).items()
-                                       if k in fields and k not in ("preset", "out")})
+    return config_from_args(args)
 
 
 # ----------------------------------------------------------------------------- processes
@@ -181,14 +176,17 @@ def _spawn(command, run_dir, record_extra):
     return process, record
 
 
-def launch(spec, run_dir=None) -> "Run":
+def launch(spec, run_dir=None, runs="runs") -> "Run":
     """Start ``camlkit train`` for ``spec`` in the background, writing ``run_dir``.
 
-    ``spec``: a TrainConfig, a dict of its fields (with "preset"), or ``camlkit train`` options
-    as a list of words. ``run_dir`` defaults to :func:`default_run_dir`. Returns at once.
+    ``spec``: a TrainConfig, a dict of its fields by path (with "preset"), or ``camlkit train``
+    options as a list of words. ``run_dir`` defaults to the config's ``out``, else
+    ``<runs>/<preset>-<method>-<labeled>L-seed<seed>`` (camlkit.config.run_dir). Returns at once.
     """
+    from camlkit.config import run_dir as config_run_dir
+
     cfg = _as_config(spec)
-    run_dir = Path(run_dir if run_dir is not None else default_run_dir(cfg)).resolve()
+    run_dir = Path(run_dir if run_dir is not None else config_run_dir(cfg, runs)).resolve()
     for name in (PROCESS_FILE, "checkpoints/last.pth", "summary.json"):
         if (run_dir / name).exists():
             raise CamlkitError(f"{run_dir} already holds a run ({name}): attach(run_dir) to it, "
@@ -215,10 +213,13 @@ def attach(run_dir) -> "Run":
     return Run(run_dir, record)
 
 
-def start(spec, run_dir) -> "Run":
-    """What a notebook cell wants: attach if ``run_dir`` holds a launched run (resuming it if
-    it was stopped), launch otherwise. A folder holding a run of other settings raises."""
-    run_dir = Path(run_dir)
+def start(spec, run_dir=None, runs="runs") -> "Run":
+    """What a notebook cell wants: attach if the run folder (as in :func:`launch`) holds a
+    launched run (resuming it if it was stopped), launch otherwise. A folder holding a run of
+    other settings raises."""
+    from camlkit.config import run_dir as config_run_dir
+
+    run_dir = Path(run_dir if run_dir is not None else config_run_dir(_as_config(spec), runs))
     if not (run_dir / PROCESS_FILE).exists():
         return launch(spec, run_dir)
     run = attach(run_dir)
@@ -392,11 +393,21 @@ class Run:
 
 # ----------------------------------------------------------------------------- live view
 
-def curves_figure(run_dir, rows):
-    """The training curves of a run. The one place that picks the drawing function."""
-    from camlkit import viz
+def curves(run_dir, rows=None):
+    """The training curves of a run folder as a matplotlib Figure: camlkit.viz.curves's panels
+    (one per loss part, lambda(t) beside them) with the final metrics once ``summary.json`` is
+    there. ``rows``: the log rows if already read (:func:`read_rows`). The one place that draws
+    a launched run's curves."""
+    from camlkit.viz.curves import curves_figure
 
-    return viz.loss_curves(rows)
+    run_dir = Path(run_dir)
+    rows = read_rows(run_dir / "log.csv") if rows is None else rows
+    summary_path = run_dir / "summary.json"
+    try:
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    except ValueError:  # being written: the next redraw reads it
+        summary = None
+    return curves_figure(rows, summary)
 
 
 def watch(run: Run, every_s=3.0, until_iteration=None) -> Status:
@@ -406,6 +417,8 @@ def watch(run: Run, every_s=3.0, until_iteration=None) -> Status:
     the cell (Kernel > Interrupt) stops the watching, not the run."""
     import ipywidgets as widgets
     from IPython.display import clear_output, display
+
+    from camlkit.viz.widgets import displayable
 
     status = run.status()
     bar = widgets.IntProgress(value=0, min=0, max=max(status.total, 1), description="iteration")
@@ -423,7 +436,7 @@ def watch(run: Run, every_s=3.0, until_iteration=None) -> Status:
                 if rows:
                     with plot:
                         clear_output(wait=True)
-                        display(curves_figure(run.run_dir, rows))
+                        display(displayable(curves(run.run_dir, rows)))
                 shown = status.iteration
             if status.state != "running" or (until_iteration is not None
                                              and status.iteration >= until_iteration):
@@ -446,5 +459,5 @@ def summary_markdown(run_dir):
     return Markdown(path.read_text())
 
 
-__all__ = ["launch", "attach", "start", "Run", "Status", "watch", "run_name", "default_run_dir",
-           "smoke_runs_dir", "config_to_args", "read_rows", "summary_markdown"]
+__all__ = ["launch", "attach", "start", "Run", "Status", "watch", "curves", "smoke_runs_dir",
+           "config_to_args", "read_rows", "summary_markdown"]

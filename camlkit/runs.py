@@ -6,17 +6,18 @@ A run folder (camlkit.train) holds ``config.json`` and, once training finished,
 
 1. :func:`find_checkpoint` — ``CHECKPOINT`` if the notebook sets one (or ``$CAMLKIT_CHECKPOINT``),
    else the newest finished run under ``runs/``, preferring method ``caml``; optionally only runs
-   whose stored config matches (``where={"similarity": "cosine"}``). :func:`describe` names it.
+   whose stored config matches (``where={"step.similarity": "cosine"}``). :func:`describe`
+   names it.
 2. :func:`load_trained` — the CAMLNet and the :class:`TrainedSettings` its checkpoint stores.
 3. :func:`matched_crops` — the one place a notebook builds network inputs: cases read, z-scored
    per case and resampled exactly as the checkpoint's training run did (camlkit.data.LADataset
    with the stored ``scale`` and ``zscore_case``), cut to the stored patch size. Whole-volume
    prediction takes :meth:`TrainedSettings.predict_kwargs` (camlkit.inference.predict_volume).
 
-The settings are read with camlkit.inference.stored_settings and
-camlkit.checkpoint.checkpoint_config, the same readers ``camlkit predict`` uses. The authors'
-released weights store no config; they get the released settings (scale 1, no per-case z-score,
-112x112x80 patches, 16 filters).
+A run's settings are its stored config tree (camlkit.checkpoint.checkpoint_config, read back by
+camlkit.config.from_dict). A checkpoint without one is read as ``camlkit predict`` reads it
+(camlkit.inference.stored_settings); the authors' released weights store nothing and get the
+released settings (scale 1, no per-case z-score, 112x112x80 patches, 16 filters).
 """
 
 import os
@@ -61,17 +62,24 @@ def list_runs(root=None) -> list[Path]:
     return [p.parent for p in finals]
 
 
-def stored_value(config: dict, key: str):
-    """``key`` from a checkpoint's stored config, at any depth (``config["train"]["step"][key]``
-    as well as ``config[key]``); None when absent. The one place that knows nothing of the layout."""
-    if key in config and not isinstance(config[key], dict):
-        return config[key]
-    for value in config.values():
-        if isinstance(value, dict):
-            found = stored_value(value, key)
-            if found is not None:
-                return found
-    return None
+def stored_config(path):
+    """The camlkit.config.TrainConfig a checkpoint's run was trained with, or None when the
+    checkpoint stores none (the authors' released weights, a bare camlkit inference file).
+
+    camlkit.train stores the whole config tree by path (camlkit.config.to_dict) under
+    ``config["train"]``; camlkit.config.from_dict reads it back. A checkpoint whose stored
+    config this camlkit cannot read (written by an older version) is one line naming the file.
+    """
+    from camlkit.config import from_dict
+
+    stored = _config(path).get("train")
+    if not stored:
+        return None
+    try:
+        return from_dict(stored)
+    except (CamlkitError, TypeError) as err:
+        raise CamlkitError(f"{path}: its stored training config does not fit this camlkit "
+                           f"({err}); it was written by another version: train it again") from None
 
 
 def _config(path) -> dict:
@@ -80,8 +88,19 @@ def _config(path) -> dict:
     return checkpoint_config(path)
 
 
-def _matches(config: dict, where: dict) -> bool:
-    return all(stored_value(config, key) == value for key, value in where.items())
+def _matches(path, where: dict, method=None) -> bool:
+    """True if the run of ``path`` has every ``where`` field (by path, e.g. "step.similarity")
+    and, if given, ``method``. A checkpoint without a readable run config matches nothing."""
+    from camlkit.config import get_field
+
+    try:
+        cfg = stored_config(path)
+    except CamlkitError:
+        return False
+    if cfg is None:
+        return False
+    return (method is None or cfg.method == method) and all(
+        get_field(cfg, key) == value for key, value in where.items())
 
 
 def find_checkpoint(checkpoint=None, root=None, method="caml", where=None,
@@ -91,8 +110,9 @@ def find_checkpoint(checkpoint=None, root=None, method="caml", where=None,
     ``checkpoint`` (a notebook's ``CHECKPOINT``) or, with ``env``, ``$CAMLKIT_CHECKPOINT`` wins
     and must exist (``env=False`` when looking for other runs, e.g. by their stored similarity).
     Otherwise the newest ``model_final.pth`` under :func:`runs_root` whose stored config has
-    every ``where`` item (e.g. ``{"similarity": "cosine"}``), preferring runs of ``method``
-    (None: any method) and falling back to the newest matching run of any method.
+    every ``where`` field, named by its config path (e.g. ``{"step.similarity": "cosine"}``,
+    ``{"model.use_cma": True}``), preferring runs of ``method`` (None: any method) and falling
+    back to the newest matching run of any method.
     """
     chosen = checkpoint if checkpoint is not None or not env else os.environ.get(CHECKPOINT_ENV) or None
     if chosen is not None:
@@ -102,9 +122,9 @@ def find_checkpoint(checkpoint=None, root=None, method="caml", where=None,
         return path
     candidates = [run / FINAL for run in list_runs(root)]
     if where:
-        candidates = [p for p in candidates if _matches(_config(p), where)]
+        candidates = [p for p in candidates if _matches(p, where)]
     if method is not None:
-        preferred = [p for p in candidates if stored_value(_config(p), "method") == method]
+        preferred = [p for p in candidates if _matches(p, {}, method)]
         candidates = preferred or candidates
     return candidates[0] if candidates else None
 
@@ -122,20 +142,7 @@ def describe(path) -> str:
     return f"{path} ({trained or 'released weights'}; written {when})"
 
 
-def run_folder_name(preset: str, method: str, labeled: int, seed: int) -> str:
-    """The run folder name ``scripts/quickstart.sh`` uses: ``quick-caml-16L-seed3407``."""
-    return f"{preset}-{method}-{labeled}L-seed{seed}"
-
-
 # ----------------------------------------------------------------------------- settings
-
-def _first(config, keys, default):
-    for key in keys:
-        value = stored_value(config, key)
-        if value is not None:
-            return value
-    return default
-
 
 @dataclass(frozen=True)
 class TrainedSettings:
@@ -150,22 +157,30 @@ class TrainedSettings:
     labeled: int | None = None
     preset: str | None = None
     iterations: int | None = None
-    similarity: str | None = None
-    occ_temperature: float = 0.1  # OCC's t (stored as ``temperature`` or ``occ_temperature``)
+    similarity: str | None = None  # step.similarity; None: not stored (released: "dot")
+    occ_temperature: float = 0.1  # OCC's t (step.occ_temperature)
     j: int = 256
     top_i: int = 12800
     model: dict = field(default_factory=dict)  # the stored CAMLConfig fields
 
     @classmethod
     def from_checkpoint(cls, path) -> "TrainedSettings":
-        """Read through camlkit.inference.stored_settings (what ``camlkit predict`` reads) and
-        the stored model config; missing entries keep the released defaults."""
+        """From the run's stored config tree (:func:`stored_config`); for a checkpoint without
+        one, from what camlkit.inference.stored_settings reads (what ``camlkit predict`` reads)
+        and the stored model config; missing entries keep the released defaults."""
         from camlkit.inference import stored_settings
 
-        config = _config(path)
-        stored = stored_settings(path)
-        model = dict(config.get("model", {}))
-        base = cls()
+        model = dict(_config(path).get("model", {}))
+        run = stored_config(path)
+        if run is not None:
+            return cls(scale=run.scale, zscore_case=run.zscore_case,
+                       patch_size=tuple(run.patch_size), stride=tuple(run.eval_stride),
+                       n_filters=run.model.n_filters, proj_dim=run.model.proj_dim,
+                       method=run.method, labeled=run.labeled, preset=run.preset,
+                       iterations=run.iterations, similarity=run.step.similarity,
+                       occ_temperature=run.step.occ_temperature, j=run.step.j,
+                       top_i=run.step.top_i, model=model)
+        stored, base = stored_settings(path), cls()
         return cls(
             scale=float(stored.get("scale", base.scale)),
             zscore_case=bool(stored.get("zscore_case", base.zscore_case)),
@@ -173,13 +188,7 @@ class TrainedSettings:
             stride=tuple(stored.get("stride", base.stride)),
             n_filters=int(model.get("n_filters", base.n_filters)),
             proj_dim=int(model.get("proj_dim", base.proj_dim)),
-            method=stored.get("method"), labeled=stored.get("labeled"),
-            preset=stored_value(config, "preset"), iterations=stored_value(config, "iterations"),
-            similarity=stored_value(config, "similarity"),
-            occ_temperature=float(_first(config, ("occ_temperature", "temperature"),
-                                         base.occ_temperature)),
-            j=int(_first(config, ("j",), base.j)), top_i=int(_first(config, ("top_i",), base.top_i)),
-            model=model)
+            method=stored.get("method"), labeled=stored.get("labeled"), model=model)
 
     def predict_kwargs(self) -> dict:
         """Keyword arguments of camlkit.inference.predict_volume for this checkpoint."""
@@ -200,7 +209,7 @@ def load_trained(path):
                                     read_camlkit_checkpoint)
 
     if _config(path):
-        net = net_from_checkpoint(read_camlkit_checkpoint(path), path)
+        net = net_from_checkpoint(read_camlkit_checkpoint(path, kind=None), path)
     else:
         net = load_released_checkpoint(path)
     return net.eval(), TrainedSettings.from_checkpoint(path)
@@ -223,24 +232,23 @@ def random_twin(net, seed=0):
 # "smoke": seconds; big enough (4 filters, Adam) that the network predicts both classes, so OCC's
 #   memory bank holds prototypes of each.
 SHORT_RUNS = {
-    "full": ("quick", dict(iterations=300, warmup=250)),
-    "smoke": ("smoke", dict(iterations=30, warmup=26, optimizer="adam", lr=1e-3, n_filters=4,
-                            patch_size=(32, 32, 32), scale=0.35)),
+    "full": ("quick", {"iterations": 300, "step.warmup": 250}),
+    "smoke": ("smoke", {"iterations": 30, "step.warmup": 26, "optimizer": "adam", "lr": 1e-3,
+                        "model.n_filters": 4, "patch_size": (32, 32, 32), "scale": 0.35}),
 }
+SHORT = "short"  # short runs live in <runs root>/short/, named as every run is
 
 
 def short_config(size, data, root=None, seed=3407, **overrides):
-    """The camlkit.train.TrainConfig of a short run of ``size`` ("full" or "smoke"), written to
-    ``<runs root>/<preset>-short-caml-<labeled>L-seed<seed>`` (see :func:`run_folder_name`)."""
-    from camlkit.train import make_config
+    """The camlkit.config.TrainConfig of a short run of ``size`` ("full" or "smoke"), written to
+    ``<runs root>/short/<preset>-caml-<labeled>L-seed<seed>`` (camlkit.config.default_run_dir)."""
+    from camlkit.config import default_run_dir, make_config, with_fields
 
     if size not in SHORT_RUNS:
         raise CamlkitError(f"unknown short-run size {size!r}: choose from {', '.join(SHORT_RUNS)}")
     preset, fields = SHORT_RUNS[size]
     cfg = make_config(preset, data=str(data), seed=seed, method="caml", **{**fields, **overrides})
-    name = run_folder_name(f"{preset}-short", cfg.method, cfg.labeled, cfg.seed)
-    cfg.out = str(runs_root(root) / name)
-    return cfg
+    return with_fields(cfg, {"out": str(default_run_dir(cfg, runs_root(root) / SHORT))})
 
 
 def train_short(size, data, root=None, seed=3407, progress=True, **overrides) -> Path:

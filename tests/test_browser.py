@@ -49,10 +49,10 @@ CASES = {
 # notebook -> text its outputs must hold: the checkpoint it trained and uses, the structure
 # figures of both networks with their sentences (camlkit.structure.read_attention / read_occ)
 EXPECTED_OUTPUT = {
-    "04_cma.ipynb": ("trained: ", "smoke-short-caml-4L-seed3407", "attention on atrium tokens",
+    "04_cma.ipynb": ("trained: ", "short/smoke-caml-4L-seed3407", "attention on atrium tokens",
                      "random weights: atrium queries put", "trained: atrium queries put",
                      "chance"),
-    "05_occ.ipynb": ("trained: ", "smoke-short-caml-4L-seed3407", "random weights: same-class mass",
+    "05_occ.ipynb": ("trained: ", "short/smoke-caml-4L-seed3407", "random weights: same-class mass",
                      "trained: same-class mass", "collapse", "source: ", "prototype norms"),
 }
 

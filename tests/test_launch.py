@@ -13,7 +13,7 @@ import pytest
 
 from camlkit import launch
 from camlkit.errors import CamlkitError
-from camlkit.train import make_config
+from camlkit.config import default_run_dir, make_config
 
 
 
@@ -106,9 +106,38 @@ def test_attach_to_a_folder_without_process_json(tmp_path):
 
 def test_config_round_trips_through_command_line_options(data):
     cfg = make_config("quick", method="mcnet", labeled=4, seed=7, data=data, lr=0.1,
-                      patch_size=(32, 32, 16), amp=False, progress=False)
+                      patch_size=(32, 32, 16), amp=True, progress=False,
+                      **{"step.similarity": "cosine", "model.n_filters": 4})
     args = launch.config_to_args(cfg)
     assert launch._as_config(args) == cfg
-    assert launch.run_name(cfg) == "quick-mcnet-4L-seed7"
-    with pytest.raises(CamlkitError, match="no option for it"):
-        launch.config_to_args(make_config("quick", data=data, j=3))
+    for words in (["--step.similarity", "cosine"], ["--model.n_filters", "4"], ["--amp"],
+                  ["--patch-size", "32,32,16"], ["--method", "mcnet"]):
+        assert " ".join(words) in " ".join(args), (words, args)
+    assert not any(w.startswith(("--step.use_", "--model.use_cma", "--step.ramp")) for w in args)
+    assert launch._as_config({"preset": "quick", "method": "mcnet", "labeled": 4, "seed": 7,
+                              "data": data, "lr": 0.1, "patch_size": (32, 32, 16), "amp": True,
+                              "progress": False, "step.similarity": "cosine",
+                              "model.n_filters": 4}) == cfg
+    assert default_run_dir(cfg, "somewhere") == Path("somewhere/quick-mcnet-4L-seed7")
+
+
+def _titles(fig):
+    return [ax.get_title() for ax in fig.axes]
+
+
+def _texts(fig):
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_curves_of_a_run_folder_show_each_loss_part_and_the_final_metrics(tmp_path):
+    header = "iteration,L,L_s,l_c,l_o,lambda_c,lambda_o,lr,seconds"
+    lines = [header] + [f"{i},{1 - i / 10},{0.5 - i / 40},{0.01 * i},{3.0},{i / 10},{i / 200},0.01,{i}"
+                        for i in range(5)] + ["5,0.4,0.3"]  # a row still being written
+    (tmp_path / "log.csv").write_text("\n".join(lines))
+    running = launch.curves(tmp_path)
+    assert len([t for t in _titles(running) if t]) == 5  # L, L_s, l_c, l_o, the two lambdas
+    assert "Dice" not in _texts(running)
+    (tmp_path / "summary.json").write_text(json.dumps({"cases": 2, "dice": [0.8, 0.1],
+                                                      "jaccard": [0.7, 0.1], "hd95": [9.0, 1.0],
+                                                      "asd": [2.0, 0.5]}))
+    assert "Dice 80.00 ± 10.00 %" in _texts(launch.curves(tmp_path))

@@ -5,7 +5,7 @@
   ``# NBVAL_CHECK_OUTPUT`` cells: they keep their (small, text, run-size independent) smoke-run
   output as the reference nbval compares against — nbval checks only cells stored as run;
 * the d2l rule: notebooks import camlkit and define no functions or classes of their own;
-* one clearly marked run-size knob that ``CAMLKIT_SMOKE=1`` overrides through ``viz.smoke()``;
+* one clearly marked run-size knob that ``CAMLKIT_SMOKE=1`` overrides through ``course.smoke()``;
 * every notebook has at least one ``# NBVAL_CHECK_OUTPUT`` cell and one plain ``assert``.
 
 ``python tests/test_notebooks.py [NOTEBOOK ...]`` runs the notebooks at smoke size and stores them
@@ -88,7 +88,7 @@ def test_one_marked_run_size_knob_that_smoke_overrides(path):
     sources = [s for s, _ in code_cells(path)]
     knob_cells = [s for s in sources if "the one knob of this notebook" in s]
     assert len(knob_cells) == 1, f"{path.name}: expected exactly one marked knob cell"
-    assert "course.smoke()" in knob_cells[0] or "viz.smoke()" in knob_cells[0]  # viz.smoke: the alias
+    assert "course.smoke()" in knob_cells[0]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,6 +1,5 @@
 """camlkit.runs on real smoke-trained checkpoints: finding one, its settings, matched inputs."""
 
-import dataclasses
 import os
 import time
 
@@ -44,8 +43,9 @@ def test_find_checkpoint_prefers_caml_then_newest(trained, monkeypatch):
     assert runs.find_checkpoint(root=root) == caml / runs.FINAL  # caml, though older
     assert runs.find_checkpoint(root=root, method=None) == supervised / runs.FINAL
     assert runs.find_checkpoint(root=root, method="mcnet") == supervised / runs.FINAL  # fallback
-    assert runs.find_checkpoint(root=root, where={"similarity": "dot"}) == caml / runs.FINAL
-    assert runs.find_checkpoint(root=root, where={"similarity": "cosine"}) is None
+    assert runs.find_checkpoint(root=root, where={"step.similarity": "dot"}) == caml / runs.FINAL
+    assert runs.find_checkpoint(root=root, where={"step.similarity": "cosine"}) is None
+    assert runs.find_checkpoint(root=root, method=None, where={"model.use_cma": True}) == caml / runs.FINAL
     assert runs.find_checkpoint(root=root / "empty") is None
 
 
@@ -66,12 +66,13 @@ def test_settings_read_from_the_stored_config(trained):
     settings = runs.TrainedSettings.from_checkpoint(caml / runs.FINAL)
     assert settings.scale == smoke.scale and settings.zscore_case == smoke.zscore_case
     assert settings.patch_size == smoke.patch_size and settings.stride == smoke.eval_stride
-    assert (settings.n_filters, settings.proj_dim) == (smoke.n_filters, smoke.proj_dim)
+    assert (settings.n_filters, settings.proj_dim) == (smoke.model.n_filters, smoke.model.proj_dim)
     assert (settings.method, settings.labeled, settings.preset) == ("caml", 4, "smoke")
     assert settings.similarity == "dot" and settings.iterations == smoke.iterations
-    asked = dataclasses.asdict(smoke)  # the layout of TrainConfig may nest the step's fields
-    assert (settings.j, settings.top_i) == (runs.stored_value(asked, "j"), runs.stored_value(asked, "top_i"))
-    assert settings.occ_temperature == 0.1
+    assert (settings.j, settings.top_i) == (smoke.step.j, smoke.step.top_i)
+    assert settings.occ_temperature == smoke.step.occ_temperature == 0.1
+    stored = runs.stored_config(caml / runs.FINAL)  # the run's whole config tree
+    assert (stored.seed, stored.out, stored.model, stored.step) == (1, str(caml), smoke.model, smoke.step)
     assert settings.predict_kwargs() == {"patch_size": smoke.patch_size, "stride": smoke.eval_stride,
                                          "scale": smoke.scale, "zscore_case": smoke.zscore_case}
     line = runs.describe(caml / runs.FINAL)
@@ -134,14 +135,15 @@ def test_a_camlkit_inference_file_without_train_settings(tmp_path):
 def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch):
     monkeypatch.delenv(runs.CHECKPOINT_ENV, raising=False)
     assert runs.find_checkpoint(root=tmp_path) is None
-    cfg = runs.short_config("smoke", la_dir, root=tmp_path, iterations=4, warmup=2)
-    assert cfg.out == str(tmp_path / "smoke-short-caml-4L-seed3407")
-    final = runs.train_short("smoke", la_dir, root=tmp_path, progress=False, iterations=4, warmup=2)
-    assert final == tmp_path / "smoke-short-caml-4L-seed3407" / runs.FINAL and final.is_file()
+    short = {"iterations": 4, "step.warmup": 2}
+    cfg = runs.short_config("smoke", la_dir, root=tmp_path, **short)
+    assert cfg.out == str(tmp_path / "short" / "smoke-caml-4L-seed3407")
+    final = runs.train_short("smoke", la_dir, root=tmp_path, progress=False, **short)
+    assert final == tmp_path / "short" / "smoke-caml-4L-seed3407" / runs.FINAL and final.is_file()
     assert runs.find_checkpoint(root=tmp_path) == final
     assert runs.TrainedSettings.from_checkpoint(final).n_filters == 4
     stamp = final.stat().st_mtime_ns
-    assert runs.train_short("smoke", la_dir, root=tmp_path, iterations=4, warmup=2) == final
+    assert runs.train_short("smoke", la_dir, root=tmp_path, **short) == final
     assert final.stat().st_mtime_ns == stamp  # a finished short run is reused, not retrained
     with pytest.raises(CamlkitError, match="unknown short-run size 'huge'"):
         runs.short_config("huge", la_dir)

@@ -94,8 +94,9 @@ def slice_comparison(image, pred, gt, index: int | None = None, axis: int = 2, t
     """A matplotlib Figure of one slice: the image, the label (green) and prediction (yellow)
     contours, and the error map (false positive red, false negative blue, agreement white).
 
-    Drawn on a ``matplotlib.figure.Figure`` (no pyplot state): show it as a cell's last value
-    or with ``display(fig)``.
+    Drawn on a ``matplotlib.figure.Figure`` (no pyplot state): in a notebook with
+    ``%matplotlib inline`` show it as a cell's last value or with ``display(fig)``; without it,
+    ``display(viz.displayable(fig))`` (a bare Figure has only a text form).
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
