@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import camlkit.threads
-from camlkit.threads import WAIT_SETTINGS, share_cpu
+from camlkit.threads import BLOCK_TIME, SPIN_COUNT, WAIT_SETTINGS, share_cpu
 
 
 def clean_environment():
@@ -16,7 +16,8 @@ def clean_environment():
 def test_sets_a_short_spin_when_nothing_is_chosen():
     env = clean_environment()
     made = share_cpu(env)
-    assert made == {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "1"}
+    assert made == {"GOMP_SPINCOUNT": SPIN_COUNT, "KMP_BLOCKTIME": BLOCK_TIME}
+    assert int(SPIN_COUNT) < 300000  # shorter than libgomp's default spin
     assert {k: env[k] for k in made} == made
 
 
@@ -37,4 +38,4 @@ def test_the_settings_reach_openmp_when_made_before_torch():
             "threads.share_cpu()\nimport torch\ntorch.ones(4).sum()\n")
     env = {**clean_environment(), "OMP_DISPLAY_ENV": "VERBOSE"}
     shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert "GOMP_SPINCOUNT = '10000'" in shown.stderr + shown.stdout
+    assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown.stderr + shown.stdout
