@@ -7,9 +7,15 @@ short loop (train) with its batches, resume checks, log and final evaluation bes
 (batches, resume, runlog, final_eval); report, viz, cli.
 """
 
-from camlkit.caml import CAMLConfig, CAMLNet
-from camlkit.checkpoint import load_released_checkpoint
-from camlkit.vnet import VNet
+from camlkit.threads import share_cpu
+
+# OpenMP reads how its idle threads wait once, when torch loads it: before the imports below.
+# A short spin keeps a shared laptop usable (camlkit.threads); a user's own setting wins.
+share_cpu()
+
+from camlkit.caml import CAMLConfig, CAMLNet  # noqa: E402
+from camlkit.checkpoint import load_released_checkpoint  # noqa: E402
+from camlkit.vnet import VNet  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -39,3 +39,10 @@ def test_the_settings_reach_openmp_when_made_before_torch():
     env = {**clean_environment(), "OMP_DISPLAY_ENV": "VERBOSE"}
     shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown.stderr + shown.stdout
+
+
+def test_importing_camlkit_applies_the_policy():
+    env = {**clean_environment(), "OMP_DISPLAY_ENV": "VERBOSE"}
+    shown = subprocess.run([sys.executable, "-c", "import camlkit, torch; torch.ones(4).sum()"],
+                           env=env, capture_output=True, text=True, check=True)
+    assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown.stderr + shown.stdout
