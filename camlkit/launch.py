@@ -153,9 +153,9 @@ def _is_alive(record) -> bool:
 
 
 def _write_record(run_dir, record):
-    from camlkit.evaluate import write_text_atomic
+    from camlkit.files import write_text
 
-    write_text_atomic(json.dumps(record, indent=2) + "\n", Path(run_dir) / PROCESS_FILE)
+    write_text(json.dumps(record, indent=2) + "\n", Path(run_dir) / PROCESS_FILE)
 
 
 def _spawn(command, run_dir, record_extra):
