@@ -1,7 +1,8 @@
 """Whole-volume prediction with the paper's sliding-window protocol, and ``camlkit predict``.
 
-Protocol (REFERENCE_NOTES.md, "Evaluation protocol"; the paper, Sec. 3 "Implementation
-Details": "a general sliding window strategy without any post-processing"):
+Protocol (the paper, Sec. 3 "Implementation Details": "a general sliding window strategy without
+any post-processing"; the details as released, ``code/utils/test_patch.py`` of
+github.com/Herschel555/CAML, called by ``code/test_3d.py``):
 
 1. zero-pad the volume to at least the patch size, ``pad // 2`` before and the rest after;
 2. along each axis, windows start at ``min(k * stride, size - patch)`` for
