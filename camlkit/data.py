@@ -242,7 +242,7 @@ class RandomCrop:
         if self.rule == "release":
             widths = _release_padding(image.shape, self.patch_size)
         else:
-            widths = [(q // 2, q - q // 2) for q in (max(p - s, 0) for p, s in zip(self.patch_size, image.shape))]
+            widths = pad_widths(image.shape, self.patch_size)
         if any(a or b for a, b in widths):
             image = np.pad(image, widths, mode="constant", constant_values=0)
             label = np.pad(label, widths, mode="constant", constant_values=0)
@@ -250,6 +250,14 @@ class RandomCrop:
         starts = [int(rng.integers(0, s - p + last)) for s, p in zip(image.shape, self.patch_size)]
         window = tuple(slice(a, a + p) for a, p in zip(starts, self.patch_size))
         return image[window], label[window]
+
+
+def pad_widths(shape, patch_size):
+    """Symmetric zero padding that brings each axis up to the patch size: (before, after) pairs,
+    the odd voxel after. ``RandomCrop(rule="uniform")`` and the sliding window
+    (camlkit.inference) both pad this way."""
+    pads = [max(p - s, 0) for s, p in zip(shape, patch_size)]
+    return [(q // 2, q - q // 2) for q in pads]
 
 
 def _release_padding(shape, patch_size):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camlkit.data import zscore  # noqa: F401  (part of this module's interface too)
+from camlkit.data import pad_widths, zscore  # noqa: F401  (part of this module's interface too)
 from camlkit.errors import CamlkitError
 
 PATCH_SIZE = (112, 112, 80)
@@ -50,12 +50,6 @@ def sliding_windows(shape, patch_size, stride):
     """All windows over a volume of ``shape`` (already padded), as tuples of slices."""
     per_axis = [window_starts(s, p, t) for s, p, t in zip(shape, patch_size, stride)]
     return [tuple(slice(a, a + p) for a, p in zip(starts, patch_size)) for starts in product(*per_axis)]
-
-
-def pad_widths(shape, patch_size):
-    """Symmetric zero padding that brings each axis up to the patch size: (before, after) pairs."""
-    pads = [max(p - s, 0) for s, p in zip(shape, patch_size)]
-    return [(q // 2, q - q // 2) for q in pads]
 
 
 # ----------------------------------------------------------------------------- prediction
