@@ -121,7 +121,7 @@ def table(rows) -> str:
 
 
 def write_results(rows, out: Path):
-    from camlkit.evaluate import write_text_atomic
+    from camlkit.files import write_text as write_text_atomic
 
     import io
 
