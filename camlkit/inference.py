@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camlkit.data import pad_widths, zscore  # noqa: F401  (part of this module's interface too)
+from camlkit.augment import pad_widths  # noqa: F401  (part of this module's interface too)
+from camlkit.data import zscore  # noqa: F401  (part of this module's interface too)
 from camlkit.errors import CamlkitError
 
 PATCH_SIZE = (112, 112, 80)
