@@ -121,7 +121,7 @@ def table(rows) -> str:
 
 
 def write_results(rows, out: Path):
-    from camlkit.files import write_text as write_text_atomic
+    from camlkit.files import write_text
 
     import io
 
@@ -129,8 +129,8 @@ def write_results(rows, out: Path):
     writer = csv.DictWriter(buffer, FIELDS)
     writer.writeheader()
     writer.writerows({f: ("" if r[f] is None else r[f]) for f in FIELDS} for r in rows)
-    write_text_atomic(buffer.getvalue(), out / "occ_study.csv")
-    write_text_atomic(table(rows), out / "occ_study.md")
+    write_text(buffer.getvalue(), out / "occ_study.csv")
+    write_text(table(rows), out / "occ_study.md")
 
 
 def main(argv=None) -> int:
