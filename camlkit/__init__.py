@@ -2,9 +2,10 @@
 
 The method, one module per concept:  vnet (V-Net) -> cma (§2.2) -> caml (the two-branch
 network) -> cps (l_c) -> occ (§2.3, Eq. 2-3) -> losses / ramps -> step (Eq. 1).
-The machinery: data, inference, metrics, evaluate; a run is a config tree (config) trained by a
-short loop (train) with its batches, resume checks, log and final evaluation beside it
-(batches, resume, runlog, final_eval); report, viz, cli.
+The machinery: data (with augment, sampler), inference (with volumes), metrics, evaluate; a run
+is a config tree (config) trained by a short loop (train) with its batches, resume checks, log
+and final evaluation beside it (batches, resume, runlog, final_eval); launched from a notebook
+as a process of its own (launch) and watched live (watch); report, viz, cli.
 """
 
 from camlkit.threads import share_cpu

@@ -9,8 +9,9 @@ stage-4 features a_in (b, c, h', w', d') of the auxiliary encoder f_a:
 * E_2, **inter-sample** attention: each position is a sequence of the b samples at that position,
   so a labeled and an unlabeled sample exchange information voxel by voxel.
 
-Settings as released (REFERENCE_NOTES): d_model 128, 4 heads, feed-forward 512, dropout 0.5, ReLU,
-post-norm — PyTorch's ``TransformerEncoderLayer`` defaults. For a 112x112x80 patch, k = 14x14x10.
+Settings as released (``code/networks/VNet.py`` of github.com/Herschel555/CAML): d_model 128,
+4 heads, feed-forward 512, dropout 0.5, ReLU, post-norm — PyTorch's ``TransformerEncoderLayer``
+defaults. For a 112x112x80 patch, k = 14x14x10.
 
 **Eval mode.** The released code skips CMA when the model is in eval mode (identity), so inference
 never depends on which samples share a batch. That is the default here; ``active_in_eval=True``

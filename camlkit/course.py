@@ -7,6 +7,7 @@ Every notebook starts with ``course.smoke()`` (CI runs them at their smallest si
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
@@ -47,3 +48,10 @@ def find_data_dir(path=None) -> Path:
     looked = ", ".join(str(c) for c in candidates)
     raise CamlkitError(f"no LA data folder (with train.list) found; looked in: {looked}. "
                        f"Set {DATA_ENV}=/path/to/LA or put the preprocessed release in data/LA.")
+
+
+def smoke_runs_dir() -> Path:
+    """A throw-away runs folder for smoke-sized notebook runs (CI): in the temporary folder, one
+    per parent process. A notebook kernel's parent is the Jupyter server (or nbval), so a
+    restarted kernel finds its runs again while two test sessions never share them."""
+    return Path(tempfile.gettempdir()) / f"camlkit-smoke-runs-{os.getppid()}"

@@ -1,4 +1,4 @@
-"""The Left Atrium (LA) dataset: reading cases, the standard split, augmentation, batching.
+"""The Left Atrium (LA) dataset: reading cases, the standard split, resampling, the Dataset.
 
 From the paper (Sec. 3, "Implementation Details") and the released data pipeline
 (``code/dataloaders/dataset.py`` and ``code/train_caml.py`` of github.com/Herschel555/CAML):
@@ -7,8 +7,9 @@ From the paper (Sec. 3, "Implementation Details") and the released data pipeline
   (float32, z-scored) and ``label`` (uint8, 0 background / 1 atrium);
 - "N labeled" means the first N lines of ``train.list``; the other training cases are the
   unlabeled set; ``test.list`` holds the 20 test cases;
-- a training batch of 4 is 2 labeled + 2 unlabeled samples, drawn by a two-stream sampler;
-- augmentation: random rot90 (k in 0..3, first two axes), random flip along axis 0 or 1, then a
+- a training batch of 4 is 2 labeled + 2 unlabeled samples, drawn by a two-stream sampler
+  (camlkit.sampler);
+- augmentation (camlkit.augment): random rot90 (k in 0..3, first two axes), random flip along axis 0 or 1, then a
   random 112x112x80 crop, zero-padded first when the volume is smaller.
 
 As released (``code/dataloaders/dataset.py`` of github.com/Herschel555/CAML), with the clean form
@@ -28,7 +29,6 @@ Differences from the released code, on purpose (they change no step's arithmetic
   CPU "quick" preset.
 """
 
-import random
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +37,19 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
+# augmentation and batching live in their own modules; re-exported here, where notebooks use them
+from camlkit.augment import (  # noqa: F401
+    CROP_RULES,
+    Compose,
+    RandomCrop,
+    RandomRotFlip,
+    pad_widths,
+    train_transform,
+)
 from camlkit.errors import CamlkitError
+from camlkit.sampler import TwoStreamBatchSampler, seed_worker  # noqa: F401
 
 CASES_FOLDER = "2018LA_Seg_Training Set"
 CASE_FILE = "mri_norm2.h5"
@@ -196,87 +206,6 @@ def scaled_size(shape, scale):
     return tuple(max(1, round(s * scale)) for s in shape)
 
 
-# ----------------------------------------------------------------------------- augmentation
-
-def _rng(rng):
-    # No generator given: draw one from NumPy's global stream, which seed_worker seeds per worker.
-    return rng if rng is not None else np.random.default_rng(np.random.randint(2**32, dtype=np.uint64))
-
-
-class RandomRotFlip:
-    """rot90 by k in 0..3 in the first two axes, then a flip along axis 0 or 1 (as the release)."""
-
-    def __call__(self, image, label, rng=None):
-        rng = _rng(rng)
-        k = int(rng.integers(0, 4))
-        axis = int(rng.integers(0, 2))
-        image = np.flip(np.rot90(image, k, axes=(0, 1)), axis=axis)
-        label = np.flip(np.rot90(label, k, axes=(0, 1)), axis=axis)
-        return np.ascontiguousarray(image), np.ascontiguousarray(label)
-
-
-CROP_RULES = ("release", "uniform")
-
-
-@dataclass
-class RandomCrop:
-    """A random ``patch_size`` crop of the image and its label.
-
-    ``rule="release"`` (default) crops as the released ``RandomCrop`` (``code/dataloaders/
-    dataset.py``): when any side is not larger than the patch, every side s is zero-padded by
-    max((p - s) // 2 + 3, 0) on both ends; the window's start is drawn from 0 .. s - p - 1, so the
-    last offset is never used (a side exactly one voxel larger than the patch is always cropped
-    at 0). No LA case is that small at full size (the smallest is 148 x 132 x 88), so the padding
-    only matters for small crops. ``rule="uniform"`` pads a smaller side to exactly the patch
-    (half before, half after) and draws the start from every offset 0 .. s - p.
-    """
-    patch_size: tuple = (112, 112, 80)
-    rule: str = "release"
-
-    def __post_init__(self):
-        if self.rule not in CROP_RULES:
-            raise CamlkitError(f"crop rule {self.rule!r}: choose 'release' or 'uniform'")
-
-    def __call__(self, image, label, rng=None):
-        rng = _rng(rng)
-        if self.rule == "release":
-            widths = _release_padding(image.shape, self.patch_size)
-        else:
-            widths = [(q // 2, q - q // 2) for q in (max(p - s, 0) for p, s in zip(self.patch_size, image.shape))]
-        if any(a or b for a, b in widths):
-            image = np.pad(image, widths, mode="constant", constant_values=0)
-            label = np.pad(label, widths, mode="constant", constant_values=0)
-        last = 0 if self.rule == "release" else 1  # released: randint(0, s - p), exclusive
-        starts = [int(rng.integers(0, s - p + last)) for s, p in zip(image.shape, self.patch_size)]
-        window = tuple(slice(a, a + p) for a, p in zip(starts, self.patch_size))
-        return image[window], label[window]
-
-
-def _release_padding(shape, patch_size):
-    """The release's padding: all sides padded when any side is <= the patch (see RandomCrop)."""
-    if not any(s <= p for s, p in zip(shape, patch_size)):
-        return [(0, 0)] * len(shape)
-    return [(max((p - s) // 2 + 3, 0),) * 2 for s, p in zip(shape, patch_size)]
-
-
-class Compose:
-    """Apply transforms in order, sharing one random generator."""
-
-    def __init__(self, *transforms):
-        self.transforms = transforms
-
-    def __call__(self, image, label, rng=None):
-        rng = _rng(rng)
-        for transform in self.transforms:
-            image, label = transform(image, label, rng)
-        return image, label
-
-
-def train_transform(patch_size=(112, 112, 80), crop_rule="release"):
-    """The training augmentation of the paper / release: rot90 + flip, then a random crop."""
-    return Compose(RandomRotFlip(), RandomCrop(tuple(patch_size), crop_rule))
-
-
 # ----------------------------------------------------------------------------- the dataset
 
 class LADataset(Dataset):
@@ -328,76 +257,3 @@ class LADataset(Dataset):
             "label": torch.from_numpy(np.ascontiguousarray(label)).long(),  # (h, w, d)
             "case": self.paths[index].parent.name,
         }
-
-
-# ----------------------------------------------------------------------------- batching
-
-class TwoStreamBatchSampler(Sampler):
-    """Batches of (batch_size - secondary_batch_size) primary (labeled) indices, then secondary ones.
-
-    The primary indices are shuffled once per epoch (an epoch is len(primary) // primary batch
-    size batches, as in the release). The secondary (unlabeled) indices run through an endless
-    sequence of shuffles, independent of the primary ones. ``restart_secondary=True`` (default,
-    as the released sampler in ``code/dataloaders/dataset.py``) starts that sequence afresh at
-    every epoch, so an epoch of 8 batches with 2 unlabeled each sees only the first 16 of a new
-    shuffle and the rest of it is never used; ``False`` carries the sequence over from epoch to
-    epoch, so every unlabeled case is seen once per pass. ``secondary_batch_size=0`` gives
-    labeled-only batches. ``seed`` (or, if None, torch's global RNG) makes the order reproducible.
-    """
-
-    def __init__(self, primary_indices, secondary_indices, batch_size, secondary_batch_size, seed=None,
-                 restart_secondary=True):
-        self.primary = list(primary_indices)
-        self.secondary = list(secondary_indices)
-        self.primary_batch_size = batch_size - secondary_batch_size
-        self.secondary_batch_size = secondary_batch_size
-        self.restart_secondary = restart_secondary
-        if self.primary_batch_size < 1 or secondary_batch_size < 0:
-            raise CamlkitError(
-                f"batch_size={batch_size}, secondary_batch_size={secondary_batch_size}: "
-                "expected 0 <= secondary_batch_size < batch_size"
-            )
-        if len(self.primary) < self.primary_batch_size:
-            raise CamlkitError(
-                f"{len(self.primary)} labeled cases: expected at least {self.primary_batch_size} per batch"
-            )
-        if len(self.secondary) < secondary_batch_size:
-            raise CamlkitError(
-                f"{len(self.secondary)} unlabeled cases: expected at least {secondary_batch_size} per batch"
-            )
-        if seed is None:
-            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-        primary_seed, secondary_seed = np.random.SeedSequence(seed).spawn(2)
-        self.primary_rng = np.random.default_rng(primary_seed)
-        self.secondary_rng = np.random.default_rng(secondary_seed)
-        self._secondary_stream = self._endless(self.secondary, self.secondary_rng)
-
-    @staticmethod
-    def _endless(indices, rng):
-        while True:
-            yield from (indices[i] for i in rng.permutation(len(indices)))
-
-    def __len__(self):
-        return len(self.primary) // self.primary_batch_size
-
-    def __iter__(self):
-        order = [self.primary[i] for i in self.primary_rng.permutation(len(self.primary))]
-        secondary = self._secondary_stream
-        if self.restart_secondary:
-            secondary = self._endless(self.secondary, self.secondary_rng)
-        for b in range(len(self)):
-            batch = order[b * self.primary_batch_size:(b + 1) * self.primary_batch_size]
-            if self.secondary_batch_size:
-                batch += [next(secondary) for _ in range(self.secondary_batch_size)]
-            yield batch
-
-
-def seed_worker(worker_id):
-    """``worker_init_fn`` for DataLoader: seed NumPy and ``random`` from torch's per-worker seed.
-
-    torch gives every worker a distinct seed (base_seed + worker_id) that follows the loader's
-    generator, so workers draw different NumPy streams and a seeded run repeats exactly.
-    """
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)

@@ -2,7 +2,8 @@
 
 The public copy most LA papers use lives in the GitHub repository ``yulequan/UA-MT`` (branch
 master, folder ``data/``): 100 cases ``2018LA_Seg_Training Set/<CASE>/mri_norm2.h5`` plus
-``train.list`` (80 cases) and ``test.list`` (20), 233 MB (REFERENCE_NOTES.md, "Data").
+``train.list`` (80 cases) and ``test.list`` (20), 233 MB (the paper, Sec. 3 "Dataset": 80 scans
+for training and 20 for testing, following UA-MT).
 ``resources/la_sha256sums.txt`` holds the checksum of each of those 102 files.
 
 Every file is written under a temporary name in its destination folder (camlkit.files) and

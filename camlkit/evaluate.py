@@ -1,5 +1,6 @@
 """Table 1's evaluation: every test case through the sliding-window protocol, four metrics, the
-mean +- std, and the paper's row beside it (REFERENCE_NOTES.md, "Evaluation protocol").
+mean +- std, and the paper's row beside it (the paper, Sec. 3 "Quantitative Evaluation and
+Comparison": the final iteration's model; the release's ``code/test_3d.py``).
 
 - the model is f_v only, in eval mode (no dropout; CAML's CMA lives in f_a and is not used);
 - each case: ``inference.predict_volume`` (sliding window, patch 112x112x80, stride 18/18/4 by

@@ -1,7 +1,8 @@
 """Whole-volume prediction with the paper's sliding-window protocol, and ``camlkit predict``.
 
-Protocol (REFERENCE_NOTES.md, "Evaluation protocol"; the paper, Sec. 3 "Implementation
-Details": "a general sliding window strategy without any post-processing"):
+Protocol (the paper, Sec. 3 "Implementation Details": "a general sliding window strategy without
+any post-processing"; the details as released, ``code/utils/test_patch.py`` of
+github.com/Herschel555/CAML, called by ``code/test_3d.py``):
 
 1. zero-pad the volume to at least the patch size, ``pad // 2`` before and the rest after;
 2. along each axis, windows start at ``min(k * stride, size - patch)`` for
@@ -19,15 +20,16 @@ The default patch 112x112x80 and stride 18/18/4 are the paper's.
 """
 
 import math
-import os
 from itertools import product
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from camlkit.augment import pad_widths
 from camlkit.data import zscore  # noqa: F401  (part of this module's interface too)
 from camlkit.errors import CamlkitError
+from camlkit.volumes import check_output_path, read_volume, write_mask_nifti  # noqa: F401
 
 PATCH_SIZE = (112, 112, 80)
 STRIDE = (18, 18, 4)
@@ -49,12 +51,6 @@ def sliding_windows(shape, patch_size, stride):
     """All windows over a volume of ``shape`` (already padded), as tuples of slices."""
     per_axis = [window_starts(s, p, t) for s, p, t in zip(shape, patch_size, stride)]
     return [tuple(slice(a, a + p) for a, p in zip(starts, patch_size)) for starts in product(*per_axis)]
-
-
-def pad_widths(shape, patch_size):
-    """Symmetric zero padding that brings each axis up to the patch size: (before, after) pairs."""
-    pads = [max(p - s, 0) for s, p in zip(shape, patch_size)]
-    return [(q // 2, q - q // 2) for q in pads]
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -176,93 +172,6 @@ def stored_settings(checkpoint):
             if key in section and name not in found and section[key] is not None:
                 found[name] = section[key]
     return found
-
-
-# ----------------------------------------------------------------------------- volume I/O
-
-def _nrrd_affine(header):
-    """Voxel -> world (RAS) 4x4 affine from an NRRD header's space directions and origin."""
-    affine = np.eye(4)
-    directions = header.get("space directions")
-    if directions is not None:
-        directions = np.asarray(directions, dtype=float)  # (3 axes, 3 world coordinates)
-        affine[:3, :3] = directions.T
-    elif header.get("spacings") is not None:
-        affine[:3, :3] = np.diag(np.asarray(header["spacings"], dtype=float))
-    if header.get("space origin") is not None:
-        affine[:3, 3] = np.asarray(header["space origin"], dtype=float)
-    space = str(header.get("space", "")).lower()
-    if space in ("left-posterior-superior", "lps"):  # NIfTI is RAS: negate x and y
-        affine[:2] *= -1
-    return affine
-
-
-def read_volume(path):
-    """Read an image volume -> (image float32 (h, w, d), affine 4x4).
-
-    Formats: ``.nii`` / ``.nii.gz`` (nibabel), ``.nrrd`` (pynrrd; affine from the space
-    directions and origin), LA ``.h5`` (its ``image``; identity affine).
-    """
-    from camlkit.data import check_image, read_h5_image
-
-    path = Path(path)
-    name = path.name.lower()
-    if not path.is_file():
-        raise CamlkitError(f"{path}: input file not found")
-    try:
-        if name.endswith((".nii", ".nii.gz")):
-            import nibabel
-
-            volume = nibabel.load(str(path))
-            image, affine = np.asanyarray(volume.dataobj), volume.affine
-        elif name.endswith(".nrrd"):
-            import nrrd
-
-            image, header = nrrd.read(str(path))
-            affine = _nrrd_affine(header)
-        elif name.endswith(".h5"):
-            return read_h5_image(path), np.eye(4)
-        else:
-            raise CamlkitError(f"{path}: unknown volume format, expected .nii, .nii.gz, .nrrd or .h5")
-    except CamlkitError:
-        raise
-    except Exception as err:  # nibabel / pynrrd raise many kinds for damaged files
-        raise CamlkitError(f"{path}: cannot read the volume ({type(err).__name__}: {err})".splitlines()[0]) from None
-    if image.ndim != 3:
-        raise CamlkitError(f"{path}: volume has shape {image.shape}, expected a 3-D image (not 4-D or 2-D)")
-    return check_image(np.asarray(image, dtype=np.float32), path), np.asarray(affine, dtype=float)
-
-
-def check_output_path(path, overwrite=True):
-    """Fail before any work if the output cannot be written where asked: its folder must exist
-    and be writable, the name must end in .nii or .nii.gz and must not be a folder, nor an
-    existing file unless ``overwrite``."""
-    path = Path(path)
-    if not path.name.lower().endswith((".nii", ".nii.gz")):
-        raise CamlkitError(f"{path}: output must be a NIfTI file ending in .nii or .nii.gz")
-    if not path.parent.is_dir():
-        raise CamlkitError(f"{path}: output folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise CamlkitError(f"{path}: output folder {path.parent} is not writable")
-    if path.is_dir():
-        raise CamlkitError(f"{path}: is a folder, expected the name of the mask file to write")
-    if path.exists() and not overwrite:
-        raise CamlkitError(f"{path}: exists already; pass --overwrite to replace it")
-    return path
-
-
-def write_mask_nifti(mask, affine, path):
-    """Write a uint8 mask as NIfTI atomically (camlkit.files.atomic_path)."""
-    import nibabel
-
-    from camlkit.files import atomic_path
-
-    path = check_output_path(path)
-    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
-    image = nibabel.Nifti1Image(np.asarray(mask, dtype=np.uint8), np.asarray(affine, dtype=float))
-    image.set_data_dtype(np.uint8)
-    with atomic_path(path, suffix=suffix) as tmp:
-        nibabel.save(image, tmp)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -20,98 +20,43 @@ Each function works alone from a notebook cell::
     run.status()                       # running / finished / stopped / failed, iteration, ETA
     run.stop(); run.resume(); run.wait()
     watch(run)                         # live progress bar and curves, redrawn from log.csv
+                                       # (camlkit.watch, re-exported here with curves and
+                                       # summary_markdown; smoke_runs_dir from camlkit.course)
 
 A run is *finished* when its process is gone and its final files are there, *stopped* when its
 process is gone after :meth:`Run.stop` asked it to stop, and *failed* when it is gone otherwise
 (``train.out`` then says why).
 """
 
-import argparse
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
+from camlkit.files import write_text
+from camlkit.runlog import read_log
+from camlkit.train_cli import config_from_args, config_to_args, train_parser
+from camlkit.watch import curves, summary_markdown, watch
 
 PROCESS_FILE = "process.json"
 OUT_FILE = "train.out"
 STATES = ("running", "finished", "stopped", "failed")
 
 
-# ----------------------------------------------------------------------------- run folders
-
-def smoke_runs_dir() -> Path:
-    """A throw-away runs folder for smoke-sized notebook runs (CI): in the temporary folder, one
-    per parent process. A notebook kernel's parent is the Jupyter server (or nbval), so a
-    restarted kernel finds its runs again while two test sessions never share them."""
-    return Path(tempfile.gettempdir()) / f"camlkit-smoke-runs-{os.getppid()}"
-
-
 # ----------------------------------------------------------------------------- commands
-
-def _train_parser():
-    from camlkit.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices["train"]
-
-
-def _flag_for(action, value):
-    """The command-line words that set ``action.dest`` to ``value`` ([] if none can)."""
-    if isinstance(action, argparse.BooleanOptionalAction):  # --amp / --no-amp
-        return [action.option_strings[0] if value else action.option_strings[-1]]
-    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
-        return [max(action.option_strings, key=len)] if value == action.const else []
-    if isinstance(value, (tuple, list)):
-        value = ",".join(str(v) for v in value)
-    return [max(action.option_strings, key=len), str(value)]
-
-
-def config_to_args(cfg) -> list:
-    """``camlkit train`` options that rebuild ``cfg``: ``--preset`` and a flag for every field of
-    the config tree that differs from the preset (``--lr 0.1``, ``--step.similarity cosine``,
-    ``--model.n_filters 8``); ``--data`` always, ``--out`` never. What ``method`` decides
-    (camlkit.config.METHOD_SWITCHES, the ramp by labeled count) is compared after resolving the
-    preset with the same method and labeled count, so it is never a flag."""
-    from camlkit.config import METHOD_SWITCHES, PRESETS, config_fields, get_field, make_config
-
-    preset = PRESETS[cfg.preset]
-    resolved = make_config(cfg.preset, method=cfg.method, labeled=cfg.labeled)
-    actions = {a.dest: a for a in _train_parser()._actions if a.option_strings}
-    args = ["--preset", cfg.preset]
-    for path, _, _ in config_fields(cfg):
-        value = get_field(cfg, path)
-        if path == "data":  # always: the command line's default comes from $CAMLKIT_DATA
-            value = str(Path(value).resolve())
-        elif path in ("preset", "out") or path in METHOD_SWITCHES:
-            continue
-        elif path in ("method", "labeled"):
-            if value == get_field(preset, path):
-                continue
-        elif value == get_field(resolved, path):
-            continue
-        words = _flag_for(actions[path], value) if path in actions else []
-        if not words:
-            raise CamlkitError(f"config field {path}={value!r} differs from the "
-                               f"{cfg.preset!r} preset but `camlkit train` has no option for it")
-        args += words
-    return args
-
 
 def _as_config(spec):
     """A resolved TrainConfig from a TrainConfig, a dict of its fields by path (with "preset";
     ``{"preset": "smoke", "step.similarity": "cosine"}``) or ``camlkit train`` options (read by
     camlkit.train_cli.config_from_args, as the command line reads them)."""
     from camlkit.config import TrainConfig, make_config
-    from camlkit.train_cli import config_from_args
 
     if isinstance(spec, TrainConfig):
         return spec.resolved()
@@ -120,7 +65,7 @@ def _as_config(spec):
         return make_config(spec.pop("preset", "quick"), **spec)
     words = [str(w) for w in spec]
     try:
-        args = _train_parser().parse_args(words)
+        args = train_parser().parse_args(words)
     except SystemExit:
         raise CamlkitError(f"not valid `camlkit train` options: {' '.join(words)}") from None
     return config_from_args(args)
@@ -153,8 +98,6 @@ def _is_alive(record) -> bool:
 
 
 def _write_record(run_dir, record):
-    from camlkit.files import write_text
-
     write_text(json.dumps(record, indent=2) + "\n", Path(run_dir) / PROCESS_FILE)
 
 
@@ -235,23 +178,8 @@ def start(spec, run_dir=None, runs="runs") -> "Run":
 # ----------------------------------------------------------------------------- status
 
 def read_rows(path):
-    """log.csv rows as dicts, skipping a line the training process is still writing."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError:
-        return []
-    if not lines:
-        return []
-    header, rows = lines[0].split(","), []
-    for line in lines[1:]:
-        values = line.split(",")
-        try:
-            row = {k: (int(v) if k == "iteration" else float(v)) for k, v in zip(header, values)}
-        except ValueError:
-            continue
-        if len(values) == len(header):
-            rows.append(row)
-    return rows
+    """log.csv rows as dicts, [] before the first; a line still being written is skipped."""
+    return read_log(path, missing_ok=True)
 
 
 def tail(path, n=5):
@@ -389,74 +317,6 @@ class Run:
         extra = {k: v for k, v in self.record.items() if k == "iterations"}
         self._process, self.record = _spawn(command, self.run_dir, extra)
         return self
-
-
-# ----------------------------------------------------------------------------- live view
-
-def curves(run_dir, rows=None):
-    """The training curves of a run folder as a matplotlib Figure: camlkit.viz.curves's panels
-    (one per loss part, lambda(t) beside them) with the final metrics once ``summary.json`` is
-    there. ``rows``: the log rows if already read (:func:`read_rows`). The one place that draws
-    a launched run's curves."""
-    from camlkit.viz.curves import curves_figure
-
-    run_dir = Path(run_dir)
-    rows = read_rows(run_dir / "log.csv") if rows is None else rows
-    summary_path = run_dir / "summary.json"
-    try:
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    except ValueError:  # being written: the next redraw reads it
-        summary = None
-    return curves_figure(rows, summary)
-
-
-def watch(run: Run, every_s=3.0, until_iteration=None) -> Status:
-    """Show a run in a notebook: a progress bar (iteration / total, s/it, time left) and its
-    curves, redrawn from ``log.csv`` every ``every_s`` seconds while it runs; once when it is
-    over. Returns when the run ends or has logged ``until_iteration`` iterations. Interrupting
-    the cell (Kernel > Interrupt) stops the watching, not the run."""
-    import ipywidgets as widgets
-    from IPython.display import clear_output, display
-
-    from camlkit.viz.widgets import displayable
-
-    status = run.status()
-    bar = widgets.IntProgress(value=0, min=0, max=max(status.total, 1), description="iteration")
-    label, plot = widgets.Label(), widgets.Output()
-    display(widgets.VBox([widgets.HBox([bar, label]), plot]))
-    shown = -1
-    try:
-        while True:
-            status = run.status()
-            bar.value, label.value = min(status.iteration, bar.max), status.line()
-            bar.bar_style = {"finished": "success", "failed": "danger", "stopped": "warning"}.get(
-                status.state, "")
-            if status.iteration != shown:
-                rows = read_rows(run.run_dir / "log.csv")
-                if rows:
-                    with plot:
-                        clear_output(wait=True)
-                        display(displayable(curves(run.run_dir, rows)))
-                shown = status.iteration
-            if status.state != "running" or (until_iteration is not None
-                                             and status.iteration >= until_iteration):
-                break
-            time.sleep(every_s if until_iteration is None else min(every_s, 0.2))
-    except KeyboardInterrupt:
-        print("stopped watching; the run goes on (run.stop() stops it)")
-    if status.state == "failed":
-        print(status)
-    return status
-
-
-def summary_markdown(run_dir):
-    """The run's ``summary.md`` as a rendered table (IPython's Markdown)."""
-    from IPython.display import Markdown
-
-    path = Path(run_dir) / "summary.md"
-    if not path.is_file():
-        raise CamlkitError(f"{path}: missing (the run has not finished)")
-    return Markdown(path.read_text())
 
 
 __all__ = ["launch", "attach", "start", "Run", "Status", "watch", "curves", "smoke_runs_dir",

@@ -1,10 +1,10 @@
-"""Segmentation metrics of the paper's Table 1: Dice, Jaccard, 95HD, ASD (REFERENCE_NOTES.md,
-"Evaluation protocol").
+"""Segmentation metrics of the paper's Table 1: Dice, Jaccard, 95HD, ASD (the paper, Sec. 3
+"Quantitative Evaluation and Comparison").
 
-The paper computes them per case, on the binary foreground, in voxel units, with the ``medpy``
-package (``medpy.metric.binary``: ``dc``, ``jc``, ``hd95``, ``asd``). This module reimplements
-exactly those definitions with SciPy, so the package does not need medpy at run time (the tests
-check the two agree):
+The release computes them (``code/utils/test_patch.py`` of github.com/Herschel555/CAML) per case,
+on the binary foreground, in voxel units, with the ``medpy`` package (``medpy.metric.binary``:
+``dc``, ``jc``, ``hd95``, ``asd``). This module reimplements exactly those definitions with SciPy,
+so the package does not need medpy at run time (the tests check the two agree):
 
 - surface of a mask = mask XOR its binary erosion by the 3-D cross (connectivity 1), with
   voxels outside the volume counted as background;

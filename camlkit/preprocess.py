@@ -4,7 +4,9 @@ Raw layout: ``<RAW>/<CASE>/lgemri.nrrd`` (the LGE-MRI image) and ``<RAW>/<CASE>/
 (the left-atrium mask, 255 = atrium). Output: ``<OUT>/2018LA_Seg_Training Set/<CASE>/mri_norm2.h5``
 with ``image`` (float32) and ``label`` (uint8, 0/1), gzip-compressed, as the standard release.
 
-Steps (REFERENCE_NOTES.md, "Data"):
+Steps (the preprocessing behind the standard LA files, ``data/`` of github.com/yulequan/UA-MT;
+the paper, Sec. 3 "Dataset": "cropped accordingly, and then normalized to zero mean and unit
+variance"):
 
 1. label = (laendo == 255);
 2. z-score the image over the **whole** volume (the released files confirm the order: their

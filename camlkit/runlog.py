@@ -47,9 +47,22 @@ class RunLog:
             self.tb.close()
 
 
-def read_log(path):
-    """The rows of a log.csv as dicts (iteration an int, the rest floats)."""
+def read_log(path, missing_ok=False):
+    """The rows of a log.csv as dicts (iteration an int, the rest floats).
+
+    A line the training process is still writing (too few or too many values, or one that does
+    not parse) is skipped, so a log can be read while a run writes it. ``missing_ok``: no file
+    gives [] (a launched run that has not logged yet) instead of an error.
+    """
+    path = Path(path)
+    if missing_ok and not path.is_file():
+        return []
+    rows = []
     with open(path, newline="") as f:
-        return [{k: (int(v) if k == "iteration" else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
+        for row in csv.DictReader(f):
+            try:
+                rows.append({k: (int(v) if k == "iteration" else float(v)) for k, v in row.items()})
+            except (TypeError, ValueError):  # None for a missing value, a list for extra ones
+                continue
+    return rows
 

@@ -5,6 +5,7 @@ Every field of :class:`camlkit.config.TrainConfig` is a flag (camlkit.cli.add_co
 network's and the step's. A flag overrides the preset; the rest comes from ``--preset``.
 """
 
+import argparse
 import os
 import shlex
 from pathlib import Path
@@ -108,3 +109,57 @@ def resume_folder(last: Path, out):
     if out is not None and Path(out).resolve() != folder.resolve():
         raise CamlkitError(f"--resume {last} belongs to {folder}, not to --out {out}")
     return str(folder)
+
+
+# ----------------------------------------------------------------------------- config -> command
+
+def train_parser():
+    """The ``camlkit train`` parser, as the console script builds it."""
+    from camlkit.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["train"]
+
+
+def _flag_for(action, value):
+    """The command-line words that set ``action.dest`` to ``value`` ([] if none can)."""
+    if isinstance(action, argparse.BooleanOptionalAction):  # --amp / --no-amp
+        return [action.option_strings[0] if value else action.option_strings[-1]]
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        return [max(action.option_strings, key=len)] if value == action.const else []
+    if isinstance(value, (tuple, list)):
+        value = ",".join(str(v) for v in value)
+    return [max(action.option_strings, key=len), str(value)]
+
+
+def config_to_args(cfg) -> list:
+    """``camlkit train`` options that rebuild ``cfg`` (the inverse of :func:`config_from_args`):
+    ``--preset`` and a flag for every field of the config tree that differs from the preset
+    (``--lr 0.1``, ``--step.similarity cosine``, ``--model.n_filters 8``); ``--data`` always,
+    ``--out`` never. What ``method`` decides (camlkit.config.METHOD_SWITCHES, the ramp by labeled
+    count) is compared after resolving the preset with the same method and labeled count, so it
+    is never a flag."""
+    from camlkit.config import config_fields, get_field
+
+    preset = PRESETS[cfg.preset]
+    resolved = make_config(cfg.preset, method=cfg.method, labeled=cfg.labeled)
+    actions = {a.dest: a for a in train_parser()._actions if a.option_strings}
+    args = ["--preset", cfg.preset]
+    for path, _, _ in config_fields(cfg):
+        value = get_field(cfg, path)
+        if path == "data":  # always: the command line's default comes from $CAMLKIT_DATA
+            value = str(Path(value).resolve())
+        elif path in ("preset", "out") or path in METHOD_SWITCHES:
+            continue
+        elif path in ("method", "labeled"):
+            if value == get_field(preset, path):
+                continue
+        elif value == get_field(resolved, path):
+            continue
+        words = _flag_for(actions[path], value) if path in actions else []
+        if not words:
+            raise CamlkitError(f"config field {path}={value!r} differs from the "
+                               f"{cfg.preset!r} preset but `camlkit train` has no option for it")
+        args += words
+    return args

@@ -1,6 +1,7 @@
 """V-Net, the backbone of both CAML branches (paper §3, "we use the V-Net as the backbone").
 
-This is the 16-filter V-Net that semi-supervised LA papers share (REFERENCE_NOTES, "Networks"):
+This is the 16-filter V-Net that semi-supervised LA papers share, as released
+(``code/networks/VNet.py`` of github.com/Herschel555/CAML):
 
     encoder   stage1 (1 conv, 16 ch) -> down1 -> stage2 (2 convs, 32) -> down2 -> stage3 (3, 64)
               -> down3 -> stage4 (3, 128) -> down4 -> stage5 (3, 256) -> Dropout3d(0.5)

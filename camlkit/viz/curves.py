@@ -154,7 +154,11 @@ def loss_curves(rows: Sequence[Mapping], x: str = "iteration", log_y: bool = Fal
 
 
 def read_run(run_dir) -> tuple[list[dict], dict | None]:
-    """A run folder's log rows (``log.csv``) and its summary (``summary.json``, None if absent)."""
+    """A run folder's log rows (``log.csv``) and its summary (``summary.json``, None if absent).
+
+    Safe while the run writes them: a log line still being written is skipped
+    (camlkit.runlog.read_log), a summary still being written reads as None.
+    """
     import json
 
     from camlkit.runlog import read_log
@@ -164,7 +168,10 @@ def read_run(run_dir) -> tuple[list[dict], dict | None]:
     if not log.is_file():
         raise CamlkitError(f"{log}: no training log there (is {run_dir} a run folder?)")
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    try:
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    except ValueError:  # being written: the next read finds it whole
+        summary = None
     return read_log(log), summary
 
 
