@@ -22,6 +22,7 @@ import os
 import statistics
 from pathlib import Path
 
+from camlkit.course import find_data_dir
 from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
 from camlkit.files import clean_temps, write_text
@@ -164,6 +165,7 @@ def evaluate_command(args):
     scale = args.scale if args.scale is not None else float(stored.get("scale", 1.0))
     check_window(patch, stride, scale, args.batch_size)
     device = resolve_device(args.device)
+    args.data = args.data or str(find_data_dir())  # the one rule when --data is not given
     paths = check_test_set(args.data, args.cases, flag="--cases")
     method = args.method or stored.get("method")
     labeled = args.labeled if args.labeled is not None else stored.get("labeled")
@@ -195,13 +197,14 @@ def add_cli(subparsers):
                     "(sliding window, Dice / Jaccard / 95HD / ASD in voxels) and print the paper's row beside it.",
     )
     parser.add_argument("checkpoint", help="camlkit checkpoint or the authors' released .pth")
-    parser.add_argument("--data", required=True, help="LA folder with test.list and '2018LA_Seg_Training Set'")
+    parser.add_argument("--data", default=None, help="LA folder with test.list and '2018LA_Seg_Training Set' "
+                        "(default: $CAMLKIT_DATA, else data/LA, else ../shared/LA)")
     parser.add_argument("--out", default="runs/evaluate",
                         help="folder for cases.csv and summary.md, created if needed; files of the same "
                              "name there are replaced (default: %(default)s)")
     parser.add_argument("--method", choices=METHODS, default=None,
                         help="paper row to compare with (default: the checkpoint's)")
-    parser.add_argument("--labeled", type=int, default=None, help="labeled cases of the paper row")
+    parser.add_argument("--labeled", type=int, default=None, help="labeled cases of the paper row (default: the checkpoint's)")
     parser.add_argument("--cases", type=int, default=None,
                         help="evaluate only the first K test cases, K >= 1 (default: all of test.list)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
