@@ -74,16 +74,17 @@ def write_csv(rows, path):
     write_text(buffer.getvalue(), path)
 
 
-def _cell(mean, std, percent):
+def _cell(mean, std, percent, spread=True):
     factor = 100.0 if percent else 1.0
-    return f"{mean * factor:.2f} ± {std * factor:.2f}"
+    return f"{mean * factor:.2f} ± {std * factor:.2f}" if spread else f"{mean * factor:.2f}"
 
 
 def format_table(summary, method=None, labeled=None):
     """A markdown table: our mean ± std over cases, and the paper's row (mean ± std over 3 seeds)."""
     header = "| | Dice (%) | Jaccard (%) | 95HD (voxel) | ASD (voxel) |\n| --- | --- | --- | --- | --- |\n"
-    ours = [_cell(*summary[name], percent=name in ("dice", "jaccard")) for name in METRICS]
-    title = f"camlkit ({summary.get('cases', '?')} cases, mean ± std over cases)"
+    n = summary.get("cases", "?")
+    ours = [_cell(*summary[name], percent=name in ("dice", "jaccard"), spread=n != 1) for name in METRICS]
+    title = "camlkit (1 case)" if n == 1 else f"camlkit ({n} cases, mean ± std over cases)"
     lines = [f"| {title} | " + " | ".join(ours) + " |"]
     paper = paper_numbers(method, labeled) if method is not None and labeled is not None else None
     if paper is not None:

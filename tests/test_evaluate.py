@@ -302,3 +302,13 @@ def test_failed_end_of_run_evaluation_message():
     assert message == ("the training ended and runs/caml/model_final.pth is saved, but its evaluation failed: "
                        "runs/caml/x.h5: image contains NaN. Fix this and run the same command again with "
                        "--resume: it redoes only the evaluation")
+
+
+def test_one_case_shows_no_spread_and_says_case():
+    from camlkit.evaluate import format_table
+
+    one = {"cases": 1, "dice": (0.9, 0.0), "jaccard": (0.8, 0.0), "hd95": (5.0, 0.0), "asd": (1.5, 0.0)}
+    ours = format_table(one).splitlines()[2]
+    assert "camlkit (1 case)" in ours and "±" not in ours and "90.00" in ours
+    two = format_table({**one, "cases": 2, "dice": (0.9, 0.05)}).splitlines()[2]
+    assert "2 cases, mean ± std over cases" in two and "90.00 ± 5.00" in two
