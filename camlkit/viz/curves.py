@@ -22,7 +22,7 @@ from camlkit.errors import CamlkitError
 from camlkit.files import atomic_path
 
 PANEL_TITLES = {
-    "L": "L = L_s + λ_c l_c + λ_o l_o  (Eq. 1)",
+    "L": "L = w L_s + λ_c l_c + λ_o l_o  (Eq. 1; w = 0.5 as released)",
     "L_s": "L_s: supervised, labeled half",
     "l_c": "l_c: cross pseudo supervision (§2.1)",
     "l_o": "l_o: omni-correlation consistency (Eq. 3)",
