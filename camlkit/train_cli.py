@@ -48,7 +48,7 @@ def _show(value):
 
 
 def add_cli(subparsers):
-    p = subparsers.add_parser("train", help="train CAML or an ablation (presets: paper, quick, smoke)",
+    p = subparsers.add_parser("train", help="train CAML or an ablation (presets: paper, quick, mini, smoke)",
                               description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                    help="the values every other flag overrides")
