@@ -199,6 +199,28 @@ def table1_sentences(groups) -> list:
     return sentences
 
 
+def ordering_sentences(groups) -> list:
+    """Per labeled count where all three were run: does the paper's ordering CAML > MC-Net >
+    labeled-only V-Net hold on the mean Dice, and where does it break."""
+    order = ("caml", "mcnet", "supervised")
+    sentences = []
+    for labeled in sorted({k[1] for k in groups}):
+        here = {}
+        for (method, lab, _), runs in groups.items():  # one group per method, or nothing to say
+            if lab == labeled and method in order:
+                here[method] = None if method in here else runs
+        if any(here.get(m) is None for m in order):
+            continue
+        dice = {m: _dice(here[m]) for m in order}
+        means = ", ".join(f"{NAMES[m]} {dice[m]:.2f} %" for m in order)
+        broken = [f"{NAMES[a]} does not beat {NAMES[b]}" for a, b in zip(order, order[1:])
+                  if dice[a] <= dice[b]]
+        verdict = "holds" if not broken else "does not hold: " + " and ".join(broken)
+        sentences.append(f"{labeled} labeled: the paper's ordering CAML > MC-Net > labeled-only "
+                         f"V-Net {verdict} (mean Dice {means}).")
+    return sentences
+
+
 def table2_sentences(groups) -> list:
     """Per labeled count: what OCC, CMA and both add to the MC-Net baseline."""
     sentences = []
@@ -235,7 +257,7 @@ def report(run_dirs) -> str:
     groups = group_runs([read_run(d) for d in run_dirs])
     parts = ["## Table 1 — LA, final iteration (camlkit: the seeds listed; paper: mean ± std "
              "over 3 seeds)", "", table1(groups), "", "Runs:", "", runs_text(groups), "",
-             *[f"- {s}" for s in table1_sentences(groups)]]
+             *[f"- {s}" for s in table1_sentences(groups) + ordering_sentences(groups)]]
     if any(method in ABLATION for method, _, _ in groups):
         parts += ["", "## Table 2 — ablation", "", table2(groups), "", "Runs:", "",
                   runs_text(groups, ABLATION), "", *[f"- {s}" for s in table2_sentences(groups)]]

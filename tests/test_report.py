@@ -48,6 +48,20 @@ def test_when_caml_loses_the_sentence_says_so(tmp_path):
     assert "the paper: +6.42" in text
 
 
+def test_the_ordering_sentence_says_whether_the_papers_order_holds(tmp_path):
+    runs = [_run(tmp_path / "c1", "caml", 4, 1, 0.80), _run(tmp_path / "c2", "caml", 4, 2, 0.76),
+            _run(tmp_path / "m", "mcnet", 4, 1, 0.75), _run(tmp_path / "s", "supervised", 4, 1, 0.70)]
+    assert ("4 labeled: the paper's ordering CAML > MC-Net > labeled-only V-Net holds (mean Dice "
+            "CAML 78.00 %, MC-Net 75.00 %, labeled-only V-Net 70.00 %)") in report(runs)
+    _run(tmp_path / "s2", "supervised", 4, 2, 0.79)  # the baseline's mean rises to 74.50 %
+    (tmp_path / "m" / "summary.json").write_text((tmp_path / "m" / "summary.json").read_text()
+                                                 .replace("0.75", "0.74"))
+    text = report(runs[:3] + [tmp_path / "s", tmp_path / "s2"])
+    assert "does not hold: MC-Net does not beat labeled-only V-Net (mean Dice CAML 78.00 %, " \
+           "MC-Net 74.00 %, labeled-only V-Net 74.50 %)" in text
+    assert "ordering" not in report(runs[:3])  # no labeled-only run: nothing to say
+
+
 def test_per_case_rows_are_in_percent_worst_first(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
