@@ -3,6 +3,7 @@
     python bench/bench_train.py --preset paper --method caml --labeled 16 --iterations 3
     python bench/bench_train.py --preset quick --method caml supervised
     python bench/bench_train.py --preset quick --method caml --beside-busy [--rounds 3]
+    python bench/bench_train.py --versus-release [--labeled 4] [--iterations 3]
 
 Inputs are random volumes with a blob-shaped label, so only the step is timed (no data loading);
 the memory bank is filled to the size a real run holds (one slot per labeled case, each a full
@@ -16,6 +17,24 @@ itself), back to back for ``--rounds`` rounds, once with PyTorch's OpenMP defaul
 camlkit's CPU thread policy (camlkit.threads), and prints alone vs shared for both. Each timing
 process starts with the machine's default thread count unless ``--threads`` is given (an exported
 OMP_NUM_THREADS is not passed on). On a machine other people use, every figure is contended.
+
+``--versus-release`` answers "is camlkit's paper step faster than the release's?" in one run, on
+the real LA data (camlkit.course.find_data_dir), the ``paper`` preset, CAML, ``--labeled`` cases:
+after one warm-up iteration each it times ``--iterations`` iterations, data loading included, of
+
+* the release-equivalent loop (bench/release_loop.py: an HDF5 read per sample, contiguous
+  tensors, the list bank pooled at every draw, bench/release_step.py's iteration), and
+* camlkit's training iteration as ``camlkit train`` runs it (camlkit.batches' loader, the
+  channels_last network, Eq1Module / camlkit.step, the SGD of camlkit.train),
+
+from the same initial weights, the same cases per batch and a memory bank filled the same way
+(every labeled slot a full patch of embeddings, as in training once each case has been seen).
+It prints s/it of each (median), release / camlkit, the seconds camlkit spends decoding its cases
+once before its first iteration (not part of s/it), and the OCC part alone: the bank update, the
+draw, the heads on all agreeing unlabeled voxels, the omni-correlation and l_o, forward and
+backward, run by itself ``--iterations`` times (median) on the tensors of one real batch of each
+side (the network's forward done once, without gradient, outside the timer; the decoder features
+are leaves, so the backward stops there). ``--patch-size`` / ``--n-filters`` shrink both sides.
 """
 
 import argparse
@@ -43,6 +62,18 @@ def blob_labels(batch, patch, device):
     return label.expand(batch, *patch).contiguous()
 
 
+def full_bank(cfg, device):
+    """A bank as full as in training once every labeled case has been seen: per slot, (z (n, c'),
+    y (n,)) for every voxel of a patch, about 10 % of them atrium. Seeded, so both sides of
+    --versus-release hold the same embeddings."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    n = int(torch.tensor(cfg.patch_size).prod())
+    return [(torch.randn(n, cfg.proj_dim, generator=g).to(device),
+             (torch.rand(n, generator=g) < 0.1).long().to(device)) for _ in range(cfg.labeled)]
+
+
 def bench(cfg, iterations, device):
     import torch
 
@@ -58,10 +89,8 @@ def bench(cfg, iterations, device):
     bank = None
     if step_cfg.use_occ:
         bank = MemoryBank(cfg.labeled, cfg.proj_dim)
-        n = int(torch.tensor(cfg.patch_size).prod())
-        for slot in range(cfg.labeled):  # a full bank: every labeled case seen once
-            bank.update(slot, torch.randn(n, cfg.proj_dim, device=device),
-                        (torch.rand(n, device=device) < 0.1).long())
+        for slot, (z, y) in enumerate(full_bank(cfg, device)):
+            bank.update(slot, z, y)
     module = CAMLStep(net, step_cfg, bank)
     if cfg.compile:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
@@ -159,6 +188,178 @@ def beside_busy(args):
         print(f"| {name} | {best:.3f} | {alone:.3f} | {shared:.3f} | x{shared / alone:.2f} |")
 
 
+# ----------------------------------------------------------------------------- versus the release
+
+def camlkit_iterations(cfg, device, setup):
+    """camlkit's training iterations as camlkit.train runs them; yield (seconds, batch).
+
+    The same functions as ``camlkit train``: camlkit.batches.training_loader, the network in
+    ``cfg.channels_last``'s memory format, Eq1Module (camlkit.step.caml_step), make_optimizer and
+    learning_rate, the loop body of camlkit.train's ``_run`` without its logging and checkpoints.
+    ``seconds``: from the end of the previous iteration, the batch's loading included.
+    ``setup`` (a dict) receives the net, the bank and the loader's start-up time ("decode": the
+    cases decoded once before the first iteration).
+    """
+    import torch
+
+    from camlkit.batches import batch_schedule, training_loader
+    from camlkit.caml import CAMLNet
+    from camlkit.data import load_split
+    from camlkit.occ import MemoryBank
+    from camlkit.train import Eq1Module, learning_rate, make_optimizer, seed_everything
+
+    seed_everything(cfg.seed)
+    layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    net = CAMLNet(cfg.model).to(device).to(memory_format=layout)
+    optimizer = make_optimizer(cfg, net)
+    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
+    for slot, (z, y) in enumerate(full_bank(cfg, device)):
+        bank.update(slot, z, y)
+    module = Eq1Module(net, cfg.step, bank)
+    t0 = time.perf_counter()
+    batches = iter(training_loader(cfg))
+    split = load_split(cfg.data, cfg.labeled)
+    cases = {i for b in batch_schedule(len(split.labeled), len(split.unlabeled), cfg, cfg.iterations)
+             for i in b}
+    setup.update(net=net, bank=bank, layout=layout, decode=time.perf_counter() - t0, cases=len(cases))
+    net.train()
+    for iteration in range(cfg.iterations):
+        start = time.perf_counter()
+        batch = next(batches)
+        image = batch["image"].to(device, non_blocking=True).to(memory_format=layout)
+        label = batch["label"].to(device, non_blocking=True)
+        slots = batch["index"][: cfg.labeled_bs].tolist()
+        loss, parts = module(image, label, cfg.labeled_bs, iteration, slots)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, iteration)
+        optimizer.step()
+        yield time.perf_counter() - start, batch
+
+
+def occ_alone(run_occ, feats, repeats):
+    """Median seconds of ``run_occ()`` -> l_o, forward and backward, over ``repeats`` runs;
+    ``feats``: the leaf feature tensors whose gradients are cleared between runs."""
+    times = []
+    for _ in range(repeats):
+        for f in feats:
+            f.grad = None
+        t0 = time.perf_counter()
+        l_o = run_occ()
+        if l_o.requires_grad:
+            l_o.backward()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def camlkit_occ(net, bank, batch, cfg, layout, repeats):
+    """(seconds, agreeing unlabeled voxels) of camlkit's OCC part on one real batch."""
+    import torch
+
+    from camlkit import occ
+    from camlkit.step import occ_term, update_memory, voxels
+
+    lb = cfg.labeled_bs
+    image = batch["image"].to(memory_format=layout)
+    label, slots = batch["label"], batch["index"][:lb].tolist()
+    with torch.no_grad():
+        out = net(image)
+    p_v = torch.softmax(out["logits_v"].float(), dim=1)
+    p_a = torch.softmax(out["logits_a"].float(), dim=1)
+    out = {**out, "feat_v": out["feat_v"].requires_grad_(), "feat_a": out["feat_a"].requires_grad_()}
+
+    def run():
+        update_memory(net, bank, out, p_v[:lb], p_a[:lb], label[:lb], slots, cfg.step.bank_fa_rows)
+        return occ_term(net, bank, out, p_v, p_a, lb, cfg.step)
+
+    agree = int(occ.agreeing(voxels(p_v[lb:]), voxels(p_a[lb:])).sum())
+    return occ_alone(run, [out["feat_v"], out["feat_a"]], repeats), agree
+
+
+def release_occ(net, memory, batch, cfg, repeats):
+    """(seconds, agreeing unlabeled voxels) of the release-equivalent OCC part on one real batch."""
+    import torch
+    from release_step import released_forward, released_occ
+
+    lb = cfg.labeled_bs
+    image, label, idx = batch["image"], batch["label"], batch["idx"][:lb].tolist()
+    with torch.no_grad():
+        logits_v, emb_v = released_forward(net.f_v, image)
+        logits_a, emb_a = released_forward(net.f_a, image)
+    soft_v, soft_a = torch.softmax(logits_v, dim=1), torch.softmax(logits_a, dim=1)
+    emb_v, emb_a = emb_v.requires_grad_(), emb_a.requires_grad_()
+
+    def run():
+        return released_occ(net, emb_v, emb_a, soft_v, soft_a, label, idx, memory, cfg.step.j,
+                            cfg.step.top_i, seed=0, labeled_bs=lb)
+
+    agree = int((soft_v[lb:].argmax(1) == soft_a[lb:].argmax(1)).sum())
+    return occ_alone(run, [emb_v, emb_a], repeats), agree
+
+
+def versus_release(args):
+    import gc
+
+    import torch
+    from release_loop import release_iterations, release_network
+
+    from camlkit.course import find_data_dir
+    from camlkit.train import make_config
+
+    if args.preset != "paper" or args.method != ["caml"]:
+        raise SystemExit("--versus-release: the release's loop is the paper preset's CAML "
+                         f"(got --preset {args.preset} --method {' '.join(args.method)})")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = find_data_dir()
+    n = args.iterations
+    cfg = make_config("paper", method="caml", labeled=args.labeled, patch_size=args.patch_size,
+                      **{"model.n_filters": args.n_filters}, iterations=n + 1, data=str(data), device="cpu",
+                      progress=False)
+    print(f"versus release: paper caml, labeled {cfg.labeled}, patch {cfg.patch_size}, filters "
+          f"{cfg.n_filters}, {n} timed iterations after 1 warm-up each, data {data}, CPU, "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()} (on a shared machine "
+          f"every figure is contended)", flush=True)
+    results = {}
+
+    # (a) the release-equivalent loop
+    net = release_network(cfg.n_filters, cfg.seed)
+    memory = [(z.clone(), y.clone()) for z, y in full_bank(cfg, torch.device("cpu"))]
+    times = []
+    loop = release_iterations(data, n + 1, labeled=cfg.labeled, patch_size=cfg.patch_size, net=net,
+                              memory=memory, j=cfg.step.j, top_i=cfg.step.top_i,
+                              ramp=cfg.step.ramp_length, num_workers=args.workers, seed=cfg.seed)
+    for seconds, batch, _ in loop:
+        times.append(seconds)
+    occ_s, agree = release_occ(net, memory, batch, cfg, n)
+    results["release"] = (statistics.median(times[1:]), occ_s, agree)
+    print(f"release-equivalent loop: {results['release'][0]:.3f} s/it  (each: "
+          f"{', '.join(f'{t:.3f}' for t in times[1:])}; warm-up {times[0]:.3f}; "
+          f"{args.workers} loader workers)", flush=True)
+    del net, memory, batch
+    gc.collect()
+
+    # (b) camlkit's training iteration
+    setup, times = {}, []
+    for seconds, batch in camlkit_iterations(cfg, torch.device("cpu"), setup):
+        times.append(seconds)
+    occ_s, agree = camlkit_occ(setup["net"], setup["bank"], batch, cfg, setup["layout"], n)
+    results["camlkit"] = (statistics.median(times[1:]), occ_s, agree)
+    print(f"camlkit train iteration: {results['camlkit'][0]:.3f} s/it  (each: "
+          f"{', '.join(f'{t:.3f}' for t in times[1:])}; warm-up {times[0]:.3f}; "
+          f"{cfg.num_workers} loader workers; its {setup['cases']} cases decoded once before the first "
+          f"iteration: {setup['decode']:.3f} s, not in s/it)", flush=True)
+
+    release, camlkit = results["release"], results["camlkit"]
+    print(f"release / camlkit: x{release[0] / camlkit[0]:.2f}")
+    print(f"OCC part alone (bank update, draw, heads on all agreeing unlabeled voxels, correlation, "
+          f"l_o, forward + backward; median of {n} runs on one real batch's tensors):")
+    for name, (_, occ_s, agree) in results.items():
+        print(f"OCC {name}: {occ_s:.3f} s  ({agree} agreeing unlabeled voxels)")
+    print(f"OCC release / camlkit: x{release[1] / camlkit[1]:.2f}")
+
+
 # ----------------------------------------------------------------------------- command line
 
 def main():
@@ -178,9 +379,16 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="alone/shared pairs per setting (--beside-busy)")
     parser.add_argument("--try", dest="try_settings", action="append", default=[], metavar="K=V[,K=V]",
                         help="another OpenMP setting to compare (--beside-busy), e.g. GOMP_SPINCOUNT=10000")
+    parser.add_argument("--versus-release", action="store_true",
+                        help="the release-equivalent loop vs camlkit's training iteration, real LA data")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="loader workers of the release-equivalent loop (--versus-release; "
+                             "the release uses 4, 0 here: a 2-core CPU, loading timed in line)")
     args = parser.parse_args()
     if args.beside_busy:
         return beside_busy(args)
+    if args.versus_release:
+        return versus_release(args)
 
     import torch
 
@@ -195,7 +403,7 @@ def main():
             parser.error(f"--method {method}: choose from {', '.join(METHODS)}")
         cfg = make_config(args.preset, method=method, labeled=args.labeled,
                           patch_size=args.patch_size, batch_size=args.batch_size,
-                          n_filters=args.n_filters, compile=args.compile)
+                          **{"model.n_filters": args.n_filters}, compile=args.compile)
         seconds, peak, where = bench(cfg, args.iterations, device)
         print(f"{cfg.preset:6s} {method:11s} labeled {cfg.labeled:2d} patch {cfg.patch_size} "
               f"batch {cfg.batch_size} filters {cfg.n_filters}: {seconds:.3f} s/it, "
