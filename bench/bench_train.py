@@ -32,9 +32,11 @@ from the same initial weights, the same cases per batch and a memory bank filled
 It prints s/it of each (median), release / camlkit, the seconds camlkit spends decoding its cases
 once before its first iteration (not part of s/it), and the OCC part alone: the bank update, the
 draw, the heads on all agreeing unlabeled voxels, the omni-correlation and l_o, forward and
-backward, run by itself ``--iterations`` times (median) on the tensors of one real batch of each
-side (the network's forward done once, without gradient, outside the timer; the decoder features
-are leaves, so the backward stops there). ``--patch-size`` / ``--n-filters`` shrink both sides.
+backward, run by itself ``--iterations`` times per side, alternating (median), both sides on the
+same tensors: camlkit's last batch forwarded once, without gradient, outside the timer
+(:func:`occ_both`; the decoder features are leaves, so the backward stops there).
+``--patch-size`` / ``--n-filters`` shrink both sides; ``--workers`` sets the release loop's
+loader workers (0 by default, see bench/release_loop.py).
 """
 
 import argparse
@@ -238,64 +240,66 @@ def camlkit_iterations(cfg, device, setup):
         yield time.perf_counter() - start, batch
 
 
-def occ_alone(run_occ, feats, repeats):
-    """Median seconds of ``run_occ()`` -> l_o, forward and backward, over ``repeats`` runs;
-    ``feats``: the leaf feature tensors whose gradients are cleared between runs."""
-    times = []
-    for _ in range(repeats):
-        for f in feats:
-            f.grad = None
-        t0 = time.perf_counter()
-        l_o = run_occ()
-        if l_o.requires_grad:
-            l_o.backward()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def timed_occ(run_occ, leaves):
+    """Seconds of ``run_occ()`` -> l_o, forward and backward (the gradients of the ``leaves``,
+    the decoder features, cleared first)."""
+    for leaf in leaves:
+        leaf.grad = None
+    t0 = time.perf_counter()
+    l_o = run_occ()
+    if l_o.requires_grad:
+        l_o.backward()
+    return time.perf_counter() - t0
 
 
-def camlkit_occ(net, bank, batch, cfg, layout, repeats):
-    """(seconds, agreeing unlabeled voxels) of camlkit's OCC part on one real batch."""
+def occ_both(net, batch, cfg, layout, repeats):
+    """The OCC part of each side alone, on the same tensors: ({side: median seconds}, the number
+    of agreeing unlabeled voxels the heads run on).
+
+    One real batch (camlkit's last) forwarded once by camlkit's network (train mode, no
+    gradient): camlkit's OCC (update_memory + occ_term) gets the features in camlkit's memory
+    format, the release's (release_step.released_occ) contiguous copies, as its own network
+    gives them. Both banks start with the same full contents (:func:`full_bank`); the two sides
+    alternate, ``repeats`` times each.
+    """
     import torch
+    from release_step import released_occ
 
     from camlkit import occ
+    from camlkit.occ import MemoryBank
     from camlkit.step import occ_term, update_memory, voxels
 
-    lb = cfg.labeled_bs
+    lb, step = cfg.labeled_bs, cfg.step
     image = batch["image"].to(memory_format=layout)
     label, slots = batch["label"], batch["index"][:lb].tolist()
     with torch.no_grad():
         out = net(image)
-    p_v = torch.softmax(out["logits_v"].float(), dim=1)
+    p_v = torch.softmax(out["logits_v"].float(), dim=1)  # (b, C, h, w, d)
     p_a = torch.softmax(out["logits_a"].float(), dim=1)
-    out = {**out, "feat_v": out["feat_v"].requires_grad_(), "feat_a": out["feat_a"].requires_grad_()}
+    kit = {"feat_v": out["feat_v"].requires_grad_(), "feat_a": out["feat_a"].requires_grad_()}
+    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
+    for slot, (z, y) in enumerate(full_bank(cfg, image.device)):
+        bank.update(slot, z, y)
+    emb_v, emb_a = (f.detach().contiguous().requires_grad_() for f in (kit["feat_v"], kit["feat_a"]))
+    soft_v, soft_a = p_v.contiguous(), p_a.contiguous()
+    memory = full_bank(cfg, image.device)
 
-    def run():
-        update_memory(net, bank, out, p_v[:lb], p_a[:lb], label[:lb], slots, cfg.step.bank_fa_rows)
-        return occ_term(net, bank, out, p_v, p_a, lb, cfg.step)
+    def camlkit_run():
+        update_memory(net, bank, kit, p_v[:lb], p_a[:lb], label[:lb], slots, step.bank_fa_rows)
+        return occ_term(net, bank, kit, p_v, p_a, lb, step)
 
+    def release_run():
+        return released_occ(net, emb_v, emb_a, soft_v, soft_a, label, slots, memory, step.j,
+                            step.top_i, seed=0, labeled_bs=lb)
+
+    runs = {"release": (release_run, (emb_v, emb_a)),
+            "camlkit": (camlkit_run, (kit["feat_v"], kit["feat_a"]))}
+    times = {side: [] for side in runs}
+    for _ in range(repeats):
+        for side, (run, leaves) in runs.items():
+            times[side].append(timed_occ(run, leaves))
     agree = int(occ.agreeing(voxels(p_v[lb:]), voxels(p_a[lb:])).sum())
-    return occ_alone(run, [out["feat_v"], out["feat_a"]], repeats), agree
-
-
-def release_occ(net, memory, batch, cfg, repeats):
-    """(seconds, agreeing unlabeled voxels) of the release-equivalent OCC part on one real batch."""
-    import torch
-    from release_step import released_forward, released_occ
-
-    lb = cfg.labeled_bs
-    image, label, idx = batch["image"], batch["label"], batch["idx"][:lb].tolist()
-    with torch.no_grad():
-        logits_v, emb_v = released_forward(net.f_v, image)
-        logits_a, emb_a = released_forward(net.f_a, image)
-    soft_v, soft_a = torch.softmax(logits_v, dim=1), torch.softmax(logits_a, dim=1)
-    emb_v, emb_a = emb_v.requires_grad_(), emb_a.requires_grad_()
-
-    def run():
-        return released_occ(net, emb_v, emb_a, soft_v, soft_a, label, idx, memory, cfg.step.j,
-                            cfg.step.top_i, seed=0, labeled_bs=lb)
-
-    agree = int((soft_v[lb:].argmax(1) == soft_a[lb:].argmax(1)).sum())
-    return occ_alone(run, [emb_v, emb_a], repeats), agree
+    return {side: statistics.median(t) for side, t in times.items()}, agree
 
 
 def versus_release(args):
@@ -315,26 +319,24 @@ def versus_release(args):
     data = find_data_dir()
     n = args.iterations
     cfg = make_config("paper", method="caml", labeled=args.labeled, patch_size=args.patch_size,
-                      **{"model.n_filters": args.n_filters}, iterations=n + 1, data=str(data), device="cpu",
-                      progress=False)
+                      iterations=n + 1, data=str(data), device="cpu", progress=False,
+                      **{"model.n_filters": args.n_filters})
     print(f"versus release: paper caml, labeled {cfg.labeled}, patch {cfg.patch_size}, filters "
           f"{cfg.n_filters}, {n} timed iterations after 1 warm-up each, data {data}, CPU, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()} (on a shared machine "
           f"every figure is contended)", flush=True)
-    results = {}
 
     # (a) the release-equivalent loop
     net = release_network(cfg.n_filters, cfg.seed)
-    memory = [(z.clone(), y.clone()) for z, y in full_bank(cfg, torch.device("cpu"))]
+    memory = full_bank(cfg, torch.device("cpu"))
     times = []
     loop = release_iterations(data, n + 1, labeled=cfg.labeled, patch_size=cfg.patch_size, net=net,
                               memory=memory, j=cfg.step.j, top_i=cfg.step.top_i,
                               ramp=cfg.step.ramp_length, num_workers=args.workers, seed=cfg.seed)
     for seconds, batch, _ in loop:
         times.append(seconds)
-    occ_s, agree = release_occ(net, memory, batch, cfg, n)
-    results["release"] = (statistics.median(times[1:]), occ_s, agree)
-    print(f"release-equivalent loop: {results['release'][0]:.3f} s/it  (each: "
+    release = statistics.median(times[1:])
+    print(f"release-equivalent loop: {release:.3f} s/it  (each: "
           f"{', '.join(f'{t:.3f}' for t in times[1:])}; warm-up {times[0]:.3f}; "
           f"{args.workers} loader workers)", flush=True)
     del net, memory, batch
@@ -344,20 +346,22 @@ def versus_release(args):
     setup, times = {}, []
     for seconds, batch in camlkit_iterations(cfg, torch.device("cpu"), setup):
         times.append(seconds)
-    occ_s, agree = camlkit_occ(setup["net"], setup["bank"], batch, cfg, setup["layout"], n)
-    results["camlkit"] = (statistics.median(times[1:]), occ_s, agree)
-    print(f"camlkit train iteration: {results['camlkit'][0]:.3f} s/it  (each: "
+    camlkit = statistics.median(times[1:])
+    print(f"camlkit train iteration: {camlkit:.3f} s/it  (each: "
           f"{', '.join(f'{t:.3f}' for t in times[1:])}; warm-up {times[0]:.3f}; "
           f"{cfg.num_workers} loader workers; its {setup['cases']} cases decoded once before the first "
           f"iteration: {setup['decode']:.3f} s, not in s/it)", flush=True)
 
-    release, camlkit = results["release"], results["camlkit"]
-    print(f"release / camlkit: x{release[0] / camlkit[0]:.2f}")
-    print(f"OCC part alone (bank update, draw, heads on all agreeing unlabeled voxels, correlation, "
-          f"l_o, forward + backward; median of {n} runs on one real batch's tensors):")
-    for name, (_, occ_s, agree) in results.items():
-        print(f"OCC {name}: {occ_s:.3f} s  ({agree} agreeing unlabeled voxels)")
-    print(f"OCC release / camlkit: x{release[1] / camlkit[1]:.2f}")
+    print(f"release / camlkit: x{release / camlkit:.2f}", flush=True)
+
+    # (c) the OCC part alone, both sides on the same tensors
+    occ_s, agree = occ_both(setup["net"], batch, cfg, setup["layout"], n)
+    print(f"OCC part alone (bank update, draw, heads on all {agree} agreeing unlabeled voxels, "
+          f"correlation, l_o, forward + backward), both sides on the tensors of camlkit's last "
+          f"batch, median of {n} runs each:")
+    for side, seconds in occ_s.items():
+        print(f"OCC {side}: {seconds:.3f} s")
+    print(f"OCC release / camlkit: x{occ_s['release'] / occ_s['camlkit']:.2f}")
 
 
 # ----------------------------------------------------------------------------- command line
