@@ -199,8 +199,8 @@ def camlkit_iterations(cfg, device, setup):
     ``cfg.channels_last``'s memory format, Eq1Module (camlkit.step.caml_step), make_optimizer and
     learning_rate, the loop body of camlkit.train's ``_run`` without its logging and checkpoints.
     ``seconds``: from the end of the previous iteration, the batch's loading included.
-    ``setup`` (a dict) receives the net, the bank and the loader's start-up time ("decode": the
-    cases decoded once before the first iteration).
+    ``setup`` (a dict) receives the net, its memory format, and the loader's start-up time
+    ("decode": its "cases", decoded once before the first iteration).
     """
     import torch
 
@@ -223,7 +223,7 @@ def camlkit_iterations(cfg, device, setup):
     split = load_split(cfg.data, cfg.labeled)
     cases = {i for b in batch_schedule(len(split.labeled), len(split.unlabeled), cfg, cfg.iterations)
              for i in b}
-    setup.update(net=net, bank=bank, layout=layout, decode=time.perf_counter() - t0, cases=len(cases))
+    setup.update(net=net, layout=layout, decode=time.perf_counter() - t0, cases=len(cases))
     net.train()
     for iteration in range(cfg.iterations):
         start = time.perf_counter()
