@@ -46,8 +46,6 @@ from camlkit.ramps import ramp_length
 from camlkit.sampler import TwoStreamBatchSampler
 from release_step import MEMORY_J, TOP_I, released_iteration
 
-RELEASE_WORKERS = 4  # the release's DataLoader(num_workers=4, pin_memory=True)
-
 
 class ReleaseLAHeart(Dataset):
     """The training cases of ``train.list`` as the release serves them: each item read from its
