@@ -3,6 +3,7 @@
     python bench/bench_train.py --preset paper --method caml --labeled 16 --iterations 3
     python bench/bench_train.py --preset quick --method caml supervised
     python bench/bench_train.py --preset quick --method caml --beside-busy [--rounds 3]
+    python bench/bench_train.py --versus-release [--labeled 4] [--iterations 3]
 
 Inputs are random volumes with a blob-shaped label, so only the step is timed (no data loading);
 the memory bank is filled to the size a real run holds (one slot per labeled case, each a full
@@ -16,6 +17,26 @@ itself), back to back for ``--rounds`` rounds, once with PyTorch's OpenMP defaul
 camlkit's CPU thread policy (camlkit.threads), and prints alone vs shared for both. Each timing
 process starts with the machine's default thread count unless ``--threads`` is given (an exported
 OMP_NUM_THREADS is not passed on). On a machine other people use, every figure is contended.
+
+``--versus-release`` answers "is camlkit's paper step faster than the release's?" in one run, on
+the real LA data (camlkit.course.find_data_dir), the ``paper`` preset, CAML, ``--labeled`` cases:
+after one warm-up iteration each it times ``--iterations`` iterations, data loading included, of
+
+* the release-equivalent loop (bench/release_loop.py: an HDF5 read per sample, contiguous
+  tensors, the list bank pooled at every draw, bench/release_step.py's iteration), and
+* camlkit's training iteration as ``camlkit train`` runs it (camlkit.batches' loader, the
+  channels_last network, Eq1Module / camlkit.step, the SGD of camlkit.train),
+
+from the same initial weights, the same cases per batch and a memory bank filled the same way
+(every labeled slot a full patch of embeddings, as in training once each case has been seen).
+It prints s/it of each (median), release / camlkit, the seconds camlkit spends decoding its cases
+once before its first iteration (not part of s/it), and the OCC part alone: the bank update, the
+draw, the heads on all agreeing unlabeled voxels, the omni-correlation and l_o, forward and
+backward, run by itself ``--iterations`` times per side, alternating (median), both sides on the
+same tensors: camlkit's last batch forwarded once, without gradient, outside the timer
+(:func:`occ_both`; the decoder features are leaves, so the backward stops there).
+``--patch-size`` / ``--n-filters`` shrink both sides; ``--workers`` sets the release loop's
+loader workers (0 by default, see bench/release_loop.py).
 """
 
 import argparse
@@ -43,6 +64,18 @@ def blob_labels(batch, patch, device):
     return label.expand(batch, *patch).contiguous()
 
 
+def full_bank(cfg, device):
+    """A bank as full as in training once every labeled case has been seen: per slot, (z (n, c'),
+    y (n,)) for every voxel of a patch, about 10 % of them atrium. Seeded, so both sides of
+    --versus-release hold the same embeddings."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    n = int(torch.tensor(cfg.patch_size).prod())
+    return [(torch.randn(n, cfg.proj_dim, generator=g).to(device),
+             (torch.rand(n, generator=g) < 0.1).long().to(device)) for _ in range(cfg.labeled)]
+
+
 def bench(cfg, iterations, device):
     import torch
 
@@ -58,10 +91,8 @@ def bench(cfg, iterations, device):
     bank = None
     if step_cfg.use_occ:
         bank = MemoryBank(cfg.labeled, cfg.proj_dim)
-        n = int(torch.tensor(cfg.patch_size).prod())
-        for slot in range(cfg.labeled):  # a full bank: every labeled case seen once
-            bank.update(slot, torch.randn(n, cfg.proj_dim, device=device),
-                        (torch.rand(n, device=device) < 0.1).long())
+        for slot, (z, y) in enumerate(full_bank(cfg, device)):
+            bank.update(slot, z, y)
     module = CAMLStep(net, step_cfg, bank)
     if cfg.compile:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
@@ -159,6 +190,180 @@ def beside_busy(args):
         print(f"| {name} | {best:.3f} | {alone:.3f} | {shared:.3f} | x{shared / alone:.2f} |")
 
 
+# ----------------------------------------------------------------------------- versus the release
+
+def camlkit_iterations(cfg, device, setup):
+    """camlkit's training iterations as camlkit.train runs them; yield (seconds, batch).
+
+    The same functions as ``camlkit train``: camlkit.batches.training_loader, the network in
+    ``cfg.channels_last``'s memory format, Eq1Module (camlkit.step.caml_step), make_optimizer and
+    learning_rate, the loop body of camlkit.train's ``_run`` without its logging and checkpoints.
+    ``seconds``: from the end of the previous iteration, the batch's loading included.
+    ``setup`` (a dict) receives the net, its memory format, and the loader's start-up time
+    ("decode": its "cases", decoded once before the first iteration).
+    """
+    import torch
+
+    from camlkit.batches import batch_schedule, training_loader
+    from camlkit.caml import CAMLNet
+    from camlkit.data import load_split
+    from camlkit.occ import MemoryBank
+    from camlkit.train import Eq1Module, learning_rate, make_optimizer, seed_everything
+
+    seed_everything(cfg.seed)
+    layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    net = CAMLNet(cfg.model).to(device).to(memory_format=layout)
+    optimizer = make_optimizer(cfg, net)
+    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
+    for slot, (z, y) in enumerate(full_bank(cfg, device)):
+        bank.update(slot, z, y)
+    module = Eq1Module(net, cfg.step, bank)
+    t0 = time.perf_counter()
+    batches = iter(training_loader(cfg))
+    split = load_split(cfg.data, cfg.labeled)
+    cases = {i for b in batch_schedule(len(split.labeled), len(split.unlabeled), cfg, cfg.iterations)
+             for i in b}
+    setup.update(net=net, layout=layout, decode=time.perf_counter() - t0, cases=len(cases))
+    net.train()
+    for iteration in range(cfg.iterations):
+        start = time.perf_counter()
+        batch = next(batches)
+        image = batch["image"].to(device, non_blocking=True).to(memory_format=layout)
+        label = batch["label"].to(device, non_blocking=True)
+        slots = batch["index"][: cfg.labeled_bs].tolist()
+        loss, parts = module(image, label, cfg.labeled_bs, iteration, slots)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, iteration)
+        optimizer.step()
+        yield time.perf_counter() - start, batch
+
+
+def timed_occ(run_occ, leaves):
+    """Seconds of ``run_occ()`` -> l_o, forward and backward (the gradients of the ``leaves``,
+    the decoder features, cleared first)."""
+    for leaf in leaves:
+        leaf.grad = None
+    t0 = time.perf_counter()
+    l_o = run_occ()
+    if l_o.requires_grad:
+        l_o.backward()
+    return time.perf_counter() - t0
+
+
+def occ_both(net, batch, cfg, layout, repeats):
+    """The OCC part of each side alone, on the same tensors: ({side: median seconds}, the number
+    of agreeing unlabeled voxels the heads run on).
+
+    One real batch (camlkit's last) forwarded once by camlkit's network (train mode, no
+    gradient): camlkit's OCC (update_memory + occ_term) gets the features in camlkit's memory
+    format, the release's (release_step.released_occ) contiguous copies, as its own network
+    gives them. Both banks start with the same full contents (:func:`full_bank`); the two sides
+    alternate, ``repeats`` times each.
+    """
+    import torch
+    from release_step import released_occ
+
+    from camlkit import occ
+    from camlkit.occ import MemoryBank
+    from camlkit.step import occ_term, update_memory, voxels
+
+    lb, step = cfg.labeled_bs, cfg.step
+    image = batch["image"].to(memory_format=layout)
+    label, slots = batch["label"], batch["index"][:lb].tolist()
+    with torch.no_grad():
+        out = net(image)
+    p_v = torch.softmax(out["logits_v"].float(), dim=1)  # (b, C, h, w, d)
+    p_a = torch.softmax(out["logits_a"].float(), dim=1)
+    kit = {"feat_v": out["feat_v"].requires_grad_(), "feat_a": out["feat_a"].requires_grad_()}
+    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
+    for slot, (z, y) in enumerate(full_bank(cfg, image.device)):
+        bank.update(slot, z, y)
+    emb_v, emb_a = (f.detach().contiguous().requires_grad_() for f in (kit["feat_v"], kit["feat_a"]))
+    soft_v, soft_a = p_v.contiguous(), p_a.contiguous()
+    memory = full_bank(cfg, image.device)
+
+    def camlkit_run():
+        update_memory(net, bank, kit, p_v[:lb], p_a[:lb], label[:lb], slots, step.bank_fa_rows)
+        return occ_term(net, bank, kit, p_v, p_a, lb, step)
+
+    def release_run():
+        return released_occ(net, emb_v, emb_a, soft_v, soft_a, label, slots, memory, step.j,
+                            step.top_i, seed=0, labeled_bs=lb)
+
+    runs = {"release": (release_run, (emb_v, emb_a)),
+            "camlkit": (camlkit_run, (kit["feat_v"], kit["feat_a"]))}
+    times = {side: [] for side in runs}
+    for _ in range(repeats):
+        for side, (run, leaves) in runs.items():
+            times[side].append(timed_occ(run, leaves))
+    agree = int(occ.agreeing(voxels(p_v[lb:]), voxels(p_a[lb:])).sum())
+    return {side: statistics.median(t) for side, t in times.items()}, agree
+
+
+def versus_release(args):
+    import gc
+
+    import torch
+    from release_loop import release_iterations, release_network
+
+    from camlkit.course import find_data_dir
+    from camlkit.train import make_config
+
+    if args.preset != "paper" or args.method != ["caml"]:
+        raise SystemExit("--versus-release: the release's loop is the paper preset's CAML "
+                         f"(got --preset {args.preset} --method {' '.join(args.method)})")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = find_data_dir()
+    n = args.iterations
+    cfg = make_config("paper", method="caml", labeled=args.labeled, patch_size=args.patch_size,
+                      iterations=n + 1, data=str(data), device="cpu", progress=False,
+                      **{"model.n_filters": args.n_filters})
+    print(f"versus release: paper caml, labeled {cfg.labeled}, patch {cfg.patch_size}, filters "
+          f"{cfg.n_filters}, {n} timed iterations after 1 warm-up each, data {data}, CPU, "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()} (on a shared machine "
+          f"every figure is contended)", flush=True)
+
+    # (a) the release-equivalent loop
+    net = release_network(cfg.n_filters, cfg.seed)
+    memory = full_bank(cfg, torch.device("cpu"))
+    times = []
+    loop = release_iterations(data, n + 1, labeled=cfg.labeled, patch_size=cfg.patch_size, net=net,
+                              memory=memory, j=cfg.step.j, top_i=cfg.step.top_i,
+                              ramp=cfg.step.ramp_length, num_workers=args.workers, seed=cfg.seed)
+    for seconds, batch, _ in loop:
+        times.append(seconds)
+    release = statistics.median(times[1:])
+    print(f"release-equivalent loop: {release:.3f} s/it  (each: "
+          f"{', '.join(f'{t:.3f}' for t in times[1:])}; warm-up {times[0]:.3f}; "
+          f"{args.workers} loader workers)", flush=True)
+    del net, memory, batch
+    gc.collect()
+
+    # (b) camlkit's training iteration
+    setup, times = {}, []
+    for seconds, batch in camlkit_iterations(cfg, torch.device("cpu"), setup):
+        times.append(seconds)
+    camlkit = statistics.median(times[1:])
+    print(f"camlkit train iteration: {camlkit:.3f} s/it  (each: "
+          f"{', '.join(f'{t:.3f}' for t in times[1:])}; warm-up {times[0]:.3f}; "
+          f"{cfg.num_workers} loader workers; its {setup['cases']} cases decoded once before the first "
+          f"iteration: {setup['decode']:.3f} s, not in s/it)", flush=True)
+
+    print(f"release / camlkit: x{release / camlkit:.2f}", flush=True)
+
+    # (c) the OCC part alone, both sides on the same tensors
+    occ_s, agree = occ_both(setup["net"], batch, cfg, setup["layout"], n)
+    print(f"OCC part alone (bank update, draw, heads on all {agree} agreeing unlabeled voxels, "
+          f"correlation, l_o, forward + backward), both sides on the tensors of camlkit's last "
+          f"batch, median of {n} runs each:")
+    for side, seconds in occ_s.items():
+        print(f"OCC {side}: {seconds:.3f} s")
+    print(f"OCC release / camlkit: x{occ_s['release'] / occ_s['camlkit']:.2f}")
+
+
 # ----------------------------------------------------------------------------- command line
 
 def main():
@@ -178,9 +383,16 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="alone/shared pairs per setting (--beside-busy)")
     parser.add_argument("--try", dest="try_settings", action="append", default=[], metavar="K=V[,K=V]",
                         help="another OpenMP setting to compare (--beside-busy), e.g. GOMP_SPINCOUNT=10000")
+    parser.add_argument("--versus-release", action="store_true",
+                        help="the release-equivalent loop vs camlkit's training iteration, real LA data")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="loader workers of the release-equivalent loop (--versus-release; "
+                             "the release uses 4, 0 here: a 2-core CPU, loading timed in line)")
     args = parser.parse_args()
     if args.beside_busy:
         return beside_busy(args)
+    if args.versus_release:
+        return versus_release(args)
 
     import torch
 
@@ -195,7 +407,7 @@ def main():
             parser.error(f"--method {method}: choose from {', '.join(METHODS)}")
         cfg = make_config(args.preset, method=method, labeled=args.labeled,
                           patch_size=args.patch_size, batch_size=args.batch_size,
-                          n_filters=args.n_filters, compile=args.compile)
+                          **{"model.n_filters": args.n_filters}, compile=args.compile)
         seconds, peak, where = bench(cfg, args.iterations, device)
         print(f"{cfg.preset:6s} {method:11s} labeled {cfg.labeled:2d} patch {cfg.patch_size} "
               f"batch {cfg.batch_size} filters {cfg.n_filters}: {seconds:.3f} s/it, "

@@ -1,8 +1,9 @@
 """Step parity: camlkit's default step (the `paper` preset's) is the released training iteration.
 
-The oracle below is one iteration of the authors' training loop (github.com/Herschel555/CAML,
-``code/train_caml.py`` with ``code/utils/feature_memory.py`` and ``code/utils/correlation.py``),
-written out in plain torch in the release's order and with its quirks:
+The oracle (``bench/release_step.py``, which the release-equivalent bench loop also runs) is one
+iteration of the authors' training loop (github.com/Herschel555/CAML, ``code/train_caml.py`` with
+``code/utils/feature_memory.py`` and ``code/utils/correlation.py``), written out in plain torch in
+the release's order and with its quirks:
 
 * the memory bank stores, per labeled case, the mean of g_v and g_a at the voxels both branches
   get right; f_v's decoder features are moved channels-last before the projection, f_a's are not
@@ -24,8 +25,8 @@ not depend on the column order. Real LA crops, a tiny patch, the released networ
 """
 
 import copy
-import math
-import random
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -36,6 +37,9 @@ from camlkit.data import case_path, read_case, read_list
 from camlkit.occ import MemoryBank
 from camlkit.step import CLEAN_VARIANT, StepConfig, caml_step
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # the bench's own modules
+from release_step import released_iteration  # noqa: E402
+
 PATCH = (32, 32, 16)
 STRIDE = 3  # subsample the cases so that a 32x32x16 crop holds the whole atrium and background
 LABELED_BS = 2
@@ -43,117 +47,6 @@ TOP_I = 128  # fewer than the agreeing voxels per class: the top-i pick matters
 ITERATION = 149  # released e = 150 // 150 = 1; with R = 1 both lambdas are at full weight
 RAMP = 1
 TOLERANCE = {"parts": 1e-5, "grad": 1e-4, "grad_all": 1e-4, "bank": 1e-5, "buffers": 1e-5}  # relative
-
-
-# ----------------------------------------------------------------------------- the oracle
-
-def sharpening(p, T):
-    return p ** (1 / T) / (p ** (1 / T) + (1 - p) ** (1 / T))
-
-
-def released_forward(vnet, x):
-    """A V-Net of CAML3d_v1 run block by block in the release's order (``code/networks/VNet.py``):
-    encoder stages with 2x2x2 downsamplings, CMA (f_a only) on stage four's output, intra-sample
-    then inter-sample, a decoder that adds the skips. Dropout is off in this test. Returns the
-    logits and the last decoder features (the OCC embeddings)."""
-    enc, dec = vnet.encoder, vnet.decoder
-    x1 = enc.stage1(x)
-    x2 = enc.stage2(enc.down1(x1))
-    x3 = enc.stage3(enc.down2(x2))
-    x4 = enc.stage4(enc.down3(x3))
-    if enc.cma is not None:
-        b, c, h, w, d = x4.shape
-        tokens = x4.permute(0, 2, 3, 4, 1).reshape(b, h * w * d, c)  # one sequence per sample
-        tokens = enc.cma.intra(tokens)
-        tokens = enc.cma.inter(tokens.transpose(0, 1)).transpose(0, 1)  # one per position
-        x4 = tokens.reshape(b, h, w, d, c).permute(0, 4, 1, 2, 3)
-    x5 = enc.stage5(enc.down4(x4))
-    x = dec.dec4(dec.up4(x5) + x4)
-    x = dec.dec3(dec.up3(x) + x3)
-    x = dec.dec2(dec.up2(x) + x2)
-    features = dec.dec1(dec.up1(x) + x1)
-    return dec.out_conv(features), features
-
-
-def released_iteration(net, image, label, idx, memory, j, top_i, iteration, ramp, seed):
-    """One released training iteration on ``net`` (train mode); returns the loss parts.
-
-    ``memory``: the release's bank, a list with one entry per labeled case, None or a pair
-    (features (n, c'), labels (n,)); the entries of the labeled samples in the batch are replaced.
-    """
-    lb, n_classes, T, t = LABELED_BS, 2, 0.1, 0.1
-    logits_v, emb_v = released_forward(net.f_v, image)
-    logits_a, emb_a = released_forward(net.f_a, image)
-
-    # L_s and l_c
-    loss_s, probs, sharp = 0, [], []
-    for logits in (logits_v, logits_a):
-        p = torch.softmax(logits, dim=1)
-        fg, y = p[:lb, 1], (label[:lb] == 1).float()
-        loss_s = loss_s + 1 - (2 * (fg * y).sum() + 1e-8) / (fg.sum() + y.sum() + 1e-8)
-        probs.append(p)
-        sharp.append(sharpening(p, T))
-    loss_c = ((probs[0] - sharp[1]) ** 2).mean() + ((probs[1] - sharp[0]) ** 2).mean()
-    soft_v, soft_a = probs
-
-    # memory bank update: projections in eval mode; f_a's features are NOT moved channels-last
-    truth = label[:lb]
-    right = (soft_v[:lb].argmax(1) == truth) & (soft_a[:lb].argmax(1) == truth)  # (lb, h, w, d)
-    lab_v = emb_v[:lb].permute(0, 2, 3, 4, 1).contiguous()
-    b, h, w, d, c = lab_v.shape
-    net.eval()
-    proj_v = net.proj_v(lab_v.view(-1, c)).view(b, h, w, d, -1)
-    proj_a = net.proj_a(emb_a[:lb].contiguous().view(-1, c)).view(b, h, w, d, -1)
-    net.train()
-    for i in range(lb):
-        stored = (proj_v[i][right[i]] + proj_a[i][right[i]]) / 2
-        memory[idx[i]] = (stored.detach().clone(), truth[i][right[i]].clone())
-
-    # draw j per class from all slots pooled (None: fewer than j stored)
-    pooled_f = torch.cat([m[0] for m in memory if m is not None])
-    pooled_y = torch.cat([m[1] for m in memory if m is not None])
-    draw = random.Random(seed)
-    prototypes = []
-    for cls in range(n_classes):
-        feats = pooled_f[pooled_y == cls]
-        chosen = draw.sample(range(len(feats)), j) if len(feats) >= j else None
-        prototypes.append(None if chosen is None else feats[torch.tensor(chosen)])
-
-    # unlabeled voxels where the branches agree; the heads run on all of them (train mode)
-    conf_v, pred_v = soft_v[lb:].max(1)
-    pred_a = soft_a[lb:].argmax(1)
-    agree = pred_v == pred_a  # (b_u, h, w, d)
-    rows_cls, rows_conf = pred_v[agree], conf_v[agree]
-    unl_v = emb_v[lb:].permute(0, 2, 3, 4, 1)[agree]  # (n_agree, c)
-    unl_a = emb_a[lb:].permute(0, 2, 3, 4, 1)[agree]
-    z_v = net.pred_v(net.proj_v(unl_v))
-    z_a = net.pred_a(net.proj_a(unl_a))
-
-    def correlation(z):
-        blocks = []
-        for cls in range(n_classes):
-            z_cls = z[rows_cls == cls]
-            order = torch.sort(rows_conf[rows_cls == cls], descending=True).indices[:top_i]
-            z_cls = z_cls[order]
-            logits = [z_cls @ proto.T for proto in prototypes
-                      if proto is not None and len(z_cls) > 1 and len(proto) > 1]
-            if logits:
-                blocks.append(torch.softmax(torch.cat(logits, 1) / t, dim=1))
-        return torch.cat(blocks) if blocks else None
-
-    corr_v, corr_a = correlation(z_v), correlation(z_a)
-    if corr_v is not None and corr_a is not None:
-        loss_o = (-corr_a * torch.log(corr_v + 1e-8)).sum(1).sum() / corr_a.shape[0]
-    else:
-        loss_o = torch.zeros(())
-
-    epoch = (iteration + 1) // 150  # the release increments its counter first
-
-    def ramp_weight(beta):
-        return beta * math.exp(-5 * (1 - min(epoch, ramp) / ramp) ** 2)
-
-    loss = 0.5 * loss_s + ramp_weight(1.0) * loss_c + ramp_weight(0.05) * loss_o
-    return loss, {"L": loss, "L_s": loss_s, "l_c": loss_c, "l_o": loss_o}
 
 
 # ----------------------------------------------------------------------------- the setting
@@ -242,7 +135,7 @@ def released(batch, short_class):
     bank, memory, j = _bank_filled_to_j(net, image, label, short_class)
     oracle_net = copy.deepcopy(net).train()
     loss_o, parts_o = released_iteration(oracle_net, image, label, [0, 1], memory, j, TOP_I,
-                                         ITERATION, RAMP, seed=0)
+                                         ITERATION, RAMP, seed=0, labeled_bs=LABELED_BS)
     loss_o.backward()
     return net, bank, j, oracle_net, parts_o, memory
 
