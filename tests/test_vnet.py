@@ -81,3 +81,21 @@ def test_folding_leaves_training_batchnorm_alone():
     folded = fold_batchnorm(net)
     assert sum(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules()) == 29
     assert folded is not net
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last_3d])
+def test_the_logits_layer_is_a_1x1x1_conv_in_either_layout(layout):
+    from camlkit.vnet import PointwiseConv3d
+
+    torch.manual_seed(0)
+    fast, conv = PointwiseConv3d(16, 2), torch.nn.Conv3d(16, 2, kernel_size=1)
+    conv.load_state_dict(fast.state_dict())  # the same keys and shapes: checkpoints load either way
+    x = torch.randn(2, 16, 8, 6, 4).to(memory_format=layout)
+    x_fast, x_conv = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_fast, y_conv = fast(x_fast), conv(x_conv)
+    assert y_fast.shape == (2, 2, 8, 6, 4)
+    torch.testing.assert_close(y_fast, y_conv, rtol=1e-6, atol=1e-6)
+    (y_fast * y_conv.detach()).sum().backward()
+    (y_conv * y_conv.detach()).sum().backward()
+    torch.testing.assert_close(x_fast.grad, x_conv.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.weight.grad, conv.weight.grad, rtol=1e-5, atol=1e-5)
