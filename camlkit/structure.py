@@ -135,15 +135,22 @@ def same_class_mass(sim, row_class, col_class) -> tuple[float, float]:
     rows does not weigh more). ``chance``: the same average of the share of the row's class among
     the prototypes — 0.5 for two classes with j prototypes each, what uniform rows give.
     """
+    by_class = same_class_by_class(sim, row_class, col_class)
+    col_class = torch.as_tensor(col_class)
+    chances = [float((col_class == c).double().mean()) for c in by_class]
+    return sum(by_class.values()) / len(by_class), sum(chances) / len(chances)
+
+
+def same_class_by_class(sim, row_class, col_class) -> dict:
+    """Per row class ``c``: the mean weight its rows put on prototypes of class ``c``.
+
+    What :func:`same_class_mass` averages. It tells a row that ignores the classes apart from
+    rows that all look at ONE class: both can average to chance, but ``{0: 0.5, 1: 0.5}`` is
+    the first and ``{0: 1.0, 1: 0.0}`` (every row on background prototypes) the second."""
     sim = torch.as_tensor(sim, dtype=torch.float64)
     row_class, col_class = torch.as_tensor(row_class), torch.as_tensor(col_class)
-    masses, chances = [], []
-    for c in torch.unique(row_class):
-        rows = sim[row_class == c]  # (m_c, n)
-        same = col_class == c  # (n,)
-        masses.append(rows[:, same].sum(1).mean())
-        chances.append(same.double().mean())
-    return float(torch.stack(masses).mean()), float(torch.stack(chances).mean())
+    return {int(c): float(sim[row_class == c][:, col_class == c].sum(1).mean())
+            for c in torch.unique(row_class)}
 
 
 def collapse_share(sim) -> float:
@@ -153,6 +160,16 @@ def collapse_share(sim) -> float:
     the same one (a collapse onto one prototype)."""
     top = torch.as_tensor(sim).argmax(-1)  # (m,)
     return float(torch.bincount(top).max() / len(top))
+
+
+def collapse_weight(sim) -> float:
+    """The mean weight rows put on the most common top prototype (:func:`collapse_share`'s).
+
+    A bright column needs both: many rows peak on one prototype AND it holds much of their
+    weight. Broad rows can share an argmax while that prototype holds only a few per cent."""
+    sim = torch.as_tensor(sim, dtype=torch.float64)
+    common = torch.bincount(sim.argmax(-1)).argmax()
+    return float(sim[:, common].mean())
 
 
 def collapse_by_class(sim, row_class, col_class) -> dict:
@@ -169,25 +186,50 @@ def collapse_by_class(sim, row_class, col_class) -> dict:
 
 
 def occ_figures(sim, row_class, col_class) -> dict:
-    """The OCC figures: same-class mass and its chance, collapse share, normalised entropy."""
+    """The OCC figures: same-class mass and its chance, collapse share and the weight on that
+    common prototype (``collapse_weight``), normalised entropy, and the same-class mass of each row class (``same_class_by_class``, {class: mass})."""
     mass, chance = same_class_mass(sim, row_class, col_class)
     return {"same_class": mass, "chance": chance, "collapse": collapse_share(sim),
-            "entropy": normalised_entropy(sim)}
+            "entropy": normalised_entropy(sim), "collapse_weight": collapse_weight(sim),
+            "same_class_by_class": same_class_by_class(sim, row_class, col_class)}
 
 
 def read_occ(figures, who="") -> str:
     """A sentence reading :func:`occ_figures` honestly, chosen from the numbers."""
     who = f"{who}: " if who else ""
     collapse = figures["collapse"]
-    if collapse > 0.5:
-        peak = f"collapsed: {collapse:.0%} of rows peak on the same prototype"
+    weight = figures.get("collapse_weight")
+    held = "" if weight is None else f", which holds {weight:.0%} of their weight on average"
+    if collapse > 0.2 and weight is not None and weight < 0.2:
+        peak = (f"no bright column: {collapse:.0%} of rows share a top prototype{held} "
+                "(broad rows)")
+    elif collapse > 0.5:
+        peak = f"collapsed: {collapse:.0%} of rows peak on the same prototype{held}"
     elif collapse > 0.2:
-        peak = f"partly collapsed: {collapse:.0%} of rows peak on the same prototype"
+        peak = f"partly collapsed: {collapse:.0%} of rows peak on the same prototype{held}"
     else:
         peak = f"no collapse: at most {collapse:.0%} of rows share a top prototype"
     return (f"{who}same-class mass {figures['same_class']:.1%} vs chance {figures['chance']:.0%} "
-            f"({_versus_chance(figures['same_class'], figures['chance'])}); {peak}; "
-            f"entropy {figures['entropy']:.3f} ({_spread(figures['entropy'])}).")
+            f"({_versus_chance(figures['same_class'], figures['chance'])}{_one_sided(figures)}); "
+            f"{peak}; entropy {figures['entropy']:.3f} ({_spread(figures['entropy'])}).")
+
+
+def _one_sided(figures) -> str:
+    """Words for the per-class same-class masses: each class's own figure, and a warning when
+    the average hides rows that all look at one class (one class near 1, another near 0)."""
+    by_class = figures.get("same_class_by_class")
+    if not by_class:
+        return ""
+    each = ", ".join(f"{_class_name(c)} rows {m:.0%}" for c, m in by_class.items())
+    top = max(by_class, key=by_class.get)
+    if len(by_class) == 2 and by_class[top] - min(by_class.values()) > 0.5:
+        return f"; {each} — nearly every row looks at {_class_name(top)} prototypes"
+    return f"; {each}"
+
+
+def _class_name(c) -> str:
+    """The LA task's class names (0 background, 1 atrium), as camlkit.viz.colors names them."""
+    return ("background", "atrium")[c] if c in (0, 1) else f"class {c}"
 
 
 # ----------------------------------------------------------------------------- from a network

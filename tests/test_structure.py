@@ -109,15 +109,39 @@ def test_occ_figures_of_a_collapse_and_their_sentence():
     sim = torch.zeros(4, 4)
     sim[:, 3] = 1.0  # every row on the same atrium prototype
     figures = structure.occ_figures(sim, row, col)
+    by_class = figures.pop("same_class_by_class")
     assert figures == pytest.approx({"same_class": 0.5, "chance": 0.5, "collapse": 1.0,
-                                     "entropy": 0.0})
-    sentence = structure.read_occ(figures, "trained")
+                                     "entropy": 0.0, "collapse_weight": 1.0})
+    assert by_class == {0: 0.0, 1: 1.0}  # background rows on an atrium prototype
+    sentence = structure.read_occ({**figures, "same_class_by_class": by_class}, "trained")
     assert sentence.startswith("trained: same-class mass 50.0% vs chance 50%")
     assert "at chance" in sentence and "collapsed: 100% of rows" in sentence
+    assert "background rows 0%, atrium rows 100%" in sentence
+    assert "nearly every row looks at atrium prototypes" in sentence
     spread = structure.occ_figures(torch.eye(8), torch.arange(8) // 4, torch.arange(8) // 4)
     assert math.isclose(spread["same_class"], 1.0) and spread["collapse"] == 1 / 8
     assert "well above chance" in structure.read_occ(spread)
     assert "no collapse" in structure.read_occ(spread)
+
+
+def test_same_class_by_class_tells_uniform_rows_from_one_sided_ones():
+    row, col = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 1, 1])
+    uniform = torch.full((4, 4), 0.25)
+    one_sided = torch.tensor([[0.5, 0.5, 0, 0]] * 4)  # every row on background prototypes
+    assert structure.same_class_mass(uniform, row, col) == structure.same_class_mass(one_sided, row, col)
+    assert structure.same_class_by_class(uniform, row, col) == {0: 0.5, 1: 0.5}
+    assert structure.same_class_by_class(one_sided, row, col) == {0: 1.0, 1: 0.0}
+    assert "looks at" not in structure.read_occ(structure.occ_figures(uniform, row, col))
+
+
+def test_collapse_weight_tells_a_bright_column_from_broad_rows_sharing_an_argmax():
+    broad = torch.full((4, 10), 0.09)
+    broad[:, 3] = 0.19  # every row's top prototype is 3, with 19 % of the weight
+    assert structure.collapse_share(broad) == 1.0
+    assert structure.collapse_weight(broad) == pytest.approx(0.19)
+    sentence = structure.read_occ(structure.occ_figures(broad, torch.tensor([0, 0, 1, 1]),
+                                                        torch.tensor([0] * 5 + [1] * 5)))
+    assert "no bright column: 100% of rows share a top prototype" in sentence
 
 
 def test_network_figures_on_real_crops(la_dir, tmp_path):
