@@ -4,6 +4,7 @@ averaged for display, one stated colour scale across panels, a log-scale memory 
 slider labels. (To fold into tests/test_viz.py.)"""
 
 import numpy as np
+import pytest
 import torch
 
 from camlkit import viz
@@ -66,6 +67,29 @@ def test_heatmap_names_the_classes_and_downsamples_for_display():
     assert list(fig.layout.xaxis.ticktext) == ["background", "atrium"]
     assert "means of 32 rows" in fig.layout.yaxis.title.text
     assert len(fig.to_json()) < 200_000
+
+
+def test_heatmap_sums_columns_so_a_prototype_holding_a_row_still_shows_as_one():
+    sim = np.zeros((4, 256))
+    sim[:, 5] = 1.0  # every row on prototype 5: one bright column
+    cls = np.repeat([0, 1], 128)
+    fig = viz.omni_correlation_heatmap(sim, np.array([0, 0, 1, 1]), np.ones(4), cls)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (4, 128) and z.max() == 1.0  # prototypes 4 and 5 summed, not averaged
+    assert np.allclose(z.sum(1), 1.0)  # a displayed row is still a distribution
+    assert "summed in groups of 2" in fig.layout.xaxis.title.text
+    assert all(shape.line.color != "white" for shape in fig.layout.shapes)  # white = weight 1
+
+
+def test_panels_on_their_own_scales_each_with_a_colorbar_beside_it():
+    sim_a = np.array([[0.9, 0.1], [0.2, 0.8]])
+    sim_b = np.array([[0.5, 0.5], [0.45, 0.55]])
+    cls = np.array([0, 1])
+    fig = viz_occ.omni_correlation_panels({"dot": (sim_a, cls, [1, 1], cls),
+                                           "cosine": (sim_b, cls, [1, 1], cls)}, shared=False)
+    assert [t.zmax for t in fig.data] == pytest.approx([0.9, 0.55]) and all(t.showscale for t in fig.data)
+    assert fig.data[0].colorbar.x < 0.5 < fig.layout.xaxis2.domain[0]  # between the panels
+    assert fig.layout.yaxis.title.text and not fig.layout.yaxis2.title.text
 
 
 def test_panels_share_one_stated_scale():

@@ -87,7 +87,9 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
     rgba = heat_rgba(volumes[sample][:, :, z], heat, opacity)
     inter = attn_inter[k, head]  # (b, b): row = attending sample, column = attended sample
 
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], subplot_titles=(
+    widths, spacing = (0.6, 0.4), 0.22  # room between the panels for the heat's colorbar
+    fig = make_subplots(rows=1, cols=2, column_widths=list(widths), horizontal_spacing=spacing,
+                        subplot_titles=(
         f"E1 intra: sample {sample}, head {head}, query ({qh},{qw},{qd}) -> depth {z}",
         f"E2 inter: b x b weights at token {k}"))
     fig.add_trace(go.Image(z=rgba, colormodel="rgba", hoverinfo="x+y"), row=1, col=1)
@@ -100,7 +102,8 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
     fig.add_trace(go.Scatter(  # no points: carries the colorbar of the attention heat
         x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
         marker=dict(color=[0.0], cmin=0.0, cmax=vmax, colorscale="Inferno", showscale=True,
-                    colorbar=dict(title="weight x k<br>(1 = uniform)", x=0.575, len=0.9))),
+                    colorbar=dict(title="weight × k<br>(1 = uniform)", len=0.9, thickness=15,
+                                  x=widths[0] * (1 - spacing) + 0.01, xanchor="left"))),
         row=1, col=1)
     if label is not None:
         rows, cols = label_outline(_batch_volumes(label)[sample][:, :, z] == 1)
@@ -109,9 +112,10 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
                       row=1, col=1)
     fig.update_yaxes(autorange="reversed", title_text="query sample", dtick=1, row=1, col=2)
     fig.update_xaxes(title_text="key sample", dtick=1, row=1, col=2)
-    fig.update_xaxes(showticklabels=False, row=1, col=1)
-    fig.update_yaxes(showticklabels=False, row=1, col=1)
-    fig.update_layout(width=960, height=440, margin=dict(t=50, l=10, r=10, b=40),
+    # the image's own extent: no band of empty axis around it
+    fig.update_xaxes(showticklabels=False, range=[-0.5, W - 0.5], row=1, col=1)
+    fig.update_yaxes(showticklabels=False, range=[H - 0.5, -0.5], row=1, col=1)
+    fig.update_layout(width=900, height=440, margin=dict(t=50, l=10, r=10, b=40),
                       legend=dict(orientation="h", y=-0.05))
     return fig
 

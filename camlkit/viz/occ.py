@@ -13,6 +13,8 @@ from camlkit.viz.widgets import FigureExplorer
 
 
 FULL_LABEL = {"description_width": "initial"}  # a slider's whole description, never cut
+SEPARATOR = dict(color="cyan", width=1.5)  # between classes: no Magma colour, so never a weight
+WIDTH = 900  # px: fits JupyterLab's output area beside the prompt on a 1400 px wide window
 
 
 def order_rows_cols(row_class, row_conf, col_class):
@@ -34,14 +36,17 @@ def _class_boundaries(sorted_classes) -> list[float]:
     return [i + 0.5 for i in np.flatnonzero(sorted_classes[1:] != sorted_classes[:-1])]
 
 
-def block_rows(z, sorted_classes, max_rows: int):
-    """Average consecutive rows of the same class so that at most about ``max_rows`` remain.
+def block_rows(z, sorted_classes, max_rows: int, reduce: str = "mean"):
+    """Merge consecutive rows of the same class so that at most about ``max_rows`` remain.
 
     ``z`` (m, n) with its rows already grouped by ``sorted_classes`` (m,). Each class's rows are
     cut into blocks of ``f = ceil(m / max_rows)`` (the last block of a class may be shorter) and
-    each block becomes its mean row, so a class never mixes with another. Returns
-    ``(z_small, classes_small, f)``; ``f == 1`` returns the rows unchanged.
+    each block becomes its mean row (``reduce="mean"``) or its sum (``"sum"``), so a class never
+    mixes with another. Returns ``(z_small, classes_small, f)``; ``f == 1`` returns the rows
+    unchanged.
     """
+    if reduce not in ("mean", "sum"):
+        raise ValueError(f"reduce must be 'mean' or 'sum', got {reduce!r}")
     z, sorted_classes = np.asarray(z), np.asarray(sorted_classes)
     f = max(1, -(-len(z) // max_rows))
     if f == 1:
@@ -50,7 +55,8 @@ def block_rows(z, sorted_classes, max_rows: int):
     for c in dict.fromkeys(sorted_classes.tolist()):  # classes in their display order
         block = z[sorted_classes == c]
         for start in range(0, len(block), f):
-            rows.append(block[start:start + f].mean(axis=0))
+            part = block[start:start + f]
+            rows.append(part.mean(axis=0) if reduce == "mean" else part.sum(axis=0))
             classes.append(c)
     return np.stack(rows), np.asarray(classes), f
 
@@ -69,16 +75,19 @@ def _class_ticks(sorted_classes):
 def omni_correlation_heatmap(sim, row_class, row_conf, col_class, title: str = "sim_vp",
                              fig=None, col: int | None = None, zmax: float | None = None,
                              showscale: bool | None = None, colorbar_x: float | None = None,
-                             max_rows: int = 128, max_cols: int = 128):
+                             max_rows: int = 128, max_cols: int = 128, y_title: bool = True):
     """Plotly heatmap of an omni-correlation matrix (m x n, rows sum to 1), grouped by class.
 
     Rows: unlabeled voxels, grouped by predicted class, most confident first. Columns: memory
-    bank entries, grouped by class. White lines separate the classes and both axes name them.
-    The colour scale runs from 0 to ``zmax`` (default: the matrix's maximum) with a colorbar
-    (``showscale``; in a subplot figure, ``colorbar_x`` places it beside its panel). For display
-    only, more than ``max_rows`` rows (``max_cols`` columns) are averaged in blocks within each
-    class (:func:`block_rows`), so a 4,000 x 256 matrix is not stored in full in the notebook
-    (128 x 128 float32 values: about 120 kB); the axis titles say so.
+    bank entries, grouped by class. Cyan lines separate the classes (white would read as a
+    column of weight 1) and both axes name them. The colour scale runs from 0 to ``zmax``
+    (default: the matrix's maximum) with a colorbar (``showscale``; in a subplot figure,
+    ``colorbar_x`` places it beside its panel). For display only, more than ``max_rows`` rows
+    are averaged in blocks within each class and more than ``max_cols`` columns are **summed**
+    in blocks (:func:`block_rows`): a displayed row is still a distribution, and a prototype
+    holding a whole row's weight still shows as 1, not diluted by its neighbours. A 4,000 x 256
+    matrix is so not stored in full in the notebook (128 x 128 float32 values: about 120 kB);
+    the axis titles say so. ``y_title=False`` leaves the row axis untitled (a right-hand panel).
     """
     import plotly.graph_objects as go
 
@@ -88,7 +97,7 @@ def omni_correlation_heatmap(sim, row_class, row_conf, col_class, title: str = "
     cols_sorted = to_numpy(col_class).ravel()[col_order]
     z = sim[np.ix_(row_order, col_order)]
     z, rows_sorted, f_rows = block_rows(z, rows_sorted, max_rows)
-    z_t, cols_sorted, f_cols = block_rows(z.T, cols_sorted, max_cols)
+    z_t, cols_sorted, f_cols = block_rows(z.T, cols_sorted, max_cols, reduce="sum")
     z = z_t.T.astype(np.float32)  # float32: half the bytes stored in the notebook
     own = fig is None
     if own:
@@ -102,14 +111,15 @@ def omni_correlation_heatmap(sim, row_class, row_conf, col_class, title: str = "
                              hovertemplate="row %{y}, column %{x}: %{z:.3g}<extra></extra>",
                              name=title), **where)
     for y in _class_boundaries(rows_sorted):
-        fig.add_hline(y=y, line=dict(color="white", width=2), **where)
+        fig.add_hline(y=y, line=SEPARATOR, **where)
     for x in _class_boundaries(cols_sorted):
-        fig.add_vline(x=x, line=dict(color="white", width=2), **where)
+        fig.add_vline(x=x, line=SEPARATOR, **where)
     row_ticks, col_ticks = _class_ticks(rows_sorted), _class_ticks(cols_sorted)
     row_note = f", means of {f_rows} rows" if f_rows > 1 else ""
-    col_note = f", means of {f_cols}" if f_cols > 1 else ""
+    col_note = f", summed in groups of {f_cols}" if f_cols > 1 else ""
     fig.update_yaxes(autorange="reversed", tickvals=row_ticks[0], ticktext=row_ticks[1],
-                     title_text=f"unlabeled voxels (confident first{row_note})", **where)
+                     title_text=f"unlabeled voxels (confident first{row_note})" if y_title else None,
+                     **where)
     fig.update_xaxes(tickvals=col_ticks[0], ticktext=col_ticks[1],
                      title_text=f"memory prototypes z_p{col_note}", **where)
     if own:
@@ -117,20 +127,32 @@ def omni_correlation_heatmap(sim, row_class, row_conf, col_class, title: str = "
     return fig
 
 
-def omni_correlation_panels(panels, title: str = "", width: int = 1000):
-    """Omni-correlation heatmaps side by side on ONE colour scale (0 to the largest weight of
-    all panels), stated on the single colorbar. ``panels``: {panel title: (sim, row_class,
-    row_conf, col_class)}, e.g. the dot-product and the cosine form of the same rows."""
+def omni_correlation_panels(panels, title: str = "", width: int = WIDTH, shared: bool = True):
+    """Omni-correlation heatmaps side by side. ``panels``: {panel title: (sim, row_class,
+    row_conf, col_class)}, e.g. the dot-product and the cosine form of the same rows.
+
+    ``shared=True``: ONE colour scale (0 to the largest weight of all panels), stated on the
+    single colorbar. ``shared=False``: each panel on its own scale with its own colorbar — for
+    rows whose peaks differ by orders of magnitude (peaked dot-product rows beside broad cosine
+    rows), where one scale would paint the broad panel black."""
     from plotly.subplots import make_subplots
 
     panels = dict(panels)
     zmax = max(float(to_numpy(p[0]).max()) for p in panels.values())
+    spacing = 0.12 if shared else 0.2
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels),
-                        horizontal_spacing=0.12)
+                        horizontal_spacing=spacing)
+    panel_width = (1 - spacing * (len(panels) - 1)) / len(panels)
     for col, (name, (sim, row_class, row_conf, col_class)) in enumerate(panels.items(), start=1):
+        right_edge = col * panel_width + (col - 1) * spacing
         omni_correlation_heatmap(sim, row_class, row_conf, col_class, title=name, fig=fig,
-                                 col=col, zmax=zmax, showscale=col == len(panels))
-    fig.update_traces(colorbar=dict(title="weight<br>(one scale,<br>all panels)"))
+                                 col=col, zmax=zmax if shared else None,
+                                 showscale=col == len(panels) or not shared,
+                                 colorbar_x=None if shared else right_edge + 0.01, y_title=col == 1)
+    if shared:
+        fig.update_traces(colorbar=dict(title="weight<br>(one scale,<br>all panels)"))
+    else:
+        fig.update_traces(colorbar=dict(title="weight<br>(own scale)", thickness=15))
     fig.update_layout(title=title, width=width, height=480, margin=dict(t=90))
     return fig
 
@@ -179,11 +201,12 @@ def omni_correlation_figure(z_v, z_a, z_p, row_class, row_conf, col_class, tempe
                         horizontal_spacing=0.12)
     zmax = max(float(sim_v.max()), float(sim_a.max()))  # one colour scale for both panels
     omni_correlation_heatmap(sim_v, rc, rf, cc, fig=fig, col=1, zmax=zmax, showscale=False)
-    omni_correlation_heatmap(sim_a, rc, rf, cc, fig=fig, col=2, zmax=zmax, showscale=True)
+    omni_correlation_heatmap(sim_a, rc, rf, cc, fig=fig, col=2, zmax=zmax, showscale=True,
+                             y_title=False)
     fig.update_traces(colorbar=dict(title="weight<br>(both panels)"))
     fig.update_layout(title=f"t = {temperature:.3g}, m = {len(rows)} rows, n = {len(cols)} "
                             f"columns: l_o = {l_o:.4f}",
-                      width=1000, height=480, margin=dict(t=70))
+                      width=WIDTH, height=480, margin=dict(t=70))
     fig.update_layout(meta={"l_o": l_o})  # read back as fig.layout.meta["l_o"]
     return fig
 
@@ -229,6 +252,7 @@ def memory_bank_figure(counts, slot_names: Sequence[str] | None = None):
                             textposition="outside") for c in range(counts.shape[1])])
     totals = ", ".join(f"{class_ink(c).name} {int(counts[:, c].sum()):,}" for c in range(counts.shape[1]))
     fig.update_layout(barmode="group", yaxis_type="log", yaxis_title="stored embeddings (log scale)",
+                      xaxis_title="labeled case (its memory slot)",
                       width=660, height=360, margin=dict(t=40),
                       title=f"memory bank: {int(counts.sum()):,} embeddings ({totals})")
     return fig
