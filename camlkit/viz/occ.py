@@ -240,8 +240,8 @@ def memory_bank_figure(counts, slot_names: Sequence[str] | None = None):
     """Bar chart of a memory bank's content: embeddings stored per slot (labeled case) and class.
 
     ``counts``: (num_slots, C), e.g. ``MemoryBank.counts``. Background outnumbers atrium by
-    100-1000x, so the bars are side by side on a **log** axis, each with its count written on it,
-    and the title gives the totals per class.
+    100-1000x, so the bars are side by side on a **log** axis starting at 1, each with its count
+    written on it, and the title gives the totals per class.
     """
     import plotly.graph_objects as go
 
@@ -253,6 +253,8 @@ def memory_bank_figure(counts, slot_names: Sequence[str] | None = None):
     totals = ", ".join(f"{class_ink(c).name} {int(counts[:, c].sum()):,}" for c in range(counts.shape[1]))
     fig.update_layout(barmode="group", yaxis_type="log", yaxis_title="stored embeddings (log scale)",
                       xaxis_title="labeled case (its memory slot)",
+                      # from 1: bar heights compare by orders of magnitude, not from an arbitrary floor
+                      yaxis_range=[0, float(np.log10(max(counts.max(), 1))) + 0.3],
                       width=660, height=360, margin=dict(t=40),
                       title=f"memory bank: {int(counts.sum()):,} embeddings ({totals})")
     return fig
