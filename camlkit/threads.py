@@ -9,12 +9,19 @@ thread takes the core that the other process, or our own thread that still has w
 (Measured on 2 cores, ``bench/bench_train.py --preset quick --beside-busy``.)
 
 ``share_cpu()`` sets a short spin: long enough to bridge the gap between two consecutive
-operations of a training step (so the run-alone speed should stay), short enough that a waiting
-thread gives its core away within a fraction of a millisecond. On the 2-core machine, overloaded by
-other work, the quick step took 20.6 s/it with the defaults and 7.2 s/it with this policy
-(``OMP_WAIT_POLICY=PASSIVE``, no spin at all: 3.3 s/it, but every operation then pays a wake-up
-when the machine is free). The settings are read once, when PyTorch loads its OpenMP library, so
-the function must run before ``import torch``; a setting the user already made is left alone.
+operations of a training step (so the run-alone speed stays), short enough that a waiting thread
+gives its core away within a fraction of a millisecond. Measured on the project's 2-core machine,
+otherwise quiet (``bench/bench_train.py --preset quick --method caml --iterations 20
+--beside-busy --rounds 2 --try OMP_WAIT_POLICY=PASSIVE``, s/it alone -> beside one busy
+single-threaded process, two rounds):
+
+* PyTorch's defaults: 0.682 -> 3.262 (x4.78) and 0.692 -> 4.917 (x7.11);
+* this policy: 0.676 -> 1.292 (x1.91) and 0.685 -> 1.309 (x1.91) — no slower alone;
+* ``OMP_WAIT_POLICY=PASSIVE`` (no spin at all): 0.704 -> 1.284 (x1.82), 3 % slower alone.
+
+With one of the two cores taken, x2 is the fair share for a step that keeps two threads busy.
+The settings are read once, when PyTorch loads its OpenMP library, so the function must run
+before ``import torch``; a setting the user already made is left alone.
 """
 
 import os
