@@ -197,7 +197,7 @@ def camlkit_iterations(cfg, device, setup):
 
     The same functions as ``camlkit train``: camlkit.batches.training_loader, the network in
     ``cfg.channels_last``'s memory format, Eq1Module (camlkit.step.caml_step), make_optimizer and
-    learning_rate, the loop body of camlkit.train's ``_run`` without its logging and checkpoints.
+    camlkit.train.train_iteration (the body of ``_run``'s loop) without logging and checkpoints.
     ``seconds``: from the end of the previous iteration, the batch's loading included.
     ``setup`` (a dict) receives the net, its memory format, and the loader's start-up time
     ("decode": its "cases", decoded once before the first iteration).
@@ -208,7 +208,7 @@ def camlkit_iterations(cfg, device, setup):
     from camlkit.caml import CAMLNet
     from camlkit.data import load_split
     from camlkit.occ import MemoryBank
-    from camlkit.train import Eq1Module, learning_rate, make_optimizer, seed_everything
+    from camlkit.train import Eq1Module, make_optimizer, seed_everything, train_iteration
 
     seed_everything(cfg.seed)
     layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
@@ -228,15 +228,7 @@ def camlkit_iterations(cfg, device, setup):
     for iteration in range(cfg.iterations):
         start = time.perf_counter()
         batch = next(batches)
-        image = batch["image"].to(device, non_blocking=True).to(memory_format=layout)
-        label = batch["label"].to(device, non_blocking=True)
-        slots = batch["index"][: cfg.labeled_bs].tolist()
-        loss, parts = module(image, label, cfg.labeled_bs, iteration, slots)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, iteration)
-        optimizer.step()
+        train_iteration(module, optimizer, batch, cfg, iteration, device, layout)
         yield time.perf_counter() - start, batch
 
 

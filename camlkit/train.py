@@ -127,6 +127,23 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
         return _run(cfg, folder, device, rank, world, resume, callback, evaluate)
 
 
+def train_iteration(module, optimizer, batch, cfg, iteration, device, layout):
+    """One training iteration: Eq. 1 forward on ``batch``, backward, the lr of ``iteration``,
+    the optimizer's update. Returns (loss, parts)."""
+    # batch: labeled samples first; their dataset indices are their memory-bank slots
+    image = batch["image"].to(device, non_blocking=True).to(memory_format=layout)
+    label = batch["label"].to(device, non_blocking=True)
+    slots = batch["index"][: cfg.labeled_bs].tolist()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+        loss, parts = module(image, label, cfg.labeled_bs, iteration, slots)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(cfg, iteration)
+    optimizer.step()
+    return loss, parts
+
+
 def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
     last = folder / "checkpoints" / "last.pth"
     fingerprint = data_fingerprint(cfg.data)
@@ -154,19 +171,8 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
     net.train()
     try:
         for iteration, batch in zip(range(start, cfg.iterations), loader):
-            # batch: labeled samples first; their dataset indices are their memory-bank slots
-            image = batch["image"].to(device, non_blocking=True).to(memory_format=layout)
-            label = batch["label"].to(device, non_blocking=True)
-            slots = batch["index"][: cfg.labeled_bs].tolist()
-            # step: Eq. 1 forward, backward, update
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
-                loss, parts = module(image, label, cfg.labeled_bs, iteration, slots)
+            loss, parts = train_iteration(module, optimizer, batch, cfg, iteration, device, layout)
             nonfinite |= ~torch.isfinite(loss.detach())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, iteration)
-            optimizer.step()
             done = iteration + 1
             # log: log.csv, TensorBoard, the progress bar and the caller's callback
             if done % cfg.log_every == 0 or done == cfg.iterations:
