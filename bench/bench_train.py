@@ -278,7 +278,7 @@ def occ_both(net, batch, cfg, layout, repeats):
 
     def camlkit_run():
         update_memory(net, bank, kit, p_v[:lb], p_a[:lb], label[:lb], slots, step.bank_fa_rows)
-        return occ_term(net, bank, kit, p_v, p_a, lb, step)
+        return occ_term(net, bank, kit, p_v, p_a, lb, step)[0]
 
     def release_run():
         return released_occ(net, emb_v, emb_a, soft_v, soft_a, label, slots, memory, step.j,

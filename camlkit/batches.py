@@ -53,7 +53,7 @@ def training_loader(cfg, rank=0, world=1, start=0):
     """DataLoader yielding the batches of iterations start..cfg.iterations-1 for this rank."""
     from camlkit.data import LADataset, load_split, seed_worker, train_transform
 
-    split = load_split(cfg.data, cfg.labeled)
+    split = load_split(cfg.data, cfg.labeled, cfg.val_cases)  # validation cases never trained on
     unlabeled = split.unlabeled if cfg.unlabeled_bs else []
     if cfg.unlabeled_bs and len(unlabeled) < cfg.unlabeled_bs:
         raise CamlkitError(f"{cfg.data}: {len(unlabeled)} unlabeled cases, need {cfg.unlabeled_bs}")

@@ -80,7 +80,9 @@ class TrainConfig:
     restart_unlabeled: bool = True  # restart the unlabeled stream every epoch, as released
     # evaluation at the final iteration
     eval_stride: tuple = (18, 18, 4)  # sliding-window stride of the final evaluation
-    eval_cases: int | None = None  # evaluate the first K cases of test.list; None: all
+    eval_cases: int | None = None  # evaluate the first K cases of the evaluated split; None: all
+    val_cases: int = 0  # the last K cases of train.list held out for validation, never trained on
+    eval_split: str = "test"  # what the final evaluation scores: "test" (test.list) or "val"
     # machinery
     device: str = "auto"  # auto (cuda if present, else cpu), cpu, cuda or cuda:N
     amp: bool = False  # bf16 autocast on CUDA (released: fp32)

@@ -7,6 +7,11 @@ From the paper (Sec. 3, "Implementation Details") and the released data pipeline
   (float32, z-scored) and ``label`` (uint8, 0 background / 1 atrium);
 - "N labeled" means the first N lines of ``train.list``; the other training cases are the
   unlabeled set; ``test.list`` holds the 20 test cases;
+- camlkit's addition: ``val`` cases, the **last** K lines of ``train.list`` (taken from the
+  unlabeled part, so the labeled cases and the test list do not change). Their labels exist in the
+  release; a run with ``val_cases=K`` reads them only to score a model (``camlkit evaluate
+  --split val``, ``eval_split="val"``) and leaves them out of training, so that choices are made
+  without looking at the test set;
 - a training batch of 4 is 2 labeled + 2 unlabeled samples, drawn by a two-stream sampler
   (camlkit.sampler);
 - augmentation (camlkit.augment): random rot90 (k in 0..3, first two axes), random flip along axis 0 or 1, then a
@@ -30,7 +35,7 @@ Differences from the released code, on purpose (they change no step's arithmetic
 """
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -142,14 +147,16 @@ def read_list(path):
 
 @dataclass
 class LASplit:
-    """Case file paths of the standard split: labeled / unlabeled (from train.list) and test."""
+    """Case file paths of the split: labeled / unlabeled / val (from train.list) and test."""
     labeled: list
     unlabeled: list
     test: list
+    val: list = field(default_factory=list)
 
 
-def load_split(data_dir, labeled):
-    """The standard split: the first ``labeled`` lines of train.list are labeled, the rest unlabeled."""
+def load_split(data_dir, labeled, val=0):
+    """The standard split: the first ``labeled`` lines of train.list are labeled, the rest
+    unlabeled; with ``val`` = K > 0 the last K lines are validation cases instead of unlabeled."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise CamlkitError(f"{data_dir}: data folder not found (expected the LA release layout)")
@@ -166,7 +173,12 @@ def load_split(data_dir, labeled):
         raise CamlkitError(
             f"labeled={labeled}: expected 0..{len(train)}, the number of cases in {data_dir / 'train.list'}"
         )
-    return LASplit(labeled=train[:labeled], unlabeled=train[labeled:], test=paths["test.list"])
+    if not 0 <= val <= len(train) - labeled:
+        raise CamlkitError(f"val_cases={val}: expected 0..{len(train) - labeled}, the unlabeled "
+                           f"cases of {data_dir / 'train.list'} with labeled={labeled}")
+    end = len(train) - val
+    return LASplit(labeled=train[:labeled], unlabeled=train[labeled:end], test=paths["test.list"],
+                   val=train[end:])
 
 
 # ----------------------------------------------------------------------------- resampling

@@ -116,7 +116,13 @@ def check_test_set(data_dir, n_cases=None, flag="--eval-cases"):
     for case, path in zip(cases, paths):
         if not path.is_file():
             raise CamlkitError(f"case {case} named in {listing} is missing: {path} not found")
-        read_case(path)  # one line naming the file if it is damaged or invalid
+    return check_cases(paths)
+
+
+def check_cases(paths):
+    """Read and validate each case file (one line naming a damaged or invalid file); the paths."""
+    for path in paths:
+        read_case(path)
     return paths
 
 

@@ -1,5 +1,9 @@
 """The end of a run: f_v of the final iteration evaluated on test.list, as the paper reports it.
 
+A run with ``eval_split="val"`` scores its validation cases instead (the last ``val_cases`` of
+train.list, never trained on: camlkit.data.load_split), for choices that must not look at the
+test set; ``summary.json`` then says ``"split": "val"``.
+
 Table 1 reports the model of the final iteration (paper §3, "Quantitative Evaluation and
 Comparison": best-during-training selection would overfit the test set), through the sliding-window protocol of camlkit.evaluate. The run folder gets ``cases.csv`` (one row per case), ``summary.md`` (the mean
 ± std over cases beside the paper's row) and ``summary.json`` (what camlkit report reads).
@@ -12,16 +16,21 @@ from camlkit.files import write_text
 
 
 def evaluate_run(cfg, f_v, run_dir):
-    """Evaluate f_v on the run's test cases and write cases.csv, summary.md and summary.json."""
+    """Evaluate f_v on the run's test (or validation) cases: cases.csv, summary.md, summary.json."""
     from camlkit.data import load_split
 
-    cases = list(load_split(cfg.data, cfg.labeled).test)[: cfg.eval_cases]
+    split = load_split(cfg.data, cfg.labeled, cfg.val_cases)
+    cases = list(split.val if cfg.eval_split == "val" else split.test)[: cfg.eval_cases]
     f_v.eval()
     rows = evaluate_cases(f_v, cases, cfg.patch_size, cfg.eval_stride, scale=cfg.scale,
                           progress=cfg.progress, zscore_case=cfg.zscore_case)
     summary = summarize(rows)
     write_csv(rows, run_dir / "cases.csv")
     table = format_table(summary, cfg.method, cfg.labeled)
+    if cfg.eval_split == "val":
+        table = (f"Validation cases ({len(cases)}, the last of train.list; not the test set, so "
+                 f"no paper row applies)\n\n{table}")
+        summary = {**summary, "split": "val"}
     write_text(table + "\n", run_dir / "summary.md")
     write_text(json.dumps(summary, indent=2), run_dir / "summary.json")
     if cfg.progress:

@@ -174,6 +174,19 @@ def sample_unlabeled(prob_v: torch.Tensor, prob_a: torch.Tensor, top_i: int,
     return torch.cat(index), torch.cat(cls)
 
 
+def correlation_logits(z: torch.Tensor, z_p: torch.Tensor, temperature: float = 0.1,
+                       similarity: str = "dot") -> torch.Tensor:
+    """The logits of Eq. 2: similarity(z, z_p) / temperature, (m, c') x (n, c') -> (m, n).
+
+    ``similarity``: "dot" (released) or "cosine" (paper).
+    """
+    if similarity == "cosine":
+        z, z_p = F.normalize(z, dim=1), F.normalize(z_p, dim=1)
+    elif similarity != "dot":
+        raise ValueError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
+    return z @ z_p.T / temperature
+
+
 def omni_correlation(z: torch.Tensor, z_p: torch.Tensor, temperature: float = 0.1,
                      similarity: str = "dot") -> torch.Tensor:
     """Eq. 2: row-wise softmax of similarity(z, z_p) / temperature.
@@ -182,16 +195,75 @@ def omni_correlation(z: torch.Tensor, z_p: torch.Tensor, temperature: float = 0.
     each row a distribution over the prototypes. ``similarity``: "dot" (released) or "cosine"
     (paper).
     """
-    if similarity == "cosine":
-        z, z_p = F.normalize(z, dim=1), F.normalize(z_p, dim=1)
-    elif similarity != "dot":
-        raise ValueError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
-    return torch.softmax(z @ z_p.T / temperature, dim=1)
+    return torch.softmax(correlation_logits(z, z_p, temperature, similarity), dim=1)
 
 
-def occ_loss(sim_v: torch.Tensor, sim_a: torch.Tensor) -> torch.Tensor:
+def occ_loss(sim_v: torch.Tensor, sim_a: torch.Tensor, log_sim_v: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. 3: l_o = mean over rows of -sum_n sim_a * log(sim_v + 1e-8).
 
-    As released, the gradient flows into both sim_v and sim_a.
+    As released, the gradient flows into both sim_v and sim_a. ``log_sim_v``: log(sim_v) computed
+    another way — ``log_softmax`` of the logits (``step.occ_log="log_softmax"``); None (released):
+    ``log(sim_v + 1e-8)``. The two agree wherever sim_v is not ~0. Where a row is saturated
+    (one-hot) and the branches pick different prototypes, the released form sits at its ceiling
+    -log(1e-8) = 18.42 and its gradient with respect to the logits, p(1 - p)/(p + 1e-8), is ~0;
+    the log_softmax form keeps a gradient of (1 - p) there (:func:`saturation_toy`).
     """
-    return -(sim_a * torch.log(sim_v + LOG_EPS)).sum(dim=1).mean()
+    log_v = torch.log(sim_v + LOG_EPS) if log_sim_v is None else log_sim_v
+    return -(sim_a * log_v).sum(dim=1).mean()
+
+
+def saturation_toy(gap: float = 40.0) -> dict:
+    """One saturated, mismatched row under both forms of Eq. 3: l_o and its gradient.
+
+    Branch v's logits put ``gap`` on prototype 0, branch a's on prototype 1 (both rows one-hot
+    after the softmax). Returns ``{"eps": (l_o, |d l_o / d logits_v|), "log_softmax": (...)}``.
+    """
+    out = {}
+    for form in ("eps", "log_softmax"):
+        logits_v = torch.tensor([[gap, 0.0]], requires_grad=True)
+        sim_a = torch.softmax(torch.tensor([[0.0, gap]]), dim=1)
+        sim_v = torch.softmax(logits_v, dim=1)
+        log_v = torch.log_softmax(logits_v, dim=1) if form == "log_softmax" else None
+        l_o = occ_loss(sim_v, sim_a, log_v)
+        (grad,) = torch.autograd.grad(l_o, logits_v)
+        out[form] = (float(l_o.detach()), float(grad.norm()))
+    return out
+
+
+SATURATED = 1 - 1e-6  # a row is saturated when its largest probability is above this
+
+
+@torch.no_grad()
+def row_health(logits_v, logits_a, z_v, z_a, z_p) -> dict:
+    """How the omni-correlation rows of one step look: is OCC still teaching? (0-d tensors)
+
+    * ``occ_saturated`` — share of rows saturated in both branches (max probability > 1 - 1e-6);
+    * ``occ_sat_mismatch`` — of those, the share whose argmax differs between the branches
+      (NaN when no row is saturated): in the released form such a row's cross-entropy is
+      -log(1e-8) = 18.42, with no gradient;
+    * ``occ_norm_zv``, ``occ_norm_za``, ``occ_norm_zp`` — mean L2 norm of the embeddings and
+      drawn prototypes (with the dot product, nothing bounds a logit but these norms);
+    * ``occ_logit_gap`` — mean gap between a row's largest and second-largest logit, both branches
+      (NaN with a single column).
+    """
+    p_v, p_a = logits_v.softmax(1), logits_a.softmax(1)
+    sat = (p_v.max(1).values > SATURATED) & (p_a.max(1).values > SATURATED)
+    differ = p_v.argmax(1) != p_a.argmax(1)
+    logits = torch.cat([logits_v, logits_a]).float()
+    if logits.shape[1] > 1:
+        top2 = logits.topk(2, dim=1).values
+        gap = (top2[:, 0] - top2[:, 1]).mean()
+    else:
+        gap = logits.new_tensor(float("nan"))
+    return {
+        "occ_saturated": sat.float().mean(),
+        "occ_sat_mismatch": (sat & differ).sum().float() / sat.sum().float(),  # 0/0: NaN
+        "occ_norm_zv": z_v.float().norm(dim=1).mean(),
+        "occ_norm_za": z_a.float().norm(dim=1).mean(),
+        "occ_norm_zp": z_p.float().norm(dim=1).mean(),
+        "occ_logit_gap": gap,
+    }
+
+
+HEALTH_KEYS = ("occ_saturated", "occ_sat_mismatch", "occ_norm_zv", "occ_norm_za", "occ_norm_zp",
+               "occ_logit_gap", "occ_grad")

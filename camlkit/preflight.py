@@ -28,6 +28,12 @@ def check_config(cfg):
                            f"positive multiple of 16 (the V-Net halves it four times)")
     if cfg.eval_cases is not None and cfg.eval_cases < 1:
         raise CamlkitError(f"eval_cases={cfg.eval_cases}: expected >= 1, or None for every test case")
+    if cfg.val_cases < 0:
+        raise CamlkitError(f"val_cases={cfg.val_cases}: expected >= 0 validation cases")
+    if cfg.eval_split not in ("test", "val"):
+        raise CamlkitError(f"eval_split={cfg.eval_split!r}: expected 'test' or 'val'")
+    if cfg.eval_split == "val" and cfg.val_cases < 1:
+        raise CamlkitError("eval_split='val' needs validation cases: set val_cases >= 1")
 
 
 def check_data(cfg, evaluate=True):
@@ -36,12 +42,19 @@ def check_data(cfg, evaluate=True):
 
     split = load_split(cfg.data, 0)  # one line for a missing folder, list or case file
     train = split.unlabeled  # every case of train.list, with 0 labeled
-    low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs
+    low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs - cfg.val_cases
     if not low <= cfg.labeled <= high:
         need = f" and {cfg.unlabeled_bs} unlabeled" if cfg.unlabeled_bs else ""
         raise CamlkitError(f"labeled={cfg.labeled}: expected {low}..{high} ({cfg.method} needs "
                            f"{cfg.labeled_bs} labeled{need} cases per batch; "
                            f"{Path(cfg.data) / 'train.list'} has {len(train)} cases)")
+    if cfg.val_cases:
+        load_split(cfg.data, cfg.labeled, cfg.val_cases)  # one line if too few cases are left
+    if evaluate and cfg.eval_split == "val":
+        from camlkit.evaluate import check_cases
+
+        check_cases(load_split(cfg.data, cfg.labeled, cfg.val_cases).val[: cfg.eval_cases])
+        return
     if evaluate and not split.test:
         raise CamlkitError(f"{Path(cfg.data) / 'test.list'}: no test cases to evaluate the run on "
                            f"(pass --no-eval to train without evaluating)")

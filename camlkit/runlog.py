@@ -2,7 +2,10 @@
 ``tensorboard`` extra is installed: ``pip install camlkit[tensorboard]``).
 
 One row per logged iteration with the parts of Eq. 1 (L, L_s, l_c, l_o), the two ramp weights
-(lambda_c, lambda_o), the learning rate and the seconds since the (re)start. A resumed run keeps
+(lambda_c, lambda_o), the learning rate and the seconds since the (re)start; a run with OCC adds
+the health of its omni-correlation rows (camlkit.occ.row_health: ``occ_saturated``,
+``occ_sat_mismatch``, ``occ_norm_zv``/``za``/``zp``, ``occ_logit_gap``, ``occ_grad``; NaN where
+no row was computed, e.g. during the warm-up). A resumed run keeps
 the rows before the iteration it restarts from and rewrites the rest, so the log of a run that
 was stopped and resumed equals the log of one that was not.
 """
@@ -11,6 +14,13 @@ import csv
 from pathlib import Path
 
 LOG_FIELDS = ("iteration", "L", "L_s", "l_c", "l_o", "lambda_c", "lambda_o", "lr", "seconds")
+
+
+def log_fields(step) -> tuple:
+    """The columns of a run's log.csv: :data:`LOG_FIELDS`, plus OCC's health when it is logged."""
+    from camlkit.occ import HEALTH_KEYS
+
+    return LOG_FIELDS + (HEALTH_KEYS if step.use_occ and step.occ_health else ())
 
 
 def tensorboard_writer(folder, purge_step):
@@ -25,22 +35,23 @@ def tensorboard_writer(folder, purge_step):
 class RunLog:
     """CSV of every logged iteration + TensorBoard scalars (rank 0 only)."""
 
-    def __init__(self, run_dir: Path, resume: bool, start: int):
-        self.path = run_dir / "log.csv"
+    def __init__(self, run_dir: Path, resume: bool, start: int, fields=LOG_FIELDS):
+        self.path, self.fields = run_dir / "log.csv", tuple(fields)
         rows = read_log(self.path) if resume and self.path.exists() else []
         rows = [r for r in rows if r["iteration"] < start]  # drop what the resumed run redoes
-        with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_FIELDS)
+        with open(self.path, "w", newline="") as f:  # a column older rows lack reads as NaN
+            writer = csv.DictWriter(f, self.fields, restval="nan", extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         self.tb = tensorboard_writer(run_dir / "tb", start)
 
     def write(self, row):
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writerow(row)
+            csv.DictWriter(f, self.fields, restval="nan", extrasaction="ignore").writerow(row)
         if self.tb is not None:
-            for key in LOG_FIELDS[1:]:
-                self.tb.add_scalar(f"train/{key}", row[key], row["iteration"])
+            for key in self.fields[1:]:
+                group = "occ_health" if key.startswith("occ_") else "train"
+                self.tb.add_scalar(f"{group}/{key}", row.get(key, float("nan")), row["iteration"])
 
     def close(self):
         if self.tb is not None:

@@ -90,12 +90,18 @@ class StepConfig:
     bank_fa_rows: str = "scrambled"  # released; "per_voxel": the clean prototypes
     heads_on: str = "agreeing"  # released; "picked": heads on the top-i voxels only
     warmup: int = 0  # iterations of labeled-only training of both branches before Eq. 1 (released: 0)
+    occ_log: str = "eps"  # l_o's log: "eps" log(softmax + 1e-8) as released | "log_softmax" (stable)
+    occ_health: bool = True  # log how the OCC rows look (camlkit.occ.row_health) and |grad l_o|
 
     def __post_init__(self):
         if self.bank_fa_rows not in ("scrambled", "per_voxel"):
             raise ValueError(f"bank_fa_rows must be 'scrambled' or 'per_voxel', got {self.bank_fa_rows!r}")
         if self.heads_on not in ("agreeing", "picked"):
             raise ValueError(f"heads_on must be 'agreeing' or 'picked', got {self.heads_on!r}")
+        if self.occ_log not in ("eps", "log_softmax"):
+            raise ValueError(f"occ_log must be 'eps' or 'log_softmax', got {self.occ_log!r}")
+        if self.similarity not in ("dot", "cosine"):
+            raise ValueError(f"similarity must be 'dot' or 'cosine', got {self.similarity!r}")
 
 
 # The clean form of every release quirk above, e.g. ``StepConfig(**CLEAN_VARIANT)``.
@@ -153,28 +159,70 @@ def unlabeled_embeddings(net, feat_v, feat_a, prob_v, prob_a, index, heads_on="a
     return net.pred_v(net.proj_v(feat_v[index])), net.pred_a(net.proj_a(feat_a[index]))
 
 
-def occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
-    """l_o on the unlabeled part of the batch (Eq. 2-3).
+def occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
+    """The OCC part of one step (Eq. 2-3) after the bank's update: every piece, or None.
 
-    As released: memory classes without prototypes are left out of the columns, unlabeled
-    classes with fewer than 2 picked voxels out of the rows; l_o is 0 only when nothing is left.
+    Training (:func:`occ_term`) and analysis (camlkit.structure.network_occ) both call this, so
+    a figure shows the rows training computes. Draws j prototypes per class from ``bank``, picks
+    the top-i agreeing unlabeled voxels per class, runs the heads (``cfg.heads_on``) and builds
+    both branches' rows (``cfg.similarity``, ``cfg.occ_temperature``) and l_o (``cfg.occ_log``).
+
+    Returns ``{"z_v", "z_a" (m, c'), "z_p" (n, c'), "row_class", "index" (m,), "col_class" (n,),
+    "logits_vp", "logits_ap", "sim_vp", "sim_ap" (m, n), "l_o"}``; None when l_o is 0 as
+    released: no class with j prototypes, no unlabeled sample, or no class with 2 picked voxels.
     """
-    zero = p_v.new_zeros(())
     drawn = bank.sample(cfg.j) if cfg.j >= occ.MIN_ROWS else None
     if drawn is None or p_v.shape[0] == labeled_bs:
-        return zero
-    z_p, _ = drawn  # (n, c')
+        return None
+    z_p, col_class = drawn  # (n, c')
     prob_v, prob_a = voxels(p_v[labeled_bs:]), voxels(p_a[labeled_bs:])  # (n_voxels, C)
     picked = occ.sample_unlabeled(prob_v, prob_a, cfg.top_i)
     if picked is None:
-        return zero
-    index, _ = picked  # m voxels of the unlabeled half
+        return None
+    index, row_class = picked  # m voxels of the unlabeled half
     z_v, z_a = unlabeled_embeddings(net, voxels(out["feat_v"][labeled_bs:]),
                                     voxels(out["feat_a"][labeled_bs:]), prob_v, prob_a, index,
                                     cfg.heads_on)  # (m, c') each
-    sim_vp = occ.omni_correlation(z_v, z_p.to(z_v.dtype), cfg.occ_temperature, cfg.similarity)
-    sim_ap = occ.omni_correlation(z_a, z_p.to(z_a.dtype), cfg.occ_temperature, cfg.similarity)
-    return occ.occ_loss(sim_vp, sim_ap)
+    z_p = z_p.to(z_v.dtype)
+    logits_vp = occ.correlation_logits(z_v, z_p, cfg.occ_temperature, cfg.similarity)
+    logits_ap = occ.correlation_logits(z_a, z_p, cfg.occ_temperature, cfg.similarity)
+    sim_vp, sim_ap = torch.softmax(logits_vp, dim=1), torch.softmax(logits_ap, dim=1)
+    log_vp = torch.log_softmax(logits_vp, dim=1) if cfg.occ_log == "log_softmax" else None
+    return {"z_v": z_v, "z_a": z_a, "z_p": z_p, "row_class": row_class, "index": index,
+            "col_class": col_class, "logits_vp": logits_vp, "logits_ap": logits_ap,
+            "sim_vp": sim_vp, "sim_ap": sim_ap, "l_o": occ.occ_loss(sim_vp, sim_ap, log_vp)}
+
+
+def occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
+    """l_o on the unlabeled part of the batch (Eq. 2-3), and the rows' health figures.
+
+    As released: memory classes without prototypes are left out of the columns, unlabeled
+    classes with fewer than 2 picked voxels out of the rows; l_o is 0 only when nothing is left.
+    With ``cfg.occ_health`` the health figures (camlkit.occ.row_health) and ``occ_grad``, the
+    norm of l_o's gradient at the embeddings z_v and z_a, are returned too (NaN when l_o is 0).
+    """
+    part = occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg)
+    if part is None:
+        return p_v.new_zeros(()), _no_health(cfg)
+    health = {}
+    if cfg.occ_health:
+        health = occ.row_health(part["logits_vp"], part["logits_ap"], part["z_v"], part["z_a"],
+                                part["z_p"])
+        health["occ_grad"] = _grad_norm(part["l_o"], part["z_v"], part["z_a"])
+    return part["l_o"], health
+
+
+def _grad_norm(l_o, *z):
+    """|d l_o / d (z_v, z_a)|: how hard l_o pulls on the embeddings (0 when nothing flows)."""
+    zero = l_o.new_zeros(())
+    if not l_o.requires_grad:
+        return zero
+    grads = torch.autograd.grad(l_o, z, retain_graph=True, allow_unused=True)
+    return torch.sqrt(sum((g.float().pow(2).sum() for g in grads if g is not None), zero))
+
+
+def _no_health(cfg):
+    return {k: torch.tensor(float("nan")) for k in occ.HEALTH_KEYS} if cfg.occ_health else {}
 
 
 def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=None, slots=None):
@@ -193,7 +241,8 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
         return loss_s, _parts(loss_s, loss_s, zero, zero, 0.0, 0.0)
 
     if iteration < cfg.warmup:
-        return warmup_step(net, image[:labeled_bs], y, cfg)
+        loss, parts = warmup_step(net, image[:labeled_bs], y, cfg)
+        return loss, {**parts, **(_no_health(cfg) if cfg.use_occ else {})}
     iteration -= cfg.warmup  # the ramps start after the warm-up
 
     out = net(image)
@@ -206,16 +255,16 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
     lambda_c = loss_weight(ramp_iteration, cfg.beta_c, cfg.ramp_length, cfg.iterations_per_epoch)
     l_c = cps_loss(p_v, p_a, cfg.sharpen_T, cfg.detach_targets) if cfg.use_cps else zero
 
-    lambda_o, l_o = 0.0, zero
+    lambda_o, l_o, health = 0.0, zero, {}
     if cfg.use_occ:
         if bank is None or slots is None:
             raise ValueError("use_occ needs the memory bank and the labeled samples' slots")
         update_memory(net, bank, out, p_v[:labeled_bs], p_a[:labeled_bs], y, slots, cfg.bank_fa_rows)
         lambda_o = loss_weight(ramp_iteration, cfg.beta_o, cfg.ramp_length, cfg.iterations_per_epoch)
-        l_o = occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg)
+        l_o, health = occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg)
 
     loss = cfg.weight_s * loss_s + lambda_c * l_c + lambda_o * l_o
-    return loss, _parts(loss, loss_s, l_c, l_o, lambda_c, lambda_o)
+    return loss, {**_parts(loss, loss_s, l_c, l_o, lambda_c, lambda_o), **health}
 
 
 def warmup_step(net, image, y, cfg: StepConfig):

@@ -43,7 +43,7 @@ from camlkit.occ import MemoryBank
 from camlkit.preflight import check_config, check_data, check_outputs
 from camlkit.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
 from camlkit.runfolder import run_folder
-from camlkit.runlog import RunLog, read_log  # noqa: F401  (notebooks: train.read_log)
+from camlkit.runlog import RunLog, log_fields, read_log  # noqa: F401  (notebooks: train.read_log)
 from camlkit.step import StepConfig, caml_step
 
 def seed_everything(seed):
@@ -164,7 +164,7 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
 
     loader = training_loader(cfg, rank, world, start)
-    log = RunLog(folder, resume, start) if rank == 0 else None
+    log = RunLog(folder, resume, start, log_fields(cfg.step)) if rank == 0 else None
     nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     bar = _progress(cfg, rank, start)
     saved, iteration, t0 = start if resume else None, start, time.time()
@@ -257,4 +257,5 @@ def _log_row(iteration, parts, optimizer, seconds):
     row = {"iteration": iteration, "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3)}
     for key in ("L", "L_s", "l_c", "l_o", "lambda_c", "lambda_o"):
         row[key] = float(parts[key])
+    row.update({k: float(v) for k, v in parts.items() if k.startswith("occ_")})  # OCC's health
     return row

@@ -29,7 +29,8 @@ example:
 
 CHOICES = {"method": METHODS, "optimizer": ("sgd", "adam"), "lr_schedule": ("constant", "cosine"),
            "crop_rule": ("release", "uniform"), "step.similarity": ("dot", "cosine"),
-           "step.bank_fa_rows": ("scrambled", "per_voxel"), "step.heads_on": ("agreeing", "picked")}
+           "step.bank_fa_rows": ("scrambled", "per_voxel"), "step.heads_on": ("agreeing", "picked"),
+           "step.occ_log": ("eps", "log_softmax"), "eval_split": ("test", "val")}
 NOT_FLAGS = ("preset", "data", "out", "progress") + METHOD_SWITCHES  # written by hand below
 
 

@@ -80,7 +80,8 @@ def _other_value(path, value):
                "step.similarity": ("cosine", "cosine"), "patch_size": ("64x64x48", (64, 64, 48)),
                "eval_stride": ("9,9,3", (9, 9, 3)), "eval_cases": ("3", 3), "labeled": ("8", 8),
                "crop_rule": ("uniform", "uniform"), "step.bank_fa_rows": ("per_voxel", "per_voxel"),
-               "step.heads_on": ("picked", "picked")}
+               "step.heads_on": ("picked", "picked"), "step.occ_log": ("log_softmax", "log_softmax"),
+               "eval_split": ("val", "val")}
     if path in special:
         return special[path]
     if isinstance(value, bool):

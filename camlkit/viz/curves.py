@@ -28,6 +28,14 @@ PANEL_TITLES = {
     "l_o": "l_o: omni-correlation consistency (Eq. 3)",
 }
 WEIGHTS_TITLE = "ramped weights λ_c(t), λ_o(t)"
+# OCC's health (camlkit.occ.row_health): is l_o still teaching? Shares on one axis, sizes on a log axis
+HEALTH_PANELS = (
+    ("OCC health: rows saturated in both branches, and of those mismatched",
+     ("occ_saturated", "occ_sat_mismatch"), False),
+    ("OCC health: mean |z_v|, |z_a|, |z_p| and top-2 logit gap (log)",
+     ("occ_norm_zv", "occ_norm_za", "occ_norm_zp", "occ_logit_gap"), True),
+    ("OCC health: |∂l_o/∂(z_v, z_a)| (log)", ("occ_grad",), True),
+)
 NOT_CURVES = ("epoch", "lr", "time", "seconds")  # logged, but not losses or weights
 COLUMNS = 3  # panels per row
 
@@ -38,6 +46,7 @@ class Panel:
 
     title: str
     keys: tuple[str, ...]
+    log: bool = False  # a log y axis (values <= 0 are not drawn)
 
 
 def split_curve_keys(rows: Sequence[Mapping], x: str = "iteration"):
@@ -50,12 +59,22 @@ def split_curve_keys(rows: Sequence[Mapping], x: str = "iteration"):
 
 
 def curve_panels(rows: Sequence[Mapping], x: str = "iteration") -> list[Panel]:
-    """The panel spec: one panel per loss part, then one for all the lambda(t) weights."""
+    """The panel spec: one panel per loss part, one for all the lambda(t) weights, then OCC's
+    health panels when the log has them (runs with OCC) and any of their values is a number."""
     losses, weights = split_curve_keys(rows, x)
-    panels = [Panel(PANEL_TITLES.get(k, k), (k,)) for k in losses]
+    health = {k for _, keys, _ in HEALTH_PANELS for k in keys}
+    panels = [Panel(PANEL_TITLES.get(k, k), (k,)) for k in losses if k not in health]
     if weights:
         panels.append(Panel(WEIGHTS_TITLE, tuple(weights)))
+    for title, keys, log in HEALTH_PANELS:
+        present = tuple(k for k in keys if any(_finite(r.get(k)) for r in rows))
+        if present:
+            panels.append(Panel(title, present, log))
     return panels
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def metrics_text(summary: Mapping | None) -> str:
@@ -110,7 +129,8 @@ def curves_figure(rows: Sequence[Mapping], summary: Mapping | None = None, x: st
         ax.grid(alpha=0.3)
         if len(panel.keys) > 1:
             ax.legend(fontsize=8)
-        elif log_y and all((r.get(panel.keys[0]) or 0) > 0 for r in rows):
+        if panel.log or (log_y and len(panel.keys) == 1
+                         and all((r.get(panel.keys[0]) or 0) > 0 for r in rows)):
             ax.set_yscale("log")
     spare = list(axes[len(panels):])
     for ax in spare:
@@ -142,7 +162,7 @@ def loss_curves(rows: Sequence[Mapping], x: str = "iteration", log_y: bool = Fal
                                      line=dict(color="black", dash=dash, width=1.5),
                                      showlegend=len(panel.keys) > 1), **where)
         fig.update_xaxes(title_text=x, **where)
-        if log_y and len(panel.keys) == 1:
+        if panel.log or (log_y and len(panel.keys) == 1):
             fig.update_yaxes(type="log", **where)
     if text:
         n = len(panels)

@@ -1,0 +1,139 @@
+"""OCC's two forms of Eq. 3 (step.occ_log), the health figures of its rows, the validation split."""
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from camlkit import occ
+from camlkit.caml import CAMLConfig, CAMLNet
+from camlkit.config import make_config
+from camlkit.data import load_split, read_list
+from camlkit.errors import CamlkitError
+from camlkit.step import StepConfig, caml_step
+from camlkit.train import train
+from camlkit.viz.curves import curve_panels
+
+
+def _loss(logits_v, logits_a, form):
+    sim_v, sim_a = logits_v.softmax(1), logits_a.softmax(1)
+    log_v = logits_v.log_softmax(1) if form == "log_softmax" else None
+    return occ.occ_loss(sim_v, sim_a, log_v)
+
+
+def test_both_forms_agree_where_nothing_saturates():
+    torch.manual_seed(0)
+    logits_v, logits_a = torch.randn(50, 16) * 2, torch.randn(50, 16) * 2
+    eps, stable = _loss(logits_v, logits_a, "eps"), _loss(logits_v, logits_a, "log_softmax")
+    assert eps.item() > 1.0
+    assert eps.item() == pytest.approx(stable.item(), rel=1e-5)
+
+
+def test_a_saturated_mismatched_row_has_a_gradient_only_in_the_stable_form():
+    toy = occ.saturation_toy(gap=40.0)
+    l_eps, g_eps = toy["eps"]
+    l_log, g_log = toy["log_softmax"]
+    assert l_eps == pytest.approx(-math.log(1e-8), rel=1e-6)  # the ceiling, 18.42
+    assert g_eps < 1e-8  # p (1 - p) / (p + 1e-8) with p = e^-40
+    assert l_log == pytest.approx(40.0, rel=1e-6)  # -log_softmax = the logit gap
+    assert g_log == pytest.approx(math.sqrt(2), rel=1e-6)  # softmax - one-hot = (1, -1)
+
+
+def test_row_health_on_hand_made_rows():
+    big = 50.0
+    logits_v = torch.tensor([[big, 0.0], [big, 0.0], [big, 0.0], [1.0, 0.0]])
+    logits_a = torch.tensor([[big, 0.0], [big, 0.0], [0.0, big], [0.0, 1.0]])
+    z = torch.tensor([[3.0, 4.0]] * 4)
+    health = occ.row_health(logits_v, logits_a, z, 2 * z, torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    assert float(health["occ_saturated"]) == pytest.approx(3 / 4)
+    assert float(health["occ_sat_mismatch"]) == pytest.approx(1 / 3)
+    assert float(health["occ_norm_zv"]) == pytest.approx(5.0)
+    assert float(health["occ_norm_za"]) == pytest.approx(10.0)
+    assert float(health["occ_norm_zp"]) == pytest.approx(1.0)
+    assert float(health["occ_logit_gap"]) == pytest.approx((6 * big + 2 * 1.0) / 8)
+    none = occ.row_health(logits_v[3:], logits_a[3:], z[:1], z[:1], z[:1])
+    assert float(none["occ_saturated"]) == 0 and math.isnan(float(none["occ_sat_mismatch"]))
+
+
+def test_step_rejects_an_unknown_log_form():
+    with pytest.raises(ValueError, match="occ_log"):
+        StepConfig(occ_log="exp")
+
+
+def _batch(seed=0):
+    torch.manual_seed(seed)
+    image = torch.randn(4, 1, 32, 32, 16)
+    label = (torch.rand(4, 32, 32, 16) > 0.6).long()
+    return image, label
+
+
+@pytest.mark.parametrize("form", ["eps", "log_softmax"])
+def test_caml_step_reports_the_health_of_its_rows(form):
+    torch.manual_seed(0)
+    net = CAMLNet(CAMLConfig(n_filters=2, proj_dim=8)).train()
+    cfg = StepConfig(j=8, top_i=64, occ_log=form, ramp_length=1, iterations_per_epoch=2)
+    bank = occ.MemoryBank(2, 8)
+    image, label = _batch()
+    # an untrained net: fill the bank with its own features at every voxel of the labeled crops
+    bank.update(0, torch.randn(500, 8), torch.randint(0, 2, (500,)))
+    bank.update(1, torch.randn(500, 8), torch.randint(0, 2, (500,)))
+    loss, parts = caml_step(net, image, label, 2, 10, cfg, bank, [0, 1])
+    for key in occ.HEALTH_KEYS:
+        assert key in parts, key
+    assert float(parts["l_o"]) > 0
+    assert float(parts["occ_grad"]) > 0
+    assert 0 <= float(parts["occ_saturated"]) <= 1 and float(parts["occ_norm_zp"]) > 0
+    loss.backward()  # the health's own gradient pass keeps the graph for the real backward
+
+
+def test_warmup_iterations_log_nan_health():
+    net = CAMLNet(CAMLConfig(n_filters=2, proj_dim=8))
+    image, label = _batch()
+    _, parts = caml_step(net, image, label, 2, 0, StepConfig(warmup=5, j=8, top_i=64),
+                         occ.MemoryBank(2, 8), [0, 1])
+    assert all(math.isnan(float(parts[k])) for k in occ.HEALTH_KEYS)
+
+
+def test_health_panels_group_the_log_columns():
+    rows = [{"iteration": i, "L": 1.0, "L_s": 1.0, "l_c": 0.1, "l_o": 9.2, "lambda_c": 0.1,
+             "lambda_o": 0.01, "occ_saturated": 0.5, "occ_sat_mismatch": float("nan"),
+             "occ_norm_zv": 3.0, "occ_norm_za": 3.0, "occ_norm_zp": 2.0, "occ_logit_gap": 5.0,
+             "occ_grad": 0.1} for i in range(3)]
+    panels = curve_panels(rows)
+    titles = [p.title for p in panels]
+    assert sum(t.startswith("OCC health") for t in titles) == 3
+    assert not any(t.startswith("occ_") for t in titles)  # no panel per health column
+    shares = next(p for p in panels if "saturated" in p.title)
+    assert shares.keys == ("occ_saturated",)  # a column with no number is not drawn
+    nan_rows = [{**r, **{k: float("nan") for k in occ.HEALTH_KEYS}} for r in rows]
+    assert not any(p.title.startswith("OCC health") for p in curve_panels(nan_rows))
+
+
+def test_validation_cases_are_the_last_of_train_list(la_dir):
+    names = read_list(la_dir / "train.list")
+    split = load_split(la_dir, 4, val=8)
+    assert [p.parent.name for p in split.val] == names[-8:]
+    assert len(split.unlabeled) == len(names) - 4 - 8
+    assert not set(split.val) & set(split.unlabeled) and split.labeled == load_split(la_dir, 4).labeled
+    assert split.test == load_split(la_dir, 4).test
+    with pytest.raises(CamlkitError, match="val_cases="):
+        load_split(la_dir, 4, val=len(names))
+
+
+def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path):
+    cfg = make_config("smoke", method="caml", data=str(la_dir), out=str(tmp_path / "run"),
+                      val_cases=3, eval_split="val", eval_cases=1, progress=False)
+    folder = train(cfg)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["split"] == "val"
+    with open(folder / "cases.csv") as f:
+        case = next(csv.DictReader(f))["case"]
+    assert case == read_list(la_dir / "train.list")[-3]  # the first validation case
+    with open(folder / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert set(occ.HEALTH_KEYS) <= set(rows[0])
+    after = [r for r in rows if int(r["iteration"]) >= cfg.step.warmup]
+    assert any(math.isfinite(float(r["occ_norm_zv"])) for r in after)
+    assert "Validation cases" in (folder / "summary.md").read_text()
