@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CAMLKIT=${CAMLKIT:-.venv/bin/camlkit}
+PY=${PY:-.venv/bin/python}
 STAGE=${STAGE:?STAGE=val or STAGE=test}
 JOBS=${JOBS:-2}
 RUNS=${RUNS:-runs/occ_regime}
@@ -49,10 +50,10 @@ one_run() {  # stage name seed method [candidate]
     cp "$run"/{config.json,log.csv,summary.json,summary.md,cases.csv} "$keep/"
     [ -f "$run/wall_seconds.txt" ] && cp "$run/wall_seconds.txt" "$keep/"
     echo "OMP_NUM_THREADS=1 camlkit ${args[*]}" > "$keep/command.txt"
-    echo "commit $(git rev-parse --short HEAD); $(nproc) cores, $(uname -m); torch $(.venv/bin/python -c 'import torch; print(torch.__version__)')" >> "$keep/command.txt"
+    echo "commit $(git rev-parse --short HEAD); $(nproc) cores, $(uname -m); torch $("$PY" -c 'import torch; print(torch.__version__)')" >> "$keep/command.txt"
 }
 export -f one_run variant
-export CAMLKIT RUNS RESULTS DATA
+export CAMLKIT PY RUNS RESULTS DATA
 
 jobs_list() {
     if [ "$STAGE" = val ]; then
@@ -68,6 +69,7 @@ jobs_list() {
                 else echo "test $method-$seed $seed $method"; fi
             done
         done
+        echo "test mcnet-3407-rerun 3407 mcnet"  # PLAN.md: how far the reused runs may drift
     fi
 }
 
