@@ -234,7 +234,7 @@ SATURATED = 1 - 1e-6  # a row is saturated when its largest probability is above
 
 
 @torch.no_grad()
-def row_health(logits_v, logits_a, z_v, z_a, z_p) -> dict:
+def row_health(sim_v, sim_a, logits_v, logits_a, z_v, z_a, z_p) -> dict:
     """How the omni-correlation rows of one step look: is OCC still teaching? (0-d tensors)
 
     * ``occ_saturated`` — share of rows saturated in both branches (max probability > 1 - 1e-6);
@@ -246,15 +246,16 @@ def row_health(logits_v, logits_a, z_v, z_a, z_p) -> dict:
     * ``occ_logit_gap`` — mean gap between a row's largest and second-largest logit, both branches
       (NaN with a single column).
     """
-    p_v, p_a = logits_v.softmax(1), logits_a.softmax(1)
-    sat = (p_v.max(1).values > SATURATED) & (p_a.max(1).values > SATURATED)
-    differ = p_v.argmax(1) != p_a.argmax(1)
-    logits = torch.cat([logits_v, logits_a]).float()
-    if logits.shape[1] > 1:
-        top2 = logits.topk(2, dim=1).values
-        gap = (top2[:, 0] - top2[:, 1]).mean()
+    if logits_v.shape[1] > 1:  # the top-2 logits of each row give its argmax, max p and gap
+        top_v, top_a = logits_v.detach().topk(2, dim=1), logits_a.detach().topk(2, dim=1)
+        gap = torch.cat([top_v.values[:, 0] - top_v.values[:, 1],
+                         top_a.values[:, 0] - top_a.values[:, 1]]).float().mean()
+        arg_v, arg_a = top_v.indices[:, :1], top_a.indices[:, :1]
     else:
-        gap = logits.new_tensor(float("nan"))
+        gap = logits_v.new_tensor(float("nan"))
+        arg_v = arg_a = torch.zeros_like(logits_v, dtype=torch.long)
+    sat = (sim_v.gather(1, arg_v) > SATURATED) & (sim_a.gather(1, arg_a) > SATURATED)
+    sat, differ = sat.squeeze(1), (arg_v != arg_a).squeeze(1)
     return {
         "occ_saturated": sat.float().mean(),
         "occ_sat_mismatch": (sat & differ).sum().float() / sat.sum().float(),  # 0/0: NaN

@@ -193,32 +193,46 @@ def occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
             "sim_vp": sim_vp, "sim_ap": sim_ap, "l_o": occ.occ_loss(sim_vp, sim_ap, log_vp)}
 
 
-def occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
+def occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig, lambda_o=1.0):
     """l_o on the unlabeled part of the batch (Eq. 2-3), and the rows' health figures.
 
     As released: memory classes without prototypes are left out of the columns, unlabeled
     classes with fewer than 2 picked voxels out of the rows; l_o is 0 only when nothing is left.
     With ``cfg.occ_health`` the health figures (camlkit.occ.row_health) and ``occ_grad``, the
-    norm of l_o's gradient at the embeddings z_v and z_a, are returned too (NaN when l_o is 0).
+    norm of l_o's gradient at the embeddings z_v and z_a (filled in by the backward of the loss
+    that weighs l_o by ``lambda_o``), are returned too (NaN when l_o is 0).
     """
     part = occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg)
     if part is None:
         return p_v.new_zeros(()), _no_health(cfg)
     health = {}
     if cfg.occ_health:
-        health = occ.row_health(part["logits_vp"], part["logits_ap"], part["z_v"], part["z_a"],
-                                part["z_p"])
-        health["occ_grad"] = _grad_norm(part["l_o"], part["z_v"], part["z_a"])
+        health = occ.row_health(part["sim_vp"], part["sim_ap"], part["logits_vp"],
+                                part["logits_ap"], part["z_v"], part["z_a"], part["z_p"])
+        health["occ_grad"] = _grad_norm_at_backward(part["l_o"], lambda_o, part["z_v"], part["z_a"])
     return part["l_o"], health
 
 
-def _grad_norm(l_o, *z):
-    """|d l_o / d (z_v, z_a)|: how hard l_o pulls on the embeddings (0 when nothing flows)."""
-    zero = l_o.new_zeros(())
-    if not l_o.requires_grad:
-        return zero
-    grads = torch.autograd.grad(l_o, z, retain_graph=True, allow_unused=True)
-    return torch.sqrt(sum((g.float().pow(2).sum() for g in grads if g is not None), zero))
+def _grad_norm_at_backward(l_o, lambda_o, z_v, z_a):
+    """|d l_o / d(z_v, z_a)|, read from the step's own backward at no extra cost.
+
+    z_v and z_a feed nothing but l_o, so the gradient L's backward sends them is lambda_o times
+    l_o's. Returns a tensor that is NaN until ``loss.backward()`` has run (and stays NaN when
+    lambda_o is 0 or nothing flows back).
+    """
+    norm = l_o.detach().new_full((), float("nan"))
+    if not (l_o.requires_grad and lambda_o > 0):
+        return norm
+    squares = []
+
+    def hook(grad):
+        squares.append(grad.detach().float().pow(2).sum())
+        if len(squares) == 2:  # both branches' gradients have arrived
+            norm.copy_(torch.sqrt(squares[0] + squares[1]) / lambda_o)
+
+    z_v.register_hook(hook)
+    z_a.register_hook(hook)
+    return norm
 
 
 def _no_health(cfg):
@@ -261,7 +275,7 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
             raise ValueError("use_occ needs the memory bank and the labeled samples' slots")
         update_memory(net, bank, out, p_v[:labeled_bs], p_a[:labeled_bs], y, slots, cfg.bank_fa_rows)
         lambda_o = loss_weight(ramp_iteration, cfg.beta_o, cfg.ramp_length, cfg.iterations_per_epoch)
-        l_o, health = occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg)
+        l_o, health = occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg, lambda_o)
 
     loss = cfg.weight_s * loss_s + lambda_c * l_c + lambda_o * l_o
     return loss, {**_parts(loss, loss_s, l_c, l_o, lambda_c, lambda_o), **health}

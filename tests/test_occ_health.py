@@ -46,14 +46,16 @@ def test_row_health_on_hand_made_rows():
     logits_v = torch.tensor([[big, 0.0], [big, 0.0], [big, 0.0], [1.0, 0.0]])
     logits_a = torch.tensor([[big, 0.0], [big, 0.0], [0.0, big], [0.0, 1.0]])
     z = torch.tensor([[3.0, 4.0]] * 4)
-    health = occ.row_health(logits_v, logits_a, z, 2 * z, torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    health = occ.row_health(logits_v.softmax(1), logits_a.softmax(1), logits_v, logits_a, z, 2 * z,
+                            torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
     assert float(health["occ_saturated"]) == pytest.approx(3 / 4)
     assert float(health["occ_sat_mismatch"]) == pytest.approx(1 / 3)
     assert float(health["occ_norm_zv"]) == pytest.approx(5.0)
     assert float(health["occ_norm_za"]) == pytest.approx(10.0)
     assert float(health["occ_norm_zp"]) == pytest.approx(1.0)
     assert float(health["occ_logit_gap"]) == pytest.approx((6 * big + 2 * 1.0) / 8)
-    none = occ.row_health(logits_v[3:], logits_a[3:], z[:1], z[:1], z[:1])
+    none = occ.row_health(logits_v[3:].softmax(1), logits_a[3:].softmax(1), logits_v[3:],
+                          logits_a[3:], z[:1], z[:1], z[:1])
     assert float(none["occ_saturated"]) == 0 and math.isnan(float(none["occ_sat_mismatch"]))
 
 
@@ -83,9 +85,25 @@ def test_caml_step_reports_the_health_of_its_rows(form):
     for key in occ.HEALTH_KEYS:
         assert key in parts, key
     assert float(parts["l_o"]) > 0
-    assert float(parts["occ_grad"]) > 0
+    assert math.isnan(float(parts["occ_grad"]))  # filled in by the backward
     assert 0 <= float(parts["occ_saturated"]) <= 1 and float(parts["occ_norm_zp"]) > 0
-    loss.backward()  # the health's own gradient pass keeps the graph for the real backward
+    loss.backward()
+    assert float(parts["occ_grad"]) > 0
+
+
+def test_the_logged_gradient_is_l_o_s_own():
+    """occ_grad, read from L's backward, equals |d l_o / d(z_v, z_a)| computed directly."""
+    torch.manual_seed(1)
+    z_v, z_a = torch.randn(20, 4, requires_grad=True), torch.randn(20, 4, requires_grad=True)
+    z_p = torch.randn(6, 4)
+    l_o = occ.occ_loss(occ.omni_correlation(z_v, z_p), occ.omni_correlation(z_a, z_p))
+    direct = torch.autograd.grad(l_o, (z_v, z_a), retain_graph=True)
+    expected = torch.sqrt(sum(g.pow(2).sum() for g in direct))
+    from camlkit.step import _grad_norm_at_backward
+
+    norm = _grad_norm_at_backward(l_o, 0.05, z_v, z_a)
+    (3.0 + 0.05 * l_o).backward()  # L: other terms do not reach z_v, z_a
+    assert float(norm) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_warmup_iterations_log_nan_health():
