@@ -155,3 +155,36 @@ def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path):
     after = [r for r in rows if int(r["iteration"]) >= cfg.step.warmup]
     assert any(math.isfinite(float(r["occ_norm_zv"])) for r in after)
     assert "Validation cases" in (folder / "summary.md").read_text()
+
+
+def _write_log(folder, rows):
+    folder.mkdir()
+    keys = list(rows[0])
+    with open(folder / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_occ_lock_reads_the_plateaus_and_the_mechanism(tmp_path):
+    """bench/occ_lock.py on two hand-made logs: one locked (saturated, mismatched, no gradient on
+    the 9.2 plateau), one whose plateau rows still carry a gradient."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def row(i, l_o, sat, mismatch, grad):
+        return {"iteration": i, "l_o": l_o, "lambda_o": 0.01, "occ_saturated": sat,
+                "occ_sat_mismatch": mismatch, "occ_grad": grad}
+
+    locked = [row(0, 9.21, 1.0, 0.5, 1e-9), row(1, 18.42, 1.0, 1.0, 1e-9), row(2, 4.0, 0.2, 0.0, 1e-2),
+              row(3, 0.0, 1.0, 0.0, 0.0)]
+    alive = [row(0, 9.3, 0.95, 0.4, 1e-2), row(1, 5.0, 0.5, 0.1, 1e-2)]
+    _write_log(tmp_path / "locked", locked)
+    _write_log(tmp_path / "alive", alive)
+    script = Path(__file__).resolve().parents[1] / "bench" / "occ_lock.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "locked"), str(tmp_path / "alive")],
+                         capture_output=True, text=True, check=True).stdout
+    lines = {line.split("|")[1].strip(): line for line in out.splitlines()[2:]}
+    assert "| 4 | 1 | 1 | 1 |" in lines["locked"] and "confirmed" in lines["locked"]
+    assert "| 2 | 1 | 0 | 0 |" in lines["alive"] and "refuted" in lines["alive"]
