@@ -24,10 +24,13 @@ from camlkit.errors import CamlkitError
 from camlkit.weights import RELEASED, ReleasedWeights, cached, default_dest, fetch_weights, pretrained
 
 
-def released_bytes(seed=0):
-    """A 2-filter CAMLNet saved as the authors save theirs: a plain state_dict, their key names."""
+def released_bytes(seed=0, atrium_bias=0.0):
+    """A 2-filter CAMLNet saved as the authors save theirs: a plain state_dict, their key names.
+    ``atrium_bias`` is added to f_v's atrium logit (a large one: every voxel is atrium)."""
     torch.manual_seed(seed)
     net = CAMLNet(CAMLConfig(n_filters=2))
+    with torch.no_grad():
+        net.f_v.decoder.out_conv.bias[1] += atrium_bias
     state = {camlkit_to_released_key(k): v for k, v in net.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
