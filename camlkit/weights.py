@@ -25,6 +25,7 @@ from pathlib import Path
 
 from camlkit.errors import CamlkitError
 from camlkit.fetch import already_there, blob_id, check_base_url, copy_verified, fetch, file_url
+from camlkit.files import sigterm_as_exit
 
 COMMIT = "b63547927eef5b7ae47bd62452e28517d13545e4"
 BASE_URL = f"https://raw.githubusercontent.com/Herschel555/CAML/{COMMIT}/"
@@ -160,8 +161,6 @@ def weights_command(args, registry=None):
     dest = Path(args.dest) if args.dest else default_dest()
     said = {"present": "already present and verified, nothing fetched", "fetched": "fetched and verified",
             "copied": "copied and verified"}
-    from camlkit.files import sigterm_as_exit
-
     for labeled in chosen:
         try:
             with sigterm_as_exit():
