@@ -5,7 +5,8 @@ network) -> cps (l_c) -> occ (§2.3, Eq. 2-3) -> losses / ramps -> step (Eq. 1).
 The machinery: data (with augment, sampler), inference (with volumes), metrics, evaluate; a run
 is a config tree (config) trained by a short loop (train) with its batches, resume checks, log
 and final evaluation beside it (batches, resume, runlog, final_eval); launched from a notebook
-as a process of its own (launch) and watched live (watch); report, viz, cli.
+as a process of its own (launch) and watched live (watch); report, viz, cli. The authors'
+trained networks: ``camlkit.pretrained(labeled=16)`` (weights, fetched by fetch).
 """
 
 from camlkit.threads import share_cpu
@@ -17,6 +18,7 @@ share_cpu()
 from camlkit.caml import CAMLConfig, CAMLNet  # noqa: E402
 from camlkit.checkpoint import load_released_checkpoint  # noqa: E402
 from camlkit.vnet import VNet  # noqa: E402
+from camlkit.weights import pretrained  # noqa: E402  (the authors' trained networks)
 
 __version__ = "0.1.0"
 
@@ -29,4 +31,5 @@ def __getattr__(name):  # lazy: inference pulls in the I/O libraries
     raise AttributeError(f"module 'camlkit' has no attribute {name!r}")
 
 
-__all__ = ["CAMLConfig", "CAMLNet", "VNet", "load_released_checkpoint", "sliding_window_predict"]
+__all__ = ["CAMLConfig", "CAMLNet", "VNet", "load_released_checkpoint", "pretrained",
+           "sliding_window_predict"]

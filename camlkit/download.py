@@ -18,28 +18,30 @@ With ``--source DIR`` the files come from a local folder of the same layout (e.g
 a list file that differs from the release's (the shared ``train.list`` names only the 40
 training cases present) is copied as it is, and reported so.
 
+Every entry of a checksum list must be a relative path inside the destination: an absolute
+path or one that climbs out with ``..`` is refused, with its line, before anything is fetched.
+
+The transfer of one file (temporary name, retries, verification) is camlkit.fetch's, shared
+with ``camlkit download --weights 16`` (camlkit.weights: the authors' trained networks, verified
+against their git blob ids, a cut transfer resumed where it stopped).
+
 Destination: ``--dest``, else ``$CAMLKIT_DATA``, else ``data/LA`` in the repository.
 Command line: ``camlkit download`` (or ``python data_scripts/download_la.py``).
 """
 
-import hashlib
-import http.client
 import os
 import shutil
 import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from camlkit.errors import CamlkitError
-from camlkit.files import atomic_path, clean_temps, sigterm_as_exit
+from camlkit.fetch import already_there, copy_verified, fetch, file_url, prepare_folder, sha256_of
+from camlkit.fetch import check_base_url as _check_url
+from camlkit.files import atomic_path, sigterm_as_exit
 
 RELEASE_URL = "https://raw.githubusercontent.com/yulequan/UA-MT/master/data/"
-CHUNK = 1 << 16
 
 
 def default_checksums():
@@ -56,8 +58,25 @@ def read_checksums(path=None):
         digest, sep, name = line.partition("  ")
         if not sep or len(digest) != 64:
             raise CamlkitError(f"{source}, line {number}: expected '<sha256>  <relative path>'")
-        entries[name.strip().lstrip("*")] = digest.lower()
+        name = name.strip().lstrip("*")
+        check_relative(name, f"{source}, line {number}")
+        entries[name] = digest.lower()
     return entries
+
+
+def check_relative(relpath, where):
+    """A checksum-list entry names a file inside the destination folder: a relative path without
+    ``..`` (``../../x`` or ``/etc/x`` would be written outside ``--dest``). One line otherwise."""
+    parts = PurePosixPath(relpath).parts
+    if not parts or PurePosixPath(relpath).is_absolute() or ".." in parts or "\\" in relpath:
+        raise CamlkitError(f"{where}: {relpath!r} lies outside the destination folder; entries must be "
+                           f"relative paths inside it, like '2018LA_Seg_Training Set/<CASE>/mri_norm2.h5'")
+    return relpath
+
+
+def target_path(dest, relpath):
+    """``dest / relpath`` for an entry checked by :func:`check_relative`."""
+    return Path(dest) / check_relative(relpath, f"--dest {dest}")
 
 
 def select(entries, only):
@@ -78,89 +97,6 @@ def default_dest():
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data" / "LA"
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_url(base_url, relpath):
-    return base_url.rstrip("/") + "/" + urllib.parse.quote(relpath)
-
-
-class ShortRead(OSError):
-    """The connection closed before Content-Length bytes arrived."""
-
-
-def _stream(url, handle, timeout):
-    """Copy one HTTP response body into ``handle``; raise ShortRead if it is cut short."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        expected = response.headers.get("Content-Length")
-        received = 0
-        while True:
-            block = response.read(CHUNK)
-            if not block:
-                break
-            handle.write(block)
-            received += len(block)
-    if expected is not None and received != int(expected):
-        raise ShortRead(f"connection closed after {received} of {expected} bytes")
-
-
-class ChecksumMismatch(CamlkitError):
-    """A file arrived whole but its SHA-256 is not the release's."""
-
-
-def _verify(tmp, digest, origin):
-    """Raise ChecksumMismatch unless the file ``tmp`` has the SHA-256 ``digest``."""
-    actual = sha256_of(tmp)
-    if actual != digest:
-        raise ChecksumMismatch(f"{origin}: checksum mismatch (sha256 {actual[:12]}..., expected {digest[:12]}...)")
-
-
-def _temp_folder(target):
-    """Create the target's folder and remove what killed downloads left there."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_temps(target.parent)
-
-
-def attempts(n):
-    return f"{n} attempt" if n == 1 else f"{n} attempts"
-
-
-def fetch(url, target, digest, retries=3, backoff=1.0, timeout=60):
-    """Download ``url`` to ``target`` through a temporary file, retrying connection errors
-    ``retries`` times and a checksum mismatch once."""
-    target = Path(target)
-    _temp_folder(target)
-    attempt, mismatches = 0, 0
-    while True:
-        try:
-            with atomic_path(target) as tmp:
-                with open(tmp, "wb") as handle:
-                    _stream(url, handle, timeout)
-                _verify(tmp, digest, target)
-            return
-        except ChecksumMismatch as err:
-            mismatches += 1
-            if mismatches > 1:
-                raise CamlkitError(f"{err}, again after downloading it a second time") from None
-            continue  # a damaged transfer: download it once more, at once
-        except urllib.error.HTTPError as err:
-            if err.code < 500 or attempt == retries:
-                raise CamlkitError(f"{url}: HTTP {err.code} {err.reason}") from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
-            if attempt == retries:
-                reason = getattr(err, "reason", err)
-                if isinstance(reason, TimeoutError):
-                    reason = f"no answer within {timeout:g} s; a slow connection may need a larger --timeout"
-                raise CamlkitError(f"{url}: download failed after {attempts(retries + 1)} ({reason})") from None
-        time.sleep(backoff * 2**attempt)
-        attempt += 1
-
-
 @dataclass
 class Report:
     """What happened to each file: verified (new), present (already verified), skipped, unverified."""
@@ -174,17 +110,9 @@ class Report:
                 f"{len(self.skipped)} not in the source, {len(self.unverified)} list files copied as they are")
 
 
-def _already_there(target, digest):
-    return target.is_file() and sha256_of(target) == digest
-
-
 def check_base_url(base_url):
     """An http(s) or file URL with a place in it; one line for anything else."""
-    parts = urllib.parse.urlsplit(base_url)
-    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
-        raise CamlkitError(f"--base-url {base_url}: expected an http:// or https:// URL, "
-                           f"e.g. {RELEASE_URL}")
-    return base_url
+    return _check_url(base_url, RELEASE_URL)
 
 
 def download_release(dest, entries, base_url=RELEASE_URL, retries=3, backoff=1.0, progress=True,
@@ -193,9 +121,11 @@ def download_release(dest, entries, base_url=RELEASE_URL, retries=3, backoff=1.0
     from tqdm.auto import tqdm
 
     dest, report = Path(dest), Report()
+    for relpath in entries:  # every entry lies inside dest, checked before anything is fetched
+        target_path(dest, relpath)
     for relpath, digest in tqdm(entries.items(), desc="LA download", unit="file", disable=not progress):
-        target = dest / relpath
-        if _already_there(target, digest):
+        target = target_path(dest, relpath)
+        if already_there(target, digest):
             report.present.append(relpath)
             continue
         fetch(file_url(check_base_url(base_url), relpath), target, digest, retries=retries,
@@ -211,25 +141,24 @@ def copy_release(source, dest, entries, progress=True):
     source, dest, report = Path(source), Path(dest), Report()
     if not source.is_dir():
         raise CamlkitError(f"--source {source}: folder not found")
+    for relpath in entries:  # every entry lies inside dest, checked before anything is copied
+        target_path(dest, relpath)
     for relpath, digest in tqdm(entries.items(), desc="LA copy", unit="file", disable=not progress):
-        origin, target = source / relpath, dest / relpath
+        origin, target = source / relpath, target_path(dest, relpath)
         if not origin.is_file():
             report.skipped.append(relpath)
             continue
         if relpath.endswith(".list") and sha256_of(origin) != digest:
             # the source's own split (e.g. the 40-case train.list of the shared copy): keep it as is
-            _temp_folder(target)
+            prepare_folder(target)
             with atomic_path(target) as tmp:
                 shutil.copyfile(origin, tmp)
             report.unverified.append(relpath)
             continue
-        if _already_there(target, digest):
+        if already_there(target, digest):
             report.present.append(relpath)
             continue
-        _temp_folder(target)
-        with atomic_path(target) as tmp:
-            shutil.copyfile(origin, tmp)
-            _verify(tmp, digest, origin)
+        copy_verified(origin, target, digest)
         report.verified.append(relpath)
     return report
 
@@ -238,9 +167,15 @@ def copy_release(source, dest, entries, progress=True):
 
 def add_arguments(parser):
     """The options of ``camlkit download`` and ``data_scripts/download_la.py``."""
+    parser.add_argument("--weights", choices=("4", "8", "16", "all"), default=None,
+                        help="fetch the authors' trained CAML network for 4, 8 or 16 labeled scans (or all "
+                             "three) instead of the LA data, verified against its git blob id (camlkit.weights)")
     parser.add_argument("--dest", default=None,
-                        help="destination folder (default: $CAMLKIT_DATA, else data/LA in the repository)")
-    parser.add_argument("--base-url", default=RELEASE_URL, help="where the release lives (default: %(default)s)")
+                        help="destination folder (default: $CAMLKIT_DATA, else data/LA in the repository; "
+                             "with --weights: torch.hub.get_dir()/checkpoints/camlkit, which $TORCH_HOME moves)")
+    parser.add_argument("--base-url", default=None,
+                        help=f"where the files live (default: {RELEASE_URL}; with --weights: the authors' "
+                             f"repository at the pinned commit)")
     parser.add_argument("--source", default=None, help="copy from this local folder of the same layout instead")
     parser.add_argument("--retries", type=int, default=3,
                         help="retries per file on connection errors (default: %(default)s)")
@@ -255,29 +190,45 @@ def add_arguments(parser):
     return parser
 
 
-DESCRIPTION = "Download (or copy) the preprocessed LA release and verify each file's SHA-256."
+DESCRIPTION = ("Download (or copy) the preprocessed LA release and verify each file's SHA-256; with "
+               "--weights, the authors' trained networks, verified against their git blob ids.")
 
 
-def download_command(args):
-    """Run a download from parsed arguments; raises CamlkitError for any failure."""
+def check_transfer_options(args):
+    """--retries, --timeout, --backoff: one line for a value that cannot work."""
     if args.retries < 0:
         raise CamlkitError(f"--retries {args.retries}: expected 0 or more")
     if not args.timeout > 0:
         raise CamlkitError(f"--timeout {args.timeout}: expected a positive number of seconds")
     if args.backoff < 0:
         raise CamlkitError(f"--backoff {args.backoff}: expected 0 or more seconds")
-    if not args.source:
-        check_base_url(args.base_url)
-    entries = select(read_checksums(args.checksums), args.only)
-    dest = Path(args.dest) if args.dest else default_dest()
+
+
+def check_dest(dest):
+    dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise CamlkitError(f"--dest {dest}: is an existing file, expected a folder")
+    return dest
+
+
+def download_command(args):
+    """Run a download from parsed arguments; raises CamlkitError for any failure."""
+    check_transfer_options(args)
+    if args.weights:
+        from camlkit.weights import weights_command
+
+        return weights_command(args)
+    base_url = args.base_url or RELEASE_URL
+    if not args.source:
+        check_base_url(base_url)
+    entries = select(read_checksums(args.checksums), args.only)
+    dest = check_dest(args.dest if args.dest else default_dest())
     try:
         with sigterm_as_exit():
             if args.source:
                 report = copy_release(args.source, dest, entries, progress=not args.quiet)
             else:
-                report = download_release(dest, entries, args.base_url, args.retries, args.backoff,
+                report = download_release(dest, entries, base_url, args.retries, args.backoff,
                                           progress=not args.quiet, timeout=args.timeout)
     except OSError as err:  # a full disk, a folder without write permission
         raise CamlkitError(f"{dest}: {err}".splitlines()[0]) from None
@@ -290,9 +241,10 @@ def download_command(args):
 
 
 def add_cli(subparsers):
-    parser = subparsers.add_parser("download", help="download the LA data and verify it",
+    parser = subparsers.add_parser("download", help="download the LA data (or the authors' networks) and verify it",
                                    description=DESCRIPTION + " Files already present and verified "
-                                   "are skipped, so a rerun resumes. Example: camlkit download --dest data/LA")
+                                   "are skipped, so a rerun resumes. Examples: camlkit download --dest data/LA; "
+                                   "camlkit download --weights 16")
     add_arguments(parser)
     parser.set_defaults(func=download_command)
 

@@ -9,8 +9,13 @@ Comparison": the final iteration's model; the release's ``code/test_3d.py``).
   probabilities are brought back to the original grid before the argmax, so the metrics are
   always against the original full-resolution label.
 
-``camlkit evaluate CHECKPOINT --data DIR`` writes ``cases.csv`` and ``summary.md`` into --out.
+``camlkit evaluate CHECKPOINT --data DIR`` (or ``--weights 16``: the authors' network, camlkit.weights)
+writes ``cases.csv``, ``summary.md`` and ``summary.json`` (what ``camlkit report`` reads; it names
+the file evaluated and its git blob id) into --out, holding the folder's lock (camlkit.runfolder)
+meanwhile: a training writing that folder makes it refuse, before any case is computed.
 Dice and Jaccard are fractions in the per-case rows and printed in % in the table, as the paper.
+The authors' files store no settings, so they are evaluated as the authors trained them: full
+resolution, patch 112x112x80, stride 18x18x4, no per-case z-scoring.
 
 Everything that could fail is checked before the first case is computed: the settings, the
 output folder (:func:`check_output_dir`) and every test case (:func:`check_test_set`, which
@@ -18,6 +23,7 @@ training calls too before its first iteration).
 """
 
 import csv
+import json
 import os
 import statistics
 from pathlib import Path
@@ -31,6 +37,7 @@ from camlkit.metrics import case_metrics
 from camlkit.paper import METRICS, paper_numbers
 
 COLUMNS = ("case",) + METRICS
+RESULT_FILES = ("cases.csv", "summary.md", "summary.json")
 
 
 def evaluate_cases(model, case_paths, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0, batch_size=4,
@@ -159,14 +166,50 @@ def evaluation_failed_message(run_dir, err) -> str:
 
 # ----------------------------------------------------------------------------- command line
 
+def resolve_checkpoint(args):
+    """The file to evaluate: the CHECKPOINT given, or with ``--weights N`` the authors' network
+    for N labeled scans in the cache (camlkit.weights), which must be the pinned file."""
+    from camlkit.weights import cached, default_dest, download_command_hint, entry
+
+    if args.checkpoint is not None and args.weights is not None:
+        raise CamlkitError(f"{args.checkpoint} and --weights {args.weights}: give one of them")
+    if args.checkpoint is None and args.weights is None:
+        raise CamlkitError("nothing to evaluate: give a checkpoint file, or --weights 4|8|16 for the "
+                           "authors' network")
+    if args.checkpoint is not None:
+        return Path(args.checkpoint)
+    pinned = entry(args.weights)
+    path = cached(pinned.labeled)
+    if path is None:
+        raise CamlkitError(f"the authors' {pinned.labeled}-labeled network is not in {default_dest()}: "
+                           f"`{download_command_hint(pinned.labeled)}` fetches it")
+    return path
+
+
+def evaluation_record(path, blob, kind, method, labeled, patch, stride, scale, zscore_case, data):
+    """What summary.json says about the evaluation: the file (path and git blob id: which bytes
+    were evaluated), whether it is one of the authors' pinned files, and the settings."""
+    from camlkit.weights import released_for
+
+    pinned = released_for(blob)
+    return {"checkpoint": str(Path(path).resolve()), "blob_id": blob, "kind": kind,
+            "pinned_labeled": pinned.labeled if pinned else None, "method": method, "labeled": labeled,
+            "patch_size": list(patch), "stride": list(stride), "scale": scale,
+            "zscore_case": zscore_case, "data": str(Path(data).resolve())}
+
+
 def evaluate_command(args):
-    from camlkit.checkpoint import load_inference_model
+    from camlkit.checkpoint import checkpoint_config, load_inference_model
     from camlkit.device import resolve_device
     from camlkit.inference import check_window, stored_settings
+    from camlkit.runfolder import RunLock
+    from camlkit.weights import blob_id, released_for
 
     out = check_output_dir(args.out)
-    check_output_files(out, ("cases.csv", "summary.md"))
-    stored = stored_settings(args.checkpoint)  # reads and checks the checkpoint file
+    check_output_files(out, RESULT_FILES)
+    checkpoint = resolve_checkpoint(args)
+    stored = stored_settings(checkpoint)  # reads and checks the checkpoint file
+    kind = "camlkit" if checkpoint_config(checkpoint) else "released"
     patch = tuple(args.patch or stored.get("patch_size", PATCH_SIZE))
     stride = tuple(args.stride or stored.get("stride", STRIDE))
     scale = args.scale if args.scale is not None else float(stored.get("scale", 1.0))
@@ -174,23 +217,32 @@ def evaluate_command(args):
     device = resolve_device(args.device)
     args.data = args.data or str(find_data_dir())  # the one rule when --data is not given
     paths = check_test_set(args.data, args.cases, flag="--cases")
-    method = args.method or stored.get("method")
-    labeled = args.labeled if args.labeled is not None else stored.get("labeled")
-    model = load_inference_model(args.checkpoint, map_location=device)
+    blob = blob_id(checkpoint)
+    pinned = released_for(blob) if kind == "released" else None
+    if args.weights is not None and pinned is None:
+        raise CamlkitError(f"{checkpoint}: not the pinned file any more (its git blob id differs): "
+                           f"`camlkit download --weights {args.weights}` fetches it again")
+    method = args.method or stored.get("method") or ("caml" if kind == "released" else None)
+    labeled = next((v for v in (args.labeled, stored.get("labeled"), pinned and pinned.labeled)
+                    if v is not None), None)
+    model = load_inference_model(checkpoint, map_location=device)
 
     zscore_case = bool(stored.get("zscore_case", False))
-    rows = evaluate_cases(model, paths, patch, stride, scale=scale, batch_size=args.batch_size,
-                          progress=not args.quiet, zscore_case=zscore_case)
-    summary = summarize(rows)
-    table = format_table(summary, method, labeled)
-    settings = (f"patch {patch}, stride {stride}, scale {scale}, z-scored cases {zscore_case}, "
-                f"checkpoint {args.checkpoint}")
-    out.mkdir(parents=True, exist_ok=True)
-    clean_temps(out)
-    write_csv(rows, out / "cases.csv")
-    write_text(f"# Evaluation on LA\n\n{settings}\n\n{table}", out / "summary.md")
+    with RunLock(out):  # a training (or another evaluation) writing this folder: one line, no work
+        clean_temps(out)
+        rows = evaluate_cases(model, paths, patch, stride, scale=scale, batch_size=args.batch_size,
+                              progress=not args.quiet, zscore_case=zscore_case)
+        summary = summarize(rows)
+        summary["evaluated"] = evaluation_record(checkpoint, blob, kind, method, labeled, patch, stride, scale,
+                                                 zscore_case, args.data)
+        table = format_table(summary, method, labeled)
+        settings = (f"patch {patch}, stride {stride}, scale {scale}, z-scored cases {zscore_case}, "
+                    f"checkpoint {checkpoint} (git blob {blob})")
+        write_csv(rows, out / "cases.csv")
+        write_text(f"# Evaluation on LA\n\n{settings}\n\n{table}", out / "summary.md")
+        write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
     print(table, end="")
-    print(f"wrote {out / 'cases.csv'} and {out / 'summary.md'}")
+    print(f"wrote {out / 'cases.csv'}, {out / 'summary.md'} and {out / 'summary.json'}")
     return 0
 
 
@@ -203,12 +255,17 @@ def add_cli(subparsers):
         description="Evaluate f_v of a checkpoint on the cases of test.list with the paper's protocol "
                     "(sliding window, Dice / Jaccard / 95HD / ASD in voxels) and print the paper's row beside it.",
     )
-    parser.add_argument("checkpoint", help="camlkit checkpoint or the authors' released .pth")
+    parser.add_argument("checkpoint", nargs="?", default=None,
+                        help="camlkit checkpoint or the authors' released .pth (or --weights)")
+    parser.add_argument("--weights", type=int, default=None, metavar="N",
+                        help="the authors' network for N = 4, 8 or 16 labeled scans, from the cache "
+                             "(camlkit download --weights N puts it there)")
     parser.add_argument("--data", default=None, help="LA folder with test.list and '2018LA_Seg_Training Set' "
                         "(default: $CAMLKIT_DATA, else data/LA, else ../shared/LA)")
     parser.add_argument("--out", default="runs/evaluate",
-                        help="folder for cases.csv and summary.md, created if needed; files of the same "
-                             "name there are replaced (default: %(default)s)")
+                        help="folder for cases.csv, summary.md and summary.json, created if needed; files "
+                             "of the same name there are replaced; a folder a training holds is refused "
+                             "(default: %(default)s)")
     parser.add_argument("--method", choices=METHODS, default=None,
                         help="paper row to compare with (default: the checkpoint's)")
     parser.add_argument("--labeled", type=int, default=None, help="labeled cases of the paper row (default: the checkpoint's)")

@@ -2,9 +2,15 @@
 
 Each run folder written by camlkit.train holds ``config.json`` (method, labeled count, seed and
 every other setting) and ``summary.json`` (the final-iteration metrics averaged over the test
-cases). Runs that share every setting but the seed are seeds of one row; the row's mean ± std is
-taken over the seeds' test means, as the paper does over its three seeds. Runs of one method and
-labeled count whose settings differ (another lr, say) get a row each, named by what differs.
+cases); camlkit.results reads them. Runs that share every setting but the seed are seeds of one
+row; the row's mean ± std is taken over the seeds' test means, as the paper does over its three
+seeds. Runs of one method and labeled count whose settings differ (another lr, say) get a row
+each, named by what differs. A folder given twice, or a copy of one, is counted once (its
+fingerprint, camlkit.results) and the report says so.
+
+An evaluation folder of ``camlkit evaluate`` (the authors' weights: ``--weights 16``) is a row
+of its own beside the paper's, "authors' weights, evaluated by camlkit", naming the file, its
+git blob id and whether it is the pinned file.
 
 Each table names the run folders and seeds it averages, shows "±" only over two or more seeds,
 and is followed by sentences computed from its numbers: what CAML gains or loses against each
@@ -13,46 +19,19 @@ other method (Table 1) and what each module adds to the MC-Net baseline (Table 2
 ``camlkit report RUN_DIR [RUN_DIR ...] [--out report.md]``
 """
 
-import csv
 import json
 import statistics
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
 from camlkit.paper import METHODS, METRICS, paper_numbers
-
-PERCENT = ("dice", "jaccard")
+from camlkit.weights import COMMIT
+from camlkit.results import PERCENT, cases_table, drop_copies, read_cases, read_result, read_run  # noqa: F401
 ABLATION = ("mcnet", "mcnet+occ", "mcnet+cma", "caml")
 NAMES = {"supervised": "labeled-only V-Net", "mcnet": "MC-Net", "mcnet+occ": "MC-Net + OCC",
          "mcnet+cma": "MC-Net + CMA", "caml": "CAML"}
 ABLATION_FLAGS = {"mcnet": ("✓", "", ""), "mcnet+occ": ("✓", "✓", ""),
                   "mcnet+cma": ("✓", "", "✓"), "caml": ("✓", "✓", "✓")}
-
-
-# settings that do not change what a run computes, or that name the run itself
-NOT_SETTINGS = ("seed", "out", "data", "progress", "device", "num_workers", "checkpoint_every",
-                "log_every")
-
-
-def read_run(run_dir) -> dict:
-    """{"method", "labeled", "seed", "preset", "settings", "dir", "dice", "jaccard", "hd95", "asd"}."""
-    run_dir = Path(run_dir)
-    config_path, summary_path = run_dir / "config.json", run_dir / "summary.json"
-    for path in (config_path, summary_path):
-        if not path.is_file():
-            raise CamlkitError(f"{run_dir}: not a finished camlkit run ({path.name} is missing)")
-    try:
-        config, summary = json.loads(config_path.read_text()), json.loads(summary_path.read_text())
-        run = {key: config[key] for key in ("method", "labeled", "seed", "preset")}
-        run["settings"] = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
-        run["dir"] = run_dir.name
-        run.update({name: float(summary[name][0]) for name in METRICS})
-    except (ValueError, KeyError, TypeError, IndexError) as err:
-        raise CamlkitError(f"{run_dir}: unreadable config.json/summary.json ({err})") from None
-    if run["method"] not in METHODS:
-        raise CamlkitError(f"{config_path}: method {run['method']!r} is not one camlkit knows "
-                           f"(expected one of {', '.join(METHODS)})")
-    return run
 
 
 def group_runs(runs):
@@ -118,15 +97,34 @@ def _rows(groups, methods=METHODS):
 HEADER = "Dice (%) | Jaccard (%) | 95HD (voxel) | ASD (voxel)"
 
 
-def table1(groups) -> str:
-    """Table 1 style: one row per (labeled, method, setting), then the paper's."""
+def evaluation_name(ev) -> str:
+    """How an evaluation folder's row is named: whose file, which bytes, how many cases."""
+    cases = f"{ev['cases']} test case{'s' if ev['cases'] != 1 else ''}"
+    if not ev["released"]:
+        return f"checkpoint {ev['file']}, evaluated by camlkit; {cases}"
+    which = "the pinned file" if ev["pinned"] else "not a pinned file"
+    return (f"authors' weights, evaluated by camlkit: {ev['file']}, git blob {ev['blob'][:12]}, "
+            f"{which}; {cases}")
+
+
+def table1(groups, evaluations=()) -> str:
+    """Table 1 style: per (labeled, method) the camlkit runs (one row per setting), the
+    evaluations of files (the authors' weights), then the paper's row."""
     lines = [f"| labeled | method | seeds | {HEADER} |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for method, labeled, name, runs, last in _rows(groups):
-        lines.append(f"| {labeled} | {method} (camlkit, {name}) | {', '.join(str(r['seed']) for r in runs)} | "
-                     + " | ".join(row_cells(runs)) + " |")
-        if last:
-            lines.append(f"| {labeled} | {method} (paper) | 3 seeds | "
-                         + " | ".join(paper_cells(method, labeled)) + " |")
+    keys = {(labeled, METHODS.index(method)) for method, labeled, _ in groups}
+    keys |= {(ev["labeled"], METHODS.index(ev["method"])) for ev in evaluations}
+    for labeled, index in sorted(keys):
+        method = METHODS[index]
+        for (me, la, name), runs in sorted(groups.items(), key=lambda kv: kv[0][2]):
+            if (me, la) == (method, labeled):
+                lines.append(f"| {labeled} | {method} (camlkit, {name}) | "
+                             f"{', '.join(str(r['seed']) for r in runs)} | " + " | ".join(row_cells(runs)) + " |")
+        for ev in evaluations:
+            if (ev["method"], ev["labeled"]) == (method, labeled):
+                seed = "3407 (authors')" if ev["pinned"] else "–"
+                lines.append(f"| {labeled} | {method} ({evaluation_name(ev)}) | {seed} | "
+                             + " | ".join(row_cells([ev])) + " |")
+        lines.append(f"| {labeled} | {method} (paper) | 3 seeds | " + " | ".join(paper_cells(method, labeled)) + " |")
     return "\n".join(lines)
 
 
@@ -143,13 +141,32 @@ def table2(groups) -> str:
     return "\n".join(lines)
 
 
-def runs_text(groups, methods=METHODS) -> str:
-    """Which run folders each row averages."""
+def runs_text(groups, methods=METHODS, evaluations=()) -> str:
+    """Which run folders each row averages, and which file each evaluation row measured."""
     lines = []
     for method, labeled, name, runs, _ in _rows(groups, methods):
         folders = ", ".join(f"`{r['dir']}`" for r in runs)
         lines.append(f"- {labeled} labeled, {NAMES[method]} ({name}): {folders}")
+    for ev in evaluations:
+        whose = "the authors' network" if ev["released"] else "a camlkit checkpoint"
+        pinned = ("" if not ev["released"] else f", the file pinned at Herschel555/CAML@{COMMIT[:8]}"
+                  if ev["pinned"] else ", not one of the files pinned by camlkit.weights")
+        lines.append(f"- {ev['labeled']} labeled, {whose} ({NAMES[ev['method']]}): `{ev['dir']}` "
+                     f"evaluated {ev['file']} (git blob {ev['blob']}{pinned})")
     return "\n".join(lines)
+
+
+def evaluation_sentences(evaluations) -> list:
+    """Per evaluated file: its Dice beside the paper's row for the same method and labeled count."""
+    sentences = []
+    for ev in evaluations:
+        paper = paper_numbers(ev["method"], ev["labeled"])
+        said = (f"the paper's {NAMES[ev['method']]} row (mean over 3 seeds) {paper['dice']:.2f} ± "
+                f"{paper['dice_std']:.2f} %" if paper else "the paper has no row for it")
+        whose = "the authors' network" if ev["released"] else f"the checkpoint {ev['file']}"
+        sentences.append(f"{ev['labeled']} labeled: {whose}, evaluated by camlkit on {ev['cases']} test "
+                         f"case{'s' if ev['cases'] != 1 else ''}, reaches Dice {100 * ev['dice']:.2f} %; {said}.")
+    return sentences
 
 
 def _dice(runs):
@@ -251,13 +268,21 @@ def _paper_gap(method, labeled):
 
 
 def report(run_dirs) -> str:
-    """The markdown report for a list of run folders."""
+    """The markdown report for a list of run folders and evaluation folders."""
     if not run_dirs:
         raise CamlkitError("no run folders given")
-    groups = group_runs([read_run(d) for d in run_dirs])
-    parts = ["## Table 1 — LA, final iteration (camlkit: the seeds listed; paper: mean ± std "
-             "over 3 seeds)", "", table1(groups), "", "Runs:", "", runs_text(groups), "",
-             *[f"- {s}" for s in table1_sentences(groups) + ordering_sentences(groups)]]
+    results, notes = drop_copies([read_result(d) for d in run_dirs])
+    evaluations = [r for r in results if r["kind"] == "evaluation" and r["method"] and r["labeled"] is not None]
+    notes += [f"`{r['path']}`: an evaluation without a method and labeled count (camlkit evaluate "
+              f"--method M --labeled N names them), not in the tables." for r in results
+              if r["kind"] == "evaluation" and r not in evaluations]
+    groups = group_runs([r for r in results if r["kind"] == "run"])
+    parts = [*[f"Note: {n}" for n in notes], *([""] if notes else []),
+             "## Table 1 — LA, final iteration (camlkit: the seeds listed; paper: mean ± std "
+             "over 3 seeds)", "", table1(groups, evaluations), "", "Runs:", "",
+             runs_text(groups, evaluations=evaluations), "",
+             *[f"- {s}" for s in table1_sentences(groups) + ordering_sentences(groups)
+               + evaluation_sentences(evaluations)]]
     if any(method in ABLATION for method, _, _ in groups):
         parts += ["", "## Table 2 — ablation", "", table2(groups), "", "Runs:", "",
                   runs_text(groups, ABLATION), "", *[f"- {s}" for s in table2_sentences(groups)]]
@@ -265,31 +290,6 @@ def report(run_dirs) -> str:
 
 
 # ----------------------------------------------------------------------------- one run's cases
-
-def read_cases(run_dir) -> list:
-    """``cases.csv`` of a run, one dict per test case: Dice and Jaccard in %, 95HD and ASD in
-    voxels, worst Dice first."""
-    path = Path(run_dir) / "cases.csv"
-    if not path.is_file():
-        raise CamlkitError(f"{path}: missing (not a finished, evaluated run)")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    try:
-        cases = [{"case": row["case"], **{name: float(row[name]) * (100.0 if name in PERCENT else 1.0)
-                                          for name in METRICS}} for row in rows]
-    except (KeyError, ValueError) as err:
-        raise CamlkitError(f"{path}: unreadable ({err})") from None
-    return sorted(cases, key=lambda r: r["dice"])
-
-
-CASE_COLUMNS = {"case": "case", "dice": "Dice (%)", "jaccard": "Jaccard (%)", "hd95": "95HD (voxel)",
-                "asd": "ASD (voxel)"}
-
-
-def cases_table(cases) -> list:
-    """:func:`read_cases` rows with their units in the column names, for display."""
-    return [{CASE_COLUMNS[k]: v for k, v in row.items()} for row in cases]
-
 
 def pick_run(run_dirs, prefer="caml"):
     """A dropdown of run folders (ipywidgets), the first ``prefer`` run selected."""
@@ -306,7 +306,8 @@ def pick_run(run_dirs, prefer="caml"):
 
 def add_cli(subparsers):
     p = subparsers.add_parser("report", help="Table 1 / Table 2 markdown from run folders")
-    p.add_argument("runs", nargs="+", help="run folders written by camlkit train")
+    p.add_argument("runs", nargs="+", help="run folders written by camlkit train, and evaluation folders "
+                                           "of camlkit evaluate (e.g. of the authors' weights)")
     p.add_argument("--out", help="write the markdown here (default: print it)")
     p.set_defaults(func=report_command)
 

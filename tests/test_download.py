@@ -320,3 +320,33 @@ def test_wrapper_scripts_use_the_installed_package():
     for name in ("download_la.py", "preprocess_la.py"):
         text = (ROOT / "data_scripts" / name).read_text()
         assert "sys.path" not in text and "from camlkit." in text
+
+
+@pytest.mark.parametrize("entry", ["../../esc/evil.list", "/tmp/camlkit-evil.list", "a/../../evil.list"])
+def test_an_entry_outside_dest_is_refused_before_anything_is_fetched(server, tmp_path, capsys, entry):
+    # the server would serve it (".." is dropped from the URL path): the old code wrote it outside --dest
+    (server["served"] / "esc").mkdir()
+    (server["served"] / "esc" / "evil.list").write_text("planted\n")
+    evil = hashlib.sha256(b"planted\n").hexdigest()
+    listing = (server["served"] / "test.list").read_bytes()
+    sums = tmp_path / "sums.txt"
+    sums.write_text(f"{hashlib.sha256(listing).hexdigest()}  test.list\n{evil}  {entry}\n")
+    dest = tmp_path / "d" / "x"
+    code, _, err = run(["--dest", dest, "--base-url", server["url"], "--checksums", sums], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"sums.txt, line 2: '{entry}' lies outside the destination folder" in err
+    assert server["handler"].requests == []  # refused before the first request
+    assert not (tmp_path / "esc").exists() and not Path("/tmp/camlkit-evil.list").exists()
+    assert not (tmp_path / "d").exists()
+
+
+def test_entries_given_directly_are_checked_too(tmp_path):
+    from camlkit.download import copy_release, download_release
+    from camlkit.errors import CamlkitError
+
+    (tmp_path / "src").mkdir()
+    for call in (lambda: download_release(tmp_path / "d", {"../evil": "0" * 64}, "http://127.0.0.1:9/"),
+                 lambda: copy_release(tmp_path / "src", tmp_path / "d", {"../evil": "0" * 64})):
+        with pytest.raises(CamlkitError, match="'../evil' lies outside the destination folder"):
+            call()
+    assert not (tmp_path / "d").exists()

@@ -269,7 +269,7 @@ def test_evaluate_cli_creates_nested_out_and_replaces_its_own_results(tmp_path, 
         code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", out, "--quiet",
                                 "--cases", 1], capsys)
         assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["cases.csv", "summary.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "cases.csv", "summary.json", "summary.md"]
 
 
 def test_check_test_set_for_training(data_dir, tmp_path):
@@ -312,3 +312,111 @@ def test_one_case_shows_no_spread_and_says_case():
     assert "camlkit (1 case)" in ours and "±" not in ours and "90.00" in ours
     two = format_table({**one, "cases": 2, "dice": (0.9, 0.05)}).splitlines()[2]
     assert "2 cases, mean ± std over cases" in two and "90.00 ± 5.00" in two
+
+
+# ----------------------------------------------------------------------------- into a run folder
+
+def _finished_run(folder):
+    """A run folder as camlkit train leaves it, with results that no evaluation here gives."""
+    import json
+
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"method": "caml", "labeled": 4, "seed": 1, "preset": "quick",
+                                                    "out": str(folder)}))
+    old = {"cases.csv": "case,dice,jaccard,hd95,asd\nX,0.5,0.4,9.0,3.0\n", "summary.md": "old\n",
+           "summary.json": json.dumps({"dice": [0.5, 0.0], "jaccard": [0.4, 0.0], "hd95": [9.0, 0.0],
+                                       "asd": [3.0, 0.0], "cases": 1})}
+    for name, text in old.items():
+        (folder / name).write_text(text)
+    return old
+
+
+@pytest.mark.filterwarnings("ignore:case .*empty prediction")
+def test_evaluate_refuses_a_run_folder_a_training_holds(tmp_path, data_dir, checkpoint, capsys):
+    import json
+    import subprocess
+    import sys
+
+    from camlkit.report import report
+
+    run = tmp_path / "run"
+    old = _finished_run(run)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom camlkit.runfolder import RunLock\n"
+        "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)"), str(run)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", run, "--quiet"], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert f"{run} is in use by process {holder.pid}" in err
+        assert {name: (run / name).read_text() for name in old} == old  # nothing replaced mid-run
+    finally:
+        holder.kill()
+        holder.wait()
+    # the training ended: evaluating another checkpoint into the run replaces all three together
+    code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", run, "--quiet"], capsys)
+    assert code == 0, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["cases"] == 2 and summary["evaluated"]["checkpoint"] == str(checkpoint.resolve())
+    with open(run / "cases.csv") as f:
+        dice = [float(row["dice"]) for row in csv.DictReader(f)]
+    assert summary["dice"][0] == pytest.approx(sum(dice) / 2)
+    assert "Evaluation on LA" in (run / "summary.md").read_text()
+    assert f"| {100 * summary['dice'][0]:.2f} |" in report([run])  # what report reads is the new result
+
+
+def test_evaluate_needs_a_checkpoint_or_weights(tmp_path, data_dir, checkpoint, capsys, no_case_computed):
+    code, _, err = run_cli(["evaluate", "--data", data_dir, "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "nothing to evaluate: give a checkpoint file, or --weights 4|8|16" in err
+    code, _, err = run_cli(["evaluate", checkpoint, "--weights", 16, "--data", data_dir, "--out", tmp_path / "o"],
+                           capsys)
+    assert code == 2 and f"{checkpoint} and --weights 16: give one of them" in err
+    assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------- the authors' weights
+
+def test_evaluate_weights_from_the_cache_as_the_authors_trained(tmp_path, la_dir, capsys, monkeypatch):
+    """A synthetic released-layout file in the cache ($TORCH_HOME) stands for the authors' 16-labeled
+    network: every voxel atrium, so Dice is 2|G| / (|V| + |G|) of the real test case's label."""
+    import json
+
+    import camlkit.weights
+    from camlkit.data import case_path, read_list
+    from camlkit.report import report
+    from camlkit.weights import ReleasedWeights, fetch_weights
+    from test_weights import git_blob, released_bytes
+
+    data, _ = released_bytes(atrium_bias=1e4)
+    registry = {16: ReleasedWeights(16, camlkit.weights.RELEASED[16].path, git_blob(data))}
+    monkeypatch.setattr(camlkit.weights, "RELEASED", registry)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    out = tmp_path / "authors16"
+    code, _, err = run_cli(["evaluate", "--weights", 16, "--data", la_dir, "--out", out, "--cases", 1], capsys)
+    assert code == 2 and err.strip().endswith("`camlkit download --weights 16` fetches it")
+    (tmp_path / "src" / "caml_la_16labeled_iter15000.pth").parent.mkdir()
+    (tmp_path / "src" / "caml_la_16labeled_iter15000.pth").write_bytes(data)
+    path, _ = fetch_weights(16, source=tmp_path / "src")  # into the cache, verified
+
+    code, stdout, err = run_cli(["evaluate", "--weights", 16, "--data", la_dir, "--out", out, "--cases", 1,
+                                 "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert "evaluate: 100%" in err  # the progress bar over cases
+    summary = json.loads((out / "summary.json").read_text())
+    _, label = read_case(case_path(la_dir, read_list(la_dir / "test.list")[0]))
+    assert summary["dice"][0] == pytest.approx(2 * label.sum() / (label.size + label.sum()))
+    assert summary["evaluated"] == {
+        "checkpoint": str(path), "blob_id": registry[16].blob, "kind": "released", "pinned_labeled": 16,
+        "method": "caml", "labeled": 16, "patch_size": [112, 112, 80], "stride": [18, 18, 4], "scale": 1.0,
+        "zscore_case": False, "data": str(la_dir.resolve())}
+    assert "90.78 ± 0.11" in stdout  # the paper's row for CAML at 16 labeled
+    assert f"git blob {registry[16].blob}" in (out / "summary.md").read_text()
+    text = report([out])
+    assert (f"| 16 | caml (authors' weights, evaluated by camlkit: caml_la_16labeled_iter15000.pth, git blob "
+            f"{registry[16].blob[:12]}, the pinned file; 1 test case) | 3407 (authors') | "
+            f"{100 * summary['dice'][0]:.2f} |") in text
+    # the file changed in the cache after its download: refused, not evaluated
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    code, _, err = run_cli(["evaluate", "--weights", 16, "--data", la_dir, "--out", out, "--cases", 1], capsys)
+    assert code == 2 and "not the pinned file any more" in err

@@ -98,3 +98,85 @@ def test_cli_writes_the_report(tmp_path):
                           "--out", str(tmp_path / "r.md")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "85.94 ± 0.48" in (tmp_path / "r.md").read_text()  # V-Net 16 labeled, Table 1
+
+
+# ----------------------------------------------------------------------------- the same run twice
+
+def test_a_copied_run_folder_is_counted_once_and_said(tmp_path):
+    import shutil
+
+    original = _run(tmp_path / "caml", "caml", 4, 3407, 0.80)
+    (original / "cases.csv").write_text("case,dice,jaccard,hd95,asd\nA,0.8,0.7,10.0,2.0\n")
+    shutil.copytree(original, tmp_path / "caml_copy")
+    config = json.loads((tmp_path / "caml_copy" / "config.json").read_text())
+    config["out"] = str(tmp_path / "caml_copy")  # where it lies does not make it another run
+    (tmp_path / "caml_copy" / "config.json").write_text(json.dumps(config))
+    text = report([original, tmp_path / "caml_copy", original])
+    row = next(line for line in text.splitlines() if "caml (camlkit" in line)
+    assert "| 3407 | 80.00 | 70.00 | 10.00 | 2.00 |" in row  # one seed, no "3407, 3407 ... ± 0.00"
+    assert "±" not in row
+    assert (f"Note: `{tmp_path / 'caml_copy'}` is the same run as `{original}` (same settings, seed 3407 "
+            "and results): counted once, not as another seed.") in text
+    assert text.count("is the same run as") == 2  # the copy, and the folder given twice
+    # same seed, other results (e.g. trained on changed data): two runs, not a copy
+    other = _run(tmp_path / "other", "caml", 4, 3407, 0.70)
+    text = report([original, other])
+    assert "same run" not in text and "| 3407, 3407 | 75.00 ± 7.07" in text
+
+
+# ----------------------------------------------------------------------------- evaluation folders
+
+def _evaluation(path, blob, dice=0.9012, labeled=16, kind="released", cases=20, method="caml"):
+    path.mkdir()
+    record = {"checkpoint": f"/cache/caml_la_{labeled}labeled_iter15000.pth", "blob_id": blob, "kind": kind,
+              "pinned_labeled": None, "method": method, "labeled": labeled, "patch_size": [112, 112, 80],
+              "stride": [18, 18, 4], "scale": 1.0, "zscore_case": False, "data": "/data/LA"}
+    (path / "summary.json").write_text(json.dumps(
+        {"dice": [dice, 0.02], "jaccard": [dice - 0.08, 0.02], "hd95": [6.5, 1.0], "asd": [1.75, 0.2],
+         "cases": cases, "evaluated": record}))
+    return path
+
+
+PINNED_16 = "d7f729cb8af5584d6e1962f76ad60aba7c0540df"
+
+
+def test_an_evaluation_of_the_authors_weights_is_its_own_row(tmp_path):
+    runs = [_run(tmp_path / "q16", "caml", 16, 3407, 0.70),
+            _evaluation(tmp_path / "authors16", PINNED_16),
+            _evaluation(tmp_path / "mirror16", "ab" * 20, dice=0.5, cases=1)]
+    lines = report(runs).splitlines()
+    table = lines[lines.index("| labeled | method | seeds | Dice (%) | Jaccard (%) | 95HD (voxel) | ASD (voxel) |"):]
+    assert table[2].startswith("| 16 | caml (camlkit, quick) | 3407 | 70.00 |")
+    assert table[3] == ("| 16 | caml (authors' weights, evaluated by camlkit: caml_la_16labeled_iter15000.pth, "
+                        "git blob d7f729cb8af5, the pinned file; 20 test cases) | 3407 (authors') | 90.12 | "
+                        "82.12 | 6.50 | 1.75 |")
+    assert table[4] == ("| 16 | caml (authors' weights, evaluated by camlkit: caml_la_16labeled_iter15000.pth, "
+                        "git blob abababababab, not a pinned file; 1 test case) | – | 50.00 | 42.00 | 6.50 | 1.75 |")
+    assert table[5].startswith("| 16 | caml (paper) | 3 seeds | 90.78 ± 0.11 |")
+    text = "\n".join(lines)
+    assert (f"- 16 labeled, the authors' network (CAML): `authors16` evaluated caml_la_16labeled_iter15000.pth "
+            f"(git blob {PINNED_16}, the file pinned at Herschel555/CAML@b6354792)") in text
+    assert ("16 labeled: the authors' network, evaluated by camlkit on 20 test cases, reaches Dice 90.12 %; "
+            "the paper's CAML row (mean over 3 seeds) 90.78 ± 0.11 %.") in text
+    assert "seeds 3407, 3407" not in text and "| 3407 | 70.00" in text  # the evaluation is no seed
+
+
+def test_an_evaluation_alone_and_its_copy(tmp_path):
+    import shutil
+
+    first = _evaluation(tmp_path / "e4", "cd" * 20, labeled=4, dice=0.85)
+    shutil.copytree(first, tmp_path / "e4_copy")
+    text = report([first, tmp_path / "e4_copy"])
+    assert text.count("| 4 | caml (authors' weights") == 1 and "| 4 | caml (paper) | 3 seeds | 87.34" in text
+    assert f"`{tmp_path / 'e4_copy'}` is the same evaluation as `{first}`" in text
+    unnamed = _evaluation(tmp_path / "e_unnamed", "cd" * 20, labeled=None, dice=0.5)
+    text = report([first, unnamed])
+    assert "an evaluation without a method and labeled count" in text and "50.00" not in text
+
+
+def test_a_summary_without_config_or_record_is_refused(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "summary.json").write_text(json.dumps({"dice": [0.9, 0.1], "cases": 2}))
+    with pytest.raises(CamlkitError, match="not a finished camlkit run or evaluation: no config.json, and its "
+                                           "summary.json does not say what was evaluated"):
+        report([tmp_path / "x"])
