@@ -87,12 +87,17 @@ def _cell(mean, std, percent, spread=True):
 
 
 def format_table(summary, method=None, labeled=None):
-    """A markdown table: our mean ± std over cases, and the paper's row (mean ± std over 3 seeds)."""
+    """A markdown table: our mean ± std over cases, and the paper's row (mean ± std over 3 seeds).
+
+    Validation scores (``summary["split"] == "val"``) get no paper row: the paper's are test-set
+    numbers."""
     header = "| | Dice (%) | Jaccard (%) | 95HD (voxel) | ASD (voxel) |\n| --- | --- | --- | --- | --- |\n"
     n = summary.get("cases", "?")
     ours = [_cell(*summary[name], percent=name in ("dice", "jaccard"), spread=n != 1) for name in METRICS]
     title = "camlkit (1 case)" if n == 1 else f"camlkit ({n} cases, mean ± std over cases)"
     lines = [f"| {title} | " + " | ".join(ours) + " |"]
+    if summary.get("split") == "val":
+        return header + lines[0].replace("camlkit (", "camlkit, validation cases (", 1) + "\n"
     paper = paper_numbers(method, labeled) if method is not None and labeled is not None else None
     if paper is not None:
         cells = [f"{paper[name]:.2f} ± {paper[name + '_std']:.2f}" for name in METRICS]
@@ -216,7 +221,7 @@ def evaluate_command(args):
     check_window(patch, stride, scale, args.batch_size)
     device = resolve_device(args.device)
     args.data = args.data or str(find_data_dir())  # the one rule when --data is not given
-    paths = check_test_set(args.data, args.cases, flag="--cases")
+    paths = evaluation_cases(args, stored)
     blob = blob_id(checkpoint)
     pinned = released_for(blob) if kind == "released" else None
     if args.weights is not None and pinned is None:
@@ -235,6 +240,8 @@ def evaluate_command(args):
         summary = summarize(rows)
         summary["evaluated"] = evaluation_record(checkpoint, blob, kind, method, labeled, patch, stride, scale,
                                                  zscore_case, args.data)
+        if args.split == "val":
+            summary["split"] = "val"
         table = format_table(summary, method, labeled)
         settings = (f"patch {patch}, stride {stride}, scale {scale}, z-scored cases {zscore_case}, "
                     f"checkpoint {checkpoint} (git blob {blob})")
@@ -244,6 +251,23 @@ def evaluate_command(args):
     print(table, end="")
     print(f"wrote {out / 'cases.csv'}, {out / 'summary.md'} and {out / 'summary.json'}")
     return 0
+
+
+def evaluation_cases(args, stored):
+    """The case files ``camlkit evaluate`` scores: test.list, or with ``--split val`` the
+    validation cases (the last K of train.list; K from ``--val-cases``, else the run's own
+    ``val_cases``), each read and validated first."""
+    if args.split == "test":
+        return check_test_set(args.data, args.cases, flag="--cases")
+    from camlkit.data import load_split
+
+    k = args.val_cases if args.val_cases is not None else int(stored.get("val_cases", 0))
+    if k < 1:
+        raise CamlkitError("--split val: the checkpoint's run held out no validation cases; "
+                           "say how many with --val-cases K (the last K cases of train.list)")
+    if args.cases is not None and args.cases < 1:
+        raise CamlkitError(f"--cases {args.cases}: expected at least 1 case")
+    return check_cases(load_split(args.data, 0, k).val[: args.cases])
 
 
 def add_cli(subparsers):
@@ -271,6 +295,11 @@ def add_cli(subparsers):
     parser.add_argument("--labeled", type=int, default=None, help="labeled cases of the paper row (default: the checkpoint's)")
     parser.add_argument("--cases", type=int, default=None,
                         help="evaluate only the first K test cases, K >= 1 (default: all of test.list)")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="score test.list, or the validation cases a run held out (the last K of "
+                             "train.list, never trained on): choices made on them leave the test set alone")
+    parser.add_argument("--val-cases", type=int, default=None, metavar="K",
+                        help="with --split val: how many validation cases (default: the run's val_cases)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_window_arguments(parser)
     parser.set_defaults(func=evaluate_command)

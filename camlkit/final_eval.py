@@ -26,11 +26,12 @@ def evaluate_run(cfg, f_v, run_dir):
                           progress=cfg.progress, zscore_case=cfg.zscore_case)
     summary = summarize(rows)
     write_csv(rows, run_dir / "cases.csv")
+    if cfg.eval_split == "val":
+        summary = {**summary, "split": "val"}
     table = format_table(summary, cfg.method, cfg.labeled)
     if cfg.eval_split == "val":
         table = (f"Validation cases ({len(cases)}, the last of train.list; not the test set, so "
                  f"no paper row applies)\n\n{table}")
-        summary = {**summary, "split": "val"}
     write_text(table + "\n", run_dir / "summary.md")
     write_text(json.dumps(summary, indent=2), run_dir / "summary.json")
     if cfg.progress:

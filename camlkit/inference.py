@@ -155,7 +155,7 @@ def stored_settings(checkpoint):
     """What a camlkit checkpoint says about how its model was trained, for CLI defaults.
 
     Looks for ``scale``, ``patch_size`` (or ``patch``), ``stride``, ``method``, ``labeled`` and
-    ``zscore_case`` in the
+    ``zscore_case`` (and ``val_cases``) in the
     checkpoint's config, at the top or one level down (e.g. ``config["train"]["scale"]``). The
     authors' released weights store nothing: {}.
     """
@@ -164,7 +164,7 @@ def stored_settings(checkpoint):
     config = checkpoint_config(checkpoint)
     aliases = {"scale": "scale", "patch_size": "patch_size", "patch": "patch_size",
                "stride": "stride", "method": "method", "labeled": "labeled",
-               "zscore_case": "zscore_case"}
+               "zscore_case": "zscore_case", "val_cases": "val_cases"}
     found = {}
     sections = [config] + [v for v in config.values() if isinstance(v, dict)]
     for section in sections:

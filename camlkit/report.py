@@ -99,7 +99,8 @@ HEADER = "Dice (%) | Jaccard (%) | 95HD (voxel) | ASD (voxel)"
 
 def evaluation_name(ev) -> str:
     """How an evaluation folder's row is named: whose file, which bytes, how many cases."""
-    cases = f"{ev['cases']} test case{'s' if ev['cases'] != 1 else ''}"
+    split = "validation" if ev.get("split") == "val" else "test"
+    cases = f"{ev['cases']} {split} case{'s' if ev['cases'] != 1 else ''}"
     if not ev["released"]:
         return f"checkpoint {ev['file']}, evaluated by camlkit; {cases}"
     which = "the pinned file" if ev["pinned"] else "not a pinned file"
@@ -272,6 +273,10 @@ def report(run_dirs) -> str:
     if not run_dirs:
         raise CamlkitError("no run folders given")
     results, notes = drop_copies([read_result(d) for d in run_dirs])
+    validation = [r for r in results if r["split"] == "val"]
+    results = [r for r in results if r["split"] != "val"]
+    if not results:
+        return validation_section(validation)
     evaluations = [r for r in results if r["kind"] == "evaluation" and r["method"] and r["labeled"] is not None]
     notes += [f"`{r['path']}`: an evaluation without a method and labeled count (camlkit evaluate "
               f"--method M --labeled N names them), not in the tables." for r in results
@@ -286,7 +291,25 @@ def report(run_dirs) -> str:
     if any(method in ABLATION for method, _, _ in groups):
         parts += ["", "## Table 2 — ablation", "", table2(groups), "", "Runs:", "",
                   runs_text(groups, ABLATION), "", *[f"- {s}" for s in table2_sentences(groups)]]
+    if validation:
+        parts += ["", validation_section(validation).rstrip("\n")]
     return "\n".join(parts) + "\n"
+
+
+def validation_section(results) -> str:
+    """Runs scored on their validation cases (``eval_split="val"``): a table of their own, never
+    beside the paper's test-set numbers."""
+    lines = ["## Validation cases (the last cases of train.list, never trained on; not the test "
+             "set, so no paper row)", "", f"| labeled | method | seeds | {HEADER} |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    runs = [r for r in results if r["kind"] == "run"]
+    for (method, labeled, name), members in sorted(group_runs(runs).items(), key=lambda kv: kv[0][2]):
+        lines.append(f"| {labeled} | {method} ({name}) | {', '.join(str(r['seed']) for r in members)} | "
+                     + " | ".join(row_cells(members)) + " |")
+    for ev in (r for r in results if r["kind"] == "evaluation"):
+        lines.append(f"| {ev['labeled']} | {ev['method']} ({evaluation_name(ev)}) | – | "
+                     + " | ".join(row_cells([ev])) + " |")
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- one run's cases

@@ -59,6 +59,7 @@ def read_run(run_dir) -> dict:
         run = {"kind": "run", **{key: config[key] for key in ("method", "labeled", "seed", "preset")}}
         run["settings"] = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
         run["dir"], run["path"] = run_dir.name, str(run_dir)
+        run["split"] = summary.get("split", "test")
         run.update(_metrics(summary))
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise CamlkitError(f"{run_dir}: unreadable config.json/summary.json ({err})") from None
@@ -86,7 +87,8 @@ def read_evaluation(folder) -> dict:
         found = {"kind": "evaluation", "method": record["method"], "labeled": record["labeled"],
                  "cases": int(summary["cases"]), "file": Path(record["checkpoint"]).name,
                  "blob": record["blob_id"], "released": record["kind"] == "released",
-                 "dir": folder.name, "path": str(folder), **_metrics(summary)}
+                 "dir": folder.name, "path": str(folder), "split": summary.get("split", "test"),
+                 **_metrics(summary)}
     except (ValueError, KeyError, TypeError, IndexError) as err:
         what = ("no config.json, and its summary.json does not say what was evaluated"
                 if isinstance(err, KeyError) and err.args == ("evaluated",) else f"unreadable summary.json ({err})")

@@ -140,7 +140,7 @@ def test_validation_cases_are_the_last_of_train_list(la_dir):
         load_split(la_dir, 4, val=len(names))
 
 
-def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path):
+def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path, capsys):
     cfg = make_config("smoke", method="caml", data=str(la_dir), out=str(tmp_path / "run"),
                       val_cases=3, eval_split="val", eval_cases=1, progress=False)
     folder = train(cfg)
@@ -155,6 +155,25 @@ def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path):
     after = [r for r in rows if int(r["iteration"]) >= cfg.step.warmup]
     assert any(math.isfinite(float(r["occ_norm_zv"])) for r in after)
     assert "Validation cases" in (folder / "summary.md").read_text()
+
+    # the report keeps validation scores away from the test-set table and the paper's numbers
+    from camlkit.cli import main
+    from camlkit.report import report
+
+    text = report([folder])
+    assert text.startswith("## Validation cases") and "paper" not in text.split("\n", 1)[1]
+    # camlkit evaluate --split val scores the run's own validation cases (K from its config)
+    out = tmp_path / "val_eval"
+    assert main(["evaluate", str(folder / "model_final.pth"), "--split", "val", "--cases", "1",
+                 "--data", str(la_dir), "--out", str(out), "--quiet"]) == 0
+    evaluated = json.loads((out / "summary.json").read_text())
+    assert evaluated["split"] == "val" and evaluated["dice"] == summary["dice"]
+    assert "1 validation case" in report([out])
+    assert "paper" not in (out / "summary.md").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(folder / "model_final.pth"), "--split", "val", "--val-cases", "0",
+                 "--data", str(la_dir), "--out", str(tmp_path / "none"), "--quiet"]) == 2
+    assert "--split val" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
 def _write_log(folder, rows):
