@@ -73,7 +73,8 @@ def attention_scale(attn_intra, percentile: float = 99.0, least: float = 1.05) -
     small, which the colorbar's numbers say). ``least`` keeps exactly uniform rows from being
     stretched into colour.
     """
-    ratio = _sample(weight_ratio(attn_intra)).astype(np.float64)
+    attn_intra = to_numpy(attn_intra)
+    ratio = _sample(attn_intra).astype(np.float64) * attn_intra.shape[-1]  # no full-size copy
     spread = np.abs(np.log2(np.maximum(ratio, 1e-12)))
     return max(float(2.0 ** np.percentile(spread, percentile)), least)
 
@@ -82,10 +83,11 @@ def attention_spread(attn_intra, percentile: float = 99.0) -> dict:
     """The figures behind the colour scale: ``top`` (:func:`attention_scale`), ``percentile``,
     ``largest`` and ``smallest`` weight x k, ``above_twice`` (share of weights more than twice
     a uniform row's) and ``count`` (how many weights)."""
-    ratio = weight_ratio(attn_intra)
+    attn_intra = to_numpy(attn_intra)
+    k = attn_intra.shape[-1]
     return {"top": attention_scale(attn_intra, percentile), "percentile": percentile,
-            "largest": float(ratio.max()), "smallest": float(ratio.min()),
-            "above_twice": float((ratio > 2.0).mean()), "count": int(ratio.size)}
+            "largest": float(attn_intra.max()) * k, "smallest": float(attn_intra.min()) * k,
+            "above_twice": float((attn_intra > 2.0 / k).mean()), "count": int(attn_intra.size)}
 
 
 def read_attention_map(spread, figures=None) -> str:
