@@ -140,8 +140,8 @@ def test_attention_figure_heat_follows_the_attended_token():
     intra = torch.zeros_like(intra)
     intra[..., viz.query_index(1, 0, 1, grid)] = 1.0  # every query looks at token (1, 0, 1)
     fig = viz.attention_figure(torch.zeros_like(image), intra, inter, grid, qd=1, opacity=1.0)
-    rgba = np.asarray(fig.data[0].z)
-    hot = rgba[..., :3].sum(-1) > 0
+    rgba = np.asarray(fig.data[0].z).astype(int)
+    hot = rgba[..., 0] > rgba[..., 2]  # red: above a uniform share; blue: below
     assert hot[4:, :4].all() and not hot[:4].any() and not hot[:, 4:].any()
     heat = fig.data[2]
     assert np.allclose(np.asarray(heat.z), inter[viz.query_index(0, 0, 1, grid), 0].numpy())
@@ -250,14 +250,45 @@ def test_mesh_figure_traces_use_the_colour_language():
     pred, gt = _cube_pair()
     fig = viz.mesh_figure(pred, gt, step_size=1)
     names = [t.name for t in fig.data]
-    assert names == ["label", "prediction", "false positive (fp)", "false negative (fn)"]
-    assert len(fig.data[2].x) == 6 * 4 and len(fig.data[3].x) == 6 * 4  # one 6x4 face each
+    assert names == ["label", "prediction", "label", "false positive (fp)", "false negative (fn)"]
+    assert len(fig.data[3].x) == 6 * 4 and len(fig.data[4].x) == 6 * 4  # one 6x4 face each
     assert fig.data[0].color == viz.LABEL.plotly() and fig.data[1].color == viz.PRED.plotly()
-    fp, fn = fig.data[2].marker, fig.data[3].marker
+    fp, fn = fig.data[3].marker, fig.data[4].marker
     assert fp.color == viz.FP.plotly() and fn.color == viz.FN.plotly()
-    assert fn.symbol != fp.symbol and fn.size > fp.size  # false negatives read apart from dots
+    assert fn.symbol != fp.symbol  # false negatives read apart from dots
     for word in ("green", "yellow", "red-orange", "blue"):
         assert word in fig.layout.title.text
+    assert "false positive 24 voxels" in fig.layout.title.text  # all drawn: no "drawn" count
+
+
+def test_mesh_figure_keeps_surfaces_and_errors_apart():
+    """The issue-18 view: errors drawn over the surfaces hid them; now the surfaces have a scene
+    of their own, both translucent, and the errors are a sample on a faint label."""
+    gt = np.zeros((30, 30, 30), np.uint8)
+    gt[5:25, 5:25, 5:25] = 1
+    pred = np.roll(gt, 4, axis=0)  # 4 slabs of 20 x 20 voxels wrong each way: 1,600 each
+    fig = viz.mesh_figure(pred, gt, step_size=2, max_points=500)
+    surfaces = [t for t in fig.data if t.scene == "scene"]
+    errors = [t for t in fig.data if t.scene == "scene2"]
+    assert [t.type for t in surfaces] == ["mesh3d", "mesh3d"]  # label and prediction, no points
+    assert all(0 < t.opacity < 1 for t in surfaces)
+    assert [t.type for t in errors] == ["mesh3d", "scatter3d", "scatter3d"]
+    assert errors[0].opacity < min(t.opacity for t in surfaces) and not errors[0].showlegend
+    assert all(len(t.x) == 500 for t in errors[1:])
+    drawn = np.c_[errors[2].x, errors[2].y, errors[2].z]
+    assert len(np.unique(drawn, axis=0)) == 500  # a draw without repeats ...
+    truth = {tuple(v) for v in viz.error_voxels(pred, gt)["fn"].tolist()}
+    assert {tuple(v) for v in drawn.astype(int).tolist()} <= truth  # ... of real error voxels
+    assert np.ptp(drawn[:, 0]) >= 3  # spread over the error slabs, not the first rows only
+    assert "false negative 1,600 voxels, 500 drawn" in fig.layout.title.text
+    assert fig.layout.scene.camera == fig.layout.scene2.camera  # the same view in both
+
+
+def test_thin_points_is_a_seeded_draw_in_order():
+    pts = np.arange(300).reshape(100, 3)
+    a, b = viz.thin_points(pts, 10), viz.thin_points(pts, 10)
+    assert np.array_equal(a, b) and len(a) == 10 and np.all(np.diff(a[:, 0]) > 0)
+    assert np.array_equal(viz.thin_points(pts, 200), pts)
 
 
 def test_mesh_figure_default_view_holds_every_vertex():
@@ -269,6 +300,7 @@ def test_mesh_figure_default_view_holds_every_vertex():
         lo, hi = axis.range
         values = np.concatenate([np.asarray(getattr(t, name), dtype=float) for t in fig.data])
         assert len(values) and lo < values.min() and values.max() < hi
+        assert tuple(fig.layout.scene2[f"{name}axis"].range) == (lo, hi)  # the errors' scene too
     ratio = scene.aspectratio  # equal units along the three axes
     extents = [axis.range[1] - axis.range[0] for axis in (scene.xaxis, scene.yaxis, scene.zaxis)]
     assert np.allclose([ratio.x, ratio.y, ratio.z], np.array(extents) / max(extents))

@@ -21,13 +21,71 @@ def test_label_outline_is_the_edge_of_the_mask():
     assert viz_cma.label_outline(np.zeros((3, 3))) [0].size == 0
 
 
-def test_attention_scale_is_weight_times_k_and_shared_by_the_explorer():
-    k = 8
+def _near_uniform(b=2, heads=2, k=8):
+    """Rows that give half the tokens 0.9 and half 1.1 of a uniform share (rows sum to 1)."""
+    row = torch.tensor([0.9, 1.1] * (k // 2)) / k
+    return row.expand(b, heads, k, k).clone()
+
+
+def test_attention_scale_comes_from_a_percentile_not_from_one_outlier():
+    k = 64
     uniform = torch.full((2, 2, k, k), 1 / k)
-    assert viz_cma.attention_scale(uniform) == 1.0
-    peaked = uniform.clone()
-    peaked[1, 0, 3] = torch.eye(k)[5]  # one query puts everything on token 5
-    assert viz_cma.attention_scale(peaked) == k
+    assert viz_cma.attention_scale(uniform) == 1.05  # exactly uniform: not stretched into colour
+    near = _near_uniform(k=k)
+    near[1, 0, 3] = torch.eye(k)[5]  # one query puts everything on token 5: weight x k = 64
+    top = viz_cma.attention_scale(near)
+    assert top == pytest.approx(1 / 0.9)  # 0.9 is the farthest from 1 of the common weights
+    assert viz_cma.attention_scale(near, percentile=100) == pytest.approx(1e12)  # the zeros
+    spread = viz_cma.attention_spread(near)
+    assert spread["largest"] == pytest.approx(k) and spread["top"] == pytest.approx(top)
+    assert spread["above_twice"] == pytest.approx(1 / near.numel())
+    assert "not hot spots" in viz_cma.read_attention_map(spread)
+    peaked = torch.eye(k).expand(2, 2, k, k)
+    assert "hot spots" in viz_cma.read_attention_map(viz_cma.attention_spread(peaked))
+    assert "not hot spots" not in viz_cma.read_attention_map(viz_cma.attention_spread(peaked))
+
+
+def _grey_image(b=2, size=8):
+    """Images whose slices window to 0..255 with every pixel but two at grey 128."""
+    image = torch.full((b, 1, size, size, size), 128.0)
+    image[:, :, 0, 0] = 0.0
+    image[:, :, 0, 1] = 255.0
+    return image
+
+
+def _rgb(entry) -> np.ndarray:
+    return np.array([float(c) for c in entry[1][4:-1].split(",")])
+
+
+def test_colorbar_range_and_colours_are_those_of_the_blend():
+    k, grid = 8, (2, 2, 2)
+    row = torch.tensor([0.9] * 4 + [1.1] * 4) / k  # tokens with h' = 0 get 0.9, h' = 1 get 1.1
+    near = row.expand(2, 2, k, k).clone()
+    inter = torch.full((k, 2, 2, 2), 0.5)
+    ex = viz.attention_explorer(_grey_image(), near, inter, grid)
+    fig = ex.figure
+    bar = [t for t in fig.data if t.type == "scatter" and t.marker.showscale]
+    top = viz_cma.attention_scale(near)
+    half = np.log2(top)
+    assert len(bar) == 1 and bar[0].marker.cmin == pytest.approx(-half)
+    assert bar[0].marker.cmax == pytest.approx(half)  # the colorbar spans what the blend uses
+    assert list(bar[0].marker.colorbar.ticktext) == [f"{v:.3g}" for v in (0.9, 0.949, 1, 1.05, 1 / 0.9)]
+    scale = bar[0].marker.colorscale
+    rgba = np.asarray(fig.data[0].z).astype(float)[..., :3]
+    low, high = rgba[2, 6], rgba[6, 6]  # image rows 0-3 are h' = 0 (0.9, the bar's bottom), 4-7 h' = 1
+    assert np.abs(low - _rgb(scale[0])).max() <= 1  # the bar's bottom colour, as blended
+    ratio_high = (np.log2(1.1) + half) / (2 * half)  # where 1.1 sits on the bar
+    colours = np.array([_rgb(e) for e in scale])
+    expected = np.array([np.interp(ratio_high, [e[0] for e in scale], colours[:, c]) for c in range(3)])
+    assert np.abs(high - expected).max() <= 6  # between two of the bar's 11 stops
+    ex.controls["opacity"].value = 0.3  # the bar follows the slider
+    assert ex.figure.data[3].marker.colorscale != scale and "0.3" in ex.figure.data[3].marker.colorbar.title.text
+
+
+def test_explorer_shares_one_scale_and_outlines_the_label():
+    k = 8
+    peaked = _near_uniform(k=k)
+    peaked[1, 0, 3] = torch.eye(k)[5]
     image = torch.zeros(2, 1, 8, 8, 8)
     label = torch.zeros(2, 8, 8, 8, dtype=torch.long)
     label[:, 2:6, 2:6, :] = 1
@@ -35,12 +93,12 @@ def test_attention_scale_is_weight_times_k_and_shared_by_the_explorer():
     ex = viz.attention_explorer(image, peaked, inter, (2, 2, 2), label=label)
     fig = ex.figure
     bar = [t for t in fig.data if t.type == "scatter" and t.marker.showscale]
-    assert len(bar) == 1 and bar[0].marker.cmax == k  # one colorbar, the common scale
+    cmax = bar[0].marker.cmax
+    ex.controls["sample"].value = 1
+    bar = [t for t in ex.figure.data if t.type == "scatter" and t.marker.showscale]
+    assert len(bar) == 1 and bar[0].marker.cmax == cmax  # one colorbar, the common scale
     outline = [t for t in fig.data if t.name == "atrium (label)"]
     assert len(outline) == 1 and len(outline[0].x) == 12  # the 4x4 square's edge
-    # sample 0's uniform map is drawn at 1/k of the scale, not stretched to its own maximum
-    rgba = np.asarray(fig.data[0].z)
-    assert rgba[..., :3].max() < 80
     assert all(c.style.description_width == "initial" for c in ex.controls.values()
                if hasattr(c.style, "description_width"))
 

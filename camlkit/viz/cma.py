@@ -1,5 +1,11 @@
 """Cross-sample mutual attention (§2.2, notebook 4): one query's intra-sample attention (E_1) over
-its image and the b x b inter-sample weights (E_2) at the same token."""
+its image and the b x b inter-sample weights (E_2) at the same token.
+
+The E_1 colour is weight x k, the weight as a multiple of a uniform row's share, on a log scale
+centred on 1 whose ends come from a high percentile (:func:`attention_scale`): a trained
+network's attention may be nearly uniform, and a scale set by its largest weight would leave
+every map grey. :func:`read_attention_map` says in words how large the coloured differences are.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from camlkit.viz.colors import LABEL
-from camlkit.viz.images import heat_rgba, to_numpy, upsample_nearest
+from camlkit.viz.images import blended_colorscale, tint_rgba, to_numpy, upsample_nearest
 from camlkit.viz.widgets import FigureExplorer
 
 
@@ -42,11 +48,79 @@ def _batch_volumes(image) -> np.ndarray:
     return image
 
 
-def attention_scale(attn_intra) -> float:
-    """The common colour-scale top of the intra maps: the largest weight times k over every
-    sample, head and query (``weight * k`` is 1 for a uniform row), at least 1."""
+def weight_ratio(attn) -> np.ndarray:
+    """Attention weights times the row length: 1 = what a uniform row gives every token."""
+    attn = to_numpy(attn)
+    return attn * attn.shape[-1]
+
+
+def _sample(values, most: int = 4_000_000, seed: int = 0) -> np.ndarray:
+    """The flattened ``values``, or a seeded random draw of ``most`` of them (full-size maps of
+    b x heads x k x k weights hold tens of millions; a percentile needs far fewer)."""
+    flat = np.ravel(values)
+    if flat.size <= most:
+        return flat
+    return flat[np.random.default_rng(seed).integers(0, flat.size, most)]
+
+
+def attention_scale(attn_intra, percentile: float = 99.0, least: float = 1.05) -> float:
+    """The top ``r`` of the common colour scale of the E_1 maps, which runs from 1/r to r in
+    weight x k (1 = a uniform row's share), on a log axis centred on 1.
+
+    ``r`` is the ``percentile`` of how far the weights lie from a uniform row, as a factor either
+    way (|log2(weight x k)|), over every sample, head and query: a single outlier does not set
+    the scale, and nearly uniform attention still spans the colours (its ripples are then
+    small, which the colorbar's numbers say). ``least`` keeps exactly uniform rows from being
+    stretched into colour.
+    """
     attn_intra = to_numpy(attn_intra)
-    return max(float(attn_intra.max()) * attn_intra.shape[-1], 1.0)
+    ratio = _sample(attn_intra).astype(np.float64) * attn_intra.shape[-1]  # no full-size copy
+    spread = np.abs(np.log2(np.maximum(ratio, 1e-12)))
+    return max(float(2.0 ** np.percentile(spread, percentile)), least)
+
+
+def attention_spread(attn_intra, percentile: float = 99.0) -> dict:
+    """The figures behind the colour scale: ``top`` (:func:`attention_scale`), ``percentile``,
+    ``largest`` and ``smallest`` weight x k, ``above_twice`` (share of weights more than twice
+    a uniform row's) and ``count`` (how many weights)."""
+    attn_intra = to_numpy(attn_intra)
+    k = attn_intra.shape[-1]
+    return {"top": attention_scale(attn_intra, percentile), "percentile": percentile,
+            "largest": float(attn_intra.max()) * k, "smallest": float(attn_intra.min()) * k,
+            "above_twice": float((attn_intra > 2.0 / k).mean()), "count": int(attn_intra.size)}
+
+
+def read_attention_map(spread, figures=None) -> str:
+    """Sentences on what the E_1 maps can show, chosen from :func:`attention_spread`; with
+    ``figures`` (camlkit.structure.attention_figures of the same weights), also how much atrium
+    queries favour atrium tokens, as a multiple of chance."""
+    top = spread["top"]
+    text = (f"The map's colours span weight x k from {1 / top:.3g} to {top:.3g} (at least "
+            f"{spread['percentile']:g} % of E1's {spread['count']:,} weights lie in that range); "
+            f"the largest weight is {spread['largest']:.3g} times a uniform row's, and "
+            f"{100 * spread['above_twice']:.2f} % of the weights exceed twice it. ")
+    if top < 1.25:
+        text += (f"Nearly every colour in the map is a difference of at most "
+                 f"{100 * (top - 1):.0f} % from a uniform row: faint ripples the colour scale "
+                 f"stretches, not hot spots.")
+    elif top < 2.0:
+        text += (f"Red patches are a mild preference (nearly all weights within a factor "
+                 f"{top:.2g} of a uniform share), not hot spots.")
+    else:
+        text += (f"Some tokens get {top:.3g} times a uniform share or more: hot spots. Whether "
+                 f"they sit on the atrium is what the atrium figure says, not the picture.")
+    if figures is not None:
+        mass, chance = figures["atrium_mass"], figures["chance"]
+        text += (f" Atrium queries put {mass:.3f} of their weight on atrium tokens against "
+                 f"{chance:.3f} for a uniform row: {mass / chance:.2f} times chance.")
+    return text
+
+
+def _log_ticks(top: float) -> tuple[list, list]:
+    """Colorbar ticks of the log2 scale -log2(top)..log2(top), labelled in weight x k."""
+    half = np.log2(top)
+    vals = [float(v) for v in np.linspace(-half, half, 5)]
+    return vals, [f"{2.0 ** v:.3g}" for v in vals]
 
 
 def label_outline(mask2d) -> tuple[np.ndarray, np.ndarray]:
@@ -59,16 +133,17 @@ def label_outline(mask2d) -> tuple[np.ndarray, np.ndarray]:
 
 
 def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0,
-                     qh=0, qw=0, qd=0, opacity=0.7, label=None, vmax=None):
+                     qh=0, qw=0, qd=0, opacity=0.6, label=None, top=None, cmap="RdBu_r"):
     """Intra-sample attention of one query over its sample, plus the inter-sample b x b weights.
 
     Left: the image slice at the query's depth with the query's attention row (reshaped to the
-    token grid, that depth's plane, upsampled to the image) blended on top; the cross marks the
-    query; ``label`` (b, h, w, d) adds the atrium's outline in the label colour. The heat is
-    ``weight * k`` (1 = a uniform row) on one scale from 0 to ``vmax`` (default
-    :func:`attention_scale` of the whole ``attn_intra``, so maps of different queries compare),
-    shown by a colorbar. Right: at the same token position, how much each sample (row) attends
-    to each sample (column) in E_2, on 0..1.
+    token grid, that depth's plane, upsampled to the image) blended on top at ``opacity``; the
+    cross marks the query; ``label`` (b, h, w, d) adds the atrium's outline in the label colour.
+    The colour is ``weight * k`` (1 = a uniform row's share) on a log scale centred on 1: red
+    above a uniform share, blue below, from 1/``top`` to ``top`` (default
+    :func:`attention_scale` of the whole ``attn_intra``, so maps of different queries compare).
+    The colorbar shows the colours as blended over a mid-grey pixel. Right: at the same token
+    position, how much each sample (row) attends to each sample (column) in E_2, on 0..1.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -78,31 +153,35 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
     b, H, W, D = volumes.shape
     gh, gw, gd = token_grid
     k = query_index(qh, qw, qd, token_grid)
-    grid = attention_to_grid(attn_intra[sample, head, k], token_grid)  # (h', w', d')
-    plane = grid[:, :, qd]
+    ratio = attention_to_grid(weight_ratio(attn_intra[sample, head, k]), token_grid)[:, :, qd]
     z = min(int((qd + 0.5) * D / gd), D - 1)  # image depth at the centre of the query token
-    k_tokens = attn_intra.shape[-1]
-    vmax = attention_scale(attn_intra) if vmax is None else vmax
-    heat = upsample_nearest(plane * k_tokens / vmax, (H, W))  # 0..1 on the common scale
-    rgba = heat_rgba(volumes[sample][:, :, z], heat, opacity)
+    top = attention_scale(attn_intra) if top is None else top
+    half = float(np.log2(top))  # the colour scale: log2(weight * k) in -half..half
+    shade = 0.5 + np.log2(np.maximum(ratio, 1e-12)) / (2 * half)  # 0..1 (clipped by the tint)
+    rgba = tint_rgba(volumes[sample][:, :, z], upsample_nearest(shade, (H, W)), opacity, cmap)
     inter = attn_inter[k, head]  # (b, b): row = attending sample, column = attended sample
 
     widths, spacing = (0.6, 0.4), 0.22  # room between the panels for the heat's colorbar
     fig = make_subplots(rows=1, cols=2, column_widths=list(widths), horizontal_spacing=spacing,
                         subplot_titles=(
-        f"E1 intra: sample {sample}, head {head}, query ({qh},{qw},{qd}) -> depth {z}",
+        f"E1 intra: sample {sample}, head {head}, query ({qh},{qw},{qd}) -> depth {z}"
+        f"<br>weight x k on this depth: {ratio.min():.3g} to {ratio.max():.3g}",
         f"E2 inter: b x b weights at token {k}"))
     fig.add_trace(go.Image(z=rgba, colormodel="rgba", hoverinfo="x+y"), row=1, col=1)
     fig.add_trace(go.Scatter(x=[(qw + 0.5) * W / gw], y=[(qh + 0.5) * H / gh], mode="markers",
-                             marker=dict(symbol="x", size=12, color="cyan"), name="query",
-                             showlegend=False), row=1, col=1)
+                             marker=dict(symbol="x", size=12, color="black",
+                                         line=dict(width=1, color="white")),
+                             name="query", showlegend=False), row=1, col=1)
     fig.add_trace(go.Heatmap(z=inter, x=list(range(b)), y=list(range(b)), zmin=0.0, zmax=1.0,
                              colorscale="Viridis", texttemplate="%{z:.2f}",
                              colorbar=dict(title="weight")), row=1, col=2)
-    fig.add_trace(go.Scatter(  # no points: carries the colorbar of the attention heat
+    tickvals, ticktext = _log_ticks(top)
+    fig.add_trace(go.Scatter(  # no points: carries the colorbar of the attention map
         x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-        marker=dict(color=[0.0], cmin=0.0, cmax=vmax, colorscale="Inferno", showscale=True,
-                    colorbar=dict(title="weight × k<br>(1 = uniform)", len=0.9, thickness=15,
+        marker=dict(color=[0.0], cmin=-half, cmax=half, showscale=True,
+                    colorscale=blended_colorscale(cmap, opacity),
+                    colorbar=dict(title=f"weight × k<br>(1 = uniform)<br>at opacity {opacity:g}",
+                                  tickvals=tickvals, ticktext=ticktext, len=0.9, thickness=15,
                                   x=widths[0] * (1 - spacing) + 0.01, xanchor="left"))),
         row=1, col=1)
     if label is not None:
@@ -115,7 +194,7 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
     # the image's own extent: no band of empty axis around it
     fig.update_xaxes(showticklabels=False, range=[-0.5, W - 0.5], row=1, col=1)
     fig.update_yaxes(showticklabels=False, range=[H - 0.5, -0.5], row=1, col=1)
-    fig.update_layout(width=900, height=440, margin=dict(t=50, l=10, r=10, b=40),
+    fig.update_layout(width=900, height=460, margin=dict(t=70, l=10, r=10, b=40),
                       legend=dict(orientation="h", y=-0.05))
     return fig
 
@@ -145,9 +224,9 @@ def attention_explorer(image, attn_intra, attn_inter, token_grid, label=None) ->
     controls = {"sample": slider("sample", b - 1), "head": slider("head", heads - 1),
                 "qh": slider("query h'", gh - 1, gh // 2), "qw": slider("query w'", gw - 1, gw // 2),
                 "qd": slider("query d'", gd - 1, gd // 2),
-                "opacity": widgets.FloatSlider(value=0.7, min=0, max=1, step=0.05,
+                "opacity": widgets.FloatSlider(value=0.6, min=0, max=1, step=0.05,
                                                description="opacity", continuous_update=False,
                                                style={"description_width": "initial"})}
-    vmax = attention_scale(attn_intra)
+    top = attention_scale(attn_intra)
     return FigureExplorer(controls, lambda **v: attention_figure(
-        volumes, attn_intra, attn_inter, token_grid, label=label, vmax=vmax, **v))
+        volumes, attn_intra, attn_inter, token_grid, label=label, top=top, **v))

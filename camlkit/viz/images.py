@@ -95,6 +95,39 @@ def heat_rgba(image_slice, heat, opacity: float = 0.6, cmap: str = "inferno",
     return np.round(np.concatenate([rgb, alpha], axis=-1)).astype(np.uint8)
 
 
+def tint_rgba(image_slice, values, opacity: float = 0.6, cmap: str = "RdBu_r",
+              vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Grey image with a colour map blended on top at the **same** ``opacity`` everywhere, RGBA.
+
+    ``values`` in [0, 1] pick the colour (clipped); each pixel becomes ``(1 - opacity) * grey +
+    opacity * colour``. Unlike :func:`heat_rgba`, a low value is shown as firmly as a high one —
+    what a diverging map needs, whose centre means "nothing unusual" and both ends matter.
+    :func:`blended_colorscale` gives the colorbar of exactly this blend.
+    """
+    from matplotlib import colormaps
+
+    gray = to_gray_uint8(image_slice, vmin, vmax).astype(np.float64)[..., None]
+    values = np.clip(to_numpy(values).astype(np.float64), 0.0, 1.0)
+    colored = colormaps[cmap](values)[..., :3] * 255.0
+    rgb = (1.0 - opacity) * gray + opacity * colored
+    alpha = np.full(values.shape + (1,), 255.0)
+    return np.round(np.concatenate([rgb, alpha], axis=-1)).astype(np.uint8)
+
+
+def blended_colorscale(cmap: str = "RdBu_r", opacity: float = 0.6, gray: float = 128.0,
+                       n: int = 11) -> list:
+    """A plotly colorscale of ``cmap`` as :func:`tint_rgba` blends it over a ``gray`` (0-255)
+    pixel at ``opacity``: the colorbar then shows the colours the image shows over mid-grey,
+    not the colour map at full strength."""
+    from matplotlib import colormaps
+
+    scale = []
+    for t in np.linspace(0.0, 1.0, n):
+        r, g, b = ((1.0 - opacity) * gray + opacity * np.asarray(colormaps[cmap](t)[:3]) * 255.0)
+        scale.append([float(t), f"rgb({r:.0f}, {g:.0f}, {b:.0f})"])
+    return scale
+
+
 def slice_layers(label=None, pred=None) -> list:
     """The (ink, volume) overlays of a label/prediction pair, skipping the ones not given."""
     return [(ink, vol) for ink, vol in ((LABEL, label), (PRED, pred)) if vol is not None]

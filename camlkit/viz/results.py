@@ -47,46 +47,73 @@ def scene_box(point_sets, pad: float = 0.05):
     return [(float(a), float(b)) for a, b in zip(lo, hi)], dict(zip("xyz", map(float, ratio)))
 
 
-def mesh_figure(pred, gt, spacing=(1.0, 1.0, 1.0), step_size: int = 2, max_points: int = 4000):
-    """Interactive 3-D view: label (green) and prediction (yellow) surfaces, false positive
-    voxels (red dots) and false negative voxels (blue diamonds, larger: they sit inside the
-    label where the prediction surface is missing).
+def thin_points(points, most: int, seed: int = 0) -> np.ndarray:
+    """At most ``most`` rows of ``points`` (n, 3): a seeded random draw, kept in their order.
+    (Every k-th voxel of an ``np.argwhere`` list would draw stripes along the scan order.)"""
+    points = np.asarray(points)
+    if len(points) <= most:
+        return points
+    keep = np.sort(np.random.default_rng(seed).choice(len(points), most, replace=False))
+    return points[keep]
 
-    The axis ranges are set to hold every vertex and error voxel, and the camera stands far
-    enough back to show all of it. Click legend entries to show or hide each part. Error voxels
-    are thinned to at most ``max_points`` each (every k-th voxel) to keep the figure light.
-    """
+
+def _mesh_trace(verts, faces, ink, opacity, scene, legend=True):
     import plotly.graph_objects as go
 
-    fig = go.Figure()
-    shown = []
-    for mask, ink, opacity in ((gt, LABEL, 0.3), (pred, PRED, 0.45)):
+    return go.Mesh3d(x=verts[:, 0], y=verts[:, 1], z=verts[:, 2], i=faces[:, 0], j=faces[:, 1],
+                     k=faces[:, 2], color=ink.plotly(), opacity=opacity, name=ink.name,
+                     legendgroup=ink.name, showlegend=legend, flatshading=True, hoverinfo="name",
+                     scene=scene)
+
+
+def mesh_figure(pred, gt, spacing=(1.0, 1.0, 1.0), step_size: int = 2, max_points: int = 3000,
+                surface_opacity=(0.35, 0.5), point_size: float = 1.5):
+    """Interactive 3-D view in two scenes side by side, from the same camera.
+
+    Left, **surfaces**: the label (green) and the prediction (yellow), translucent
+    (``surface_opacity``: label, prediction) so each shows through the other — where green
+    stands out, the prediction is short; where yellow does, it overshoots. Right, **errors**:
+    the false positive (red-orange dots) and false negative (blue diamonds) voxels over a faint
+    label surface, a seeded random draw of at most ``max_points`` of each kind (the title says
+    how many there are). Drawn apart, neither hides the other. Click legend entries to show or
+    hide a part in both scenes; drag to rotate a scene. The axis ranges of both hold every
+    vertex and error voxel.
+    """
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.02,
+                        specs=[[{"type": "scene"}, {"type": "scene"}]],
+                        subplot_titles=("surfaces", "errors (label faint)"))
+    shown, meshes = [], {}
+    for mask, ink, opacity in zip((gt, pred), (LABEL, PRED), surface_opacity):
         verts, faces = surface_mesh(mask, spacing, step_size)
         shown.append(verts)
-        fig.add_trace(go.Mesh3d(x=verts[:, 0], y=verts[:, 1], z=verts[:, 2], i=faces[:, 0],
-                                j=faces[:, 1], k=faces[:, 2], color=ink.plotly(),
-                                opacity=opacity, name=ink.name, showlegend=True,
-                                flatshading=True))
+        meshes[ink.name] = (verts, faces)
+        fig.add_trace(_mesh_trace(verts, faces, ink, opacity, "scene"))
+    fig.add_trace(_mesh_trace(*meshes[LABEL.name], LABEL, 0.12, "scene2", legend=False))
     scale = np.asarray(spacing, dtype=np.float64)
     errors = error_voxels(pred, gt)
-    for key, ink, symbol, size in (("fp", FP, "circle", 2), ("fn", FN, "diamond", 4)):
-        pts = errors[key]
-        pts = pts[:: max(1, int(np.ceil(len(pts) / max_points)))] * scale
+    counts = []
+    for key, ink, symbol in (("fp", FP, "circle"), ("fn", FN, "diamond")):
+        pts = thin_points(errors[key], max_points) * scale
         shown.append(pts)
+        drawn = "" if len(pts) == len(errors[key]) else f", {len(pts):,} drawn"
+        counts.append(f"{ink.name} {len(errors[key]):,} voxels{drawn}")
         fig.add_trace(go.Scatter3d(
             x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", name=f"{ink.name} ({key})",
-            marker=dict(size=size, symbol=symbol, color=ink.plotly(),
-                        line=dict(width=0))))
+            hoverinfo="name", scene="scene2",
+            marker=dict(size=point_size, symbol=symbol, color=ink.plotly(), line=dict(width=0))))
     ranges, ratio = scene_box(shown)
     axis = lambda r, t: dict(range=list(r), title=t, autorange=False)  # noqa: E731
+    scene = dict(xaxis=axis(ranges[0], "h"), yaxis=axis(ranges[1], "w"),
+                 zaxis=axis(ranges[2], "d"), aspectmode="manual", aspectratio=ratio,
+                 camera=dict(eye=dict(x=1.25, y=1.25, z=0.85), center=dict(x=0, y=0, z=0)))
     fig.update_layout(
-        title=dict(text=f"surfaces: {describe(LABEL, PRED)}<br>voxels: {describe(FP)} dots, "
-                        f"{describe(FN)} diamonds", font=dict(size=14)),
-        width=760, height=600, margin=dict(l=0, r=0, t=60, b=0),
-        legend=dict(itemsizing="constant"),
-        scene=dict(xaxis=axis(ranges[0], "h"), yaxis=axis(ranges[1], "w"),
-                   zaxis=axis(ranges[2], "d"), aspectmode="manual", aspectratio=ratio,
-                   camera=dict(eye=dict(x=1.25, y=1.25, z=0.85), center=dict(x=0, y=0, z=0))))
+        title=dict(text=f"{describe(LABEL, PRED)} | {describe(FP)} dots, {describe(FN)} "
+                        f"diamonds<br>{'; '.join(counts)}", font=dict(size=13)),
+        width=1000, height=560, margin=dict(l=0, r=0, t=80, b=0),
+        legend=dict(itemsizing="constant", orientation="h", y=0.0), scene=scene, scene2=scene)
     return fig
 
 
