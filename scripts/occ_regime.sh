@@ -38,17 +38,27 @@ one_run() {  # stage name seed method [candidate]
     [ "$stage" = val ] && args+=(--val-cases 8 --eval-split val)
     if [ -f "$run/summary.json" ]; then
         echo "occ_regime: $run is finished"
+    elif [ -f "$run/FAILED.txt" ]; then
+        echo "occ_regime: $run failed before (PLAN.md: not re-run): $(tail -n 1 "$run/FAILED.txt")"
     else
         if [ -f "$run/checkpoints/last.pth" ]; then args+=(--resume)
         elif [ -e "$run" ]; then args+=(--overwrite); fi
         local start=$SECONDS
-        OMP_NUM_THREADS=1 "$CAMLKIT" "${args[@]}"
-        echo "occ_regime: $run finished in $((SECONDS - start)) s"
-        echo "$((SECONDS - start))" > "$run/wall_seconds.txt"
+        if OMP_NUM_THREADS=1 "$CAMLKIT" "${args[@]}" 2> "$run.err"; then
+            echo "occ_regime: $run finished in $((SECONDS - start)) s"
+            echo "$((SECONDS - start))" > "$run/wall_seconds.txt"
+        elif grep -q "non-finite" "$run.err"; then  # PLAN.md's amendment: diverged, not re-run
+            cp "$run.err" "$run/FAILED.txt"
+            echo "occ_regime: $run diverged: $(tail -n 1 "$run.err")"
+        else
+            cat "$run.err" >&2; echo "occ_regime: $run stopped; run the script again to resume" >&2
+            return 0
+        fi
     fi
     mkdir -p "$keep"
-    cp "$run"/{config.json,log.csv,summary.json,summary.md,cases.csv} "$keep/"
-    [ -f "$run/wall_seconds.txt" ] && cp "$run/wall_seconds.txt" "$keep/"
+    for f in config.json log.csv summary.json summary.md cases.csv wall_seconds.txt FAILED.txt; do
+        [ -f "$run/$f" ] && cp "$run/$f" "$keep/"
+    done
     echo "OMP_NUM_THREADS=1 camlkit ${args[*]}" > "$keep/command.txt"
     echo "commit $(git rev-parse --short HEAD); $(nproc) cores, $(uname -m); torch $("$PY" -c 'import torch; print(torch.__version__)')" >> "$keep/command.txt"
 }
