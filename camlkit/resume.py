@@ -20,6 +20,7 @@ from camlkit.checkpoint import (FORMAT, VERSION, net_from_checkpoint, read_camlk
 from camlkit.config import to_dict
 from camlkit.errors import CamlkitError
 from camlkit.files import DiskFullError, is_disk_full
+from camlkit.limits import limit_reached
 
 # fields a resumed run may change (``data`` is compared by its fingerprint instead)
 MAY_CHANGE = ("out", "data", "device", "num_workers", "checkpoint_every", "log_every", "progress")
@@ -94,11 +95,16 @@ def restore(path, cfg, net, optimizer, bank, device, fingerprint):
 
 @contextmanager
 def disk_full_said(path, last_good):
-    """Turn a full disk while writing ``path`` into one line naming the checkpoint still good."""
+    """Turn a full disk, the file-size limit (``ulimit -f``) or a failed allocation while writing
+    ``path`` into one line naming the checkpoint still good."""
     try:
         yield
-    except (OSError, DiskFullError) as err:
-        if not (isinstance(err, DiskFullError) or is_disk_full(err)):
-            raise
+    except (OSError, DiskFullError, MemoryError, RuntimeError) as err:
+        if isinstance(err, DiskFullError) or is_disk_full(err):
+            reached = "no space left"
+        else:
+            reached = limit_reached(err)
+            if reached is None:
+                raise
         kept = last_good if Path(last_good).exists() else "none (no checkpoint was written)"
-        raise CamlkitError(f"no space left writing {path}; the last good checkpoint is {kept}") from None
+        raise CamlkitError(f"{reached} writing {path}; the last good checkpoint is {kept}") from None
