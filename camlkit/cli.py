@@ -3,7 +3,9 @@
 Each sub-command lives beside the code it drives and registers itself through an
 ``add_cli(subparsers)`` function that sets ``func`` on its parser. Errors that come from bad
 input (:class:`camlkit.errors.CamlkitError`, missing files) are printed as one line and give
-exit status 2; Ctrl-C prints one line (the command may say how to continue) and gives 130.
+exit status 2, and so does a limit of the machine reached (memory, ``ulimit -f``;
+camlkit.limits) where no closer code said more; Ctrl-C prints one line (the command may say how
+to continue) and gives 130.
 
 :func:`add_config_arguments` turns a config dataclass tree into flags, one per field, with the
 field's comment as help text: ``--lr 0.05`` for a top-level field, ``--step.beta_o 0.1`` for a
@@ -18,6 +20,7 @@ import sys
 import types
 
 from camlkit.errors import CamlkitError
+from camlkit.limits import limit_reached
 
 # module that defines add_cli(), in the order they appear in --help
 COMMAND_MODULES = ("camlkit.train_cli", "camlkit.evaluate", "camlkit.inference", "camlkit.report",
@@ -56,6 +59,26 @@ def main(argv=None):
         said = f": {err}" if str(err) else ""
         print(f"camlkit {args.command}: interrupted{said}", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError, OSError) as err:
+        reached = limit_reached(err)
+        if reached is None:
+            raise
+        print(f"camlkit {args.command}: error: {reached}{_file_of(err)}; {_kept(args.command)}",
+              file=sys.stderr)
+        return 2
+
+
+def _file_of(err):
+    return f" writing {err.filename}" if getattr(err, "filename", None) else ""
+
+
+def _kept(command):
+    """What a command stopped by a limit of the machine leaves behind."""
+    kept = "no result or checkpoint is half-written (each is written aside, then renamed)"
+    if command == "train":
+        kept += ("; the run keeps its last checkpoint (checkpoints/last.pth), if one was written, "
+                 "from which the same command with --resume continues")
+    return kept
 
 
 def run_script(command, argv=None):

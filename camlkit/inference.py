@@ -228,7 +228,7 @@ def predict_command(args):
         mask, _ = predict_volume(model, image, patch_size=patch, stride=stride, scale=scale,
                                  batch_size=args.batch_size,
                                  zscore_case=bool(stored.get("zscore_case", False)))
-        write_mask_nifti(mask, affine, output)
+        write_mask_nifti(mask, affine, output, like=args.input)  # the input's header
     print(f"wrote {output}: {int(mask.sum())} foreground voxels of {mask.size}")
     return 0
 
@@ -237,7 +237,8 @@ def add_cli(subparsers):
     parser = subparsers.add_parser(
         "predict", help="segment one volume with a trained model",
         description="Segment the left atrium in one volume (.nii, .nii.gz, .nrrd or LA .h5) with the "
-                    "paper's sliding-window protocol and write a uint8 NIfTI mask with the input's affine. "
+                    "paper's sliding-window protocol and write a uint8 NIfTI mask with the input's "
+                    "geometry (a NIfTI input's own header: its version, qform and sform). "
                     "NIfTI and NRRD inputs are z-scored first; LA .h5 images are used as stored.",
     )
     parser.add_argument("checkpoint", help="camlkit checkpoint or the authors' released .pth")

@@ -1,5 +1,6 @@
 """Volume files for ``camlkit predict``: read an image (NIfTI, NRRD or LA HDF5) with its affine,
-and write a uint8 mask as NIfTI with the input's affine, atomically.
+and write a uint8 mask as NIfTI with the input's geometry (a NIfTI input's own header: version,
+qform and sform), atomically.
 
 NRRD headers give the voxel -> world mapping as space directions and an origin, often in LPS;
 NIfTI affines are RAS, so x and y are negated (``_nrrd_affine``). The raw 2018 challenge release
@@ -14,6 +15,7 @@ import numpy as np
 from camlkit.data import check_image, read_h5_image
 from camlkit.errors import CamlkitError
 from camlkit.files import atomic_path
+from camlkit.limits import limit_reached
 
 
 def _nrrd_affine(header):
@@ -85,13 +87,45 @@ def check_output_path(path, overwrite=True):
     return path
 
 
-def write_mask_nifti(mask, affine, path):
-    """Write a uint8 mask as NIfTI atomically (camlkit.files.atomic_path)."""
+def write_mask_nifti(mask, affine, path, like=None):
+    """Write a uint8 mask as NIfTI atomically (camlkit.files.atomic_path).
+
+    ``like``: the input volume the mask was predicted from. A NIfTI input gives the mask its
+    header: the same NIfTI version (a NIfTI-2 input gives a NIfTI-2 mask), the same qform and
+    sform, codes and matrices as they are (a viewer that prefers the qform then places the mask
+    where it places the image, even when the two forms differ), voxel sizes and units; only
+    what describes the values changes (uint8, no scaling, no display range). Any other input
+    (NRRD, LA .h5) gives a NIfTI-1 mask whose sform is ``affine``.
+    """
     import nibabel
 
     path = check_output_path(path)
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
-    image = nibabel.Nifti1Image(np.asarray(mask, dtype=np.uint8), np.asarray(affine, dtype=float))
+    mask = np.asarray(mask, dtype=np.uint8)
+    source = _nifti_header(like)
+    if source is None:
+        image = nibabel.Nifti1Image(mask, np.asarray(affine, dtype=float))
+    else:
+        header = source.copy()
+        header["cal_min"], header["cal_max"] = 0, 0  # the input's display range means nothing here
+        image_class = nibabel.Nifti2Image if isinstance(header, nibabel.Nifti2Header) else nibabel.Nifti1Image
+        image = image_class(mask, None, header=header)  # forms and codes come from the header
     image.set_data_dtype(np.uint8)
-    with atomic_path(path, suffix=suffix) as tmp:
-        nibabel.save(image, tmp)
+    try:
+        with atomic_path(path, suffix=suffix) as tmp:
+            nibabel.save(image, tmp)
+    except (OSError, MemoryError) as err:
+        reached = limit_reached(err)
+        if reached is None:
+            raise
+        kept = "it still holds its previous version" if path.exists() else "no mask was written"
+        raise CamlkitError(f"{reached} writing {path}; {kept}") from None
+
+
+def _nifti_header(path):
+    """The header of a NIfTI file (read lazily, without its data), or None for any other input."""
+    if path is None or not str(path).lower().endswith((".nii", ".nii.gz")):
+        return None
+    import nibabel
+
+    return nibabel.load(str(path)).header

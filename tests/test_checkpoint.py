@@ -163,6 +163,7 @@ def test_architecture_mismatch_message_is_complete(tmp_path):
     ckpt = torch.load(tmp_path / "model_final.pth", weights_only=True)
     ckpt["config"]["model"]["n_filters"] = 4  # the config no longer describes the weights
     del ckpt["model"]["pred_v.3.bias"]
+    del ckpt["sha256"]  # edited by hand: no digest to contradict (see the damage tests below)
     torch.save(ckpt, tmp_path / "edited.pth")
     with pytest.raises(CamlkitError) as info:
         load_inference_model(tmp_path / "edited.pth")
@@ -171,3 +172,131 @@ def test_architecture_mismatch_message_is_complete(tmp_path):
     assert "1 missing (e.g. 'pred_v.3.bias')" in message
     assert "of another shape (e.g. 'f_v.encoder.stage1.0.weight': (2, 1, 3, 3, 3) in the file, " \
            "(4, 1, 3, 3, 3) in the architecture)" in message
+
+
+# ----------------------------------------------------------------------------- damage, unsafe pickles
+
+def _flip_bytes(path, member_name, fix_crc):
+    """Overwrite 64 bytes inside one tensor's storage (zip entry ``<archive>/data/<N>``) of a
+    torch file in place with 0x5E: finite float32 values near 4e18. ``fix_crc``: also rewrite the
+    entry's CRC-32 in both zip headers, so the archive itself is consistent again."""
+    import struct
+    import zipfile
+    import zlib
+
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(f"/data/{member_name}"))
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len
+    assert info.compress_type == zipfile.ZIP_STORED and info.file_size >= 64
+    data[start : start + 64] = b"\x5e" * 64
+    if fix_crc:
+        crc = struct.pack("<I", zlib.crc32(data[start : start + info.file_size]))
+        data[info.header_offset + 14 : info.header_offset + 18] = crc
+        entry = data.find(b"PK\x01\x02")
+        while entry != -1:  # the central directory entry of this member holds its CRC too
+            if struct.unpack("<I", data[entry + 42 : entry + 46])[0] == info.header_offset:
+                data[entry + 16 : entry + 20] = crc
+            entry = data.find(b"PK\x01\x02", entry + 4)
+    path.write_bytes(bytes(data))
+    with zipfile.ZipFile(path) as archive:  # the first entry whose CRC fails, if any
+        assert archive.testzip() == (None if fix_crc else info.filename)
+
+
+def _largest_storage(path):
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = [i for i in archive.infolist() if "/data/" in i.filename]
+    return max(entries, key=lambda i: i.file_size).filename.rsplit("/", 1)[1]
+
+
+def _evaluate(checkpoint, la_dir, out, *extra):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "camlkit.cli", "evaluate", str(checkpoint), "--data",
+                           str(la_dir), "--out", str(out), "--cases", "1", "--quiet", "--device", "cpu",
+                           *extra], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("fix_crc", [False, True])
+def test_flipped_bytes_in_a_camlkit_checkpoint_are_caught(tmp_path, la_dir, fix_crc):
+    torch.manual_seed(0)
+    path = tmp_path / "model_final.pth"
+    save_inference_model(CAMLNet(n_filters=4).eval(), path, scale=0.25, patch_size=[32, 32, 16],
+                         stride=[16, 16, 8])
+    _flip_bytes(path, _largest_storage(path), fix_crc)
+    flipped = torch.load(path, weights_only=True)  # torch reads the damaged file without a word
+    assert all(torch.isfinite(v).all() for v in flipped["model"].values() if v.is_floating_point())
+    out = _evaluate(path, la_dir, tmp_path / "ev")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"{path}: damaged checkpoint, its contents do not match the SHA-256 digest" in out.stderr
+    assert not (tmp_path / "ev").exists()
+
+
+def test_a_released_checkpoint_without_digest_is_checked_by_magnitude(tmp_path, la_dir):
+    state = released_state_dict()
+    path = tmp_path / "iter_15000.pth"
+    torch.save(state, path)
+    _flip_bytes(path, _largest_storage(path), fix_crc=True)
+    changed = [k for k, v in torch.load(path, weights_only=True).items() if not torch.equal(v, state[k])]
+    assert len(changed) == 1
+    out = _evaluate(path, la_dir, tmp_path / "ev", "--scale", "0.25", "--patch", "32", "32", "16",
+                    "--stride", "16", "16", "8")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"{path}: weight {changed[0]!r} holds 4" in out.stderr and "(|w| < 1e+06)" in out.stderr
+
+
+class RunsCode:
+    """What a malicious checkpoint pickles: unpickling it would run ``touch <marker>``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_pickle_that_runs_code_is_refused_without_advice_to_load_it_unsafely(tmp_path, la_dir,
+                                                                                la_case_paths, command):
+    import subprocess
+    import sys
+
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "iter_15000.pth"
+    torch.save({"encoder1.block_one.conv.0.weight": RunsCode(marker)}, path)
+    if command == "evaluate":
+        out = _evaluate(path, la_dir, tmp_path / "ev")
+    else:
+        out = subprocess.run([sys.executable, "-m", "camlkit.cli", "predict", str(path), str(la_case_paths[0]),
+                              str(tmp_path / "mask.nii.gz"), "--device", "cpu"],
+                             capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"{path}: refused, the file failed the safety check for checkpoints" in out.stderr
+    assert "do not load it unsafely" in out.stderr and "likely succeed" not in out.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "mask.nii.gz").exists() and not (tmp_path / "ev").exists()
+
+
+def test_the_digest_covers_every_tensor_and_value_of_a_training_checkpoint(tmp_path):
+    from camlkit.checkpoint import content_digest, read_camlkit_checkpoint, save_checkpoint
+
+    net = CAMLNet(n_filters=2, proj_dim=8).to(memory_format=torch.channels_last_3d)
+    payload = {"format": "camlkit", "version": 1, "iteration": 3, "model": net.state_dict(),
+               "config": {"model": {"n_filters": 2, "proj_dim": 8}, "train": {"patch_size": [32, 32, 16]}},
+               "optimizer": torch.optim.SGD(net.parameters(), lr=0.1).state_dict(),
+               "rng": {"torch": torch.get_rng_state(), "cuda": []}}
+    save_checkpoint(payload, tmp_path / "last.pth")
+    ckpt = read_camlkit_checkpoint(tmp_path / "last.pth")  # verified on the way in
+    assert ckpt["sha256"] == content_digest(payload)
+    for change in (lambda c: c["model"]["f_v.decoder.out_conv.bias"].add_(1e-6),
+                   lambda c: c["config"]["train"]["patch_size"].__setitem__(0, 48),
+                   lambda c: c.__setitem__("iteration", 4)):
+        edited = torch.load(tmp_path / "last.pth", weights_only=True)
+        change(edited)
+        assert content_digest(edited) != edited["sha256"]

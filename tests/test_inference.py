@@ -295,6 +295,44 @@ def test_predict_cli_writes_mask_with_input_affine(tmp_path, checkpoint, capsys)
     np.testing.assert_array_equal(np.asanyarray(written.dataobj), expected)
 
 
+@pytest.mark.parametrize("image_class", [nibabel.Nifti1Image, nibabel.Nifti2Image])
+@pytest.mark.parametrize("codes", [(1, 1), (2, 1), (1, 0)])
+def test_predict_keeps_the_input_header(tmp_path, checkpoint, capsys, image_class, codes):
+    """The mask has the input's NIfTI version and its qform and sform, codes and matrices, as
+    they are, even where they disagree; only the values' description changes."""
+    qform = AFFINE.copy()
+    sform = AFFINE.copy()
+    sform[:3, 3] += [4.0, -3.0, 2.0]  # another placement than the qform's
+    sform[0, 1] = 0.1  # and a shear, which a qform cannot hold
+    image = np.random.default_rng(0).normal(50.0, 10.0, size=(20, 18, 17)).astype(np.float32)
+    source = image_class(image, None)
+    source.set_qform(qform, code=codes[0])
+    source.set_sform(sform, code=codes[1])
+    source.header["cal_max"] = 900.0
+    nibabel.save(source, tmp_path / "in.nii.gz")
+    source = nibabel.load(tmp_path / "in.nii.gz")
+    code, out, err = run_cli(["predict", checkpoint, tmp_path / "in.nii.gz", tmp_path / "out.nii", *WINDOW], capsys)
+    assert code == 0, err
+    written = nibabel.load(tmp_path / "out.nii")
+    assert type(written) is image_class
+    for key in ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x",
+                "qoffset_y", "qoffset_z", "srow_x", "srow_y", "srow_z", "pixdim", "xyzt_units"):
+        np.testing.assert_array_equal(written.header[key], source.header[key], err_msg=key)
+    np.testing.assert_allclose(written.get_qform(), source.get_qform())
+    np.testing.assert_allclose(written.affine, source.affine)  # sform if coded, else qform
+    assert written.get_data_dtype() == np.uint8 and written.header["cal_max"] == 0
+    assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1}
+
+
+def test_a_mask_from_an_h5_input_has_the_identity_as_its_sform(tmp_path, checkpoint, la_case_paths, capsys):
+    code, out, err = run_cli(["predict", checkpoint, la_case_paths[0], tmp_path / "out.nii.gz", *WINDOW,
+                              "--scale", "0.25"], capsys)
+    assert code == 0, err
+    written = nibabel.load(tmp_path / "out.nii.gz")
+    assert type(written) is nibabel.Nifti1Image and written.header["sform_code"] > 0
+    np.testing.assert_allclose(written.affine, np.eye(4))
+
+
 def test_model_trained_on_zscored_cases_predicts_on_zscored_h5(tmp_path, la_case_paths, capsys):
     from camlkit.caml import CAMLConfig, CAMLNet
     from camlkit.checkpoint import load_inference_model, save_inference_model
