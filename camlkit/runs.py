@@ -20,6 +20,7 @@ camlkit.config.from_dict). A checkpoint without one is read as ``camlkit predict
 released settings (scale 1, no per-case z-score, 112x112x80 patches, 16 filters).
 """
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -129,6 +130,28 @@ def find_checkpoint(checkpoint=None, root=None, method="caml", where=None,
     return candidates[0] if candidates else None
 
 
+def find_network(checkpoint=None, labeled=16, root=None, method="caml", where=None,
+                 env=True) -> tuple[Path | None, str]:
+    """The network a notebook looks into, and where it came from: ``(path, source)``.
+
+    In this order: ``checkpoint`` (a notebook's ``CHECKPOINT``) or ``$CAMLKIT_CHECKPOINT``
+    (source "CHECKPOINT"); the authors' network trained with ``labeled`` scans when it is in the
+    cache (camlkit.weights.cached; ``camlkit download --weights N`` puts it there; source
+    "authors"); the newest finished run under :func:`runs_root` (:func:`find_checkpoint`,
+    source "run"); else ``(None, "none")``: the notebook trains a short run.
+    """
+    from camlkit.weights import cached
+
+    chosen = checkpoint if checkpoint is not None or not env else os.environ.get(CHECKPOINT_ENV) or None
+    if chosen is not None:
+        return find_checkpoint(chosen), "CHECKPOINT"  # it must exist
+    authors = cached(labeled) if labeled is not None else None
+    if authors is not None:
+        return authors, "authors"
+    run = find_checkpoint(None, root=root, method=method, where=where, env=False)
+    return (run, "run") if run is not None else (None, "none")
+
+
 def describe(path) -> str:
     """One line naming a checkpoint and how it was trained, for a notebook to print."""
     settings = TrainedSettings.from_checkpoint(path)
@@ -208,11 +231,14 @@ def load_trained(path):
     from camlkit.checkpoint import (load_released_checkpoint, net_from_checkpoint,
                                     read_camlkit_checkpoint)
 
+    settings = TrainedSettings.from_checkpoint(path)
     if _config(path):
         net = net_from_checkpoint(read_camlkit_checkpoint(path, kind=None), path)
-    else:
+    else:  # the authors' layout: the width is read from the file
         net = load_released_checkpoint(path)
-    return net.eval(), TrainedSettings.from_checkpoint(path)
+        settings = dataclasses.replace(settings, n_filters=net.config.n_filters,
+                                       proj_dim=net.config.proj_dim)
+    return net.eval(), settings
 
 
 def random_twin(net, seed=0):

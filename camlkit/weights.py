@@ -23,6 +23,8 @@ and 16 labeled scans (seed 3407) next to their code, as plain state_dicts of ``C
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from camlkit.errors import CamlkitError
 from camlkit.fetch import already_there, blob_id, check_base_url, copy_verified, fetch, file_url
 from camlkit.files import sigterm_as_exit
@@ -140,6 +142,25 @@ def pretrained(labeled=16, download=True, dest=None, registry=None, base_url=BAS
                                f"`{download_command_hint(labeled)}` fetches it")
         path, _ = fetch_weights(labeled, dest, base_url, registry=registry, progress=progress)
     return load_released_checkpoint(path).eval()
+
+
+def write_standin(path, n_filters=2, seed=0) -> Path:
+    """A freshly initialised CAMLNet saved in the authors' layout (a plain state_dict under their
+    key names): what the course's smoke runs and tests put in a throw-away cache in place of the
+    authors' file. It is *not* their network; its git blob id is no pinned one (so
+    ``camlkit evaluate`` and the report say so). Written atomically."""
+    from camlkit.caml import CAMLConfig, CAMLNet
+    from camlkit.checkpoint import camlkit_to_released_key
+    from camlkit.files import atomic_path
+
+    torch.manual_seed(seed)
+    net = CAMLNet(CAMLConfig(n_filters=n_filters))
+    state = {camlkit_to_released_key(k): v for k, v in net.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
 
 
 pretrained.cached = cached  # the notebooks' question: is it there? (camlkit.pretrained.cached(16))

@@ -147,3 +147,30 @@ def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch
     assert final.stat().st_mtime_ns == stamp  # a finished short run is reused, not retrained
     with pytest.raises(CamlkitError, match="unknown short-run size 'huge'"):
         runs.short_config("huge", la_dir)
+
+
+def test_find_network_order_checkpoint_authors_run(tmp_path, monkeypatch):
+    """CHECKPOINT, then the authors' network in the cache, then the newest run, then none."""
+    from camlkit.weights import cached, write_standin
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("CAMLKIT_CHECKPOINT", raising=False)
+    empty = tmp_path / "runs"
+    empty.mkdir()
+    assert runs.find_network(root=empty) == (None, "none")
+    assert cached(16) is None
+    from camlkit.weights import default_dest, entry
+
+    standin = write_standin(default_dest() / entry(16).name)
+    assert runs.find_network(root=empty) == (standin, "authors")
+    assert runs.find_network(root=empty, labeled=4) == (None, "none")  # only the 16-labeled file
+    mine = tmp_path / "mine.pth"
+    mine.write_bytes(standin.read_bytes())
+    assert runs.find_network(mine, root=empty) == (mine, "CHECKPOINT")
+    monkeypatch.setenv("CAMLKIT_CHECKPOINT", str(mine))
+    assert runs.find_network(root=empty) == (mine, "CHECKPOINT")
+    with pytest.raises(CamlkitError, match="no such checkpoint"):
+        runs.find_network(tmp_path / "nope.pth", root=empty)
+    net, settings = runs.load_trained(standin)  # the authors' layout: width read from the file
+    assert settings.n_filters == net.config.n_filters == 2 and settings.scale == 1.0
+    assert settings.patch_size == (112, 112, 80) and not settings.zscore_case
