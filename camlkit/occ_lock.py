@@ -20,6 +20,9 @@ import math
 import statistics
 
 PLATEAUS = {"below 1": (-math.inf, 1.0), "9.0-9.6": (9.0, 9.6), "above 17": (17.0, math.inf)}
+# l_o where both branches' rows are one-hot (two classes of rows): -log(1e-8) = 18.42 per
+# disagreeing row
+LOCKED_L_O = {"rows agree": 0.0, "one class disagrees": 9.21, "every row disagrees": 18.42}
 
 
 def eq1_rows(rows) -> list:
@@ -66,20 +69,24 @@ def read_lock(rows, who="") -> str:
     where = (f"of {n} logged Eq. 1 iterations, l_o is below 1 in {counts['below 1']}, in "
              f"[9.0, 9.6] in {counts['9.0-9.6']}, above 17 in {counts['above 17']}")
     if stuck / n >= 0.2:
-        reading = (f"{stuck / n:.0%} sit on the disagreeing plateaus (9.2, 18.4) of one-hot rows "
-                   "that pick different prototypes: OCC locked there")
+        reading = (f"{stuck / n:.0%} sit on the plateaus of one-hot rows that pick different "
+                   "prototypes (9.21, 18.42), where the released log gives almost no gradient")
     elif counts["below 1"] / n >= 0.2:
         reading = (f"{stuck / n:.0%} on the disagreeing plateaus; l_o near 0 in "
                    f"{counts['below 1'] / n:.0%}: rows that agree (saturated or not)")
-    else:
+    elif stuck:
         reading = f"only {stuck / n:.0%} on the disagreeing plateaus: l_o moves between them"
+    else:
+        reading = "none on the disagreeing plateaus: l_o moves between them"
     sentence = f"{who}{where}; {reading}."
     health = health_summary(rows)
     if health is not None:
-        mismatch = ("none saturated" if health["mismatch"] is None
-                    else f"of those {health['mismatch']:.0%} pick different prototypes")
-        sentence += (f" Rows saturated in both branches: {health['saturated']:.0%} on average, "
-                     f"{mismatch}; median |∂l_o/∂z| {_g(health['grad'])}")
+        if health["mismatch"] is None:
+            saturated = "Rows saturated in both branches: none"
+        else:
+            saturated = (f"Rows saturated in both branches: {health['saturated']:.0%} on average, "
+                         f"of those {health['mismatch']:.0%} pick different prototypes")
+        sentence += f" {saturated}; median |∂l_o/∂z| {_g(health['grad'])}"
         if health["grad_locked"] is not None:
             sentence += f", {_g(health['grad_locked'])} in iterations with l_o > 9"
         sentence += "."

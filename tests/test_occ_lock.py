@@ -37,7 +37,7 @@ def test_warm_up_rows_do_not_count_and_the_readings_follow_the_numbers():
                                                "above 17": 0}
     assert "l_o near 0 in 80%" in occ_lock.read_lock(agreeing)
     moving = [_row(i, 2.0 + i / 10) for i in range(10)]
-    assert "only 0% on the disagreeing plateaus" in occ_lock.read_lock(moving)
+    assert "none on the disagreeing plateaus" in occ_lock.read_lock(moving)
 
 
 def test_health_columns_are_summarised_and_the_locked_gradient_named():
@@ -49,7 +49,9 @@ def test_health_columns_are_summarised_and_the_locked_gradient_named():
     health = occ_lock.health_summary(rows)
     assert health == pytest.approx({"saturated": 0.5, "mismatch": 1.0, "grad": 1e-8, "grad_locked": 5.5e-9})
     sentence = occ_lock.read_lock(rows)
-    assert "67% sit on the disagreeing plateaus" in sentence
+    assert "67% sit on the plateaus of one-hot rows that pick different prototypes" in sentence
     assert "Rows saturated in both branches: 50% on average, of those 100% pick different" in sentence
     assert "median |∂l_o/∂z| 1e-08, 5.5e-09 in iterations with l_o > 9." in sentence
     assert occ_lock.health_summary([_row(1, 1.0)]) is None
+    none = [_row(1, 3.0, occ_saturated=0.0, occ_sat_mismatch=nan, occ_grad=0.5)]
+    assert "Rows saturated in both branches: none; median |∂l_o/∂z| 0.5." in occ_lock.read_lock(none)

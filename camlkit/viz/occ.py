@@ -308,9 +308,10 @@ def pca_project(*feature_sets, n_components: int = 2):
 def pca_2d(memory_feats, memory_cls, unl_feats, unl_cls, max_points: int = 600, seed: int = 0):
     """Scatter of memory-bank and unlabeled embeddings on their first two principal axes.
 
-    Memory prototypes are circles in the class colours (stored where both branches are right:
-    the label's grey and green); unlabeled voxels are crosses in their own colours (their class
-    is f_v's prediction: :data:`camlkit.viz.colors.PREDICTED_CLASS_INKS`), never the memory's.
+    Memory prototypes are open rings in the class colours (stored where both branches are right:
+    the label's grey and green), drawn under the crosses; unlabeled voxels are crosses in their
+    own colours (their class is f_v's prediction: camlkit.viz.colors.PREDICTED_CLASS_INKS),
+    never the memory's.
     The crosses of both classes are drawn in one shuffled layer, so neither class hides under
     the other; at most ``max_points`` per class are drawn (a seeded sample; the legend gives
     the counts). The principal axes come from all embeddings.
@@ -323,6 +324,12 @@ def pca_2d(memory_feats, memory_cls, unl_feats, unl_cls, max_points: int = 600, 
     memory_cls, unl_cls = to_numpy(memory_cls).ravel(), to_numpy(unl_cls).ravel()
     rng = np.random.default_rng(seed)
     fig = go.Figure()
+    for c in np.unique(memory_cls):  # the prototypes as open rings, under the crosses
+        sel, ink = mem[memory_cls == c], class_ink(c)
+        fig.add_trace(go.Scatter(x=sel[:, 0], y=sel[:, 1], mode="markers",
+                                 name=f"memory, {ink.name}: {len(sel):,}",
+                                 marker=dict(symbol="circle-open", size=9, color=ink.plotly(),
+                                             line=dict(width=1.5))))
     shown = []
     for c in np.unique(unl_cls):  # legend entries; the points follow in one shuffled trace
         where = np.flatnonzero(unl_cls == c)
@@ -338,14 +345,9 @@ def pca_2d(memory_feats, memory_cls, unl_feats, unl_cls, max_points: int = 600, 
                                          color=[predicted_ink(c).plotly() for c in unl_cls[order]]),
                              hovertext=[predicted_ink(c).name for c in unl_cls[order]],
                              hoverinfo="text"))
-    for c in np.unique(memory_cls):  # the prototypes on top: few, outlined
-        sel, ink = mem[memory_cls == c], class_ink(c)
-        fig.add_trace(go.Scatter(x=sel[:, 0], y=sel[:, 1], mode="markers",
-                                 name=f"memory, {ink.name}: {len(sel):,}",
-                                 marker=dict(symbol="circle", size=7, opacity=0.8,
-                                             color=ink.plotly(),
-                                             line=dict(width=0.5, color="black"))))
     fig.update_layout(xaxis_title=f"PC 1 ({100 * explained[0]:.0f} % of variance)",
                       yaxis_title=f"PC 2 ({100 * explained[1]:.0f} % of variance)",
-                      width=660, height=480, margin=dict(t=30))
+                      legend=dict(orientation="h", y=-0.18, x=0, yanchor="top"),
+                      width=660, height=560, margin=dict(t=30))
     return fig
+
