@@ -23,7 +23,12 @@ OCC (§2.3, Eq. 2; ``sim`` of shape ``(m, n)``: unlabeled voxels x memory protot
 * :func:`normalised_entropy` again, over prototypes.
 
 :func:`attention_figures`, :func:`occ_figures` collect them; :func:`read_attention` and
-:func:`read_occ` turn them into a sentence chosen from the numbers.
+:func:`read_occ` turn them into a sentence chosen from the numbers, :func:`read_draws` the OCC
+figures of several draws of prototypes (and whether the reading depends on the draw).
+
+From a network: :func:`network_attention`, and :func:`network_occ`, which computes OCC's rows
+with the training step's own functions (camlkit.step.update_memory, camlkit.step.occ_part) and
+the run's stored StepConfig, so a figure shows what training computed.
 """
 
 import math
