@@ -231,8 +231,8 @@ def random_twin(net, seed=0):
 
 # What a notebook trains when no finished run exists (``size`` = the notebook's run size).
 # "full": the quick preset cut to 300 iterations (250 warm-up + 50 of Eq. 1), no evaluation:
-#   measured 8.6 minutes with one thread on a 2-core machine shared with other jobs (a laptop
-#   CPU with 4+ threads: a few minutes, not measured).
+#   measured 8.6 minutes on 2026-11-27 with one thread on the project's 2-core machine, shared
+#   with other jobs (a laptop CPU with 4+ threads: a few minutes, not measured).
 # "smoke": seconds; big enough (4 filters, Adam) that the network predicts both classes, so OCC's
 #   memory bank holds prototypes of each.
 SHORT_RUNS = {
