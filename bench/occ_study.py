@@ -5,17 +5,19 @@ writes cosine similarity. With dot products an embedding of large norm can domin
 of the omni-correlation matrix (a collapse onto one prototype); cosine bounds every logit to
 [-1/t, 1/t]. This study trains CAML with each similarity for several seeds, evaluates Dice at
 the final iteration (camlkit.train), and measures OCC's structure on a fixed set of crops
-(camlkit.structure.network_occ): the memory bank filled from the first 4 labeled training cases,
-the rows from the first ``--crops`` test cases, one seeded crop each, prepared as the network was
-trained (camlkit.runs.matched_crops). Each network is measured with the similarity and
-temperature it was trained with.
+(camlkit.structure.network_occ, which calls the training step's own OCC code): the memory bank
+filled from the first 4 labeled training cases, the rows from the first ``--crops`` test cases,
+one seeded crop each, prepared as the network was trained (camlkit.runs.matched_crops). Each
+network is measured with the Eq. 1 step it was trained with (its stored StepConfig: similarity,
+temperature, heads_on, bank_fa_rows, occ_log; j capped at what the small bank holds).
 
     python bench/occ_study.py --seeds 3407 1 --device cuda --data data/LA --out runs/occ_study
     python bench/occ_study.py --preset smoke --seeds 1 --data ../shared/LA --out /tmp/occ_smoke
 
 Writes ``OUT/<similarity>-seed<seed>/`` (run folders; a finished one is reused, a cut one
 resumed), ``OUT/occ_study.csv`` (one row per run) and ``OUT/occ_study.md`` (that table plus
-mean ± std per similarity). The quick preset takes about 13 minutes per run on a 2-core CPU.
+mean ± std per similarity). A quick-preset run took about 13 minutes on the project's 2-core
+CPU (measured 2026-11, one thread, the machine shared with other work).
 """
 
 import argparse
@@ -78,12 +80,11 @@ def measure(run_dir, data, n_crops) -> dict:
     labeled, unlabeled = fixed_crops(data, settings, n_crops)
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = read_log(run_dir / "log.csv")
-    result = {"similarity": settings.similarity, "iterations": settings.iterations,
+    result = {"similarity": settings.step.similarity, "iterations": settings.iterations,
               "dice": summary["dice"][0], "l_o_last_logged": rows[-1]["l_o"] if rows else None,
               "run": str(run_dir), "note": ""}
     try:
-        measured = structure.network_occ(net, labeled, unlabeled, settings.j, settings.top_i,
-                                         settings.occ_temperature, settings.similarity or "dot")
+        measured = structure.network_occ(net, labeled, unlabeled, settings.step)
     except ValueError as err:  # e.g. a network that predicts one class: OCC is undefined
         return {**result, **dict.fromkeys(("same_class", "chance", "collapse", "entropy",
                                            "l_o_measured")), "note": f"undefined: {err}"}

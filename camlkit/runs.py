@@ -17,7 +17,8 @@ A run folder (camlkit.train) holds ``config.json`` and, once training finished,
 A run's settings are its stored config tree (camlkit.checkpoint.checkpoint_config, read back by
 camlkit.config.from_dict). A checkpoint without one is read as ``camlkit predict`` reads it
 (camlkit.inference.stored_settings); the authors' released weights store nothing and get the
-released settings (scale 1, no per-case z-score, 112x112x80 patches, 16 filters).
+released settings (scale 1, no per-case z-score, 112x112x80 patches, 16 filters, the released
+Eq. 1 step ``StepConfig()``).
 """
 
 import dataclasses
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from camlkit.errors import CamlkitError
+from camlkit.step import StepConfig
 
 CHECKPOINT_ENV = "CAMLKIT_CHECKPOINT"
 FINAL = "model_final.pth"
@@ -159,9 +161,10 @@ def describe(path) -> str:
     trained = ", ".join(f"{k} {v}" for k, v in (("preset", settings.preset),
                                                  ("method", settings.method),
                                                  ("labeled", settings.labeled),
-                                                 ("iterations", settings.iterations),
-                                                 ("similarity", settings.similarity))
+                                                 ("iterations", settings.iterations))
                         if v is not None)
+    if settings.preset is not None:  # a run's stored step: say how its OCC was computed
+        trained += f", OCC {settings.step.similarity} / t {settings.step.occ_temperature:g}"
     return f"{path} ({trained or 'released weights'}; written {when})"
 
 
@@ -169,7 +172,13 @@ def describe(path) -> str:
 
 @dataclass(frozen=True)
 class TrainedSettings:
-    """How a checkpoint's network was trained, as far as its inputs are concerned."""
+    """How a checkpoint's network was trained: its inputs, and its Eq. 1 step (``step``).
+
+    ``step`` is the run's whole stored camlkit.step.StepConfig, so an analysis computes OCC as
+    training did (camlkit.structure.network_occ): j, top_i, similarity, occ_temperature,
+    occ_log, bank_fa_rows, heads_on. A checkpoint without a run config (the authors' released
+    weights) gets the released step, ``StepConfig()``.
+    """
     scale: float = 1.0
     zscore_case: bool = False
     patch_size: tuple = (112, 112, 80)
@@ -180,10 +189,7 @@ class TrainedSettings:
     labeled: int | None = None
     preset: str | None = None
     iterations: int | None = None
-    similarity: str | None = None  # step.similarity; None: not stored (released: "dot")
-    occ_temperature: float = 0.1  # OCC's t (step.occ_temperature)
-    j: int = 256
-    top_i: int = 12800
+    step: StepConfig = field(default_factory=StepConfig)  # released defaults when not stored
     model: dict = field(default_factory=dict)  # the stored CAMLConfig fields
 
     @classmethod
@@ -200,9 +206,7 @@ class TrainedSettings:
                        patch_size=tuple(run.patch_size), stride=tuple(run.eval_stride),
                        n_filters=run.model.n_filters, proj_dim=run.model.proj_dim,
                        method=run.method, labeled=run.labeled, preset=run.preset,
-                       iterations=run.iterations, similarity=run.step.similarity,
-                       occ_temperature=run.step.occ_temperature, j=run.step.j,
-                       top_i=run.step.top_i, model=model)
+                       iterations=run.iterations, step=run.step, model=model)
         stored, base = stored_settings(path), cls()
         return cls(
             scale=float(stored.get("scale", base.scale)),
@@ -253,8 +257,8 @@ def random_twin(net, seed=0):
 
 # What a notebook trains when no finished run exists (``size`` = the notebook's run size).
 # "full": the quick preset cut to 300 iterations (250 warm-up + 50 of Eq. 1), no evaluation:
-#   measured 8.6 minutes with one thread on a 2-core machine shared with other jobs (a laptop
-#   CPU with 4+ threads: a few minutes, not measured).
+#   measured 8.6 minutes on 2026-11-27 with one thread on the project's 2-core machine, shared
+#   with other jobs (a laptop CPU with 4+ threads: a few minutes, not measured).
 # "smoke": seconds; big enough (4 filters, Adam) that the network predicts both classes, so OCC's
 #   memory bank holds prototypes of each.
 SHORT_RUNS = {

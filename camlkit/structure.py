@@ -23,7 +23,12 @@ OCC (§2.3, Eq. 2; ``sim`` of shape ``(m, n)``: unlabeled voxels x memory protot
 * :func:`normalised_entropy` again, over prototypes.
 
 :func:`attention_figures`, :func:`occ_figures` collect them; :func:`read_attention` and
-:func:`read_occ` turn them into a sentence chosen from the numbers.
+:func:`read_occ` turn them into a sentence chosen from the numbers, :func:`read_draws` the OCC
+figures of several draws of prototypes (and whether the reading depends on the draw).
+
+From a network: :func:`network_attention`, and :func:`network_occ`, which computes OCC's rows
+with the training step's own functions (camlkit.step.update_memory, camlkit.step.occ_part) and
+the run's stored StepConfig, so a figure shows what training computed.
 """
 
 import math
@@ -194,24 +199,66 @@ def occ_figures(sim, row_class, col_class) -> dict:
             "same_class_by_class": same_class_by_class(sim, row_class, col_class)}
 
 
-def read_occ(figures, who="") -> str:
-    """A sentence reading :func:`occ_figures` honestly, chosen from the numbers."""
-    who = f"{who}: " if who else ""
+def _peak(figures) -> tuple[str, str]:
+    """(kind, words) for how the rows peak: one bright column, broad rows sharing an argmax,
+    partly collapsed, or no collapse."""
     collapse = figures["collapse"]
     weight = figures.get("collapse_weight")
     held = "" if weight is None else f", which holds {weight:.0%} of their weight on average"
     if collapse > 0.2 and weight is not None and weight < 0.2:
-        peak = (f"no bright column: {collapse:.0%} of rows share a top prototype{held} "
-                "(broad rows)")
-    elif collapse > 0.5:
-        peak = f"collapsed: {collapse:.0%} of rows peak on the same prototype{held}"
-    elif collapse > 0.2:
-        peak = f"partly collapsed: {collapse:.0%} of rows peak on the same prototype{held}"
-    else:
-        peak = f"no collapse: at most {collapse:.0%} of rows share a top prototype"
+        return "no bright column", (f"no bright column: {collapse:.0%} of rows share a top "
+                                    f"prototype{held} (broad rows)")
+    if collapse > 0.5:
+        return "collapsed", f"collapsed: {collapse:.0%} of rows peak on the same prototype{held}"
+    if collapse > 0.2:
+        return "partly collapsed", (f"partly collapsed: {collapse:.0%} of rows peak on the same "
+                                    f"prototype{held}")
+    return "no collapse", f"no collapse: at most {collapse:.0%} of rows share a top prototype"
+
+
+def occ_verdict(figures) -> tuple[str, str, str]:
+    """The words :func:`read_occ` chooses: (versus chance, peak, spread), e.g. ``("at chance",
+    "collapsed", "peaked rows")``; two draws with the same verdict read the same."""
+    return (_versus_chance(figures["same_class"], figures["chance"]), _peak(figures)[0],
+            _spread(figures["entropy"]))
+
+
+def read_occ(figures, who="") -> str:
+    """A sentence reading :func:`occ_figures` honestly, chosen from the numbers."""
+    who = f"{who}: " if who else ""
     return (f"{who}same-class mass {figures['same_class']:.1%} vs chance {figures['chance']:.0%} "
             f"({_versus_chance(figures['same_class'], figures['chance'])}{_one_sided(figures)}); "
-            f"{peak}; entropy {figures['entropy']:.3f} ({_spread(figures['entropy'])}).")
+            f"{_peak(figures)[1]}; entropy {figures['entropy']:.3f} ({_spread(figures['entropy'])}).")
+
+
+def read_draws(draws, who="") -> str:
+    """Figures over several draws of prototypes (network_occ's ``"draws"``): mean ± std and
+    range of each, and whether the verdict (:func:`occ_verdict`) depends on the draw."""
+    who = f"{who}: " if who else ""
+    values = {"same-class mass": ([d["figures"]["same_class"] for d in draws], ".1%"),
+              "collapse": ([d["figures"]["collapse"] for d in draws], ".0%"),
+              "entropy": ([d["figures"]["entropy"] for d in draws], ".3f"),
+              "l_o": ([d["l_o"] for d in draws], ".4f")}
+    parts = []
+    for name, (v, form) in values.items():
+        v = torch.tensor(v, dtype=torch.float64)
+        sd = float(v.std()) if len(v) > 1 else 0.0
+        mean, low, high = (_num(x, form) for x in (v.mean(), v.min(), v.max()))
+        parts.append(f"{name} {mean} ± {_num(sd, form)} ({low} to {high})")
+    verdicts = [occ_verdict(d["figures"]) for d in draws]
+    differ = [i for i, words in enumerate(zip(*verdicts)) if len(set(words)) > 1]
+    if not differ:
+        verdict = f"every draw reads the same ({', '.join(verdicts[0])})"
+    else:
+        changes = "; ".join(" / ".join(dict.fromkeys(v[i] for v in verdicts)) for i in differ)
+        verdict = f"the verdict depends on the draw: {changes}"
+    return f"{who}over {len(draws)} draws, " + ", ".join(parts) + f"; {verdict}."
+
+
+def _num(value, form) -> str:
+    """``value`` in format ``form``, never "-0" (a loss of -1e-9 reads 0)."""
+    value = float(value)
+    return format(0.0 if abs(value) < 1e-6 else value, form)
 
 
 def _one_sided(figures) -> str:
@@ -248,31 +295,37 @@ def network_attention(net, image, label) -> dict:
             "figures": attention_figures(attn["intra"], atrium, attn["inter"])}
 
 
+
 @torch.no_grad()
-def network_occ(net, labeled, unlabeled, j, top_i, temperature=0.1, similarity="dot",
-                seed=0, select=None) -> dict:
-    """Omni-correlation rows of a CAMLNet on crops, computed as one training step computes them.
+def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1) -> dict:
+    """Omni-correlation rows of a CAMLNet on crops, computed by the training step's own code.
 
     ``labeled``: ``{"image" (b_l, 1, h, w, d), "label" (b_l, h, w, d)}``, ``unlabeled``: images
-    (b_u, 1, h, w, d), prepared as the network was trained (camlkit.runs.matched_crops). One
-    forward of both in training mode (batch statistics; dropout seeded by ``seed``), on a copy
-    so the network's running statistics stay as they were (the heads too run in training mode
-    for z_v and z_a, as in camlkit.step.occ_term). A fresh memory bank with one slot per
-    labeled crop is filled by camlkit.step.update_memory; min(j, smallest class count)
-    prototypes per class are drawn (seeded), the top ``top_i`` confident unlabeled voxels per
-    class are kept (camlkit.occ.sample_unlabeled), and both branches' rows are computed with
-    camlkit.occ.omni_correlation(``temperature``, ``similarity``).
+    (b_u, 1, h, w, d), prepared as the network was trained (camlkit.runs.matched_crops);
+    ``step_cfg``: the run's camlkit.step.StepConfig (camlkit.runs.TrainedSettings.step). As one
+    training step: one forward of the batch (labeled first) in training mode, on a copy so the
+    network's running statistics stay as they were (``seed`` seeds its dropout); a fresh memory
+    bank with one slot per labeled crop filled by camlkit.step.update_memory; then
+    camlkit.step.occ_part — the draw of j prototypes per class, the top-i unlabeled voxels, the
+    heads, the rows and l_o, with every option of ``step_cfg`` (heads_on, bank_fa_rows,
+    similarity, occ_temperature, occ_log). The one change: a bank filled from a few crops can
+    hold fewer than the run's j embeddings of a class, which would leave that class out of the
+    columns, so j is capped at the smallest class count (``dataclasses.replace(step_cfg, j=...)``).
 
     ``select``: another CAMLNet whose predictions choose the voxels and their classes (bank
     contents and unlabeled rows) while ``net`` gives the embeddings — e.g. a random network's
-    embeddings at the voxels a trained one picks, the "random weights" baseline when a random
-    network predicts one class only.
+    embeddings at the voxels a trained one picks (a random network predicts one class only).
 
-    Returns ``{"sim_vp", "sim_ap" (m, n), "row_class", "row_conf" (m,), "col_class" (n,),
-    "z_v", "z_a" (m, c'), "z_p" (n, c'), "bank", "l_o", "figures"}`` (figures of sim_vp);
-    ValueError when a class has no stored prototype or no confident unlabeled voxel.
+    ``draws``: how many draws of prototypes from the same bank; draw k is seeded ``seed + k``
+    (torch.manual_seed just before it).
+
+    Returns the first draw's ``{"sim_vp", "sim_ap" (m, n), "row_class", "row_conf" (m,),
+    "col_class" (n,), "z_v", "z_a" (m, c'), "z_p" (n, c'), "bank", "j", "l_o", "figures"}``
+    (figures of sim_vp) and ``"draws"``: ``[{"seed", "l_o", "figures"}]`` of every draw.
+    ValueError when a class has no stored prototype or no unlabeled voxel is picked.
     """
     import copy
+    import dataclasses
 
     from camlkit import occ, step
 
@@ -285,26 +338,27 @@ def network_occ(net, labeled, unlabeled, j, top_i, temperature=0.1, similarity="
     if select is not None:
         torch.manual_seed(seed)
         chooser = copy.deepcopy(select).train()(image)
-    p_v, p_a = chooser["logits_v"].float().softmax(1), chooser["logits_a"].float().softmax(1)
+    p_v = torch.softmax(chooser["logits_v"].float(), dim=1)  # (b, C, h, w, d), as caml_step
+    p_a = torch.softmax(chooser["logits_a"].float(), dim=1)
     bank = occ.MemoryBank(n_l, net.config.proj_dim)
-    step.update_memory(net, bank, out, p_v[:n_l], p_a[:n_l], labeled["label"], range(n_l))
-    j = min(j, int(bank.class_counts().min()))
-    torch.manual_seed(seed)  # the draw of prototypes
-    if j == 0:
+    step.update_memory(net, bank, out, p_v[:n_l], p_a[:n_l], labeled["label"], range(n_l),
+                       step_cfg.bank_fa_rows)
+    cfg = dataclasses.replace(step_cfg, j=min(step_cfg.j, int(bank.class_counts().min())))
+    if cfg.j < occ.MIN_ROWS:
         raise ValueError(f"the memory bank holds {bank.class_counts().tolist()} embeddings per "
                          "class: no prototype of some class (an untrained network?)")
-    z_p, col_class = bank.sample(j)  # (n, c'), (n,)
-    prob_v, prob_a = step.voxels(p_v[n_l:]), step.voxels(p_a[n_l:])  # (voxels, C)
-    picked = occ.sample_unlabeled(prob_v, prob_a, top_i)
-    if picked is None:
-        raise ValueError("no confident unlabeled voxel of some class: the branches never agree on it")
-    index, row_class = picked
-    z_v = net.pred_v(net.proj_v(step.voxels(out["feat_v"][n_l:])[index]))  # (m, c')
-    z_a = net.pred_a(net.proj_a(step.voxels(out["feat_a"][n_l:])[index]))
-    sim_vp = occ.omni_correlation(z_v, z_p, temperature, similarity)  # (m, n)
-    sim_ap = occ.omni_correlation(z_a, z_p, temperature, similarity)
-    return {"sim_vp": sim_vp, "sim_ap": sim_ap, "row_class": row_class,
-            "row_conf": prob_v[index].max(1).values, "col_class": col_class,
-            "z_v": z_v, "z_a": z_a, "z_p": z_p, "bank": bank,
-            "l_o": float(occ.occ_loss(sim_vp, sim_ap)),
-            "figures": occ_figures(sim_vp, row_class, col_class)}
+    result = {"bank": bank, "j": cfg.j, "draws": []}
+    for k in range(draws):
+        torch.manual_seed(seed + k)  # the draw of prototypes
+        part = step.occ_part(net, bank, out, p_v, p_a, n_l, cfg)
+        if part is None:
+            raise ValueError("no confident unlabeled voxel: the branches never agree on 2 voxels "
+                             "of a class")
+        figures = occ_figures(part["sim_vp"], part["row_class"], part["col_class"])
+        result["draws"].append({"seed": seed + k, "l_o": float(part["l_o"]), "figures": figures})
+        if k == 0:
+            conf = step.voxels(p_v[n_l:])[part["index"]].max(1).values  # f_v's confidence
+            result.update({key: part[key] for key in ("sim_vp", "sim_ap", "row_class",
+                                                       "col_class", "z_v", "z_a", "z_p")},
+                          row_conf=conf, l_o=float(part["l_o"]), figures=figures)
+    return result

@@ -68,15 +68,30 @@ def test_settings_read_from_the_stored_config(trained):
     assert settings.patch_size == smoke.patch_size and settings.stride == smoke.eval_stride
     assert (settings.n_filters, settings.proj_dim) == (smoke.model.n_filters, smoke.model.proj_dim)
     assert (settings.method, settings.labeled, settings.preset) == ("caml", 4, "smoke")
-    assert settings.similarity == "dot" and settings.iterations == smoke.iterations
-    assert (settings.j, settings.top_i) == (smoke.step.j, smoke.step.top_i)
-    assert settings.occ_temperature == smoke.step.occ_temperature == 0.1
+    assert settings.iterations == smoke.iterations
+    assert settings.step == smoke.step  # every field of the Eq. 1 step: OCC as it was trained
     stored = runs.stored_config(caml / runs.FINAL)  # the run's whole config tree
     assert (stored.seed, stored.out, stored.model, stored.step) == (1, str(caml), smoke.model, smoke.step)
     assert settings.predict_kwargs() == {"patch_size": smoke.patch_size, "stride": smoke.eval_stride,
                                          "scale": smoke.scale, "zscore_case": smoke.zscore_case}
     line = runs.describe(caml / runs.FINAL)
     assert str(caml) in line and "method caml" in line and "preset smoke" in line
+    assert "OCC dot / t 0.1" in line
+
+
+def test_settings_restore_every_step_field_the_run_stored(la_dir, tmp_path):
+    """A run trained with non-default OCC options gets them back (heads_on, bank_fa_rows, ...)."""
+    from camlkit.step import StepConfig
+
+    fields = {"step.heads_on": "picked", "step.bank_fa_rows": "per_voxel", "step.occ_log": "log_softmax",
+              "step.similarity": "cosine", "step.occ_temperature": 0.2, "step.j": 4, "step.top_i": 16}
+    run = train(make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), iterations=3,
+                            progress=False, **fields), evaluate=False)
+    step = runs.TrainedSettings.from_checkpoint(run / runs.FINAL).step
+    assert isinstance(step, StepConfig)
+    assert (step.heads_on, step.bank_fa_rows, step.occ_log, step.similarity) == (
+        "picked", "per_voxel", "log_softmax", "cosine")
+    assert (step.occ_temperature, step.j, step.top_i) == (0.2, 4, 16)
 
 
 def test_load_trained_gives_the_checkpoint_weights(trained):
@@ -120,6 +135,9 @@ def test_released_weights_get_the_released_settings(tmp_path):
     path = tmp_path / "iter_15000.pth"
     torch.save(released, path)
     assert runs.TrainedSettings.from_checkpoint(path) == runs.TrainedSettings()
+    step = runs.TrainedSettings().step  # the released step: j 256, i 12800, dot / 0.1, as released
+    assert (step.j, step.top_i, step.similarity, step.occ_temperature) == (256, 12800, "dot", 0.1)
+    assert (step.bank_fa_rows, step.heads_on, step.occ_log) == ("scrambled", "agreeing", "eps")
     loaded, _ = runs.load_trained(path)
     assert torch.equal(loaded.state_dict()["f_v.decoder.out_conv.weight"], net.state_dict()["f_v.decoder.out_conv.weight"])
 

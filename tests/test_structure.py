@@ -144,12 +144,27 @@ def test_collapse_weight_tells_a_bright_column_from_broad_rows_sharing_an_argmax
     assert "no bright column: 100% of rows share a top prototype" in sentence
 
 
-def test_network_figures_on_real_crops(la_dir, tmp_path):
+@pytest.fixture(scope="module")
+def smoke_net(la_dir, tmp_path_factory):
+    """A smoke-trained CAMLNet (both classes predicted), its settings and real LA crops."""
+    from camlkit.data import load_split
+    from camlkit.runs import load_trained, matched_crops, train_short
+
+    root = tmp_path_factory.mktemp("runs")
+    net, settings = load_trained(train_short("smoke", la_dir, root=root, progress=False))
+    split = load_split(la_dir, 4)
+    labeled = matched_crops(split.labeled[:2], settings, seed=0)
+    unlabeled = matched_crops(split.unlabeled[:2], settings, seed=1)
+    return net, settings, labeled, unlabeled["image"]
+
+
+def test_network_figures_on_real_crops(la_dir, smoke_net):
     """The network-level helpers on real LA crops: a random CAMLNet, whose rows are close to
     uniform and whose predictions hold one class only (OCC undefined), and a smoke-trained one."""
     from camlkit.caml import CAMLNet
     from camlkit.data import load_split
-    from camlkit.runs import TrainedSettings, load_trained, matched_crops, train_short
+    from camlkit.runs import TrainedSettings, matched_crops
+    from camlkit.step import StepConfig
 
     split = load_split(la_dir, 4)
     settings = TrainedSettings(scale=0.25, zscore_case=True, patch_size=(32, 32, 16), n_filters=2)
@@ -162,24 +177,98 @@ def test_network_figures_on_real_crops(la_dir, tmp_path):
     assert attn["figures"]["entropy"] > 0.9  # a random network's rows are close to uniform
     unlabeled = matched_crops(split.unlabeled[:2], settings, seed=1)
     with pytest.raises(ValueError, match="embeddings per class"):
-        structure.network_occ(random, labeled, unlabeled["image"], j=8, top_i=32)
+        structure.network_occ(random, labeled, unlabeled["image"], StepConfig(j=8, top_i=32))
 
-    net, settings = load_trained(train_short("smoke", la_dir, root=tmp_path, progress=False))
-    labeled = matched_crops(split.labeled[:2], settings, seed=0)
-    unlabeled = matched_crops(split.unlabeled[:2], settings, seed=1)
+    net, settings, labeled, unlabeled = smoke_net
+    cfg = StepConfig(j=8, top_i=32)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    measured = structure.network_occ(net, labeled, unlabeled["image"], j=8, top_i=32)
+    measured = structure.network_occ(net, labeled, unlabeled, cfg, draws=3)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # net untouched
     sim = measured["sim_vp"]
-    assert sim.shape == (len(measured["row_class"]), 16) and set(measured["row_class"].tolist()) == {0, 1}
+    assert measured["j"] == 8 and sim.shape == (len(measured["row_class"]), 16)
+    assert set(measured["row_class"].tolist()) == {0, 1}
     assert torch.allclose(sim.sum(1), torch.ones(len(sim), dtype=sim.dtype))
     assert measured["figures"] == structure.occ_figures(sim, measured["row_class"], measured["col_class"])
-    again = structure.network_occ(net, labeled, unlabeled["image"], j=8, top_i=32)
+    assert [d["seed"] for d in measured["draws"]] == [0, 1, 2]
+    assert measured["draws"][0] == {"seed": 0, "l_o": measured["l_o"], "figures": measured["figures"]}
+    assert len({d["l_o"] for d in measured["draws"]}) > 1  # other prototypes, another l_o
+    again = structure.network_occ(net, labeled, unlabeled, cfg)
     assert torch.equal(again["sim_vp"], sim)  # seeded
-    cosine = structure.network_occ(net, labeled, unlabeled["image"], j=8, top_i=32, similarity="cosine")
+    cosine = structure.network_occ(net, labeled, unlabeled, StepConfig(j=8, top_i=32, similarity="cosine"))
     assert cosine["sim_vp"].shape == sim.shape and not torch.equal(cosine["sim_vp"], sim)
+    capped = structure.network_occ(net, labeled, unlabeled, StepConfig(j=10**6, top_i=32))
+    assert capped["j"] == int(capped["bank"].class_counts().min())  # a small bank caps j
     twin = CAMLNet(net.config)  # random weights at the voxels the trained network picks
-    baseline = structure.network_occ(twin, labeled, unlabeled["image"], j=8, top_i=32, select=net)
+    baseline = structure.network_occ(twin, labeled, unlabeled, cfg, select=net)
     assert torch.equal(baseline["row_class"], measured["row_class"])
     assert torch.equal(baseline["bank"].counts, measured["bank"].counts)
     assert not torch.equal(baseline["sim_vp"], sim)
+
+
+class _SeededBank:
+    """A memory bank that seeds torch just before its draw, as network_occ does."""
+
+    def __init__(self, bank, seed):
+        self.bank, self.seed = bank, seed
+
+    def __getattr__(self, name):
+        return getattr(self.bank, name)
+
+    def sample(self, j):
+        torch.manual_seed(self.seed)
+        return self.bank.sample(j)
+
+
+@pytest.mark.parametrize("heads_on", ["agreeing", "picked"])
+@pytest.mark.parametrize("occ_log", ["eps", "log_softmax"])
+def test_network_occ_l_o_is_the_training_steps_l_o(smoke_net, heads_on, occ_log):
+    """The analysis's l_o equals the one a training step computes on the same batch, weights and
+    draw of prototypes (the same seed before the forward and before the draw)."""
+    import copy
+
+    from camlkit.occ import MemoryBank
+    from camlkit.step import StepConfig, caml_step
+
+    net, _, labeled, unlabeled = smoke_net
+    cfg = StepConfig(j=8, top_i=32, heads_on=heads_on, occ_log=occ_log)
+    measured = structure.network_occ(net, labeled, unlabeled, cfg, seed=5)
+    assert measured["j"] == cfg.j  # the bank holds 8 of each class: nothing capped
+
+    training = copy.deepcopy(net).train()
+    image = torch.cat([labeled["image"], unlabeled])
+    label = torch.cat([labeled["label"], torch.zeros_like(labeled["label"])])  # unlabeled: unread
+    bank = _SeededBank(MemoryBank(2, net.config.proj_dim), seed=5)
+    torch.manual_seed(5)
+    loss, parts = caml_step(training, image, label, 2, 100, cfg, bank, slots=[0, 1])
+    loss.backward()  # the step is a real training step, with its graph
+    assert parts["l_o"] > 0
+    assert float(parts["l_o"]) == pytest.approx(measured["l_o"], rel=1e-6, abs=1e-7)
+    assert torch.equal(bank.counts, measured["bank"].counts)
+
+
+def test_the_heads_option_changes_the_rows(smoke_net):
+    """heads_on is not a no-op here: BatchNorm over all agreeing voxels vs over the picked ones."""
+    from camlkit.step import StepConfig
+
+    net, _, labeled, unlabeled = smoke_net
+    agreeing = structure.network_occ(net, labeled, unlabeled, StepConfig(j=8, top_i=32))
+    picked = structure.network_occ(net, labeled, unlabeled, StepConfig(j=8, top_i=32, heads_on="picked"))
+    assert torch.equal(agreeing["row_class"], picked["row_class"])
+    assert not torch.allclose(agreeing["z_v"], picked["z_v"])
+
+
+def test_read_draws_says_when_the_verdict_depends_on_the_draw():
+    def draw(same, collapse, l_o):
+        return {"l_o": l_o, "figures": {"same_class": same, "chance": 0.5, "collapse": collapse,
+                                        "collapse_weight": 0.9, "entropy": 0.1}}
+
+    steady = [draw(0.9, 0.1, 1.0), draw(0.92, 0.12, 1.2)]
+    sentence = structure.read_draws(steady, "trained")
+    assert sentence.startswith("trained: over 2 draws, same-class mass 91.0% ± 1.4% (90.0% to 92.0%), "
+                               "collapse 11% ± 1% (10% to 12%), entropy 0.100 ± 0.000 (0.100 to "
+                               "0.100), l_o 1.1000 ± 0.1414 (1.0000 to 1.2000)")
+    assert "every draw reads the same (well above chance, no collapse, peaked rows)" in sentence
+    shaky = [draw(0.9, 0.1, -1e-9), draw(0.5, 0.9, 0.0)]
+    sentence = structure.read_draws(shaky)
+    assert "the verdict depends on the draw: well above chance / at chance; no collapse / collapsed" in sentence
+    assert "-0" not in sentence and "l_o 0.0000 ± 0.0000 (0.0000 to 0.0000)" in sentence

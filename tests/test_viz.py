@@ -189,13 +189,40 @@ def test_omni_correlation_heatmap_reorders_the_matrix():
     assert np.asarray(fig.data[0].z).tolist() == [[5, 4], [3, 2], [1, 0]]
 
 
+def test_omni_correlation_explorer_starts_with_every_row_and_the_steps_l_o():
+    from camlkit import occ
+
+    gen = torch.Generator().manual_seed(1)
+    z_v, z_a, z_p = (3 * torch.randn(n, 4, generator=gen) for n in (10, 10, 6))
+    row_class, col_class = np.array([0, 1] * 5), np.array([0, 0, 0, 1, 1, 1])
+    ex = viz.omni_correlation_explorer(z_v, z_a, z_p, row_class, np.linspace(0.5, 1, 10), col_class)
+    assert (ex.controls["i"].value, ex.controls["j"].value) == (5, 3)  # every row and column
+    assert ex.figure.layout.meta["l_o"] == pytest.approx(
+        float(_ce(_dot_softmax(z_v, z_p, 0.1), _dot_softmax(z_a, z_p, 0.1))), rel=1e-5)
+    stable = viz.omni_correlation_explorer(z_v, z_a, z_p, row_class, np.linspace(0.5, 1, 10),
+                                           col_class, similarity="cosine", occ_log="log_softmax")
+    logits_v = occ.correlation_logits(z_v, z_p, 0.1, "cosine")
+    expected = occ.occ_loss(logits_v.softmax(1), occ.omni_correlation(z_a, z_p, 0.1, "cosine"),
+                            logits_v.log_softmax(1))
+    assert stable.figure.layout.meta["l_o"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_a_loss_of_minus_zero_reads_zero():
+    from camlkit.viz.occ import format_loss
+
+    assert format_loss(-1e-8) == "0.0000" and format_loss(-0.0) == "0.0000"
+    assert format_loss(18.420681) == "18.4207"
+    z = torch.tensor([[10.0, 0.0]])  # one row, one-hot on prototype 0 in both branches
+    fig = viz.omni_correlation_figure(z, z, torch.eye(2) * 10, [0], [1.0], [0, 1], i=1, j=1)
+    assert fig.layout.meta["l_o"] <= 0 and "l_o = 0.0000" in fig.layout.title.text
+
+
 def test_omni_correlation_explorer_recomputes_with_temperature():
     gen = torch.Generator().manual_seed(0)
     z_v, z_a, z_p = (torch.randn(n, 4, generator=gen) for n in (10, 10, 6))
     row_class, col_class = np.array([0, 1] * 5), np.array([0, 0, 0, 1, 1, 1])
     row_conf = np.linspace(0.5, 1.0, 10)
-    ex = viz.omni_correlation_explorer(z_v, z_a, z_p, row_class, row_conf, col_class,
-                                       correlate=_dot_softmax, loss=_ce, i=3, j=2)
+    ex = viz.omni_correlation_explorer(z_v, z_a, z_p, row_class, row_conf, col_class, i=3, j=2)
     z = np.asarray(ex.figure.data[0].z)
     assert z.shape == (6, 4) and np.allclose(z.sum(1), 1.0)  # rows are distributions
     l_o = ex.figure.layout.meta["l_o"]
@@ -216,7 +243,7 @@ def test_pca_project_finds_the_main_axis():
     mean = np.concatenate([a, b]).mean(0)
     assert np.allclose(pa[:, 0], a[:, 0] - mean[0], atol=0.05)  # sign fixed: loading positive
     fig = viz.pca_2d(torch.tensor(a), np.zeros(50, int), b, np.r_[np.zeros(15, int), np.ones(15, int)])
-    assert len(fig.data) == 3
+    assert len(fig.data) == 4  # 2 legend entries + 1 layer of unlabeled crosses + memory
 
 
 # ----------------------------------------------------------------------------- results
@@ -513,8 +540,42 @@ def test_find_data_dir_prefers_the_environment(tmp_path, monkeypatch):
 
 def test_memory_bank_figure_stacks_classes_per_slot():
     fig = viz.memory_bank_figure(np.array([[5, 1], [0, 0], [2, 3]]), ["a", "b", "c"])
-    assert [t.name for t in fig.data] == ["background", "atrium"]
-    assert list(fig.data[1].y) == [1, 0, 3] and "11 embeddings" in fig.layout.title.text
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert [t.name for t in bars] == ["background", "atrium"]
+    assert list(bars[1].y) == [1, 0, 3] and "11 embeddings" in fig.layout.title.text
+    assert list(fig.layout.xaxis.ticktext) == ["a", "b", "c"]
+
+
+def test_memory_bank_figure_marks_an_empty_class_with_a_zero_where_its_bar_would_stand():
+    fig = viz.memory_bank_figure(np.array([[5000, 0], [300, 12]]), ["a", "b"])
+    bars = [t for t in fig.data if t.type == "bar"]
+    zeros = [t for t in fig.data if t.type == "scatter"]
+    assert len(zeros) == 1 and list(zeros[0].text) == ["0"]
+    assert list(zeros[0].y) == [1]  # the floor of the log axis (10^0)
+    assert zeros[0].x[0] == pytest.approx(bars[1].x[0])  # slot a's atrium bar position
+    assert zeros[0].marker.line.color == bars[1].marker.color  # in the atrium's colour
+    full = viz.memory_bank_figure(np.array([[5, 1]]), ["a"])
+    assert all(t.type == "bar" for t in full.data)
+
+
+def test_pca_keeps_memory_and_unlabeled_apart_and_no_class_hidden():
+    from camlkit.viz.colors import CLASS_INKS, PREDICTED_CLASS_INKS
+
+    rng = np.random.default_rng(0)
+    fig = viz.pca_2d(rng.normal(size=(8, 3)), np.repeat([0, 1], 4), rng.normal(size=(900, 3)),
+                     np.repeat([0, 1], [800, 100]), max_points=300)
+    colours = {t.name: t.marker.color for t in fig.data if t.name}
+    memory = {c for n, c in colours.items() if n.startswith("memory")}
+    unlabeled = {c for n, c in colours.items() if n.startswith("unlabeled")}
+    assert memory == {ink.plotly() for ink in CLASS_INKS}
+    assert unlabeled == {ink.plotly() for ink in PREDICTED_CLASS_INKS}
+    assert not memory & unlabeled
+    assert "300 of 800" in " ".join(colours) and "100 of 100" in " ".join(colours)
+    points = [t for t in fig.data if not t.name]  # both classes' crosses in one shuffled layer
+    assert len(points) == 1 and len(points[0].x) == 400
+    kinds = list(points[0].hovertext)
+    first_atrium = kinds.index(PREDICTED_CLASS_INKS[1].name)
+    assert first_atrium < 100  # atrium crosses spread through the layer, not all on top
 
 
 def test_find_data_dir_tries_data_la_before_shared_la(tmp_path, monkeypatch):

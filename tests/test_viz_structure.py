@@ -163,7 +163,8 @@ def test_panels_share_one_stated_scale():
 
 def test_memory_bank_on_a_log_axis_with_numbers_and_totals():
     fig = viz.memory_bank_figure(np.array([[62000, 40], [50000, 120]]), ["a", "b"])
-    assert fig.layout.yaxis.type == "log" and fig.layout.barmode == "group"
+    assert fig.layout.yaxis.type == "log"
+    assert list(fig.data[0].x) == [-0.2, 0.8] and list(fig.data[1].x) == [0.2, 1.2]  # side by side
     assert list(fig.data[1].text) == ["40", "120"]
     assert "background 112,000, atrium 160" in fig.layout.title.text
 

@@ -13,6 +13,7 @@ results in. Each figure has a *pure* helper underneath (``take_slice``, ``overla
     cps      the sharpening curve s(p)                               (notebook 3, §2.1)
     cma      intra- and inter-sample attention                       (notebook 4, §2.2)
     occ      omni-correlation, memory bank, PCA                      (notebook 5, §2.3)
+    occ_lock l_o and OCC's row health over a run                     (notebook 5)
     results  error voxels, meshes, slice comparison                  (notebook 7)
     curves   training curves: one panel per loss part, lambda(t)      (notebooks 2, 3, 6)
 
@@ -35,9 +36,10 @@ from camlkit.viz.images import (blended_colorscale, branch_viewer, heat_rgba, ov
 from camlkit.viz.occ import (first_per_class, memory_bank_figure, omni_correlation_explorer,
                              omni_correlation_figure, omni_correlation_heatmap, order_rows_cols,
                              pca_2d, pca_project, top_per_class)
+from camlkit.viz.occ_lock import health_figure
 from camlkit.viz.results import (error_voxels, mesh_figure, scene_box, slice_comparison,
                                 surface_mesh, thin_points)
 from camlkit.viz.widgets import FigureExplorer, Table, displayable, png_bytes
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in (
-    "cma", "colors", "cps", "curves", "data", "images", "occ", "results", "widgets")]
+    "cma", "colors", "cps", "curves", "data", "images", "occ", "occ_lock", "results", "widgets")]

@@ -12,6 +12,9 @@ colour blindness. Titles and legends name each colour with :func:`describe`.
     false negative  blue    (0, 114, 178)    in the label, missed
     f_v             sky     (86, 180, 233)   the V-Net branch's prediction
     f_a             purple  (204, 121, 167)  the attention branch's prediction
+
+Per class (histograms, OCC's memory): background grey, atrium the label's green; a class a
+network predicts (OCC's unlabeled rows): background dark grey, atrium the prediction's yellow.
 """
 
 from __future__ import annotations
@@ -49,6 +52,20 @@ LABEL_COLOR, PRED_COLOR, FP_COLOR, FN_COLOR = LABEL.rgb, PRED.rgb, FP.rgb, FN.rg
 CLASS_NAMES = ("background", "atrium")
 BACKGROUND = Ink("background", (140, 140, 140), "grey")
 CLASS_INKS = (BACKGROUND, Ink("atrium", LABEL.rgb, LABEL.word))  # per class, e.g. in histograms
+
+
+# per class as a network *predicts* it (e.g. OCC's unlabeled rows, notebook 5): atrium in the
+# prediction's yellow, background darker than the label's grey, so neither is read as a label
+PREDICTED_CLASS_INKS = (Ink("background (predicted)", (64, 64, 64), "dark grey"),
+                        Ink("atrium (predicted)", PRED.rgb, PRED.word))
+
+
+def predicted_ink(value: int) -> Ink:
+    """The ink of predicted class ``value`` (0 dark grey, 1 the prediction's yellow)."""
+    value = int(value)
+    if 0 <= value < len(PREDICTED_CLASS_INKS):
+        return PREDICTED_CLASS_INKS[value]
+    return Ink(f"class {value} (predicted)", (0, 0, 0), "black")
 
 
 def class_ink(value: int) -> Ink:

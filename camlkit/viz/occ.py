@@ -3,7 +3,7 @@ class, the memory bank's content, and a PCA picture of memory and unlabeled embe
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -173,28 +173,29 @@ def first_per_class(classes, j: int) -> np.ndarray:
 
 
 def omni_correlation_figure(z_v, z_a, z_p, row_class, row_conf, col_class, temperature=0.1,
-                            i=8, j=8, correlate: Callable | None = None,
-                            loss: Callable | None = None):
+                            i=8, j=8, similarity: str = "dot", occ_log: str = "eps"):
     """sim_vp and sim_ap side by side for the top-i unlabeled rows and j memory columns per class.
 
-    ``correlate(z, z_p, temperature)`` defaults to :func:`camlkit.occ.omni_correlation` and
-    ``loss(sim_v, sim_a)`` to :func:`camlkit.occ.occ_loss`; the title shows l_o.
+    The rows and l_o are computed as camlkit.step.occ_part computes them (logits by
+    camlkit.occ.correlation_logits with ``similarity``; l_o by camlkit.occ.occ_loss, through
+    ``log_softmax`` when ``occ_log="log_softmax"``), so with every row and column and the
+    trained temperature the title's l_o is the step's. The title shows l_o (never "-0.0000").
     """
     import torch
     from plotly.subplots import make_subplots
 
-    if correlate is None or loss is None:
-        from camlkit import occ
-        correlate = correlate or (lambda z, zp, t: occ.omni_correlation(z, zp, temperature=t))
-        loss = loss or occ.occ_loss
+    from camlkit import occ
+
     rows = top_per_class(row_class, row_conf, i)
     cols = first_per_class(col_class, j)
     as_t = lambda a: torch.as_tensor(to_numpy(a), dtype=torch.float32)  # noqa: E731
     z_p_sel = as_t(z_p)[cols]
     with torch.no_grad():
-        sim_v = correlate(as_t(z_v)[rows], z_p_sel, temperature)
-        sim_a = correlate(as_t(z_a)[rows], z_p_sel, temperature)
-        l_o = float(loss(sim_v, sim_a))
+        logits_v = occ.correlation_logits(as_t(z_v)[rows], z_p_sel, temperature, similarity)
+        logits_a = occ.correlation_logits(as_t(z_a)[rows], z_p_sel, temperature, similarity)
+        sim_v, sim_a = logits_v.softmax(1), logits_a.softmax(1)
+        log_v = logits_v.log_softmax(1) if occ_log == "log_softmax" else None
+        l_o = float(occ.occ_loss(sim_v, sim_a, log_v))
     rc, rf = to_numpy(row_class).ravel()[rows], to_numpy(row_conf).ravel()[rows]
     cc = to_numpy(col_class).ravel()[cols]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("sim_vp (from z_v)", "sim_ap (from z_a)"),
@@ -204,36 +205,46 @@ def omni_correlation_figure(z_v, z_a, z_p, row_class, row_conf, col_class, tempe
     omni_correlation_heatmap(sim_a, rc, rf, cc, fig=fig, col=2, zmax=zmax, showscale=True,
                              y_title=False)
     fig.update_traces(colorbar=dict(title="weight<br>(both panels)"))
-    fig.update_layout(title=f"t = {temperature:.3g}, m = {len(rows)} rows, n = {len(cols)} "
-                            f"columns: l_o = {l_o:.4f}",
+    fig.update_layout(title=f"{similarity}, t = {temperature:.3g}, m = {len(rows)} rows, "
+                            f"n = {len(cols)} columns: l_o = {format_loss(l_o)}",
                       width=WIDTH, height=480, margin=dict(t=70))
     fig.update_layout(meta={"l_o": l_o})  # read back as fig.layout.meta["l_o"]
     return fig
 
 
+def format_loss(value: float) -> str:
+    """A loss to 4 decimals, never "-0.0000": Eq. 3 is >= 0 up to rounding (log(1 + 1e-8) > 0
+    makes a perfect row -1e-8)."""
+    return f"{round(float(value), 4) + 0.0:.4f}"
+
+
 def omni_correlation_explorer(z_v, z_a, z_p, row_class, row_conf, col_class,
-                              correlate: Callable | None = None, loss: Callable | None = None,
-                              temperature: float = 0.1, i: int = 8, j: int = 8
-                              ) -> FigureExplorer:
-    """Sliders for the temperature, i (rows per class) and j (memory columns per class)."""
+                              temperature: float = 0.1, i: int | None = None,
+                              j: int | None = None, similarity: str = "dot",
+                              occ_log: str = "eps") -> FigureExplorer:
+    """Sliders for the temperature, i (rows per class) and j (memory columns per class).
+
+    Defaults: every row and column (``i``, ``j`` None), so with the trained temperature the
+    first picture and its l_o are those of the step that computed z_v, z_a and z_p."""
     import ipywidgets as widgets
 
     row_class_np, col_class_np = to_numpy(row_class).ravel(), to_numpy(col_class).ravel()
     max_i = int(max(np.bincount(row_class_np.astype(int))))
     max_j = int(max(np.bincount(col_class_np.astype(int))))
+    i, j = max_i if i is None else min(i, max_i), max_j if j is None else min(j, max_j)
     controls = {
         "temperature": widgets.FloatLogSlider(value=temperature, base=10, min=-2, max=1,
                                               step=0.1, description="temperature t",
                                               continuous_update=False, style=FULL_LABEL),
-        "i": widgets.IntSlider(value=min(i, max_i), min=1, max=max_i,
-                               description="i (rows per class)", continuous_update=False,
-                               style=FULL_LABEL),
-        "j": widgets.IntSlider(value=min(j, max_j), min=1, max=max_j,
+        "i": widgets.IntSlider(value=i, min=1, max=max_i, description="i (rows per class)",
+                               continuous_update=False, style=FULL_LABEL),
+        "j": widgets.IntSlider(value=j, min=1, max=max_j,
                                description="j (prototypes per class)", continuous_update=False,
                                style=FULL_LABEL),
     }
     return FigureExplorer(controls, lambda **v: omni_correlation_figure(
-        z_v, z_a, z_p, row_class, row_conf, col_class, correlate=correlate, loss=loss, **v))
+        z_v, z_a, z_p, row_class, row_conf, col_class, similarity=similarity, occ_log=occ_log,
+        **v))
 
 
 def memory_bank_figure(counts, slot_names: Sequence[str] | None = None):
@@ -241,18 +252,33 @@ def memory_bank_figure(counts, slot_names: Sequence[str] | None = None):
 
     ``counts``: (num_slots, C), e.g. ``MemoryBank.counts``. Background outnumbers atrium by
     100-1000x, so the bars are side by side on a **log** axis starting at 1, each with its count
-    written on it, and the title gives the totals per class.
+    written on it, and the title gives the totals per class. A log axis cannot draw 0: an empty
+    class of a slot gets a marker on the axis floor labelled "0" where its bar would stand.
     """
     import plotly.graph_objects as go
 
     counts = to_numpy(counts)
     names = list(slot_names) if slot_names is not None else [f"slot {s}" for s in range(len(counts))]
-    fig = go.Figure([go.Bar(x=names, y=counts[:, c], name=class_ink(c).name,
-                            marker_color=class_ink(c).plotly(), text=[f"{int(v):,}" for v in counts[:, c]],
-                            textposition="outside") for c in range(counts.shape[1])])
-    totals = ", ".join(f"{class_ink(c).name} {int(counts[:, c].sum()):,}" for c in range(counts.shape[1]))
-    fig.update_layout(barmode="group", yaxis_type="log", yaxis_title="stored embeddings (log scale)",
-                      xaxis_title="labeled case (its memory slot)",
+    n_classes, width = counts.shape[1], 0.8 / counts.shape[1]
+    slots = np.arange(len(counts))
+    fig = go.Figure()
+    for c in range(n_classes):
+        ink, x = class_ink(c), slots + (c - (n_classes - 1) / 2) * width  # bar centres
+        fig.add_trace(go.Bar(x=x, y=counts[:, c], width=width, name=ink.name,
+                             marker_color=ink.plotly(), text=[f"{int(v):,}" for v in counts[:, c]],
+                             textposition="outside"))
+        empty = counts[:, c] == 0
+        if empty.any():
+            fig.add_trace(go.Scatter(x=x[empty], y=np.ones(empty.sum()), mode="markers+text",
+                                     marker=dict(symbol="line-ew-open", size=14,
+                                                 line=dict(width=3, color=ink.plotly())),
+                                     text=["0"] * int(empty.sum()), textposition="top center",
+                                     name=f"{ink.name}: none stored", showlegend=False,
+                                     hovertemplate=f"{ink.name}: 0 stored<extra></extra>"))
+    totals = ", ".join(f"{class_ink(c).name} {int(counts[:, c].sum()):,}" for c in range(n_classes))
+    fig.update_layout(barmode="overlay", yaxis_type="log", yaxis_title="stored embeddings (log scale)",
+                      xaxis=dict(title="labeled case (its memory slot)", tickvals=slots,
+                                 ticktext=names),
                       # from 1: bar heights compare by orders of magnitude, not from an arbitrary floor
                       yaxis_range=[0, float(np.log10(max(counts.max(), 1))) + 0.3],
                       width=660, height=360, margin=dict(t=40),
@@ -279,23 +305,49 @@ def pca_project(*feature_sets, n_components: int = 2):
     return [(f - mean) @ axes.T for f in sets], explained
 
 
-def pca_2d(memory_feats, memory_cls, unl_feats, unl_cls):
-    """Scatter of memory-bank and unlabeled embeddings on their first two principal axes."""
+def pca_2d(memory_feats, memory_cls, unl_feats, unl_cls, max_points: int = 600, seed: int = 0):
+    """Scatter of memory-bank and unlabeled embeddings on their first two principal axes.
+
+    Memory prototypes are open rings in the class colours (stored where both branches are right:
+    the label's grey and green), drawn under the crosses; unlabeled voxels are crosses in their
+    own colours (their class is f_v's prediction: camlkit.viz.colors.PREDICTED_CLASS_INKS),
+    never the memory's.
+    The crosses of both classes are drawn in one shuffled layer, so neither class hides under
+    the other; at most ``max_points`` per class are drawn (a seeded sample; the legend gives
+    the counts). The principal axes come from all embeddings.
+    """
     import plotly.graph_objects as go
+
+    from camlkit.viz.colors import predicted_ink
 
     (mem, unl), explained = pca_project(memory_feats, unl_feats)
     memory_cls, unl_cls = to_numpy(memory_cls).ravel(), to_numpy(unl_cls).ravel()
+    rng = np.random.default_rng(seed)
     fig = go.Figure()
-    for pts, cls, kind, symbol in ((mem, memory_cls, "memory", "circle"),
-                                   (unl, unl_cls, "unlabeled", "x")):
-        for c in np.unique(cls):
-            sel = pts[cls == c]
-            ink = class_ink(c)
-            fig.add_trace(go.Scatter(x=sel[:, 0], y=sel[:, 1], mode="markers",
-                                     name=f"{kind}: {ink.name}", marker=dict(
-                                         symbol=symbol, size=6, opacity=0.6,
-                                         color=ink.plotly())))
+    for c in np.unique(memory_cls):  # the prototypes as open rings, under the crosses
+        sel, ink = mem[memory_cls == c], class_ink(c)
+        fig.add_trace(go.Scatter(x=sel[:, 0], y=sel[:, 1], mode="markers",
+                                 name=f"memory, {ink.name}: {len(sel):,}",
+                                 marker=dict(symbol="circle-open", size=9, color=ink.plotly(),
+                                             line=dict(width=1.5))))
+    shown = []
+    for c in np.unique(unl_cls):  # legend entries; the points follow in one shuffled trace
+        where = np.flatnonzero(unl_cls == c)
+        keep = rng.permutation(where)[:max_points]
+        shown.append(keep)
+        ink = predicted_ink(c)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=(
+            f"unlabeled, {ink.name}: {len(keep):,} of {len(where):,}"),
+            marker=dict(symbol="x", size=7, color=ink.plotly())))
+    order = rng.permutation(np.concatenate(shown))
+    fig.add_trace(go.Scatter(x=unl[order, 0], y=unl[order, 1], mode="markers", showlegend=False,
+                             marker=dict(symbol="x", size=6, opacity=0.7,
+                                         color=[predicted_ink(c).plotly() for c in unl_cls[order]]),
+                             hovertext=[predicted_ink(c).name for c in unl_cls[order]],
+                             hoverinfo="text"))
     fig.update_layout(xaxis_title=f"PC 1 ({100 * explained[0]:.0f} % of variance)",
                       yaxis_title=f"PC 2 ({100 * explained[1]:.0f} % of variance)",
-                      width=620, height=480, margin=dict(t=30))
+                      legend=dict(orientation="h", y=-0.18, x=0, yanchor="top"),
+                      width=660, height=560, margin=dict(t=30))
     return fig
+
