@@ -21,9 +21,8 @@ import math
 import statistics
 from pathlib import Path
 
+from camlkit.occ_lock import PLATEAUS, eq1_rows, l_o_plateaus
 from camlkit.runlog import read_log
-
-PLATEAU, CEILING, AGREE = (9.0, 9.6), 17.0, 1.0
 
 
 def _median(values):
@@ -31,18 +30,20 @@ def _median(values):
     return statistics.median(values) if values else float("nan")
 
 
+def _on(row, name) -> bool:
+    low, high = PLATEAUS[name]
+    return low <= row["l_o"] <= high
+
+
 def lock_figures(rows) -> dict:
-    """Counts and medians of one run's logged Eq. 1 rows (see the module docstring)."""
-    eq1 = [r for r in rows if r.get("lambda_o", 0) > 0]
-    plateau = [r for r in eq1 if PLATEAU[0] <= r["l_o"] <= PLATEAU[1] or r["l_o"] > CEILING]
-    middle = [r for r in eq1 if AGREE <= r["l_o"] < PLATEAU[0]]
-    figures = {
-        "eq1": len(eq1),
-        "at_9.2": sum(PLATEAU[0] <= r["l_o"] <= PLATEAU[1] for r in eq1),
-        "above_17": sum(r["l_o"] > CEILING for r in eq1),
-        "below_1": sum(r["l_o"] < AGREE for r in eq1),
-        "health": any(math.isfinite(r.get("occ_saturated", float("nan"))) for r in eq1),
-    }
+    """Counts (camlkit.occ_lock.l_o_plateaus) and PLAN.md's medians of one run's Eq. 1 rows."""
+    eq1 = eq1_rows(rows)
+    counts = l_o_plateaus(rows)
+    plateau = [r for r in eq1 if _on(r, "9.0-9.6") or _on(r, "above 17")]
+    middle = [r for r in eq1 if 1.0 <= r["l_o"] < PLATEAUS["9.0-9.6"][0]]
+    figures = {"eq1": counts["iterations"], "at_9.2": counts["9.0-9.6"],
+               "above_17": counts["above 17"], "below_1": counts["below 1"],
+               "health": any(math.isfinite(r.get("occ_saturated", float("nan"))) for r in eq1)}
     if figures["health"]:
         figures.update(
             plateau_saturated=_median([r["occ_saturated"] for r in plateau]),
