@@ -99,9 +99,11 @@ def test_the_pid_of_another_process_is_not_the_run(tmp_path):
     assert launch.attach(run_dir).status().state == "failed"
 
 
-def test_attach_to_a_folder_without_process_json(tmp_path):
-    with pytest.raises(CamlkitError, match=r"no process\.json"):
+def test_attach_to_a_folder_without_a_run_points_to_start_only(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(CamlkitError, match=r"no run to attach to .*start\(config, run_dir\)") as err:
         launch.attach(tmp_path)
+    assert "attach(" not in str(err.value)
 
 
 def test_config_round_trips_through_command_line_options(data):
@@ -141,3 +143,86 @@ def test_curves_of_a_run_folder_show_each_loss_part_and_the_final_metrics(tmp_pa
                                                       "jaccard": [0.7, 0.1], "hd95": [9.0, 1.0],
                                                       "asd": [2.0, 0.5]}))
     assert "Dice 80.00 ± 10.00 %" in _texts(launch.curves(tmp_path))
+
+
+# ----------------------------------------------------------------------------- a run of the command line
+
+def _train_cli(cfg, run_dir, *extra):
+    """``camlkit train`` for ``cfg`` as a user types it (what scripts/quickstart.sh runs)."""
+    command = [sys.executable, "-m", "camlkit.cli", "train", *launch.config_to_args(cfg),
+               "--out", str(run_dir), "--quiet", *extra]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_notebook_6_shows_a_run_finished_on_the_command_line(tmp_path, data):
+    # notebook 6's smoke config, trained first from the command line (as after the quickstart)
+    cfg = dataclasses.replace(make_config("smoke", method="caml", labeled=None, data=data),
+                              iterations=12)
+    run_dir = default_run_dir(cfg, tmp_path / "runs")
+    _train_cli(cfg, run_dir)
+    # the notebook's cells: start, watch, attach, stop, resume-if-stopped, watch, the summary
+    run = launch.start(cfg, run_dir)
+    assert run._process is None and not (run_dir / "process.json").exists()  # nothing launched
+    pytest.importorskip("ipywidgets")
+    assert launch.watch(run, until_iteration=10).state == "finished"
+    status = launch.attach(run_dir).status()
+    assert (status.state, status.iteration, status.total) == ("finished", 12, 12)
+    assert run.stop().state == "finished" and launch.watch(run).state == "finished"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 0.0 <= summary["dice"][0] <= 1.0 and summary["cases"] == 2
+    assert "| Dice (%) |" in launch.summary_markdown(run_dir).data
+    assert not (run_dir / "process.json").exists() and not (run_dir / "train.out").exists()
+    # another setting than the folder's run: one line naming it, pointing nowhere circular
+    other = dataclasses.replace(cfg, lr=0.5)
+    with pytest.raises(CamlkitError, match=r"holds a run of other settings \(lr=0.01 there, 0.5 asked\)"):
+        launch.start(other, run_dir)
+    with pytest.raises(CamlkitError, match="already holds a run"):
+        launch.launch(cfg, run_dir)
+
+
+def test_a_command_line_run_stopped_mid_way_is_resumable_and_start_resumes_it(tmp_path, data):
+    cfg = make_config("smoke", data=data, iterations=100, checkpoint_every=2)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "camlkit.cli", "train", *launch.config_to_args(cfg),
+               "--out", str(run_dir), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (run_dir / "checkpoints" / "last.pth").exists()
+                  and len(launch.read_rows(run_dir / "log.csv")) >= 2)
+        seen = launch.attach(run_dir)
+        assert seen.status().state == "running" and seen.status().total == 100
+        assert seen.pid == process.pid
+        status = seen.stop()  # SIGINT to the command-line process, as Ctrl-C
+        assert process.wait(timeout=60) == 130  # (its lock is released just before it exits)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert status.state == "stopped" and status.resumable and 0 < status.iteration < 100
+    assert "(resumable from checkpoints/last.pth)" in status.line()
+    run = launch.start(cfg, run_dir)  # stopped: it resumes, now in the background
+    assert run._process is not None and "--resume" in run.record["command"]
+    status = run.wait(timeout_s=300)
+    assert (status.state, status.iteration, status.total) == ("finished", 100, 100), status
+    assert [r["iteration"] for r in launch.read_rows(run_dir / "log.csv")] == list(range(100))
+
+
+def test_overwrite_leaves_nothing_of_the_launched_run_it_replaces(tmp_path, data):
+    run_dir = tmp_path / "run"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old = launch._command(["--preset", "smoke", "--iterations", "400"], run_dir)
+    run_dir.mkdir()
+    (run_dir / "process.json").write_text(json.dumps(
+        {"pid": dead.pid, "command": old, "host": launch.socket.gethostname(), "iterations": 400,
+         "stop_requested": 1.0}))
+    (run_dir / "train.out").write_text("# the old run's output\n")
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "iter25_keep.pth").write_text("mine")
+    cfg = make_config("smoke", data=data, iterations=4, eval_cases=1)
+    _train_cli(cfg, run_dir, "--overwrite")
+    assert not (run_dir / "process.json").exists() and not (run_dir / "train.out").exists()
+    assert (run_dir / "checkpoints" / "iter25_keep.pth").read_text() == "mine"
+    status = launch.attach(run_dir).status()
+    assert (status.state, status.iteration, status.total) == ("finished", 4, 4)
