@@ -49,7 +49,8 @@ from camlkit.errors import CamlkitError
 from camlkit.files import open_no_link, pid_alive, write_text
 from camlkit.runfolder import CHECKPOINT, HANDOVER_ENV, claim, is_startup_only, lock_holder, run_files
 from camlkit.train_cli import config_from_args, config_to_args, train_parser
-from camlkit.watch import STATES, Status, curves, read_rows, speed, summary_markdown, tail, watch  # noqa: F401
+from camlkit.watch import (STATES, Status, curves, read_rows, speed, summary_markdown, tail,  # noqa: F401
+                           training_seconds, watch)
 
 PROCESS_FILE = "process.json"
 OUT_FILE = "train.out"
@@ -257,7 +258,8 @@ class Run:
         self._process = process  # a Popen when this Python process started it
 
     def __repr__(self):
-        return f"Run({str(self.run_dir)!r}, pid={self.pid})"
+        started = "" if self.launched else "camlkit train from a terminal, "
+        return f"Run({str(self.run_dir)!r}, {started}pid={self.pid})"
 
     @property
     def pid(self):
@@ -348,7 +350,7 @@ class Run:
 
 
 __all__ = ["launch", "attach", "start", "Run", "Status", "watch", "curves", "smoke_runs_dir",
-           "config_to_args", "read_rows", "summary_markdown"]
+           "config_to_args", "read_rows", "summary_markdown", "training_seconds"]
 
 if __name__ == "__main__":
     sys.exit(_child_main())

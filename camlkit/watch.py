@@ -89,6 +89,13 @@ def speed(rows):
     return (last["seconds"] - first["seconds"]) / max(last["iteration"] - first["iteration"], 1)
 
 
+def training_seconds(rows):
+    """The seconds of training that log.csv rows count, over every process of the run (each
+    resumed process counts ``seconds`` from 0 again); the final evaluation is not included."""
+    ends = [a["seconds"] for a, b in zip(rows, rows[1:]) if b["seconds"] < a["seconds"]]
+    return sum(ends) + (rows[-1]["seconds"] if rows else 0.0)
+
+
 # ----------------------------------------------------------------------------- notebook views
 
 

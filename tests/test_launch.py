@@ -4,6 +4,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -226,3 +227,130 @@ def test_overwrite_leaves_nothing_of_the_launched_run_it_replaces(tmp_path, data
     assert (run_dir / "checkpoints" / "iter25_keep.pth").read_text() == "mine"
     status = launch.attach(run_dir).status()
     assert (status.state, status.iteration, status.total) == ("finished", 4, 4)
+
+
+# ----------------------------------------------------------------------------- signals, races, liveness
+
+def _end_run(run_dir):
+    """Kill the process group process.json names, if it still runs (cleanup after a test)."""
+    try:
+        record = json.loads((Path(run_dir) / "process.json").read_text())
+    except (OSError, ValueError):
+        return
+    if launch._is_alive(record):
+        os.killpg(record["pid"], 9)
+        _wait_for(lambda: not launch._is_alive(record), timeout_s=60)
+
+
+# a parent that ignores SIGINT (a background job of a non-interactive shell, a service)
+IGNORING_PARENT = """
+import json, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+from camlkit import launch
+from camlkit.config import make_config
+run = launch.launch(make_config("smoke", data=sys.argv[1], iterations=5000), sys.argv[2])
+while len(launch.read_rows(run.run_dir / "log.csv")) < 2 and run.is_running():
+    time.sleep(0.05)
+status = run.stop(timeout_s=60)
+print(json.dumps({"state": status.state, "iteration": status.iteration, "total": status.total}))
+"""
+
+
+def test_a_parent_that_ignores_sigint_can_stop_its_run(tmp_path, data):
+    run_dir = tmp_path / "run"
+    try:
+        out = subprocess.run([sys.executable, "-c", IGNORING_PARENT, data, str(run_dir)],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        status = json.loads(out.stdout)
+        assert status["state"] == "stopped" and 0 < status["iteration"] < status["total"] == 5000
+    finally:
+        _end_run(run_dir)
+
+
+# calls launch.start on argv[2] as soon as the file argv[3] exists; says what it got
+STARTER = """
+import json, sys, time
+from pathlib import Path
+from camlkit import launch
+from camlkit.config import make_config
+from camlkit.errors import CamlkitError
+cfg = make_config("smoke", data=sys.argv[1], iterations=5000)
+print("ready", flush=True)
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.001)
+try:
+    run = launch.start(cfg, sys.argv[2])
+    print(json.dumps({"pid": run.pid, "spawned": run._process is not None}))
+except CamlkitError as err:
+    print(json.dumps({"error": str(err)}))
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_starts_at_once_spawn_one_run(tmp_path, data, attempt):
+    run_dir, go = tmp_path / "run", tmp_path / "go"
+    starters = [subprocess.Popen([sys.executable, "-c", STARTER, data, str(run_dir), str(go)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+    try:
+        assert [s.stdout.readline().strip() for s in starters] == ["ready", "ready"]
+        go.touch()
+        replies = []
+        for starter in starters:
+            out, err = starter.communicate(timeout=120)
+            assert starter.returncode == 0, err
+            replies.append(json.loads(out))
+        winners = [r for r in replies if r.get("spawned")]
+        assert len(winners) == 1, replies
+        (loser,) = [r for r in replies if r is not winners[0]]
+        if "error" in loser:  # it lost the claim: one line naming the holder
+            assert "in use by process" in loser["error"] and "\n" not in loser["error"]
+        else:  # it came after the winner's process.json: attached to the same run
+            assert loser == {"pid": winners[0]["pid"], "spawned": False}
+        record = json.loads((run_dir / "process.json").read_text())
+        assert record["pid"] == winners[0]["pid"] and launch._is_alive(record)
+        headers = [l for l in (run_dir / "train.out").read_text().splitlines() if l.startswith("# ")]
+        assert len(headers) == 1, headers
+    finally:
+        for starter in starters:
+            starter.kill()
+        _end_run(run_dir)
+
+
+def _pid_of_another_user():
+    """(a running process of another user, the command prefix under which this process may not
+    signal it). Root may signal anyone: a `sleep` as nobody, checked without CAP_KILL."""
+    if os.geteuid() != 0:
+        return 1, [], None
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv: cannot be denied the right to signal")
+    sleeper = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "sleep", "120"])
+    _wait_for(lambda: os.stat(f"/proc/{sleeper.pid}").st_uid == 65534)  # setpriv has exec'd
+    return sleeper.pid, ["setpriv", "--bounding-set=-kill", "--inh-caps=-all"], sleeper
+
+
+def test_a_process_of_another_user_is_alive_to_launch_as_to_files(tmp_path):
+    pid, prefix, sleeper = _pid_of_another_user()
+    try:
+        record = {"pid": pid, "start_ticks": launch._start_ticks(pid),
+                  "host": launch.socket.gethostname()}
+        code = ("import json, os, sys; from camlkit import launch, files; r = json.loads(sys.argv[1])\n"
+                "try:\n    os.kill(r['pid'], 0); denied = False\n"
+                "except PermissionError:\n    denied = True\n"
+                "print(json.dumps([denied, files.pid_alive(r['pid']), launch._is_alive(r)]))")
+        out = subprocess.run(prefix + [sys.executable, "-c", code, json.dumps(record)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == [True, True, True]  # denied, yet alive by both rules
+    finally:
+        if sleeper is not None:
+            sleeper.kill()
+            sleeper.wait()
+
+
+def test_training_seconds_add_up_the_processes_of_a_resumed_run():
+    rows = [{"seconds": s} for s in (1.0, 2.0, 3.0, 0.5, 1.5, 0.2)]  # stopped twice, resumed twice
+    assert launch.training_seconds(rows) == 3.0 + 1.5 + 0.2
+    assert launch.training_seconds([]) == 0.0
