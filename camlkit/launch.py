@@ -54,6 +54,7 @@ from camlkit.watch import (STATES, Status, curves, read_rows, speed, summary_mar
 
 PROCESS_FILE = "process.json"
 OUT_FILE = "train.out"
+RECORD_ENV = "CAMLKIT_PROCESS_FILE"  # tells the launched process where its process.json is
 HINT = ("attach(run_dir) shows it, start(config, run_dir) shows it or resumes it if stopped; or "
         "choose another folder")
 
@@ -144,7 +145,7 @@ def _spawn(args, run_dir, resume, iterations):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     lock = claim(run_dir, resume=resume, hint=HINT)  # one line if another process holds it
     try:
-        env[HANDOVER_ENV] = str(lock.fd)
+        env[HANDOVER_ENV], env[RECORD_ENV] = str(lock.fd), str(run_dir / PROCESS_FILE)
         with open_no_link(run_dir / OUT_FILE, "ab") as out:
             out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n".encode())
             out.flush()
@@ -168,9 +169,18 @@ def _child_main():
 
     A process inherits the signals its parent ignores (a background job of a shell, a service
     ignores SIGINT): the run puts SIGINT and SIGTERM back to their defaults, so that
-    :meth:`Run.stop` (SIGINT, as Ctrl-C) reaches it."""
+    :meth:`Run.stop` (SIGINT, as Ctrl-C) reaches it. A stop that came while Python was still
+    starting (its SIGINT ignored, lost) is read from process.json, which stop() writes first."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    record_path = os.environ.pop(RECORD_ENV, None)
+    try:
+        record = json.loads(Path(record_path).read_text()) if record_path else {}
+    except (OSError, ValueError):
+        record = {}
+    if record.get("pid") == os.getpid() and record.get("stop_requested"):
+        print("camlkit train: interrupted before it started", file=sys.stderr)
+        return 130
     from camlkit.cli import main
 
     return main()

@@ -249,21 +249,22 @@ signal.signal(signal.SIGINT, signal.SIG_IGN)
 from camlkit import launch
 from camlkit.config import make_config
 run = launch.launch(make_config("smoke", data=sys.argv[1], iterations=5000), sys.argv[2])
-while len(launch.read_rows(run.run_dir / "log.csv")) < 2 and run.is_running():
+while len(launch.read_rows(run.run_dir / "log.csv")) < int(sys.argv[3]) and run.is_running():
     time.sleep(0.05)
 status = run.stop(timeout_s=60)
 print(json.dumps({"state": status.state, "iteration": status.iteration, "total": status.total}))
 """
 
 
-def test_a_parent_that_ignores_sigint_can_stop_its_run(tmp_path, data):
+@pytest.mark.parametrize("rows", [2, 0])  # 0: stopped at once, while the run's Python starts
+def test_a_parent_that_ignores_sigint_can_stop_its_run(tmp_path, data, rows):
     run_dir = tmp_path / "run"
     try:
-        out = subprocess.run([sys.executable, "-c", IGNORING_PARENT, data, str(run_dir)],
+        out = subprocess.run([sys.executable, "-c", IGNORING_PARENT, data, str(run_dir), str(rows)],
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
         status = json.loads(out.stdout)
-        assert status["state"] == "stopped" and 0 < status["iteration"] < status["total"] == 5000
+        assert status["state"] == "stopped" and rows <= status["iteration"] < status["total"] == 5000
     finally:
         _end_run(run_dir)
 
