@@ -150,8 +150,10 @@ def check_output_dir(path, flag="--out"):
     if not existing.is_dir():
         raise CamlkitError(f"{flag} {path}: {existing} is a file, the folder cannot be created")
     if not os.access(existing, os.W_OK | os.X_OK):
-        where = "folder" if existing == path else f"parent folder {existing} of the"
-        raise CamlkitError(f"{flag} {path}: the {where} is not writable")
+        if existing == path:
+            raise CamlkitError(f"{flag} {path}: the folder is not writable")
+        raise CamlkitError(f"{flag} {path}: cannot create it, {existing} (the nearest existing "
+                           f"folder above it) is not writable")
     return path
 
 

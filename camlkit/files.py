@@ -15,6 +15,11 @@ preprocessed cases — goes through :func:`atomic_path`:
 A process killed outright (SIGKILL, power loss) cannot clean up, so its temporary files stay.
 They are recognisable by name, and :func:`clean_temps` removes those whose process no longer
 runs — each command calls it on the folders it writes to before it starts.
+
+Symbolic links: the rename of step 2 replaces a link planted at ``<name>`` by the new file and
+leaves the link's target untouched, and the temporary file is created with ``O_EXCL |
+O_NOFOLLOW``. A file that is written in place instead (a run's ``log.csv``, a launched run's
+``train.out``) is opened by :func:`open_no_link`, which refuses a link in one line.
 """
 
 import errno
@@ -90,13 +95,37 @@ def atomic_path(path, suffix=""):
 def write_bytes(data: bytes, path) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        # a new file: never an existing one, nor the target of a link planted under its name
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
     return Path(path)
 
 
 def write_text(text: str, path) -> Path:
     """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically."""
     return write_bytes(text.encode("utf-8"), path)
+
+
+def link_message(path) -> str:
+    """The one line that refuses to write through the symbolic link ``path``."""
+    path = Path(path)
+    return (f"{path} is a symbolic link (to {os.readlink(path)}): camlkit writes this file itself "
+            f"and never through a link; remove the link (its target is left untouched)")
+
+
+def open_no_link(path, mode="a", **kwargs):
+    """Open ``path`` for writing in place ("w" truncates, "a" appends; add "b" for bytes) without
+    following a symbolic link: a link at ``path`` is a one-line CamlkitError and its target is
+    not opened. ``kwargs`` go to ``open`` (``newline=""`` for csv)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise CamlkitError(link_message(path)) from None
+        raise
+    return os.fdopen(fd, mode, **kwargs)
 
 
 # ----------------------------------------------------------------------------- leftovers

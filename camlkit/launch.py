@@ -2,9 +2,10 @@
 
 A training run inside a notebook kernel dies with the kernel and cannot be seen once its tab is
 closed; on a GPU the ``paper`` preset runs for most of a day. As nanoGPT and MONAI users do, the
-notebooks instead start ``python -m camlkit.cli train ...`` as a process of its own (its own
-session, so a kernel restart or an interrupt of the notebook does not reach it) and watch the
-files it writes into its run folder:
+notebooks instead start ``python -m camlkit.launch train ...`` (``camlkit train`` with SIGINT and
+SIGTERM at their defaults, whatever the parent ignores) as a process of its own (its own session,
+so a kernel restart or an interrupt of the notebook does not reach it) and watch the files it
+writes into its run folder:
 
 * ``train.out``     its stdout and stderr (the progress bar, errors);
 * ``log.csv``       one row per logged iteration (written by ``camlkit.train``);
@@ -12,11 +13,17 @@ files it writes into its run folder:
   the kernel counts it, so that a later ``attach`` knows the pid is still *this* run and not a
   recycled pid.
 
+Before it starts the process, the launcher takes the run folder's lock (camlkit.runfolder) and
+checks the folder under it; the process inherits the locked file. Two launches into one folder
+at once: one starts, the other gets one line naming the holder.
+
 Each function works alone from a notebook cell::
 
     run = launch(config, run_dir)      # or launch(["--preset", "quick", ...]), launch({"preset": ...});
                                        # without run_dir: runs/<preset>-<method>-<labeled>L-seed<seed>
-    run = attach(run_dir)              # after a kernel restart or in another notebook
+    run = start(config, run_dir)       # launch, or show the run run_dir holds (resumed if stopped)
+    run = attach(run_dir)              # after a kernel restart, in another notebook, or a run
+                                       # started from the command line (`camlkit train --out`)
     run.status()                       # running / finished / stopped / failed, iteration, ETA
     run.stop(); run.resume(); run.wait()
     watch(run)                         # live progress bar and curves, redrawn from log.csv
@@ -24,8 +31,8 @@ Each function works alone from a notebook cell::
                                        # summary_markdown; smoke_runs_dir from camlkit.course)
 
 A run is *finished* when its process is gone and its final files are there, *stopped* when its
-process is gone after :meth:`Run.stop` asked it to stop, and *failed* when it is gone otherwise
-(``train.out`` then says why).
+process is gone after :meth:`Run.stop` asked it to stop (a run of the command line: whenever it
+is gone unfinished), and *failed* when it is gone otherwise (``train.out`` then says why).
 """
 
 import json
@@ -35,22 +42,24 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
-from camlkit.files import write_text
-from camlkit.runlog import read_log
+from camlkit.files import open_no_link, pid_alive, write_text
+from camlkit.runfolder import CHECKPOINT, HANDOVER_ENV, claim, is_startup_only, lock_holder, run_files
 from camlkit.train_cli import config_from_args, config_to_args, train_parser
-from camlkit.watch import curves, summary_markdown, watch
+from camlkit.watch import (STATES, Status, curves, read_rows, speed, summary_markdown, tail,  # noqa: F401
+                           training_seconds, watch)
 
 PROCESS_FILE = "process.json"
 OUT_FILE = "train.out"
-STATES = ("running", "finished", "stopped", "failed")
+RECORD_ENV = "CAMLKIT_PROCESS_FILE"  # tells the launched process where its process.json is
+HINT = ("attach(run_dir) shows it, start(config, run_dir) shows it or resumes it if stopped; or "
+        "choose another folder")
 
 
-# ----------------------------------------------------------------------------- commands
+# ----------------------------------------------------------------------------- settings
 
 def _as_config(spec):
     """A resolved TrainConfig from a TrainConfig, a dict of its fields by path (with "preset";
@@ -71,6 +80,25 @@ def _as_config(spec):
     return config_from_args(args)
 
 
+def _run_dir(spec_config, run_dir, runs):
+    from camlkit.config import run_dir as config_run_dir
+
+    return Path(run_dir if run_dir is not None else config_run_dir(spec_config, runs)).resolve()
+
+
+def _differs(have, want):
+    """The first setting where two configs differ, as resume compares them (camlkit.resume:
+    where the run is written, its data folder's name and how it logs may differ); None if none."""
+    from camlkit.config import to_dict
+    from camlkit.resume import MAY_CHANGE
+
+    theirs, mine = to_dict(have), to_dict(want)
+    for key in mine:
+        if key not in MAY_CHANGE and theirs.get(key) != mine[key]:
+            return f"{key}={theirs.get(key)!r} there, {mine[key]!r} asked"
+    return None
+
+
 # ----------------------------------------------------------------------------- processes
 
 def _start_ticks(pid):
@@ -88,36 +116,77 @@ def _is_alive(record) -> bool:
     if record.get("host") != socket.gethostname():
         return False  # launched on another machine: we cannot see it
     pid = record["pid"]
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+    if not pid_alive(pid):  # the one rule (camlkit.files): another user's process is alive
         return False
     if record.get("start_ticks") is not None:
         return _start_ticks(pid) == record["start_ticks"]  # None for a zombie or a vanished pid
     return True
 
 
+def _command(args, run_dir, resume=False):
+    """The launched process: ``camlkit train ARGS --out RUN_DIR [--resume]`` through this
+    module's entry point (default signal handling, see :func:`_child_main`)."""
+    return [sys.executable, "-m", "camlkit.launch", "train", *args, "--out", str(run_dir),
+            *(["--resume"] if resume else [])]
+
+
 def _write_record(run_dir, record):
     write_text(json.dumps(record, indent=2) + "\n", Path(run_dir) / PROCESS_FILE)
 
 
-def _spawn(command, run_dir, record_extra):
-    """Start ``command`` in its own session, output appended to train.out; write process.json."""
+def _spawn(args, run_dir, resume, iterations):
+    """Claim ``run_dir`` (its lock, then the checks of camlkit.runfolder.check_new_run), start
+    ``camlkit train ARGS`` there in its own session with the lock handed over, output appended
+    to train.out; write process.json. Returns (Popen, record)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    command = _command(args, run_dir, resume)
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
     package_root = str(Path(__file__).resolve().parents[1])  # so the child imports this camlkit
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    with open(run_dir / OUT_FILE, "ab") as out:
-        out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n".encode())
-        out.flush()
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    record = {"pid": process.pid, "start_ticks": _start_ticks(process.pid), "command": command,
-              "started": time.time(), "host": socket.gethostname(), **record_extra}
-    _write_record(run_dir, record)
+    lock = claim(run_dir, resume=resume, hint=HINT)  # one line if another process holds it
+    try:
+        env[HANDOVER_ENV], env[RECORD_ENV] = str(lock.fd), str(run_dir / PROCESS_FILE)
+        with open_no_link(run_dir / OUT_FILE, "ab") as out:
+            out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n".encode())
+            out.flush()
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
+                                       stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                       pass_fds=(lock.fd,))
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        record = {"pid": process.pid, "start_ticks": _start_ticks(process.pid), "command": command,
+                  "started": time.time(), "host": socket.gethostname(), "iterations": iterations}
+        _write_record(run_dir, record)
+    finally:
+        lock.pass_on(process.pid)  # the process holds the run folder from now on
     return process, record
 
+
+def _child_main():
+    """``python -m camlkit.launch train ...``: ``camlkit train`` as :func:`launch` starts it.
+
+    A process inherits the signals its parent ignores (a background job of a shell, a service
+    ignores SIGINT): the run puts SIGINT and SIGTERM back to their defaults, so that
+    :meth:`Run.stop` (SIGINT, as Ctrl-C) reaches it. A stop that came while Python was still
+    starting (its SIGINT ignored, lost) is read from process.json, which stop() writes first."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    record_path = os.environ.pop(RECORD_ENV, None)
+    try:
+        record = json.loads(Path(record_path).read_text()) if record_path else {}
+    except (OSError, ValueError):
+        record = {}
+    if record.get("pid") == os.getpid() and record.get("stop_requested"):
+        print("camlkit train: interrupted before it started", file=sys.stderr)
+        return 130
+    from camlkit.cli import main
+
+    return main()
+
+
+# ----------------------------------------------------------------------------- the functions
 
 def launch(spec, run_dir=None, runs="runs") -> "Run":
     """Start ``camlkit train`` for ``spec`` in the background, writing ``run_dir``.
@@ -125,29 +194,23 @@ def launch(spec, run_dir=None, runs="runs") -> "Run":
     ``spec``: a TrainConfig, a dict of its fields by path (with "preset"), or ``camlkit train``
     options as a list of words. ``run_dir`` defaults to the config's ``out``, else
     ``<runs>/<preset>-<method>-<labeled>L-seed<seed>`` (camlkit.config.run_dir). Returns at once.
+    A folder holding a run is refused in one line (a start that stopped before its first
+    checkpoint is removed and started again).
     """
-    from camlkit.config import run_dir as config_run_dir
-
     cfg = _as_config(spec)
-    run_dir = Path(run_dir if run_dir is not None else config_run_dir(cfg, runs)).resolve()
-    for name in (PROCESS_FILE, "checkpoints/last.pth", "summary.json"):
-        if (run_dir / name).exists():
-            raise CamlkitError(f"{run_dir} already holds a run ({name}): attach(run_dir) to it, "
-                               "or choose another folder")
-    command = [sys.executable, "-m", "camlkit.cli", "train", *config_to_args(cfg),
-               "--out", str(run_dir)]
-    process, record = _spawn(command, run_dir, {"iterations": cfg.iterations})
+    run_dir = _run_dir(cfg, run_dir, runs)
+    process, record = _spawn(config_to_args(cfg), run_dir, False, cfg.iterations)
     return Run(run_dir, record, process)
 
 
 def attach(run_dir) -> "Run":
-    """The run that :func:`launch` started in ``run_dir``, running or not (works after a kernel
-    restart, from another notebook or another Python process)."""
+    """The run in ``run_dir``, running or not: one :func:`launch` started (after a kernel
+    restart, from another notebook or another Python process), or one ``camlkit train --out
+    run_dir`` started from the command line (its settings from ``config.json``)."""
     run_dir = Path(run_dir).resolve()
     path = run_dir / PROCESS_FILE
     if not path.is_file():
-        raise CamlkitError(f"{run_dir}: no {PROCESS_FILE} (not a run started by "
-                           "camlkit.launch); launch(config, run_dir) starts one")
+        return Run(run_dir, _command_line_record(run_dir))
     try:
         record = json.loads(path.read_text())
         record["pid"], record["command"]  # noqa: B018 (both must be there)
@@ -156,104 +219,66 @@ def attach(run_dir) -> "Run":
     return Run(run_dir, record)
 
 
-def start(spec, run_dir=None, runs="runs") -> "Run":
-    """What a notebook cell wants: attach if the run folder (as in :func:`launch`) holds a
-    launched run (resuming it if it was stopped), launch otherwise. A folder holding a run of
-    other settings raises."""
-    from camlkit.config import run_dir as config_run_dir
+def _command_line_record(run_dir):
+    """What process.json would say of a run ``camlkit train`` started itself: its settings from
+    config.json; its pid, while it runs, from the run folder's lock."""
+    from camlkit.config import from_dict
 
-    run_dir = Path(run_dir if run_dir is not None else config_run_dir(_as_config(spec), runs))
-    if not (run_dir / PROCESS_FILE).exists():
-        return launch(spec, run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        held = ", ".join(run_files(run_dir)) or "nothing"
+        raise CamlkitError(f"{run_dir}: no run to attach to (no {PROCESS_FILE} or config.json; "
+                           f"it holds {held}); start(config, run_dir) starts one")
+    try:
+        cfg = from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError, AttributeError, CamlkitError) as err:
+        raise CamlkitError(f"{path}: unreadable ({err})") from None
+    return {"pid": lock_holder(run_dir), "command": _command(config_to_args(cfg), run_dir),
+            "iterations": cfg.iterations, "launched": False}
+
+
+def start(spec, run_dir=None, runs="runs") -> "Run":
+    """What a notebook cell wants: the run of ``spec`` in its folder (as in :func:`launch`).
+
+    Nothing there (or a start that stopped before its first checkpoint): launch it. A run of the
+    same settings, launched or run from the command line: attach to it (a finished run is shown,
+    a stopped one resumes). A run of other settings raises."""
+    cfg = _as_config(spec)
+    run_dir = _run_dir(cfg, run_dir, runs)
+    present = run_files(run_dir)
+    if not present or (is_startup_only(present) and lock_holder(run_dir) is None):
+        return launch(cfg, run_dir)  # (the launch's claim removes a start that stopped early)
     run = attach(run_dir)
-    wanted = config_to_args(_as_config(spec))
-    if run.args != wanted:
-        raise CamlkitError(f"{run_dir} holds a run of other settings ({' '.join(run.args)}); "
-                           "delete it or choose another folder")
+    different = _differs(run.config(), cfg)
+    if different:
+        raise CamlkitError(f"{run_dir} holds a run of other settings ({different}); delete it "
+                           "or choose another folder")
     if run.status().state == "stopped":
-        run.resume()
+        run.resume(cfg)
     return run
 
 
-# ----------------------------------------------------------------------------- status
-
-def read_rows(path):
-    """log.csv rows as dicts, [] before the first; a line still being written is skipped."""
-    return read_log(path, missing_ok=True)
-
-
-def tail(path, n=5):
-    """The last ``n`` non-empty lines of a text file; of a progress bar redrawn with carriage
-    returns, only its latest state."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - 20_000))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return []
-    lines = (line.rsplit("\r", 1)[-1] for line in text.split("\n"))  # a bar's latest state
-    return [line for line in lines if line.strip()][-n:]
-
-
-@dataclass
-class Status:
-    run_dir: Path
-    state: str  # one of STATES
-    iteration: int  # iterations done (from log.csv)
-    total: int  # iterations of the run
-    seconds_per_iteration: float | None
-    tail: list  # last lines of train.out
-
-    @property
-    def eta_s(self):
-        if self.state != "running" or not self.seconds_per_iteration:
-            return None
-        return self.seconds_per_iteration * max(self.total - self.iteration, 0)
-
-    def line(self) -> str:
-        text = f"{self.run_dir.name}: {self.state}, iteration {self.iteration:,} / {self.total:,}"
-        if self.seconds_per_iteration:
-            text += f", {self.seconds_per_iteration:.2f} s/it"
-        if self.eta_s is not None:
-            text += f", about {_duration(self.eta_s)} left"
-        return text
-
-    def __str__(self):
-        return "\n".join([self.line(), *(f"  | {l}" for l in self.tail)])
-
-
-def _duration(seconds):
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def _speed(rows):
-    """Seconds per iteration over the rows of the latest process (``seconds`` restarts at 0 when
-    a run resumes)."""
-    segment = rows[-1:]
-    for row in reversed(rows[:-1]):
-        if row["seconds"] >= segment[0]["seconds"]:
-            break
-        segment.insert(0, row)
-    if len(segment) < 2:
-        return None
-    first, last = segment[0], segment[-1]
-    return (last["seconds"] - first["seconds"]) / max(last["iteration"] - first["iteration"], 1)
-
+# ----------------------------------------------------------------------------- a run
 
 class Run:
-    """A training process and its run folder (from :func:`launch` or :func:`attach`)."""
+    """A training process and its run folder (from :func:`launch`, :func:`start` or :func:`attach`)."""
 
     def __init__(self, run_dir, record, process=None):
         self.run_dir, self.record = Path(run_dir), record
         self._process = process  # a Popen when this Python process started it
 
     def __repr__(self):
-        return f"Run({str(self.run_dir)!r}, pid={self.pid})"
+        started = "" if self.launched else "camlkit train from a terminal, "
+        return f"Run({str(self.run_dir)!r}, {started}pid={self.pid})"
 
     @property
     def pid(self):
         return self.record["pid"]
+
+    @property
+    def launched(self):
+        """Whether :func:`launch` started it (else ``camlkit train`` from the command line)."""
+        return self.record.get("launched", True)
 
     @property
     def args(self):
@@ -262,9 +287,16 @@ class Run:
         out = words.index("--out")
         return [w for w in words[:out] + words[out + 2:] if w != "--resume"]
 
+    def config(self):
+        """The run's TrainConfig (from its options)."""
+        return _as_config(self.args)
+
     def is_running(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
             return False  # our child has exited (poll also reaps it)
+        if not self.launched:  # a command-line run runs while it holds its folder's lock
+            self.record["pid"] = lock_holder(self.run_dir)
+            return self.pid is not None
         return _is_alive(self.record)
 
     def status(self) -> Status:
@@ -274,13 +306,14 @@ class Run:
         elif (self.run_dir / "summary.json").exists() or (
                 "--no-eval" in self.args and (self.run_dir / "model_final.pth").exists()):
             state = "finished"
-        elif self.record.get("stop_requested"):
+        elif self.record.get("stop_requested") or not self.launched:
             state = "stopped"
         else:
             state = "failed"
         done = rows[-1]["iteration"] + 1 if rows else 0
-        return Status(self.run_dir, state, done, self.record.get("iterations", done),
-                      _speed(rows), tail(self.run_dir / OUT_FILE))
+        resumable = state in ("stopped", "failed") and (self.run_dir / CHECKPOINT).is_file()
+        return Status(self.run_dir, state, done, self.record.get("iterations", done), speed(rows),
+                      tail(self.run_dir / OUT_FILE), resumable)
 
     def wait(self, timeout_s=None, poll_s=1.0) -> Status:
         """Until the process ends (or ``timeout_s`` passes); returns the status."""
@@ -296,28 +329,38 @@ class Run:
         checkpoint (every ``checkpoint_every`` iterations): :meth:`resume` continues from there."""
         if not self.is_running():
             return self.status()
-        self.record["stop_requested"] = time.time()
-        _write_record(self.run_dir, self.record)
-        os.killpg(self.pid, signal.SIGINT)  # its own session: the group is the run
+        if self.launched:
+            self.record["stop_requested"] = time.time()
+            _write_record(self.run_dir, self.record)
+            os.killpg(self.pid, signal.SIGINT)  # its own session: the group is the run
+        else:
+            os.kill(self.pid, signal.SIGINT)  # a command-line run: its group is the user's shell's
         status = self.wait(timeout_s, poll_s=0.2)
         if status.state == "running":
             raise CamlkitError(f"{self.run_dir}: pid {self.pid} still runs {timeout_s} s after "
                                "SIGINT (evaluating? try again, or kill it)")
         return status
 
-    def resume(self) -> "Run":
-        """Start the run again from ``checkpoints/last.pth`` (``camlkit train ... --resume``)."""
+    def resume(self, spec=None) -> "Run":
+        """Start the run again in the background: from ``checkpoints/last.pth`` (``camlkit train
+        ... --resume``), or from iteration 0 if it stopped before its first checkpoint. ``spec``
+        (as in :func:`launch`): these settings instead of the recorded ones (resume checks that
+        they match; the data folder may have moved)."""
         state = self.status().state
         if state in ("running", "finished"):
             raise CamlkitError(f"{self.run_dir}: the run is {state}; nothing to resume")
-        if not (self.run_dir / "checkpoints" / "last.pth").exists():
-            raise CamlkitError(f"{self.run_dir}: no checkpoints/last.pth to resume from "
-                               "(stopped before its first checkpoint): launch it again")
-        command = [w for w in self.record["command"] if w != "--resume"] + ["--resume"]
-        extra = {k: v for k, v in self.record.items() if k == "iterations"}
-        self._process, self.record = _spawn(command, self.run_dir, extra)
+        if spec is None:
+            args, iterations = self.args, self.record.get("iterations")
+        else:
+            cfg = _as_config(spec)
+            args, iterations = config_to_args(cfg), cfg.iterations
+        resume = (self.run_dir / CHECKPOINT).is_file()
+        self._process, self.record = _spawn(args, self.run_dir, resume, iterations)
         return self
 
 
 __all__ = ["launch", "attach", "start", "Run", "Status", "watch", "curves", "smoke_runs_dir",
-           "config_to_args", "read_rows", "summary_markdown"]
+           "config_to_args", "read_rows", "summary_markdown", "training_seconds"]
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

@@ -1,72 +1,121 @@
 """A run folder belongs to one run: an exclusive lock, and no silent overwrite of another run.
 
-``camlkit train --out RUN`` writes ``config.json``, ``log.csv``, ``tb/``,
+``camlkit train --out RUN`` writes ``config.json``, ``log.csv``, ``tb/events.out.tfevents.*``,
 ``checkpoints/last.pth``, ``model_final.pth`` and the results (``cases.csv``, ``summary.md``,
-``summary.json``, ``curves.png``) into RUN. Two processes writing there at once would
-interleave one log and mix the final files of two runs, so:
+``summary.json``, ``curves.png``) into RUN; a run started by camlkit.launch also has
+``process.json`` and ``train.out``. These names (:data:`RUN_FILES`, :data:`CHECKPOINT`,
+:data:`TB_EVENTS`, :data:`LAUNCH_FILES`) are the run's; anything else in RUN is the user's and is
+never removed. Two processes writing there at once would interleave one log and mix the final
+files of two runs, so:
 
 - :class:`RunLock` takes an exclusive ``fcntl.flock`` on ``RUN/.lock`` and writes its pid
   there. A second process gets one line naming the holder's pid. The kernel drops the lock when
   its holder ends, however it ends; a pid still written in the file after that is the trace of
-  a process that was killed (SIGKILL, power loss), and the next taker reports it.
-- :func:`check_new_run` refuses a folder that holds any run file unless the run resumes
-  (``--resume``) or replaces it (``--overwrite``, which removes the old run's files first so
-  that nothing of the two runs mixes).
-- :func:`run_folder` does both, cleans the temporary files killed writers left
+  a process that was killed (SIGKILL, power loss), and the next taker reports it. camlkit.launch
+  takes the lock before it starts the training process and hands it over (the process inherits
+  the locked file; ``$CAMLKIT_RUN_LOCK_FD`` names it), so no other run can slip in between.
+- :func:`check_new_run` refuses a folder that holds a run unless the run resumes (``--resume``)
+  or replaces it (``--overwrite``, which removes exactly the run's files first so that nothing
+  of the two runs mixes). A start that stopped before its first checkpoint (bad data, Ctrl-C,
+  SIGTERM) has nothing to resume or keep: the same command removes it, says so, and starts again.
+- No file of the run is written through a symbolic link: a link planted under one of its names
+  (or as ``.lock``) is refused in one line, and its target is left untouched.
+- :func:`run_folder` does all of it, cleans the temporary files killed writers left
   (camlkit.files), and turns SIGTERM into a clean exit, for the duration of a ``with`` block.
 """
 
+import errno
 import fcntl
 import os
-import shutil
 import sys
 import time
 from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
-from camlkit.files import clean_temps, pid_alive, sigterm_as_exit
+from camlkit.files import clean_temps, link_message, pid_alive, sigterm_as_exit
 
 LOCK_NAME = ".lock"
+HANDOVER_ENV = "CAMLKIT_RUN_LOCK_FD"  # the inherited descriptor of a lock camlkit.launch took
 RUN_FILES = ("config.json", "log.csv", "model_final.pth", "summary.md", "summary.json", "cases.csv",
              "curves.png")
-RUN_FOLDERS = ("tb",)
 CHECKPOINTS = "checkpoints"
+CHECKPOINT = "checkpoints/last.pth"
+TB_EVENTS = "tb/events.out.tfevents.*"  # TensorBoard's scalars (camlkit.runlog)
+LAUNCH_FILES = ("process.json", "train.out")  # written by camlkit.launch around the process
+# what a run has written before its first checkpoint: nothing there to resume or to keep
+STARTUP_FILES = ("config.json", "log.csv", TB_EVENTS, *LAUNCH_FILES)
+RUN_FOLDERS = (CHECKPOINTS, "tb")
+CLI_HINT = "pass --resume to continue it, --overwrite to replace it, or choose another --out"
 
 
 def run_files(folder) -> list:
-    """The run files present in ``folder``, as names relative to it (sorted)."""
+    """The run's files present in ``folder``, as names relative to it (sorted)."""
     folder = Path(folder)
-    found = [name for name in RUN_FILES if (folder / name).exists()]
-    found += [name + "/" for name in RUN_FOLDERS if (folder / name).exists()]
-    found += [f"{CHECKPOINTS}/{p.name}" for p in sorted((folder / CHECKPOINTS).glob("*.pth"))]
+    found = [name for name in (*RUN_FILES, CHECKPOINT, *LAUNCH_FILES)
+             if os.path.lexists(folder / name)]
+    found += [f"tb/{p.name}" for p in folder.glob(TB_EVENTS)]
     return sorted(found)
 
 
-def check_new_run(folder, resume=False, overwrite=False) -> None:
+def is_startup_only(names) -> bool:
+    """Whether run files ``names`` are those of a start that stopped before its first checkpoint."""
+    return bool(names) and all(any(fnmatch(n, p) for p in STARTUP_FILES) for n in names)
+
+
+def refuse_links(folder) -> None:
+    """One line if a name the run writes (or a folder it writes into) is a symbolic link."""
+    folder = Path(folder)
+    for name in (*RUN_FOLDERS, *RUN_FILES, CHECKPOINT, *LAUNCH_FILES):
+        if (folder / name).is_symlink():
+            raise CamlkitError(link_message(folder / name))
+    for path in folder.glob(TB_EVENTS):
+        if path.is_symlink():
+            raise CamlkitError(link_message(path))
+
+
+def remove_run_files(folder, names) -> None:
+    """Remove the run files ``names`` (from :func:`run_files`); ``tb/`` too once it is empty."""
+    folder = Path(folder)
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+    try:
+        (folder / "tb").rmdir()
+    except OSError:  # absent, or it holds something that is not the run's
+        pass
+
+
+def check_new_run(folder, resume=False, overwrite=False, launched=False, hint=CLI_HINT) -> None:
     """Refuse to start a run in a folder that holds one, unless resuming or overwriting.
 
     ``resume``: the folder must hold ``checkpoints/last.pth``. ``overwrite``: the old run's files
-    are removed (only the names in RUN_FILES, RUN_FOLDERS and ``checkpoints/*.pth``).
+    are removed (exactly :func:`run_files`; a user's own files stay). A start that stopped
+    before its first checkpoint is removed, with one line on stderr, and the run starts again
+    (with or without ``resume``). ``launched``: this process was started by camlkit.launch, so
+    ``process.json`` and ``train.out`` are its own. ``hint``: what the refusal suggests.
     """
     folder = Path(folder)
     if resume and overwrite:
         raise CamlkitError("--resume and --overwrite: choose one (continue the run, or replace it)")
     if folder.exists() and not folder.is_dir():
         raise CamlkitError(f"--out {folder}: is an existing file, expected a run folder")
-    if resume:
-        last = folder / CHECKPOINTS / "last.pth"
-        if not last.is_file():
-            raise CamlkitError(f"{last}: nothing to resume (no training checkpoint in {folder})")
+    refuse_links(folder)
+    present = [n for n in run_files(folder) if not (launched and n in LAUNCH_FILES)]
+    if resume and (folder / CHECKPOINT).is_file():
         return
-    present = run_files(folder)
+    if is_startup_only(present):
+        remove_run_files(folder, present)
+        print(f"camlkit: {folder}: removed {', '.join(present)}, left by a run that stopped before "
+              f"its first checkpoint (nothing to resume); starting it again", file=sys.stderr)
+        return
+    if resume:
+        raise CamlkitError(f"{folder / CHECKPOINT}: nothing to resume (no training checkpoint in "
+                           f"{folder})")
     if present and not overwrite:
         shown = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
-        raise CamlkitError(f"{folder} already holds a run ({shown}): pass --resume to continue it, "
-                           f"--overwrite to replace it, or choose another --out")
-    for name in present:
-        path = folder / name.rstrip("/")
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        raise CamlkitError(f"{folder} already holds a run ({shown}): {hint}")
+    remove_run_files(folder, present)
 
 
 class RunLock:
@@ -74,7 +123,8 @@ class RunLock:
 
     ``acquire()`` creates the folder if needed and raises a one-line CamlkitError naming the
     holder's pid if another process holds the lock. ``stale_pid`` is the pid a killed holder
-    left in the file (None if the last holder released the lock normally).
+    left in the file (None if the last holder released the lock normally); ``handed_over`` is
+    True when camlkit.launch took the lock for this process before starting it.
     """
 
     def __init__(self, folder):
@@ -82,31 +132,55 @@ class RunLock:
         self.path = self.folder / LOCK_NAME
         self.fd = None
         self.stale_pid = None
+        self.handed_over = False
 
     def acquire(self):
         if self.folder.exists() and not self.folder.is_dir():
             raise CamlkitError(f"{self.folder}: is an existing file, expected a run folder")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise CamlkitError(f"{self.path}: cannot create the run folder's lock ({err.strerror})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._holder(fd)
-            os.close(fd)
-            who = f"process {holder}" if holder else "another process"
-            raise CamlkitError(f"{self.folder} is in use by {who} (another camlkit run): wait for it "
-                               f"to end or choose another --out") from None
-        previous = _read_pid(fd)
-        if previous and previous != os.getpid() and not pid_alive(previous):
-            self.stale_pid = previous
+        fd = self._inherited()
+        if fd is None:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._holder(fd)
+                os.close(fd)
+                who = f"process {holder}" if holder else "another process"
+                raise CamlkitError(f"{self.folder} is in use by {who} (another camlkit run): wait "
+                                   f"for it to end or choose another --out") from None
+            previous = _read_pid(fd)
+            if previous and previous != os.getpid() and not pid_alive(previous):
+                self.stale_pid = previous
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         os.fsync(fd)
         self.fd = fd
         return self
+
+    def _open(self):
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise CamlkitError(link_message(self.path)) from None
+            raise CamlkitError(f"{self.path}: cannot create the run folder's lock "
+                               f"({err.strerror})") from None
+
+    def _inherited(self):
+        """The descriptor of this folder's lock that camlkit.launch locked and passed to this
+        process ($CAMLKIT_RUN_LOCK_FD), or None."""
+        text = os.environ.get(HANDOVER_ENV, "")
+        try:
+            fd = int(text)
+            same = os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
+        except (ValueError, OSError):
+            return None
+        if not same:
+            return None
+        del os.environ[HANDOVER_ENV]  # ours now: not for processes this one starts
+        self.handed_over = True
+        return fd
 
     @staticmethod
     def _holder(fd):
@@ -128,6 +202,16 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
 
+    def pass_on(self, pid):
+        """Write ``pid`` into the lock file and close this process' descriptor without unlocking:
+        the process ``pid``, started with the descriptor (``pass_fds``), holds the lock from now
+        on, until it releases it or ends."""
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{pid}\n".encode(), 0)
+            os.close(self.fd)
+            self.fd = None
+
     def __enter__(self):
         return self.acquire()
 
@@ -140,26 +224,48 @@ def _read_pid(fd):
     return int(text) if text.isdigit() else None
 
 
-@contextmanager
-def run_folder(path, resume=False, overwrite=False):
-    """Own the run folder ``path`` for the duration of the block.
+def lock_holder(folder):
+    """The pid written in ``folder``'s lock file if that process runs (a run in progress), else
+    None. Reads only: the lock is not touched."""
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        pid = _read_pid(fd)
+    finally:
+        os.close(fd)
+    return pid if pid and pid_alive(pid) else None
 
-    Takes the lock (one line and no work if another process holds it; a killed holder's stale
-    lock is reported on stderr and taken over), removes temporary files of killed writers,
-    checks that a new run does not overwrite another (:func:`check_new_run`), and makes
-    SIGTERM end the block like Ctrl-C, so partial files are removed. Yields the folder as a Path.
-    """
+
+def claim(path, resume=False, overwrite=False, hint=CLI_HINT) -> RunLock:
+    """Take the run folder ``path`` for a run: the lock (one line and no work if another process
+    holds it; a killed holder's stale lock is reported on stderr and taken over), the temporary
+    files of killed writers removed, and :func:`check_new_run`. Returns the held RunLock."""
     folder = Path(path)
     lock = RunLock(folder).acquire()
     try:
         if lock.stale_pid:
-            print(f"camlkit: {folder}: process {lock.stale_pid} held this run folder and was killed; "
-                  f"taking it over", file=sys.stderr)
+            print(f"camlkit: {folder}: process {lock.stale_pid} held this run folder and was "
+                  f"killed; taking it over", file=sys.stderr)
+        refuse_links(folder)  # before cleaning: never into a linked checkpoints/
         for place in (folder, folder / CHECKPOINTS):  # safe whatever comes next: we hold the lock
             for leftover in clean_temps(place):
                 print(f"camlkit: removed {leftover}, left by an interrupted writer", file=sys.stderr)
-        check_new_run(folder, resume, overwrite)
+        check_new_run(folder, resume, overwrite, launched=lock.handed_over, hint=hint)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+@contextmanager
+def run_folder(path, resume=False, overwrite=False):
+    """Own the run folder ``path`` for the duration of the block (:func:`claim`), with SIGTERM
+    ending the block like Ctrl-C, so partial files are removed. Yields the folder as a Path."""
+    lock = claim(path, resume, overwrite)
+    try:
         with sigterm_as_exit():
-            yield folder
+            yield Path(path)
     finally:
         lock.release()

@@ -13,6 +13,8 @@ was stopped and resumed equals the log of one that was not.
 import csv
 from pathlib import Path
 
+from camlkit.files import open_no_link
+
 LOG_FIELDS = ("iteration", "L", "L_s", "l_c", "l_o", "lambda_c", "lambda_o", "lr", "seconds")
 
 
@@ -39,14 +41,15 @@ class RunLog:
         self.path, self.fields = run_dir / "log.csv", tuple(fields)
         rows = read_log(self.path) if resume and self.path.exists() else []
         rows = [r for r in rows if r["iteration"] < start]  # drop what the resumed run redoes
-        with open(self.path, "w", newline="") as f:  # a column older rows lack reads as NaN
+        # never through a planted link; a column older rows lack reads as NaN
+        with open_no_link(self.path, "w", newline="") as f:
             writer = csv.DictWriter(f, self.fields, restval="nan", extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         self.tb = tensorboard_writer(run_dir / "tb", start)
 
     def write(self, row):
-        with open(self.path, "a", newline="") as f:
+        with open_no_link(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.fields, restval="nan", extrasaction="ignore").writerow(row)
         if self.tb is not None:
             for key in self.fields[1:]:

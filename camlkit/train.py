@@ -110,6 +110,7 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
     cfg = cfg.resolved()
     if cfg.data is None:  # the one data-folder rule: $CAMLKIT_DATA, data/LA, ../shared/LA
         cfg.data = str(find_data_dir())
+    cfg.data = str(Path(cfg.data).resolve())  # config.json says where, whatever the working folder
     check_config(cfg)
     device = resolve_device(cfg.device)
     check_data(cfg, evaluate)
@@ -124,6 +125,8 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
     # silent overwrite of another run; under DDP rank 0 owns it for all ranks
     owner = run_folder(folder, resume=resume, overwrite=overwrite) if rank == 0 else contextlib.nullcontext()
     with owner:
+        # --resume of a start that stopped before its first checkpoint starts it again (runfolder)
+        resume = resume and (folder / "checkpoints" / "last.pth").is_file()
         return _run(cfg, folder, device, rank, world, resume, callback, evaluate)
 
 

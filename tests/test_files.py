@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from camlkit.errors import CamlkitError
-from camlkit.files import TEMP_NAME, atomic_path, clean_temps, pid_alive, temp_path, write_text
+from camlkit.files import (TEMP_NAME, atomic_path, clean_temps, open_no_link, pid_alive, temp_path,
+                           write_bytes, write_text)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,3 +205,30 @@ def test_full_disk_is_one_line_and_keeps_the_previous_file(small_disk):
     assert [p.name for p in small_disk.iterdir()] == ["last.pth"]
     with pytest.raises(DiskFullError, match="writing .*summary.md$"):
         write_text("x" * 400_000, small_disk / "summary.md")
+
+
+# ----------------------------------------------------------------------------- symbolic links
+
+def test_an_atomic_write_replaces_a_planted_link_and_leaves_its_target_whole(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for write in (lambda p: write_text("new", p), lambda p: write_bytes(b"new", p)):
+        (tmp_path / "summary.md").unlink(missing_ok=True)
+        (tmp_path / "summary.md").symlink_to(victim)
+        write(tmp_path / "summary.md")
+        assert not (tmp_path / "summary.md").is_symlink()
+        assert (tmp_path / "summary.md").read_text() == "new" and victim.read_text() == "precious"
+
+
+@pytest.mark.parametrize("mode", ["w", "a", "ab"])
+def test_open_no_link_refuses_a_link_in_one_line(tmp_path, mode):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "train.out").symlink_to(victim)
+    with pytest.raises(CamlkitError, match="train.out is a symbolic link") as err:
+        open_no_link(tmp_path / "train.out", mode)
+    assert "\n" not in str(err.value) and str(victim) in str(err.value)
+    assert victim.read_text() == "precious"
+    with open_no_link(tmp_path / "plain.txt", mode) as f:
+        f.write(b"x" if "b" in mode else "x")
+    assert (tmp_path / "plain.txt").read_text() == "x"

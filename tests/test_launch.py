@@ -4,6 +4,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -99,9 +100,11 @@ def test_the_pid_of_another_process_is_not_the_run(tmp_path):
     assert launch.attach(run_dir).status().state == "failed"
 
 
-def test_attach_to_a_folder_without_process_json(tmp_path):
-    with pytest.raises(CamlkitError, match=r"no process\.json"):
+def test_attach_to_a_folder_without_a_run_points_to_start_only(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(CamlkitError, match=r"no run to attach to .*start\(config, run_dir\)") as err:
         launch.attach(tmp_path)
+    assert "attach(" not in str(err.value)
 
 
 def test_config_round_trips_through_command_line_options(data):
@@ -141,3 +144,214 @@ def test_curves_of_a_run_folder_show_each_loss_part_and_the_final_metrics(tmp_pa
                                                       "jaccard": [0.7, 0.1], "hd95": [9.0, 1.0],
                                                       "asd": [2.0, 0.5]}))
     assert "Dice 80.00 ± 10.00 %" in _texts(launch.curves(tmp_path))
+
+
+# ----------------------------------------------------------------------------- a run of the command line
+
+def _train_cli(cfg, run_dir, *extra):
+    """``camlkit train`` for ``cfg`` as a user types it (what scripts/quickstart.sh runs)."""
+    command = [sys.executable, "-m", "camlkit.cli", "train", *launch.config_to_args(cfg),
+               "--out", str(run_dir), "--quiet", *extra]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_notebook_6_shows_a_run_finished_on_the_command_line(tmp_path, data):
+    # notebook 6's smoke config, trained first from the command line (as after the quickstart)
+    cfg = dataclasses.replace(make_config("smoke", method="caml", labeled=None, data=data),
+                              iterations=12)
+    run_dir = default_run_dir(cfg, tmp_path / "runs")
+    _train_cli(cfg, run_dir)
+    # the notebook's cells: start, watch, attach, stop, resume-if-stopped, watch, the summary
+    run = launch.start(cfg, run_dir)
+    assert run._process is None and not (run_dir / "process.json").exists()  # nothing launched
+    pytest.importorskip("ipywidgets")
+    assert launch.watch(run, until_iteration=10).state == "finished"
+    status = launch.attach(run_dir).status()
+    assert (status.state, status.iteration, status.total) == ("finished", 12, 12)
+    assert run.stop().state == "finished" and launch.watch(run).state == "finished"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 0.0 <= summary["dice"][0] <= 1.0 and summary["cases"] == 2
+    assert "| Dice (%) |" in launch.summary_markdown(run_dir).data
+    assert not (run_dir / "process.json").exists() and not (run_dir / "train.out").exists()
+    # another setting than the folder's run: one line naming it, pointing nowhere circular
+    other = dataclasses.replace(cfg, lr=0.5)
+    with pytest.raises(CamlkitError, match=r"holds a run of other settings \(lr=0.01 there, 0.5 asked\)"):
+        launch.start(other, run_dir)
+    with pytest.raises(CamlkitError, match="already holds a run"):
+        launch.launch(cfg, run_dir)
+
+
+def test_a_command_line_run_stopped_mid_way_is_resumable_and_start_resumes_it(tmp_path, data):
+    cfg = make_config("smoke", data=data, iterations=100, checkpoint_every=2)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "camlkit.cli", "train", *launch.config_to_args(cfg),
+               "--out", str(run_dir), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (run_dir / "checkpoints" / "last.pth").exists()
+                  and len(launch.read_rows(run_dir / "log.csv")) >= 2)
+        seen = launch.attach(run_dir)
+        assert seen.status().state == "running" and seen.status().total == 100
+        assert seen.pid == process.pid
+        status = seen.stop()  # SIGINT to the command-line process, as Ctrl-C
+        assert process.wait(timeout=60) == 130  # (its lock is released just before it exits)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert status.state == "stopped" and status.resumable and 0 < status.iteration < 100
+    assert "(resumable from checkpoints/last.pth)" in status.line()
+    run = launch.start(cfg, run_dir)  # stopped: it resumes, now in the background
+    assert run._process is not None and "--resume" in run.record["command"]
+    status = run.wait(timeout_s=300)
+    assert (status.state, status.iteration, status.total) == ("finished", 100, 100), status
+    assert [r["iteration"] for r in launch.read_rows(run_dir / "log.csv")] == list(range(100))
+
+
+def test_overwrite_leaves_nothing_of_the_launched_run_it_replaces(tmp_path, data):
+    run_dir = tmp_path / "run"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old = launch._command(["--preset", "smoke", "--iterations", "400"], run_dir)
+    run_dir.mkdir()
+    (run_dir / "process.json").write_text(json.dumps(
+        {"pid": dead.pid, "command": old, "host": launch.socket.gethostname(), "iterations": 400,
+         "stop_requested": 1.0}))
+    (run_dir / "train.out").write_text("# the old run's output\n")
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "iter25_keep.pth").write_text("mine")
+    cfg = make_config("smoke", data=data, iterations=4, eval_cases=1)
+    _train_cli(cfg, run_dir, "--overwrite")
+    assert not (run_dir / "process.json").exists() and not (run_dir / "train.out").exists()
+    assert (run_dir / "checkpoints" / "iter25_keep.pth").read_text() == "mine"
+    status = launch.attach(run_dir).status()
+    assert (status.state, status.iteration, status.total) == ("finished", 4, 4)
+
+
+# ----------------------------------------------------------------------------- signals, races, liveness
+
+def _end_run(run_dir):
+    """Kill the process group process.json names, if it still runs (cleanup after a test)."""
+    try:
+        record = json.loads((Path(run_dir) / "process.json").read_text())
+    except (OSError, ValueError):
+        return
+    if launch._is_alive(record):
+        os.killpg(record["pid"], 9)
+        _wait_for(lambda: not launch._is_alive(record), timeout_s=60)
+
+
+# a parent that ignores SIGINT (a background job of a non-interactive shell, a service)
+IGNORING_PARENT = """
+import json, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+from camlkit import launch
+from camlkit.config import make_config
+run = launch.launch(make_config("smoke", data=sys.argv[1], iterations=5000), sys.argv[2])
+while len(launch.read_rows(run.run_dir / "log.csv")) < int(sys.argv[3]) and run.is_running():
+    time.sleep(0.05)
+status = run.stop(timeout_s=60)
+print(json.dumps({"state": status.state, "iteration": status.iteration, "total": status.total}))
+"""
+
+
+@pytest.mark.parametrize("rows", [2, 0])  # 0: stopped at once, while the run's Python starts
+def test_a_parent_that_ignores_sigint_can_stop_its_run(tmp_path, data, rows):
+    run_dir = tmp_path / "run"
+    try:
+        out = subprocess.run([sys.executable, "-c", IGNORING_PARENT, data, str(run_dir), str(rows)],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        status = json.loads(out.stdout)
+        assert status["state"] == "stopped" and rows <= status["iteration"] < status["total"] == 5000
+    finally:
+        _end_run(run_dir)
+
+
+# calls launch.start on argv[2] as soon as the file argv[3] exists; says what it got
+STARTER = """
+import json, sys, time
+from pathlib import Path
+from camlkit import launch
+from camlkit.config import make_config
+from camlkit.errors import CamlkitError
+cfg = make_config("smoke", data=sys.argv[1], iterations=5000)
+print("ready", flush=True)
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.001)
+try:
+    run = launch.start(cfg, sys.argv[2])
+    print(json.dumps({"pid": run.pid, "spawned": run._process is not None}))
+except CamlkitError as err:
+    print(json.dumps({"error": str(err)}))
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_starts_at_once_spawn_one_run(tmp_path, data, attempt):
+    run_dir, go = tmp_path / "run", tmp_path / "go"
+    starters = [subprocess.Popen([sys.executable, "-c", STARTER, data, str(run_dir), str(go)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+    try:
+        assert [s.stdout.readline().strip() for s in starters] == ["ready", "ready"]
+        go.touch()
+        replies = []
+        for starter in starters:
+            out, err = starter.communicate(timeout=120)
+            assert starter.returncode == 0, err
+            replies.append(json.loads(out))
+        winners = [r for r in replies if r.get("spawned")]
+        assert len(winners) == 1, replies
+        (loser,) = [r for r in replies if r is not winners[0]]
+        if "error" in loser:  # it lost the claim: one line naming the holder
+            assert "in use by process" in loser["error"] and "\n" not in loser["error"]
+        else:  # it came after the winner's process.json: attached to the same run
+            assert loser == {"pid": winners[0]["pid"], "spawned": False}
+        record = json.loads((run_dir / "process.json").read_text())
+        assert record["pid"] == winners[0]["pid"] and launch._is_alive(record)
+        headers = [l for l in (run_dir / "train.out").read_text().splitlines() if l.startswith("# ")]
+        assert len(headers) == 1, headers
+    finally:
+        for starter in starters:
+            starter.kill()
+        _end_run(run_dir)
+
+
+def _pid_of_another_user():
+    """(a running process of another user, the command prefix under which this process may not
+    signal it). Root may signal anyone: a `sleep` as nobody, checked without CAP_KILL."""
+    if os.geteuid() != 0:
+        return 1, [], None
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv: cannot be denied the right to signal")
+    sleeper = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "sleep", "120"])
+    _wait_for(lambda: os.stat(f"/proc/{sleeper.pid}").st_uid == 65534)  # setpriv has exec'd
+    return sleeper.pid, ["setpriv", "--bounding-set=-kill", "--inh-caps=-all"], sleeper
+
+
+def test_a_process_of_another_user_is_alive_to_launch_as_to_files(tmp_path):
+    pid, prefix, sleeper = _pid_of_another_user()
+    try:
+        record = {"pid": pid, "start_ticks": launch._start_ticks(pid),
+                  "host": launch.socket.gethostname()}
+        code = ("import json, os, sys; from camlkit import launch, files; r = json.loads(sys.argv[1])\n"
+                "try:\n    os.kill(r['pid'], 0); denied = False\n"
+                "except PermissionError:\n    denied = True\n"
+                "print(json.dumps([denied, files.pid_alive(r['pid']), launch._is_alive(r)]))")
+        out = subprocess.run(prefix + [sys.executable, "-c", code, json.dumps(record)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == [True, True, True]  # denied, yet alive by both rules
+    finally:
+        if sleeper is not None:
+            sleeper.kill()
+            sleeper.wait()
+
+
+def test_training_seconds_add_up_the_processes_of_a_resumed_run():
+    rows = [{"seconds": s} for s in (1.0, 2.0, 3.0, 0.5, 1.5, 0.2)]  # stopped twice, resumed twice
+    assert launch.training_seconds(rows) == 3.0 + 1.5 + 0.2
+    assert launch.training_seconds([]) == 0.0
