@@ -165,7 +165,20 @@ def describe(path) -> str:
                         if v is not None)
     if settings.preset is not None:  # a run's stored step: say how its OCC was computed
         trained += f", OCC {settings.step.similarity} / t {settings.step.occ_temperature:g}"
-    return f"{path} ({trained or 'released weights'}; written {when})"
+    if not trained:  # a state_dict in the authors' layout: say whether it is their file
+        trained = released_text(path)
+    return f"{path} ({trained}; written {when})"
+
+
+def released_text(path) -> str:
+    """'the authors' network, N labeled (git blob …, the pinned file)', or that it is not theirs."""
+    from camlkit.weights import blob_id, released_for
+
+    blob = blob_id(path)
+    pinned = released_for(blob)
+    if pinned is not None:
+        return f"the authors' network, {pinned.labeled} labeled (git blob {blob[:12]}, the pinned file)"
+    return f"weights in the authors' layout, git blob {blob[:12]}: not a file camlkit pins"
 
 
 # ----------------------------------------------------------------------------- settings

@@ -59,11 +59,13 @@ RELEASED = {
 }
 
 
-def default_dest() -> Path:
-    """``torch.hub.get_dir()/checkpoints/camlkit``: PyTorch's weight cache (``$TORCH_HOME`` moves it)."""
+def default_dest(torch_home=None) -> Path:
+    """``torch.hub.get_dir()/checkpoints/camlkit``: PyTorch's weight cache (``$TORCH_HOME`` moves
+    it; ``torch_home`` names another TORCH_HOME, whose hub folder is ``<torch_home>/hub``)."""
     import torch.hub
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / "camlkit"
+    hub = Path(torch_home) / "hub" if torch_home is not None else Path(torch.hub.get_dir())
+    return hub / "checkpoints" / "camlkit"
 
 
 def entry(labeled, registry=None) -> ReleasedWeights:
