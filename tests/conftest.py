@@ -24,3 +24,10 @@ def la_case_paths(la_dir):
     from camlkit.data import case_path, read_list
 
     return [case_path(la_dir, case) for case in read_list(la_dir / "test.list")[:2]]
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """Tests speak HTTP to servers on 127.0.0.1 only: no proxy setting may send them elsewhere."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)

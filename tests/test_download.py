@@ -97,12 +97,6 @@ def server(tmp_path, la_dir):
     httpd.server_close()
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def quoted(relpath):
     return file_url("", relpath).lstrip("/")
 

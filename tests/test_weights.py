@@ -109,12 +109,6 @@ def server(synthetic, registry):
     httpd.server_close()
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def fetch16(server, registry, dest, **kwargs):
     kwargs = {"retries": 2, "backoff": 0, "progress": False, **kwargs}
     return fetch_weights(16, dest, server["url"], registry=registry, **kwargs)
