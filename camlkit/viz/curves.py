@@ -30,9 +30,9 @@ PANEL_TITLES = {
 WEIGHTS_TITLE = "ramped weights λ_c(t), λ_o(t)"
 # OCC's health (camlkit.occ.row_health): is l_o still teaching? Shares on one axis, sizes on a log axis
 HEALTH_PANELS = (
-    ("OCC health: rows saturated in both branches, and of those mismatched",
+    ("OCC health: saturated rows; of those, mismatched",
      ("occ_saturated", "occ_sat_mismatch"), False),
-    ("OCC health: mean |z_v|, |z_a|, |z_p| and top-2 logit gap (log)",
+    ("OCC health: |z_v|, |z_a|, |z_p|, logit gap (log)",
      ("occ_norm_zv", "occ_norm_za", "occ_norm_zp", "occ_logit_gap"), True),
     ("OCC health: |∂l_o/∂(z_v, z_a)| (log)", ("occ_grad",), True),
 )
@@ -81,12 +81,13 @@ def metrics_text(summary: Mapping | None) -> str:
     """The final metrics of a run's ``summary.json`` as lines of text ('' without a summary).
 
     Dice and Jaccard are shown in % (the summary keeps fractions), 95HD and ASD in voxels;
-    each value is ``mean ± std`` over the test cases, without the ± for a single case.
+    each value is ``mean ± std`` over the test (or validation) cases, without the ± for one case.
     """
     if not summary:
         return ""
     cases = summary.get("cases")
-    lines = [f"final f_v on {cases} test case{'s' if cases != 1 else ''}" if cases
+    split = "validation" if summary.get("split") == "val" else "test"
+    lines = [f"final f_v on {cases} {split} case{'s' if cases != 1 else ''}" if cases
              else "final f_v"]
     for key, name, scale, unit in (("dice", "Dice", 100, " %"), ("jaccard", "Jaccard", 100, " %"),
                                    ("hd95", "95HD", 1, " vox"), ("asd", "ASD", 1, " vox")):
@@ -120,17 +121,9 @@ def curves_figure(rows: Sequence[Mapping], summary: Mapping | None = None, x: st
     nrows, ncols = _grid(len(panels), bool(text))
     fig = Figure(figsize=(4.2 * ncols, 3.1 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    xs = [r.get(x) for r in rows]
     for ax, panel in zip(axes, panels):
-        for key, style in zip(panel.keys, ("-", "--", ":", "-.")):
-            ax.plot(xs, [r.get(key) for r in rows], style, color="black", lw=1.2, label=key)
-        ax.set_title(panel.title, fontsize=10)
-        ax.set_xlabel(x)
-        ax.grid(alpha=0.3)
-        if len(panel.keys) > 1:
-            ax.legend(fontsize=8)
-        if panel.log or (log_y and len(panel.keys) == 1
-                         and all((r.get(panel.keys[0]) or 0) > 0 for r in rows)):
+        draw_panel(ax, panel, rows, x)
+        if log_y and len(panel.keys) == 1 and all((r.get(panel.keys[0]) or 0) > 0 for r in rows):
             ax.set_yscale("log")
     spare = list(axes[len(panels):])
     for ax in spare:
@@ -139,6 +132,26 @@ def curves_figure(rows: Sequence[Mapping], summary: Mapping | None = None, x: st
         spare[0].text(0.05, 0.95, text, va="top", ha="left", fontsize=11, family="monospace",
                       transform=spare[0].transAxes)
     return fig
+
+
+def draw_panel(ax, panel: Panel, rows: Sequence[Mapping], x: str = "iteration", wrap=None,
+               **style):
+    """One panel on a matplotlib axis: its columns in black line styles, title (wrapped at
+    ``wrap`` characters if given), grid, a legend for two or more columns, its log axis.
+    ``style``: extra keyword arguments of ``ax.plot`` (e.g. ``marker="o"``)."""
+    import textwrap
+
+    xs = [r.get(x) for r in rows]
+    for key, line in zip(panel.keys, ("-", "--", ":", "-.")):
+        ax.plot(xs, [r.get(key, math.nan) for r in rows], line, color="black", lw=1.2, label=key,
+                **style)
+    ax.set_title("\n".join(textwrap.wrap(panel.title, wrap)) if wrap else panel.title, fontsize=10)
+    ax.set_xlabel(x)
+    ax.grid(alpha=0.3)
+    if len(panel.keys) > 1:
+        ax.legend(fontsize=8)
+    if panel.log:
+        ax.set_yscale("log")
 
 
 def loss_curves(rows: Sequence[Mapping], x: str = "iteration", log_y: bool = False,

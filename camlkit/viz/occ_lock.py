@@ -3,20 +3,16 @@ rows — saturated and mismatched shares, embedding norms, logit gap, |∂l_o/�
 
 from __future__ import annotations
 
-import numpy as np
-
 
 def health_figure(rows, x: str = "iteration"):
     """A matplotlib Figure of l_o and OCC's health panels (camlkit.viz.curves.curve_panels) for
     log rows, at most two panels a row, with l_o's one-hot values (camlkit.occ_lock.LOCKED_L_O) marked on its
     panel. Points are marked too: a share defined in a few iterations only (NaN elsewhere)
     would not show as a line."""
-    import textwrap
-
     from matplotlib.figure import Figure
 
     from camlkit.occ_lock import LOCKED_L_O
-    from camlkit.viz.curves import curve_panels
+    from camlkit.viz.curves import curve_panels, draw_panel
 
     rows = list(rows)
     panels = [p for p in curve_panels(rows, x) if p.keys == ("l_o",) or p.title.startswith("OCC")]
@@ -24,25 +20,15 @@ def health_figure(rows, x: str = "iteration"):
     n_rows = -(-len(panels) // n_cols)
     fig = Figure(figsize=(11, 3.2 * n_rows), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
-    xs = [r.get(x) for r in rows]
     for ax, panel in zip(axes, panels):
-        for key, style in zip(panel.keys, ("-", "--", ":", "-.")):
-            ax.plot(xs, [r.get(key, np.nan) for r in rows], style, marker="o", markersize=3,
-                    color="black", lw=1.1, label=key)
+        draw_panel(ax, panel, rows, x, wrap=60, marker="o", markersize=3)
         if panel.keys == ("l_o",):
             for name, value in LOCKED_L_O.items():
                 ax.axhline(value, color="tab:gray", lw=0.8, ls=":")
                 ax.annotate(f"{value:g}: {name}", (0, value), xycoords=("axes fraction", "data"),
                             xytext=(3, 2), textcoords="offset points", fontsize=7, color="tab:gray",
                             bbox=dict(facecolor="white", edgecolor="none", pad=0.5, alpha=0.8))
-        ax.set_title("\n".join(textwrap.wrap(panel.title, 60)), fontsize=9)
-        ax.set_xlabel(x)
-        ax.grid(alpha=0.3)
-        if len(panel.keys) > 1:
-            ax.legend(fontsize=7)
-        if panel.log:
-            ax.set_yscale("log")
-        elif "occ_saturated" in panel.keys or "occ_sat_mismatch" in panel.keys:
+        if not panel.log and ("occ_saturated" in panel.keys or "occ_sat_mismatch" in panel.keys):
             ax.set_ylim(-0.03, 1.03)  # shares: the whole 0-1 range, also when all are 0
     for ax in axes[len(panels):]:
         ax.axis("off")
