@@ -44,6 +44,7 @@ one_run() {  # stage name seed method [candidate]
         if [ -f "$run/checkpoints/last.pth" ]; then args+=(--resume)
         elif [ -e "$run" ]; then args+=(--overwrite); fi
         local start=$SECONDS
+        mkdir -p "$(dirname "$run")"
         if OMP_NUM_THREADS=1 "$CAMLKIT" "${args[@]}" 2> "$run.err"; then
             echo "occ_regime: $run finished in $((SECONDS - start)) s"
             echo "$((SECONDS - start))" > "$run/wall_seconds.txt"
@@ -87,4 +88,5 @@ jobs_list | while read -r stage name rest; do
     if [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]]; then echo "$stage $name $rest"; fi
 done | xargs -P "$JOBS" -L 1 bash -c 'one_run "$@"' _
 
+mkdir -p "$RESULTS/$STAGE"
 "$CAMLKIT" report "$RESULTS/$STAGE"/*/ > "$RESULTS/$STAGE/table.md" || true
