@@ -8,7 +8,7 @@ For each LA test case and each set of weights, one run prints side by side:
   release's ``code/utils/test_patch.py``, written again here in plain torch + NumPy): zero-pad,
   one 112x112x80 window per forward pass under ``torch.no_grad``, softmax, NumPy score and count
   maps, average, argmax; the network as trained (BatchNorm layers, default memory layout);
-* **camlkit**: ``camlkit.inference.sliding_window_predict`` (batched windows, BatchNorm folded
+* **camlkit**: ``camlkit.evaluation.inference.sliding_window_predict`` (batched windows, BatchNorm folded
   into the convolutions, channels_last_3d, ``torch.inference_mode``);
 
 the seconds of each (best of ``--repeat`` runs, the two interleaved, after a one-window warm-up),
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from camlkit import VNet  # noqa: E402
 from camlkit.course import find_data_dir  # noqa: E402
 from camlkit.data import case_path, read_case, read_list  # noqa: E402
-from camlkit.inference import PATCH_SIZE, STRIDE, sliding_window_predict  # noqa: E402
+from camlkit.evaluation.inference import PATCH_SIZE, STRIDE, sliding_window_predict  # noqa: E402
 from camlkit.losses import dice_loss  # noqa: E402
 
 TIE = 1e-5  # a label may differ only where the release's probability is this close to 0.5
@@ -108,7 +108,7 @@ def briefly_trained_net(data, steps, patch=(64, 64, 48), batch=2):
 
 
 def checkpoint_net(path):
-    from camlkit.checkpoint import load_inference_model
+    from camlkit.runtime.checkpoint import load_inference_model
 
     return load_inference_model(path)
 

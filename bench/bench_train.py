@@ -14,7 +14,7 @@ Prints seconds per iteration (median of the timed iterations after one warm-up) 
 ``--beside-busy`` answers "what happens on a shared laptop": it times the step in fresh processes,
 alone and beside one busy single-threaded process (a matmul loop the bench starts and stops
 itself), back to back for ``--rounds`` rounds, once with PyTorch's OpenMP defaults and once with
-camlkit's CPU thread policy (camlkit.threads), and prints alone vs shared for both. Each timing
+camlkit's CPU thread policy (camlkit.runtime.threads), and prints alone vs shared for both. Each timing
 process starts with the machine's default thread count unless ``--threads`` is given (an exported
 OMP_NUM_THREADS is not passed on). On a machine other people use, every figure is contended.
 
@@ -24,7 +24,7 @@ after one warm-up iteration each it times ``--iterations`` iterations, data load
 
 * the release-equivalent loop (bench/release_loop.py: an HDF5 read per sample, contiguous
   tensors, the list bank pooled at every draw, bench/release_step.py's iteration), and
-* camlkit's training iteration as ``camlkit train`` runs it (camlkit.batches' loader, the
+* camlkit's training iteration as ``camlkit train`` runs it (camlkit.data.batches' loader, the
   channels_last network, Eq1Module / camlkit.step, the SGD of camlkit.train),
 
 from the same initial weights, the same cases per batch and a memory bank filled the same way
@@ -81,19 +81,19 @@ def bench(cfg, iterations, device):
 
     from camlkit.caml import CAMLNet
     from camlkit.occ import MemoryBank
-    from camlkit.train import CAMLStep, make_optimizer
+    from camlkit.train import Eq1Module, make_optimizer
 
     torch.manual_seed(0)
     layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    net = CAMLNet(cfg.model_config()).to(device).to(memory_format=layout).train()
+    net = CAMLNet(cfg.resolved().model).to(device).to(memory_format=layout).train()
     optimizer = make_optimizer(cfg, net)
-    step_cfg = cfg.step_config()
+    step_cfg = cfg.resolved().step
     bank = None
     if step_cfg.use_occ:
         bank = MemoryBank(cfg.labeled, cfg.proj_dim)
         for slot, (z, y) in enumerate(full_bank(cfg, device)):
             bank.update(slot, z, y)
-    module = CAMLStep(net, step_cfg, bank)
+    module = Eq1Module(net, step_cfg, bank)
     if cfg.compile:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
     batch = cfg.batch_size if cfg.unlabeled_bs else cfg.labeled_bs
@@ -158,7 +158,7 @@ def time_in_child(args, settings, shared):
 
 def settings_to_compare(extra):
     """{name: environment settings}: PyTorch's OpenMP defaults, camlkit's policy, and any --try."""
-    from camlkit.threads import WAIT_SETTINGS, share_cpu
+    from camlkit.runtime.threads import WAIT_SETTINGS, share_cpu
 
     # libgomp's documented default spin count, set explicitly so that no policy applies itself
     compared = {"PyTorch defaults": {"GOMP_SPINCOUNT": "300000"}}
@@ -195,7 +195,7 @@ def beside_busy(args):
 def camlkit_iterations(cfg, device, setup):
     """camlkit's training iterations as camlkit.train runs them; yield (seconds, batch).
 
-    The same functions as ``camlkit train``: camlkit.batches.training_loader, the network in
+    The same functions as ``camlkit train``: camlkit.data.batches.training_loader, the network in
     ``cfg.channels_last``'s memory format, Eq1Module (camlkit.step.caml_step), make_optimizer and
     camlkit.train.train_iteration (the body of ``_run``'s loop) without logging and checkpoints.
     ``seconds``: from the end of the previous iteration, the batch's loading included.
@@ -204,7 +204,7 @@ def camlkit_iterations(cfg, device, setup):
     """
     import torch
 
-    from camlkit.batches import batch_schedule, training_loader
+    from camlkit.data.batches import batch_schedule, training_loader
     from camlkit.caml import CAMLNet
     from camlkit.data import load_split
     from camlkit.occ import MemoryBank
@@ -301,7 +301,7 @@ def versus_release(args):
     from release_loop import release_iterations, release_network
 
     from camlkit.course import find_data_dir
-    from camlkit.train import make_config
+    from camlkit.config import make_config
 
     if args.preset != "paper" or args.method != ["caml"]:
         raise SystemExit("--versus-release: the release's loop is the paper preset's CAML "
@@ -388,7 +388,8 @@ def main():
 
     import torch
 
-    from camlkit.train import METHODS, make_config, resolve_device
+    from camlkit.config import METHODS, make_config
+    from camlkit.runtime.device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -43,10 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from camlkit.caml import CAMLNet  # noqa: E402
 from camlkit.data import case_path, read_case, read_list, train_transform  # noqa: E402
-from camlkit.inference import PATCH_SIZE, STRIDE, sliding_window_predict  # noqa: E402
+from camlkit.evaluation.inference import PATCH_SIZE, STRIDE, sliding_window_predict  # noqa: E402
 from camlkit.occ import MemoryBank  # noqa: E402
 from camlkit.step import caml_step  # noqa: E402
-from camlkit.train import make_config, make_optimizer, seed_everything, train  # noqa: E402
+from camlkit.config import make_config  # noqa: E402
+from camlkit.train import make_optimizer, seed_everything, train  # noqa: E402
 from camlkit.vnet import VNet  # noqa: E402
 
 # dense peak TFLOP/s per dtype (NVIDIA data sheets; SXM unless the name says PCIe)
@@ -195,9 +196,9 @@ def time_step(cfg, batches, device, mode, warmup, timed, count_flops=False):
     seed_everything(cfg.seed)
     set_precision(tf32, benchmark)
     layout = torch.channels_last_3d
-    net = CAMLNet(cfg.model_config()).to(device).to(memory_format=layout).train()
+    net = CAMLNet(cfg.resolved().model).to(device).to(memory_format=layout).train()
     optimizer = make_optimizer(cfg, net)
-    step_cfg = cfg.step_config()
+    step_cfg = cfg.resolved().step
     bank = full_bank(cfg, device)
     if compiled:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)

@@ -44,7 +44,9 @@ import torch
 
 from camlkit.data import case_path, read_list
 from camlkit.errors import CamlkitError
-from camlkit.train import make_config, read_log, train
+from camlkit.config import make_config
+from camlkit.runtime.runlog import read_log
+from camlkit.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LOGS = REPO.parent / "shared" / "reference" / "release_logs"

@@ -5,9 +5,9 @@ writes cosine similarity. With dot products an embedding of large norm can domin
 of the omni-correlation matrix (a collapse onto one prototype); cosine bounds every logit to
 [-1/t, 1/t]. This study trains CAML with each similarity for several seeds, evaluates Dice at
 the final iteration (camlkit.train), and measures OCC's structure on a fixed set of crops
-(camlkit.structure.network_occ, which calls the training step's own OCC code): the memory bank
+(camlkit.evaluation.measure.network_occ, which calls the training step's own OCC code): the memory bank
 filled from the first 4 labeled training cases, the rows from the first ``--crops`` test cases,
-one seeded crop each, prepared as the network was trained (camlkit.runs.matched_crops). Each
+one seeded crop each, prepared as the network was trained (camlkit.runtime.trained.matched_crops). Each
 network is measured with the Eq. 1 step it was trained with (its stored StepConfig: similarity,
 temperature, heads_on, bank_fa_rows, occ_log; j capped at what the small bank holds).
 
@@ -62,7 +62,7 @@ def fixed_crops(data, settings, n_crops):
     """The measurement's inputs for a network: (4 labeled training crops, ``n_crops`` test
     crops), seeded, prepared as that network was trained."""
     from camlkit.data import load_split
-    from camlkit.runs import matched_crops
+    from camlkit.runtime.trained import matched_crops
 
     split = load_split(data, 4)
     labeled = matched_crops(split.labeled[:4], settings, seed=0)
@@ -72,9 +72,10 @@ def fixed_crops(data, settings, n_crops):
 
 def measure(run_dir, data, n_crops) -> dict:
     """Dice from the run's evaluation, OCC's structure figures on the fixed crops, and l_o."""
-    from camlkit import structure
-    from camlkit.runs import FINAL, load_trained
-    from camlkit.train import read_log
+    from camlkit.evaluation import measure
+    from camlkit.runtime.runs import FINAL
+    from camlkit.runtime.trained import load_trained
+    from camlkit.runtime.runlog import read_log
 
     net, settings = load_trained(run_dir / FINAL)
     labeled, unlabeled = fixed_crops(data, settings, n_crops)
@@ -84,7 +85,7 @@ def measure(run_dir, data, n_crops) -> dict:
               "dice": summary["dice"][0], "l_o_last_logged": rows[-1]["l_o"] if rows else None,
               "run": str(run_dir), "note": ""}
     try:
-        measured = structure.network_occ(net, labeled, unlabeled, settings.step)
+        measured = measure.network_occ(net, labeled, unlabeled, settings.step)
     except ValueError as err:  # e.g. a network that predicts one class: OCC is undefined
         return {**result, **dict.fromkeys(("same_class", "chance", "collapse", "entropy",
                                            "l_o_measured")), "note": f"undefined: {err}"}
@@ -122,7 +123,7 @@ def table(rows) -> str:
 
 
 def write_results(rows, out: Path):
-    from camlkit.files import write_text
+    from camlkit.runtime.files import write_text
 
     import io
 

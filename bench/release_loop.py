@@ -7,8 +7,8 @@ What the authors' loop does at every iteration (github.com/Herschel555/CAML: ``c
   label for every sample of every batch; ``RandomRotFlip`` (rot90 by k in 0..3 in the first two
   axes, a flip along axis 0 or 1) and ``RandomCrop`` (112x112x80, zero-padded when a side is not
   larger, the last offset never drawn) in NumPy, then ``ToTensor`` (image (1, h, w, d) float32,
-  label long). camlkit.augment's transforms with the release's crop rule are that augmentation
-  (the same arithmetic), and camlkit.sampler's two-stream sampler with
+  label long). camlkit.data.augment's transforms with the release's crop rule are that augmentation
+  (the same arithmetic), and camlkit.data.sampler's two-stream sampler with
   ``restart_secondary=True`` is the release's: 2 labeled + 2 unlabeled per batch, the labeled
   cases shuffled once per epoch (an epoch is labeled // 2 batches), the unlabeled ones an
   endless shuffle started afresh at every epoch, as the release's loader is iterated afresh;
@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from camlkit.augment import train_transform
+from camlkit.data.augment import train_transform
 from camlkit.caml import CAMLNet
 from camlkit.data import case_path, read_list
 from camlkit.ramps import ramp_length
-from camlkit.sampler import TwoStreamBatchSampler
+from camlkit.data.sampler import TwoStreamBatchSampler
 from release_step import MEMORY_J, TOP_I, released_iteration
 
 

@@ -9,23 +9,23 @@ as a process of its own (launch) and watched live (watch); report, viz, cli. The
 trained networks: ``camlkit.pretrained(labeled=16)`` (weights, fetched by fetch).
 """
 
-from camlkit.threads import share_cpu
+from camlkit.runtime.threads import share_cpu
 
 # OpenMP reads how its idle threads wait once, when torch loads it: before the imports below.
-# A short spin keeps a shared laptop usable (camlkit.threads); a user's own setting wins.
+# A short spin keeps a shared laptop usable (camlkit.runtime.threads); a user's own setting wins.
 share_cpu()
 
 from camlkit.caml import CAMLConfig, CAMLNet  # noqa: E402
-from camlkit.checkpoint import load_released_checkpoint  # noqa: E402
+from camlkit.runtime.released import load_released_checkpoint  # noqa: E402
 from camlkit.vnet import VNet  # noqa: E402
-from camlkit.weights import pretrained  # noqa: E402  (the authors' trained networks)
+from camlkit.runtime.weights import pretrained  # noqa: E402  (the authors' trained networks)
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name):  # lazy: inference pulls in the I/O libraries
     if name == "sliding_window_predict":
-        from camlkit.inference import sliding_window_predict
+        from camlkit.evaluation.inference import sliding_window_predict
 
         return sliding_window_predict
     raise AttributeError(f"module 'camlkit' has no attribute {name!r}")

@@ -115,12 +115,10 @@ class TrainConfig:
         return dataclasses.replace(self, patch_size=tuple(self.patch_size),
                                    eval_stride=tuple(self.eval_stride), model=model, step=step)
 
-    # compatibility: code written before the tree was nested reads cfg.n_filters, cfg.beta_o
-    def __getattr__(self, name):
-        group = self._group_of(name)
-        if group is None:
-            raise AttributeError(f"TrainConfig has no field {name!r}")
-        return getattr(self.__dict__[group], name)
+    def __getattr__(self, name):  # only called for a name that is no field: say where it lives
+        group = self._group_of(name) if name != "__dict__" else None
+        where = f": read cfg.{group}.{name}" if group else ""
+        raise AttributeError(f"TrainConfig has no field {name!r}{where}")
 
     def __setattr__(self, name, value):
         if name not in self.__dataclass_fields__:  # a typo or a nested field set at the top
@@ -135,13 +133,6 @@ class TrainConfig:
             if inner is not None and name in {f.name for f in dataclasses.fields(inner)}:
                 return group
         return None
-
-    # compatibility aliases for bench/ (the resolved parts)
-    def model_config(self) -> CAMLConfig:
-        return self.resolved().model
-
-    def step_config(self) -> StepConfig:
-        return self.resolved().step
 
 
 PRESETS = {

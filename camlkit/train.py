@@ -3,9 +3,9 @@
 A run is one :class:`camlkit.config.TrainConfig` (presets ``paper``, ``quick``, ``smoke``; see
 camlkit.config). Methods: ``supervised`` (labeled-only V-Net), ``mcnet`` (CPS only, the ablation
 baseline), ``mcnet+occ``, ``mcnet+cma``, ``caml`` (full). Around the loop, each in its module:
-the batches (camlkit.batches), the checkpoint and resume checks (camlkit.resume), the log
-(camlkit.runlog), the checks before the work (camlkit.preflight) and the final evaluation
-(camlkit.final_eval).
+the batches (camlkit.data.batches), the checkpoint and resume checks (camlkit.runtime.resume), the log
+(camlkit.runtime.runlog), the checks before the work (camlkit.runtime.preflight) and the final evaluation
+(camlkit.evaluation.final_eval).
 
 A run folder holds ``config.json`` (the whole config tree, by path), ``log.csv`` (every logged
 iteration), TensorBoard scalars in ``tb/`` (when installed), ``checkpoints/last.pth`` (written
@@ -13,7 +13,7 @@ atomically every ``checkpoint_every`` iterations and at the end; ``--resume`` co
 ``model_final.pth`` (inference weights), ``cases.csv`` / ``summary.md`` / ``summary.json``
 (final evaluation) and ``curves.png``.
 
-Exact resume: each batch is a pure function of (seed, iteration) (camlkit.batches) and the
+Exact resume: each batch is a pure function of (seed, iteration) (camlkit.data.batches) and the
 checkpoint stores the model, optimizer, memory bank and the torch RNG state. On CPU a killed and
 resumed run ends bit-identical to an uninterrupted one.
 """
@@ -31,19 +31,19 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from camlkit.batches import training_loader
+from camlkit.data.batches import training_loader
 from camlkit.caml import CAMLNet
-from camlkit.checkpoint import save_checkpoint, save_inference_model
-from camlkit.config import METHODS, PRESETS, TrainConfig, make_config, run_dir, to_dict  # noqa: F401
+from camlkit.runtime.checkpoint import save_checkpoint, save_inference_model
+from camlkit.config import TrainConfig, run_dir, to_dict
 from camlkit.course import find_data_dir
-from camlkit.device import resolve_device
+from camlkit.runtime.device import resolve_device
 from camlkit.errors import CamlkitError
-from camlkit.files import write_text
+from camlkit.runtime.files import write_text
 from camlkit.occ import MemoryBank
-from camlkit.preflight import check_config, check_data, check_outputs
-from camlkit.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
-from camlkit.runfolder import run_folder
-from camlkit.runlog import RunLog, log_fields, read_log  # noqa: F401  (notebooks: train.read_log)
+from camlkit.runtime.preflight import check_config, check_data, check_outputs
+from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
+from camlkit.runtime.runfolder import run_folder
+from camlkit.runtime.runlog import RunLog, log_fields
 from camlkit.step import StepConfig, caml_step
 
 def seed_everything(seed):
@@ -93,18 +93,15 @@ class Eq1Module(nn.Module):
         return caml_step(self.net, image, label, labeled_bs, iteration, self.cfg, self.bank, slots)
 
 
-CAMLStep = Eq1Module  # compatibility alias (bench/bench_train.py)
-
-
 # ----------------------------------------------------------------------------- the run
 
 def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrite=False) -> Path:
     """Train one run and evaluate its final f_v; returns the run folder.
 
     ``callback(row)`` is called with every logged row (a notebook draws live curves with it).
-    Everything that can be checked is checked before the first iteration (camlkit.preflight:
+    Everything that can be checked is checked before the first iteration (camlkit.runtime.preflight:
     values, device, data split, every test case the run will evaluate, --out), and the run folder
-    is this run's alone while it runs (camlkit.runfolder: a lock, no overwrite of another run).
+    is this run's alone while it runs (camlkit.runtime.runfolder: a lock, no overwrite of another run).
     Ctrl-C raises KeyboardInterrupt whose message says where the last checkpoint is.
     """
     cfg = cfg.resolved()
@@ -121,7 +118,7 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
-    # the run folder belongs to this run while it runs (camlkit.runfolder): one writer, no
+    # the run folder belongs to this run while it runs (camlkit.runtime.runfolder): one writer, no
     # silent overwrite of another run; under DDP rank 0 owns it for all ranks
     owner = run_folder(folder, resume=resume, overwrite=overwrite) if rank == 0 else contextlib.nullcontext()
     with owner:
@@ -215,8 +212,8 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
                              method=cfg.method, labeled=cfg.labeled, zscore_case=cfg.zscore_case)
     summary = None
     if evaluate:
-        from camlkit.evaluate import evaluation_failed_message
-        from camlkit.final_eval import evaluate_run
+        from camlkit.evaluation.evaluate import evaluation_failed_message
+        from camlkit.evaluation.final_eval import evaluate_run
 
         try:
             summary = evaluate_run(cfg, net.f_v, folder)

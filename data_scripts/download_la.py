@@ -2,13 +2,13 @@
 
     python data_scripts/download_la.py [--dest DIR] [--base-url URL] [--source DIR] [--retries N]
 
-The same as ``camlkit download``: a thin wrapper over camlkit.download (see its docstring);
+The same as ``camlkit download``: a thin wrapper over camlkit.data.download (see its docstring);
 exit status 0 when every file verified. camlkit must be installed (``pip install -e .``).
 """
 
 import sys
 
-from camlkit.download import main
+from camlkit.data.download import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,13 +2,13 @@
 
     python data_scripts/preprocess_la.py RAW_DIR OUT_DIR [--seed N]
 
-The same as ``camlkit preprocess``: a thin wrapper over camlkit.preprocess (see its docstring
+The same as ``camlkit preprocess``: a thin wrapper over camlkit.data.preprocess (see its docstring
 for the steps). camlkit must be installed (``pip install -e .``).
 """
 
 import sys
 
-from camlkit.preprocess import main
+from camlkit.data.preprocess import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,7 +5,7 @@ CAMLKIT_SMOKE is set explicitly (``CAMLKIT_SMOKE=0`` for the full sizes), with o
 on a shared 2-core machine two spinning OpenMP threads can make a smoke run 50x slower.
 
 At smoke size, notebooks 4 and 7 get a throw-away PyTorch cache (``TORCH_HOME``) holding a tiny
-stand-in for the authors' 16-labeled network, in their file layout (camlkit.weights.write_standin),
+stand-in for the authors' 16-labeled network, in their file layout (camlkit.runtime.weights.write_standin),
 so they take the path a learner takes after ``camlkit download --weights 16`` without the 80 MB
 file and without touching a real cache. Notebook 5 gets an empty cache and trains its short run:
 OCC needs a network that predicts both classes, and a stand-in that cheap predicts one.
@@ -24,7 +24,7 @@ AUTHORS_PATH = ("04_cma.ipynb", "07_results.ipynb")  # driven through the author
 
 def standin_torch_home() -> str:
     """A fresh TORCH_HOME whose camlkit cache holds a stand-in for the authors' 16-labeled file."""
-    from camlkit.weights import default_dest, entry, write_standin
+    from camlkit.runtime.weights import default_dest, entry, write_standin
 
     home = tempfile.mkdtemp(prefix="camlkit-torch-home-")
     write_standin(default_dest(home) / entry(16).name)

@@ -47,13 +47,13 @@ CASES = {
 }
 
 # notebooks opened with a stand-in for the authors' 16-labeled network in the PyTorch cache (a
-# tiny network in their file layout: camlkit.weights.write_standin), as after `camlkit download
+# tiny network in their file layout: camlkit.runtime.weights.write_standin), as after `camlkit download
 # --weights 16`; the others with an empty cache (notebook 5 trains its short run: OCC needs a
 # network that predicts both classes)
 AUTHORS_PATH = ("04_cma.ipynb",)
 
 # notebook -> text its outputs must hold: the network it found (or trained) and uses, the structure
-# figures of both networks with their sentences (camlkit.structure.read_attention / read_occ)
+# figures of both networks with their sentences (camlkit.evaluation.structure.read_attention / read_occ)
 EXPECTED_OUTPUT = {
     "04_cma.ipynb": ("network (authors): ", "caml_la_16labeled_iter15000.pth",
                      "not a file camlkit pins", "attention on atrium tokens",
@@ -97,7 +97,7 @@ def jupyter_lab(tmp_path_factory, request):
     """A JupyterLab server (no token) on a free port serving a copy of notebooks/, with a
     throw-away PyTorch cache: holding the authors'-network stand-in for a notebook in
     :data:`AUTHORS_PATH`, empty otherwise."""
-    from camlkit.weights import default_dest, entry, write_standin
+    from camlkit.runtime.weights import default_dest, entry, write_standin
 
     _require_chromium()
     root = tmp_path_factory.mktemp("lab")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from camlkit import CAMLNet, load_released_checkpoint
-from camlkit.checkpoint import (checkpoint_config, load_inference_model, released_to_camlkit_key,
-                                save_inference_model)
+from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model, save_inference_model
+from camlkit.runtime.released import released_to_camlkit_key
 from camlkit.errors import CamlkitError
 
 KEYS_TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "caml_state_dict_keys.tsv"
@@ -116,7 +116,7 @@ def test_nan_weight_names_the_file_and_the_tensor(tmp_path):
 
 
 def test_resume_refuses_an_inference_checkpoint_and_says_which_to_use(tmp_path):
-    from camlkit.checkpoint import checkpoint_kind, read_camlkit_checkpoint, save_checkpoint
+    from camlkit.runtime.checkpoint import checkpoint_kind, read_camlkit_checkpoint, save_checkpoint
 
     net = CAMLNet(n_filters=2, proj_dim=8)
     save_inference_model(net, tmp_path / "model_final.pth")
@@ -284,7 +284,7 @@ def test_a_pickle_that_runs_code_is_refused_without_advice_to_load_it_unsafely(t
 
 
 def test_the_digest_covers_every_tensor_and_value_of_a_training_checkpoint(tmp_path):
-    from camlkit.checkpoint import content_digest, read_camlkit_checkpoint, save_checkpoint
+    from camlkit.runtime.checkpoint import content_digest, read_camlkit_checkpoint, save_checkpoint
 
     net = CAMLNet(n_filters=2, proj_dim=8).to(memory_format=torch.channels_last_3d)
     payload = {"format": "camlkit", "version": 1, "iteration": 3, "model": net.state_dict(),

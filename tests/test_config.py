@@ -11,7 +11,7 @@ from camlkit.config import (METHOD_SWITCHES, PRESETS, TrainConfig, config_fields
                             from_dict, get_field, make_config, to_dict)
 from camlkit.errors import CamlkitError
 from camlkit.step import StepConfig
-from camlkit.train_cli import config_from_args
+from camlkit.cli.train import config_from_args
 
 
 def test_the_tree_nests_the_network_and_the_step_configs():

@@ -133,7 +133,7 @@ def test_split_rejects_too_many_labeled(la_dir):
 @pytest.mark.parametrize("labeled", [-1, 11])
 def test_split_message_gives_the_true_labeled_range(tmp_path, labeled):
     # the split itself takes 0..N; a run's tighter bounds (2 labeled per batch) are
-    # camlkit.preflight.check_data's, tested in test_train.py
+    # camlkit.runtime.preflight.check_data's, tested in test_train.py
     make_release(tmp_path, n_train=10, n_test=1)
     with pytest.raises(CamlkitError, match=rf"labeled={labeled}: expected 0\.\.10, .*cases in .*train.list"):
         load_split(tmp_path, labeled)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from camlkit.data import CASES_FOLDER, read_case, read_list
-from camlkit.download import file_url, main, read_checksums
+from camlkit.data.download import file_url, main, read_checksums
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -335,7 +335,7 @@ def test_an_entry_outside_dest_is_refused_before_anything_is_fetched(server, tmp
 
 
 def test_entries_given_directly_are_checked_too(tmp_path):
-    from camlkit.download import copy_release, download_release
+    from camlkit.data.download import copy_release, download_release
     from camlkit.errors import CamlkitError
 
     (tmp_path / "src").mkdir()

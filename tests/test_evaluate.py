@@ -11,8 +11,8 @@ from medpy.metric import binary as medpy_binary
 from torch import nn
 
 from camlkit.data import case_path, read_case
-from camlkit.evaluate import evaluate_cases, format_table, summarize, write_csv
-from camlkit.inference import predict_volume
+from camlkit.evaluation.evaluate import evaluate_cases, format_table, summarize, write_csv
+from camlkit.evaluation.inference import predict_volume
 
 
 class Threshold(nn.Module):
@@ -108,7 +108,7 @@ def test_format_table_puts_the_paper_row_beside():
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.checkpoint import save_inference_model
+    from camlkit.runtime.checkpoint import save_inference_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
@@ -161,7 +161,7 @@ def test_evaluate_cli_reports_missing_case(tmp_path, data_dir, checkpoint, capsy
 
 
 def test_written_results_are_readable_by_everyone(tmp_path):
-    from camlkit.files import write_text
+    from camlkit.runtime.files import write_text
 
     write_text("x\n", tmp_path / "summary.md")
     assert (tmp_path / "summary.md").stat().st_mode & 0o777 == 0o644
@@ -173,12 +173,12 @@ def test_written_results_are_readable_by_everyone(tmp_path):
 @pytest.fixture
 def no_case_computed(monkeypatch):
     """Fail the test if any case reaches the sliding window: the checks must come first."""
-    import camlkit.evaluate
+    import camlkit.evaluation.evaluate
 
     def refuse(*args, **kwargs):
         raise AssertionError("a case was computed before the input was checked")
 
-    monkeypatch.setattr(camlkit.evaluate, "predict_volume", refuse)
+    monkeypatch.setattr(camlkit.evaluation.evaluate, "predict_volume", refuse)
 
 
 def copy_of(data_dir, tmp_path):
@@ -274,7 +274,7 @@ def test_evaluate_cli_creates_nested_out_and_replaces_its_own_results(tmp_path, 
 
 def test_check_test_set_for_training(data_dir, tmp_path):
     from camlkit.errors import CamlkitError
-    from camlkit.evaluate import check_test_set
+    from camlkit.evaluation.evaluate import check_test_set
 
     assert check_test_set(data_dir, 1) == paths(data_dir)[:1]
     assert check_test_set(data_dir) == paths(data_dir)
@@ -286,7 +286,7 @@ def test_check_test_set_for_training(data_dir, tmp_path):
 
 def test_check_output_dir(tmp_path):
     from camlkit.errors import CamlkitError
-    from camlkit.evaluate import check_output_dir
+    from camlkit.evaluation.evaluate import check_output_dir
 
     assert check_output_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
     assert not (tmp_path / "a").exists()  # nothing created by the check
@@ -296,7 +296,7 @@ def test_check_output_dir(tmp_path):
 
 
 def test_failed_end_of_run_evaluation_message():
-    from camlkit.evaluate import evaluation_failed_message
+    from camlkit.evaluation.evaluate import evaluation_failed_message
 
     message = evaluation_failed_message("runs/caml", "runs/caml/x.h5: image contains NaN")
     assert message == ("the training ended and runs/caml/model_final.pth is saved, but its evaluation failed: "
@@ -305,7 +305,7 @@ def test_failed_end_of_run_evaluation_message():
 
 
 def test_one_case_shows_no_spread_and_says_case():
-    from camlkit.evaluate import format_table
+    from camlkit.evaluation.evaluate import format_table
 
     one = {"cases": 1, "dice": (0.9, 0.0), "jaccard": (0.8, 0.0), "hd95": (5.0, 0.0), "asd": (1.5, 0.0)}
     ours = format_table(one).splitlines()[2]
@@ -337,12 +337,12 @@ def test_evaluate_refuses_a_run_folder_a_training_holds(tmp_path, data_dir, chec
     import subprocess
     import sys
 
-    from camlkit.report import report
+    from camlkit.evaluation.report import report
 
     run = tmp_path / "run"
     old = _finished_run(run)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom camlkit.runfolder import RunLock\n"
+        "import sys, time\nfrom camlkit.runtime.runfolder import RunLock\n"
         "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)"), str(run)],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -382,15 +382,15 @@ def test_evaluate_weights_from_the_cache_as_the_authors_trained(tmp_path, la_dir
     network: every voxel atrium, so Dice is 2|G| / (|V| + |G|) of the real test case's label."""
     import json
 
-    import camlkit.weights
+    import camlkit.runtime.weights
     from camlkit.data import case_path, read_list
-    from camlkit.report import report
-    from camlkit.weights import ReleasedWeights, fetch_weights
+    from camlkit.evaluation.report import report
+    from camlkit.runtime.weights import ReleasedWeights, fetch_weights
     from test_weights import git_blob, released_bytes
 
     data, _ = released_bytes(atrium_bias=1e4)
-    registry = {16: ReleasedWeights(16, camlkit.weights.RELEASED[16].path, git_blob(data))}
-    monkeypatch.setattr(camlkit.weights, "RELEASED", registry)
+    registry = {16: ReleasedWeights(16, camlkit.runtime.weights.RELEASED[16].path, git_blob(data))}
+    monkeypatch.setattr(camlkit.runtime.weights, "RELEASED", registry)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     out = tmp_path / "authors16"
     code, _, err = run_cli(["evaluate", "--weights", 16, "--data", la_dir, "--out", out, "--cases", 1], capsys)

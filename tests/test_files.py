@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from camlkit.errors import CamlkitError
-from camlkit.files import (TEMP_NAME, atomic_path, clean_temps, open_no_link, pid_alive, temp_path,
+from camlkit.runtime.files import (TEMP_NAME, atomic_path, clean_temps, open_no_link, pid_alive, temp_path,
                            write_bytes, write_text)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +38,10 @@ def umask():
 def write_with_every_writer(folder):
     """One file from each of camlkit's writers; returns their paths."""
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.checkpoint import save_inference_model
-    from camlkit.evaluate import write_csv
-    from camlkit.inference import write_mask_nifti
-    from camlkit.preprocess import write_case_h5
+    from camlkit.runtime.checkpoint import save_inference_model
+    from camlkit.evaluation.evaluate import write_csv
+    from camlkit.data.volumes import write_mask_nifti
+    from camlkit.data.preprocess import write_case_h5
 
     write_text("hello\n", folder / "summary.md")
     write_csv([{"case": "a", "dice": 0.5, "jaccard": 0.3, "hd95": 1.0, "asd": 0.5}], folder / "cases.csv")
@@ -89,7 +89,7 @@ def test_missing_folder_is_one_line(tmp_path):
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from camlkit.files import atomic_path, sigterm_as_exit
+    from camlkit.runtime.files import atomic_path, sigterm_as_exit
     with sigterm_as_exit():
         with atomic_path(Path(sys.argv[1])) as tmp:
             tmp.write_text("a part of the results")
@@ -162,7 +162,7 @@ def test_pid_alive():
 def test_a_forked_child_ends_on_sigterm_without_running_the_parents_cleanup(tmp_path):
     script = textwrap.dedent("""
         import os, signal, sys, time
-        from camlkit.files import sigterm_as_exit
+        from camlkit.runtime.files import sigterm_as_exit
         with sigterm_as_exit():
             child = os.fork()
             if child == 0:
@@ -192,8 +192,8 @@ def small_disk(tmp_path):
 
 
 def test_full_disk_is_one_line_and_keeps_the_previous_file(small_disk):
-    from camlkit.checkpoint import save_checkpoint
-    from camlkit.files import DiskFullError
+    from camlkit.runtime.checkpoint import save_checkpoint
+    from camlkit.runtime.files import DiskFullError
 
     last = small_disk / "last.pth"
     save_checkpoint({"w": torch.zeros(1000)}, last)

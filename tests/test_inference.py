@@ -13,17 +13,15 @@ from torch import nn
 
 import camlkit
 from camlkit.errors import CamlkitError
-from camlkit.inference import (
+from camlkit.data import pad_widths, zscore
+from camlkit.data.volumes import read_volume, write_mask_nifti
+from camlkit.evaluation.inference import (
     inference_model,
-    pad_widths,
     predict_volume,
-    read_volume,
     sliding_window_predict,
     sliding_windows,
     window_batches,
     window_starts,
-    write_mask_nifti,
-    zscore,
 )
 
 
@@ -262,7 +260,7 @@ def test_write_mask_nifti_roundtrip_and_atomic(tmp_path):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.checkpoint import save_inference_model
+    from camlkit.runtime.checkpoint import save_inference_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
@@ -282,7 +280,7 @@ WINDOW = ["--patch", 16, 16, 16, "--stride", 8, 8, 8, "--device", "cpu"]
 
 
 def test_predict_cli_writes_mask_with_input_affine(tmp_path, checkpoint, capsys):
-    from camlkit.checkpoint import load_inference_model
+    from camlkit.runtime.checkpoint import load_inference_model
 
     image = np.random.default_rng(0).normal(50.0, 10.0, size=(20, 18, 17)).astype(np.float32)
     nibabel.save(nibabel.Nifti1Image(image, AFFINE), tmp_path / "in.nii.gz")
@@ -335,8 +333,8 @@ def test_a_mask_from_an_h5_input_has_the_identity_as_its_sform(tmp_path, checkpo
 
 def test_model_trained_on_zscored_cases_predicts_on_zscored_h5(tmp_path, la_case_paths, capsys):
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.checkpoint import load_inference_model, save_inference_model
-    from camlkit.inference import stored_settings
+    from camlkit.runtime.checkpoint import load_inference_model, save_inference_model
+    from camlkit.evaluation.inference import stored_settings
 
     window = ["--patch", 32, 32, 32, "--stride", 32, 32, 32, "--device", "cpu"]
     path = tmp_path / "z.pth"
@@ -394,12 +392,12 @@ def test_predict_cli_rejects_bad_h5(tmp_path, checkpoint, la_case_paths, capsys,
 @pytest.fixture
 def no_prediction(monkeypatch):
     """Fail the test if the sliding window runs: every check must come before it."""
-    import camlkit.inference
+    import camlkit.evaluation.inference
 
     def refuse(*args, **kwargs):
         raise AssertionError("the volume was predicted before the input was checked")
 
-    monkeypatch.setattr(camlkit.inference, "predict_volume", refuse)
+    monkeypatch.setattr(camlkit.evaluation.inference, "predict_volume", refuse)
 
 
 @pytest.fixture
@@ -468,7 +466,7 @@ def test_predict_cli_rejects_a_constant_volume_naming_it(tmp_path, checkpoint, c
 
 def test_predict_cli_rejects_a_nan_checkpoint(tmp_path, volume, capsys, no_prediction):
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.checkpoint import save_inference_model
+    from camlkit.runtime.checkpoint import save_inference_model
 
     net = CAMLNet(CAMLConfig(n_filters=2))
     with torch.no_grad():

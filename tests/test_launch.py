@@ -1,4 +1,4 @@
-"""camlkit.launch with real training processes at smoke size on the real LA data
+"""camlkit.runtime.launch with real training processes at smoke size on the real LA data
 ($CAMLKIT_DATA, else the shared folder of tests/conftest.py)."""
 
 import dataclasses
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from camlkit import launch
+from camlkit.runtime import launch, process
 from camlkit.errors import CamlkitError
 from camlkit.config import default_run_dir, make_config
 
@@ -28,7 +28,7 @@ def data(request):
 
 def _status_elsewhere(run_dir):
     """Attach from a fresh Python process (as after a kernel restart); its status as a dict."""
-    code = ("import json, sys; from camlkit import launch; s = launch.attach(sys.argv[1]).status();"
+    code = ("import json, sys; from camlkit.runtime import launch; s = launch.attach(sys.argv[1]).status();"
             "print(json.dumps({'state': s.state, 'iteration': s.iteration, 'total': s.total}))")
     out = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True,
                          text=True, timeout=120)
@@ -213,7 +213,7 @@ def test_overwrite_leaves_nothing_of_the_launched_run_it_replaces(tmp_path, data
     run_dir = tmp_path / "run"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    old = launch._command(["--preset", "smoke", "--iterations", "400"], run_dir)
+    old = process.child_command(["--preset", "smoke", "--iterations", "400"], run_dir)
     run_dir.mkdir()
     (run_dir / "process.json").write_text(json.dumps(
         {"pid": dead.pid, "command": old, "host": launch.socket.gethostname(), "iterations": 400,
@@ -237,16 +237,16 @@ def _end_run(run_dir):
         record = json.loads((Path(run_dir) / "process.json").read_text())
     except (OSError, ValueError):
         return
-    if launch._is_alive(record):
+    if process.is_alive(record):
         os.killpg(record["pid"], 9)
-        _wait_for(lambda: not launch._is_alive(record), timeout_s=60)
+        _wait_for(lambda: not process.is_alive(record), timeout_s=60)
 
 
 # a parent that ignores SIGINT (a background job of a non-interactive shell, a service)
 IGNORING_PARENT = """
 import json, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-from camlkit import launch
+from camlkit.runtime import launch
 from camlkit.config import make_config
 run = launch.launch(make_config("smoke", data=sys.argv[1], iterations=5000), sys.argv[2])
 while len(launch.read_rows(run.run_dir / "log.csv")) < int(sys.argv[3]) and run.is_running():
@@ -273,7 +273,7 @@ def test_a_parent_that_ignores_sigint_can_stop_its_run(tmp_path, data, rows):
 STARTER = """
 import json, sys, time
 from pathlib import Path
-from camlkit import launch
+from camlkit.runtime import launch
 from camlkit.config import make_config
 from camlkit.errors import CamlkitError
 cfg = make_config("smoke", data=sys.argv[1], iterations=5000)
@@ -310,7 +310,7 @@ def test_two_starts_at_once_spawn_one_run(tmp_path, data, attempt):
         else:  # it came after the winner's process.json: attached to the same run
             assert loser == {"pid": winners[0]["pid"], "spawned": False}
         record = json.loads((run_dir / "process.json").read_text())
-        assert record["pid"] == winners[0]["pid"] and launch._is_alive(record)
+        assert record["pid"] == winners[0]["pid"] and process.is_alive(record)
         headers = [l for l in (run_dir / "train.out").read_text().splitlines() if l.startswith("# ")]
         assert len(headers) == 1, headers
     finally:
@@ -337,10 +337,10 @@ def test_a_process_of_another_user_is_alive_to_launch_as_to_files(tmp_path):
     try:
         record = {"pid": pid, "start_ticks": launch._start_ticks(pid),
                   "host": launch.socket.gethostname()}
-        code = ("import json, os, sys; from camlkit import launch, files; r = json.loads(sys.argv[1])\n"
+        code = ("import json, os, sys; from camlkit.runtime import files, launch; r = json.loads(sys.argv[1])\n"
                 "try:\n    os.kill(r['pid'], 0); denied = False\n"
                 "except PermissionError:\n    denied = True\n"
-                "print(json.dumps([denied, files.pid_alive(r['pid']), launch._is_alive(r)]))")
+                "print(json.dumps([denied, files.pid_alive(r['pid']), process.is_alive(r)]))")
         out = subprocess.run(prefix + [sys.executable, "-c", code, json.dumps(record)],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from camlkit.limits import file_too_large, limit_reached, out_of_memory
+from camlkit.runtime.limits import file_too_large, limit_reached, out_of_memory
 
 # A camlkit command whose function ``module:name`` runs under an address-space limit of the
 # process's size when it is called plus HEADROOM MiB: what comes before (imports, training) runs
@@ -67,25 +67,25 @@ def test_what_each_limit_looks_like():
 
 def test_out_of_memory_in_evaluate_is_one_line(tmp_path, la_dir):
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.checkpoint import save_inference_model
+    from camlkit.runtime.checkpoint import save_inference_model
 
     torch.manual_seed(0)
     save_inference_model(CAMLNet(CAMLConfig(n_filters=2)).eval(), tmp_path / "tiny.pth")
-    out = _limited_memory("camlkit.evaluate:evaluate_cases", "evaluate", str(tmp_path / "tiny.pth"),
+    out = _limited_memory("camlkit.evaluation.evaluate:evaluate_cases", "evaluate", str(tmp_path / "tiny.pth"),
                           "--data", str(la_dir), "--out", str(tmp_path / "ev"), "--cases", "1",
                           "--quiet", "--device", "cpu")
     line = _one_line(out)
     assert line.startswith("camlkit evaluate: error: out of memory (")
     assert "no result or checkpoint is half-written" in line
     written = {p.name for p in (tmp_path / "ev").iterdir()} if (tmp_path / "ev").exists() else set()
-    assert written <= {".lock"}  # the folder's lock (camlkit.runfolder), no result file
+    assert written <= {".lock"}  # the folder's lock (camlkit.runtime.runfolder), no result file
 
 
 def test_out_of_memory_in_the_final_evaluation_says_the_training_is_kept(tmp_path, la_dir):
     run = tmp_path / "run"
     args = ["train", "--preset", "smoke", "--data", str(la_dir), "--out", str(run), "--iterations", "2",
             "--eval-cases", "1", "--quiet"]
-    line = _one_line(_limited_memory("camlkit.final_eval:evaluate_run", *args))
+    line = _one_line(_limited_memory("camlkit.evaluation.final_eval:evaluate_run", *args))
     assert line.startswith(f"camlkit train: error: the training ended and {run / 'model_final.pth'} is "
                            f"saved, but its evaluation failed: out of memory (")
     assert line.endswith("run the same command again with --resume: it redoes only the evaluation")
@@ -110,7 +110,7 @@ def test_the_file_size_limit_while_checkpointing_is_one_line(tmp_path, la_dir):
 
 def test_the_file_size_limit_while_writing_a_mask_is_one_line(tmp_path, la_case_paths):
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.checkpoint import save_inference_model
+    from camlkit.runtime.checkpoint import save_inference_model
 
     save_inference_model(CAMLNet(CAMLConfig(n_filters=2)).eval(), tmp_path / "tiny.pth")
     mask = tmp_path / "mask.nii"  # uncompressed: the size of the case, 2 MB

@@ -7,7 +7,7 @@ from scipy.ndimage import binary_dilation, binary_erosion
 
 from camlkit.data import read_case
 from camlkit.errors import CamlkitError
-from camlkit.metrics import asd, case_metrics, dice, hd95, jaccard, surface
+from camlkit.evaluation.metrics import asd, case_metrics, dice, hd95, jaccard, surface
 
 
 @pytest.fixture(scope="module")

@@ -158,7 +158,7 @@ def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path, cap
 
     # the report keeps validation scores away from the test-set table and the paper's numbers
     from camlkit.cli import main
-    from camlkit.report import report
+    from camlkit.evaluation.report import report
 
     text = report([folder])
     assert text.startswith("## Validation cases") and "paper" not in text.split("\n", 1)[1]

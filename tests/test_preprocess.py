@@ -10,7 +10,7 @@ import pytest
 
 from camlkit.data import case_path, read_case
 from camlkit.errors import CamlkitError
-from camlkit.preprocess import MARGIN, main, preprocess_case
+from camlkit.data.preprocess import MARGIN, main, preprocess_case
 
 ROOT = Path(__file__).resolve().parents[1]
 

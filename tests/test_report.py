@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from camlkit.errors import CamlkitError
-from camlkit.report import cases_table, read_cases, report
+from camlkit.evaluation.report import cases_table, read_cases, report
 
 
 def _run(path, method, labeled, seed, dice, hd95=10.0, lr=0.05):

@@ -8,11 +8,12 @@ import h5py
 import pytest
 import torch
 
-from camlkit.checkpoint import save_checkpoint
+from camlkit.runtime.checkpoint import save_checkpoint
 from camlkit.data import CASES_FOLDER, case_path, read_list
 from camlkit.errors import CamlkitError
-from camlkit.resume import ADDED_LATER, data_fingerprint
-from camlkit.train import make_config, train
+from camlkit.runtime.resume import ADDED_LATER, data_fingerprint
+from camlkit.config import make_config
+from camlkit.train import train
 
 FAST = dict(progress=False, eval_cases=1)
 
@@ -122,7 +123,7 @@ def test_a_field_added_later_is_taken_as_the_behaviour_of_the_version_that_wrote
 
 
 def test_a_missing_field_whose_old_behaviour_is_the_default_resumes_as_asked(tmp_path, la_dir, monkeypatch, capfd):
-    import camlkit.resume
+    import camlkit.runtime.resume
 
     run = tmp_path / "run"
     cfg = dict(data=str(la_dir), out=str(run), **FAST)
@@ -130,7 +131,7 @@ def test_a_missing_field_whose_old_behaviour_is_the_default_resumes_as_asked(tmp
     last = run / "checkpoints" / "last.pth"
     _without(last, "step.heads_on")
     # a field whose default equals what the older version did: the plain command resumes
-    monkeypatch.setitem(camlkit.resume.ADDED_LATER, "step.heads_on", "agreeing")
+    monkeypatch.setitem(camlkit.runtime.resume.ADDED_LATER, "step.heads_on", "agreeing")
     capfd.readouterr()
     train(make_config("smoke", iterations=4, **cfg), resume=True, evaluate=False)
     assert ("checkpoint has no step.heads_on (written before it existed): taking 'agreeing', "

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from camlkit.errors import CamlkitError
-from camlkit.runfolder import (CHECKPOINT, LAUNCH_FILES, RUN_FILES, RunLock, check_new_run,
+from camlkit.runtime.runfolder import (CHECKPOINT, LAUNCH_FILES, RUN_FILES, RunLock, check_new_run,
                                run_folder, run_files)
 
 # Takes the run folder (argv[1]) and holds it until told to stop (stdin closes) or killed.
 HOLDER = textwrap.dedent("""
     import sys
     from camlkit.errors import CamlkitError
-    from camlkit.runfolder import run_folder
+    from camlkit.runtime.runfolder import run_folder
     try:
         with run_folder(sys.argv[1], resume=False, overwrite=False):
             (__import__("pathlib").Path(sys.argv[1]) / "summary.json").write_text("{}")
@@ -222,7 +222,7 @@ def test_a_planted_symlink_is_one_line_and_its_target_is_untouched(tmp_path, nam
 
 
 def test_a_file_written_in_place_refuses_a_link_planted_during_the_run(tmp_path):
-    from camlkit.runlog import RunLog
+    from camlkit.runtime.runlog import RunLog
 
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")

@@ -1,4 +1,4 @@
-"""camlkit.runs on real smoke-trained checkpoints: finding one, its settings, matched inputs."""
+"""camlkit.runtime.runs on real smoke-trained checkpoints: finding one, its settings, matched inputs."""
 
 import os
 import time
@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from camlkit import runs
-from camlkit.checkpoint import save_inference_model
+from camlkit.runtime import runs
+from camlkit.runtime.trained import TrainedSettings, load_trained, matched_crops, random_twin
+from camlkit.runtime.checkpoint import save_inference_model
 from camlkit.data import LADataset, load_split
 from camlkit.errors import CamlkitError
-from camlkit.train import make_config, train
+from camlkit.config import make_config
+from camlkit.train import train
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def test_explicit_checkpoint_wins_and_must_exist(trained, monkeypatch):
 def test_settings_read_from_the_stored_config(trained):
     _, caml, _ = trained
     smoke = make_config("smoke")
-    settings = runs.TrainedSettings.from_checkpoint(caml / runs.FINAL)
+    settings = TrainedSettings.from_checkpoint(caml / runs.FINAL)
     assert settings.scale == smoke.scale and settings.zscore_case == smoke.zscore_case
     assert settings.patch_size == smoke.patch_size and settings.stride == smoke.eval_stride
     assert (settings.n_filters, settings.proj_dim) == (smoke.model.n_filters, smoke.model.proj_dim)
@@ -87,7 +89,7 @@ def test_settings_restore_every_step_field_the_run_stored(la_dir, tmp_path):
               "step.similarity": "cosine", "step.occ_temperature": 0.2, "step.j": 4, "step.top_i": 16}
     run = train(make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), iterations=3,
                             progress=False, **fields), evaluate=False)
-    step = runs.TrainedSettings.from_checkpoint(run / runs.FINAL).step
+    step = TrainedSettings.from_checkpoint(run / runs.FINAL).step
     assert isinstance(step, StepConfig)
     assert (step.heads_on, step.bank_fa_rows, step.occ_log, step.similarity) == (
         "picked", "per_voxel", "log_softmax", "cosine")
@@ -96,20 +98,20 @@ def test_settings_restore_every_step_field_the_run_stored(la_dir, tmp_path):
 
 def test_load_trained_gives_the_checkpoint_weights(trained):
     _, caml, _ = trained
-    net, settings = runs.load_trained(caml / runs.FINAL)
+    net, settings = load_trained(caml / runs.FINAL)
     stored = torch.load(caml / runs.FINAL, weights_only=True)["model"]
     assert not net.training and net.config.n_filters == settings.n_filters
     assert all(torch.equal(v, stored[k]) for k, v in net.state_dict().items())
-    twin = runs.random_twin(net)
+    twin = random_twin(net)
     assert twin.config == net.config
     assert not torch.equal(twin.state_dict()["f_v.decoder.out_conv.weight"], stored["f_v.decoder.out_conv.weight"])
 
 
 def test_matched_crops_equal_the_training_dataset(trained, la_dir):
     _, caml, _ = trained
-    settings = runs.TrainedSettings.from_checkpoint(caml / runs.FINAL)
+    settings = TrainedSettings.from_checkpoint(caml / runs.FINAL)
     paths = load_split(la_dir, 4).labeled[:2]
-    batch = runs.matched_crops(paths, settings, seed=0)
+    batch = matched_crops(paths, settings, seed=0)
     assert batch["image"].shape == (2, 1, *settings.patch_size)
     assert batch["label"].shape == (2, *settings.patch_size)
     assert batch["label"].flatten(1).any(1).all()  # each crop holds atrium
@@ -121,24 +123,24 @@ def test_matched_crops_equal_the_training_dataset(trained, la_dir):
         windows = np.lib.stride_tricks.sliding_window_view(volume, crop.shape)
         assert (np.abs(windows - crop).max(axis=(-3, -2, -1)) == 0).any()
     assert batch["cases"] == [p.parent.name for p in paths]
-    again = runs.matched_crops(paths, settings, seed=0)
+    again = matched_crops(paths, settings, seed=0)
     assert torch.equal(again["image"], batch["image"])  # seeded
 
 
 def test_released_weights_get_the_released_settings(tmp_path):
     from camlkit.caml import CAMLNet
-    from camlkit.checkpoint import camlkit_to_released_key
+    from camlkit.runtime.released import camlkit_to_released_key
 
     torch.manual_seed(0)
     net = CAMLNet(n_filters=16)
     released = {camlkit_to_released_key(k): v for k, v in net.state_dict().items()}
     path = tmp_path / "iter_15000.pth"
     torch.save(released, path)
-    assert runs.TrainedSettings.from_checkpoint(path) == runs.TrainedSettings()
-    step = runs.TrainedSettings().step  # the released step: j 256, i 12800, dot / 0.1, as released
+    assert TrainedSettings.from_checkpoint(path) == TrainedSettings()
+    step = TrainedSettings().step  # the released step: j 256, i 12800, dot / 0.1, as released
     assert (step.j, step.top_i, step.similarity, step.occ_temperature) == (256, 12800, "dot", 0.1)
     assert (step.bank_fa_rows, step.heads_on, step.occ_log) == ("scrambled", "agreeing", "eps")
-    loaded, _ = runs.load_trained(path)
+    loaded, _ = load_trained(path)
     assert torch.equal(loaded.state_dict()["f_v.decoder.out_conv.weight"], net.state_dict()["f_v.decoder.out_conv.weight"])
 
 
@@ -146,7 +148,7 @@ def test_a_camlkit_inference_file_without_train_settings(tmp_path):
     from camlkit.caml import CAMLNet
 
     save_inference_model(CAMLNet(n_filters=2, proj_dim=8), tmp_path / "m.pth")
-    settings = runs.TrainedSettings.from_checkpoint(tmp_path / "m.pth")
+    settings = TrainedSettings.from_checkpoint(tmp_path / "m.pth")
     assert (settings.n_filters, settings.proj_dim, settings.scale) == (2, 8, 1.0)
 
 
@@ -159,7 +161,7 @@ def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch
     final = runs.train_short("smoke", la_dir, root=tmp_path, progress=False, **short)
     assert final == tmp_path / "short" / "smoke-caml-4L-seed3407" / runs.FINAL and final.is_file()
     assert runs.find_checkpoint(root=tmp_path) == final
-    assert runs.TrainedSettings.from_checkpoint(final).n_filters == 4
+    assert TrainedSettings.from_checkpoint(final).n_filters == 4
     stamp = final.stat().st_mtime_ns
     assert runs.train_short("smoke", la_dir, root=tmp_path, **short) == final
     assert final.stat().st_mtime_ns == stamp  # a finished short run is reused, not retrained
@@ -169,7 +171,7 @@ def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch
 
 def test_find_network_order_checkpoint_authors_run(tmp_path, monkeypatch):
     """CHECKPOINT, then the authors' network in the cache, then the newest run, then none."""
-    from camlkit.weights import cached, write_standin
+    from camlkit.runtime.weights import cached, write_standin
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("CAMLKIT_CHECKPOINT", raising=False)
@@ -177,7 +179,7 @@ def test_find_network_order_checkpoint_authors_run(tmp_path, monkeypatch):
     empty.mkdir()
     assert runs.find_network(root=empty) == (None, "none")
     assert cached(16) is None
-    from camlkit.weights import default_dest, entry
+    from camlkit.runtime.weights import default_dest, entry
 
     standin = write_standin(default_dest() / entry(16).name)
     assert runs.find_network(root=empty) == (standin, "authors")
@@ -189,6 +191,6 @@ def test_find_network_order_checkpoint_authors_run(tmp_path, monkeypatch):
     assert runs.find_network(root=empty) == (mine, "CHECKPOINT")
     with pytest.raises(CamlkitError, match="no such checkpoint"):
         runs.find_network(tmp_path / "nope.pth", root=empty)
-    net, settings = runs.load_trained(standin)  # the authors' layout: width read from the file
+    net, settings = load_trained(standin)  # the authors' layout: width read from the file
     assert settings.n_filters == net.config.n_filters == 2 and settings.scale == 1.0
     assert settings.patch_size == (112, 112, 80) and not settings.zscore_case

@@ -1,11 +1,11 @@
-"""camlkit.structure: each figure on small hand-made inputs whose answer is known."""
+"""camlkit.evaluation.structure: each figure on small hand-made inputs whose answer is known."""
 
 import math
 
 import pytest
 import torch
 
-from camlkit import structure
+from camlkit.evaluation import measure, structure
 
 
 def test_entropy_uniform_one_hot_and_two_point():
@@ -148,7 +148,8 @@ def test_collapse_weight_tells_a_bright_column_from_broad_rows_sharing_an_argmax
 def smoke_net(la_dir, tmp_path_factory):
     """A smoke-trained CAMLNet (both classes predicted), its settings and real LA crops."""
     from camlkit.data import load_split
-    from camlkit.runs import load_trained, matched_crops, train_short
+    from camlkit.runtime.runs import train_short
+    from camlkit.runtime.trained import load_trained, matched_crops
 
     root = tmp_path_factory.mktemp("runs")
     net, settings = load_trained(train_short("smoke", la_dir, root=root, progress=False))
@@ -163,7 +164,7 @@ def test_network_figures_on_real_crops(la_dir, smoke_net):
     uniform and whose predictions hold one class only (OCC undefined), and a smoke-trained one."""
     from camlkit.caml import CAMLNet
     from camlkit.data import load_split
-    from camlkit.runs import TrainedSettings, matched_crops
+    from camlkit.runtime.trained import TrainedSettings, matched_crops
     from camlkit.step import StepConfig
 
     split = load_split(la_dir, 4)
@@ -171,18 +172,18 @@ def test_network_figures_on_real_crops(la_dir, smoke_net):
     labeled = matched_crops(split.labeled[:2], settings, seed=0)
     torch.manual_seed(0)
     random = CAMLNet(n_filters=2, proj_dim=8)
-    attn = structure.network_attention(random, labeled["image"], labeled["label"])
+    attn = measure.network_attention(random, labeled["image"], labeled["label"])
     assert attn["intra"].shape == (2, 4, 32, 32) and attn["grid"] == (4, 4, 2)
     assert attn["atrium"].shape == (2, 32)
     assert attn["figures"]["entropy"] > 0.9  # a random network's rows are close to uniform
     unlabeled = matched_crops(split.unlabeled[:2], settings, seed=1)
     with pytest.raises(ValueError, match="embeddings per class"):
-        structure.network_occ(random, labeled, unlabeled["image"], StepConfig(j=8, top_i=32))
+        measure.network_occ(random, labeled, unlabeled["image"], StepConfig(j=8, top_i=32))
 
     net, settings, labeled, unlabeled = smoke_net
     cfg = StepConfig(j=8, top_i=32)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    measured = structure.network_occ(net, labeled, unlabeled, cfg, draws=3)
+    measured = measure.network_occ(net, labeled, unlabeled, cfg, draws=3)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # net untouched
     sim = measured["sim_vp"]
     assert measured["j"] == 8 and sim.shape == (len(measured["row_class"]), 16)
@@ -192,14 +193,14 @@ def test_network_figures_on_real_crops(la_dir, smoke_net):
     assert [d["seed"] for d in measured["draws"]] == [0, 1, 2]
     assert measured["draws"][0] == {"seed": 0, "l_o": measured["l_o"], "figures": measured["figures"]}
     assert len({d["l_o"] for d in measured["draws"]}) > 1  # other prototypes, another l_o
-    again = structure.network_occ(net, labeled, unlabeled, cfg)
+    again = measure.network_occ(net, labeled, unlabeled, cfg)
     assert torch.equal(again["sim_vp"], sim)  # seeded
-    cosine = structure.network_occ(net, labeled, unlabeled, StepConfig(j=8, top_i=32, similarity="cosine"))
+    cosine = measure.network_occ(net, labeled, unlabeled, StepConfig(j=8, top_i=32, similarity="cosine"))
     assert cosine["sim_vp"].shape == sim.shape and not torch.equal(cosine["sim_vp"], sim)
-    capped = structure.network_occ(net, labeled, unlabeled, StepConfig(j=10**6, top_i=32))
+    capped = measure.network_occ(net, labeled, unlabeled, StepConfig(j=10**6, top_i=32))
     assert capped["j"] == int(capped["bank"].class_counts().min())  # a small bank caps j
     twin = CAMLNet(net.config)  # random weights at the voxels the trained network picks
-    baseline = structure.network_occ(twin, labeled, unlabeled, cfg, select=net)
+    baseline = measure.network_occ(twin, labeled, unlabeled, cfg, select=net)
     assert torch.equal(baseline["row_class"], measured["row_class"])
     assert torch.equal(baseline["bank"].counts, measured["bank"].counts)
     assert not torch.equal(baseline["sim_vp"], sim)
@@ -231,7 +232,7 @@ def test_network_occ_l_o_is_the_training_steps_l_o(smoke_net, heads_on, occ_log)
 
     net, _, labeled, unlabeled = smoke_net
     cfg = StepConfig(j=8, top_i=32, heads_on=heads_on, occ_log=occ_log)
-    measured = structure.network_occ(net, labeled, unlabeled, cfg, seed=5)
+    measured = measure.network_occ(net, labeled, unlabeled, cfg, seed=5)
     assert measured["j"] == cfg.j  # the bank holds 8 of each class: nothing capped
 
     training = copy.deepcopy(net).train()
@@ -251,8 +252,8 @@ def test_the_heads_option_changes_the_rows(smoke_net):
     from camlkit.step import StepConfig
 
     net, _, labeled, unlabeled = smoke_net
-    agreeing = structure.network_occ(net, labeled, unlabeled, StepConfig(j=8, top_i=32))
-    picked = structure.network_occ(net, labeled, unlabeled, StepConfig(j=8, top_i=32, heads_on="picked"))
+    agreeing = measure.network_occ(net, labeled, unlabeled, StepConfig(j=8, top_i=32))
+    picked = measure.network_occ(net, labeled, unlabeled, StepConfig(j=8, top_i=32, heads_on="picked"))
     assert torch.equal(agreeing["row_class"], picked["row_class"])
     assert not torch.allclose(agreeing["z_v"], picked["z_v"])
 

@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import camlkit.threads
-from camlkit.threads import BLOCK_TIME, SPIN_COUNT, WAIT_SETTINGS, share_cpu
+import camlkit.runtime.threads
+from camlkit.runtime.threads import BLOCK_TIME, SPIN_COUNT, WAIT_SETTINGS, share_cpu
 
 
 def clean_environment():
@@ -31,7 +31,7 @@ def test_a_setting_the_user_made_is_respected():
 def test_the_settings_reach_openmp_when_made_before_torch():
     """libgomp prints its settings at start-up with OMP_DISPLAY_ENV=VERBOSE. The module is loaded
     from its file, without the camlkit package (whose imports start torch)."""
-    path = Path(camlkit.threads.__file__)
+    path = Path(camlkit.runtime.threads.__file__)
     code = ("import importlib.util\n"
             f"spec = importlib.util.spec_from_file_location('threads', {str(path)!r})\n"
             "threads = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(threads)\n"

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from camlkit.errors import CamlkitError
-from camlkit.report import report
-from camlkit.train import PRESETS, learning_rate, make_config, make_optimizer, train
+from camlkit.evaluation.report import report
+from camlkit.config import PRESETS, make_config
+from camlkit.train import learning_rate, make_optimizer, train
 
 FAST = dict(progress=False, eval_cases=1)
 
@@ -388,7 +389,7 @@ def test_two_trains_on_the_same_out_the_second_names_the_first(tmp_path, la_dir)
 
 
 def test_the_log_is_csv_when_tensorboard_is_not_installed(tmp_path, monkeypatch):
-    from camlkit.runlog import RunLog, read_log
+    from camlkit.runtime.runlog import RunLog, read_log
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
     log = RunLog(tmp_path, resume=False, start=0)

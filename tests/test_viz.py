@@ -519,23 +519,26 @@ def test_branch_viewer_names_the_two_branches():
 
 # ----------------------------------------------------------------------------- notebook setup
 def test_smoke_reads_the_environment(monkeypatch):
+    from camlkit import course
+
     monkeypatch.setenv("CAMLKIT_SMOKE", "1")
-    assert viz.smoke()
+    assert course.smoke()
     monkeypatch.setenv("CAMLKIT_SMOKE", "0")
-    assert not viz.smoke()
+    assert not course.smoke()
     monkeypatch.delenv("CAMLKIT_SMOKE")
-    assert not viz.smoke()
+    assert not course.smoke()
 
 
 def test_find_data_dir_prefers_the_environment(tmp_path, monkeypatch):
+    from camlkit import course
     from camlkit.errors import CamlkitError
 
     (tmp_path / "train.list").write_text("A\n")
     monkeypatch.setenv("CAMLKIT_DATA", str(tmp_path))
-    assert viz.find_data_dir() == tmp_path.resolve()
+    assert course.find_data_dir() == tmp_path.resolve()
     monkeypatch.setenv("CAMLKIT_DATA", str(tmp_path / "missing"))
     with pytest.raises(CamlkitError, match="CAMLKIT_DATA"):
-        viz.find_data_dir()
+        course.find_data_dir()
 
 
 def test_memory_bank_figure_stacks_classes_per_slot():
@@ -595,4 +598,3 @@ def test_find_data_dir_tries_data_la_before_shared_la(tmp_path, monkeypatch):
     assert course.find_data_dir() == local.resolve()
     candidates = course.data_candidates()
     assert candidates.index(local) < candidates.index(shared)
-    assert viz.find_data_dir is course.find_data_dir and viz.smoke is course.smoke

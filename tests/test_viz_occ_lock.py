@@ -3,7 +3,7 @@
 import math
 
 from camlkit import viz
-from camlkit.occ_lock import LOCKED_L_O
+from camlkit.evaluation.occ_lock import LOCKED_L_O
 
 
 def test_health_figure_marks_the_locked_values_and_keeps_shares_on_0_to_1():

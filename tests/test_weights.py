@@ -17,11 +17,11 @@ import pytest
 import torch
 
 import camlkit
-import camlkit.weights
+import camlkit.runtime.weights
 from camlkit import CAMLConfig, CAMLNet
-from camlkit.checkpoint import camlkit_to_released_key
+from camlkit.runtime.released import camlkit_to_released_key
 from camlkit.errors import CamlkitError
-from camlkit.weights import RELEASED, ReleasedWeights, cached, default_dest, fetch_weights, pretrained
+from camlkit.runtime.weights import RELEASED, ReleasedWeights, cached, default_dest, fetch_weights, pretrained
 
 
 def released_bytes(seed=0, atrium_bias=0.0):
@@ -126,7 +126,7 @@ def test_pinned_registry_names_the_authors_files():
                                  "rampup_15.0_consis_o_0.05_iter_15000_seed_3407/caml3d_v1/iter_15000.pth")
     assert "rampup_40.0" in RELEASED[4].path and "rampup_20.0" in RELEASED[8].path
     assert RELEASED[8].blob == "f0d091dabb00f3a035a9a3e9a53726cdefd54251"
-    assert camlkit.weights.BASE_URL == ("https://raw.githubusercontent.com/Herschel555/CAML/"
+    assert camlkit.runtime.weights.BASE_URL == ("https://raw.githubusercontent.com/Herschel555/CAML/"
                                         "b63547927eef5b7ae47bd62452e28517d13545e4/")
     assert [w.name for w in RELEASED.values()] == ["caml_la_4labeled_iter15000.pth",
                                                    "caml_la_8labeled_iter15000.pth",
@@ -304,7 +304,7 @@ def download(argv, capsys):
 
 
 def test_download_weights_command(server, registry, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(camlkit.weights, "RELEASED", registry)
+    monkeypatch.setattr(camlkit.runtime.weights, "RELEASED", registry)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     code, out, err = download(["--weights", "all", "--base-url", server["url"]], capsys)
     assert code == 0, err
@@ -326,7 +326,7 @@ def test_download_weights_command(server, registry, tmp_path, capsys, monkeypatc
                                                    "e.g. https://raw.githubusercontent.com/Herschel555/CAML/"),
 ])
 def test_download_weights_bad_options(registry, tmp_path, capsys, monkeypatch, argv, expected):
-    monkeypatch.setattr(camlkit.weights, "RELEASED", registry)
+    monkeypatch.setattr(camlkit.runtime.weights, "RELEASED", registry)
     code, _, err = download([*argv, "--dest", tmp_path / "d", "--quiet"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err
     assert not (tmp_path / "d").exists()
@@ -334,7 +334,7 @@ def test_download_weights_bad_options(registry, tmp_path, capsys, monkeypatch, a
 
 def test_download_weights_corrupt_is_one_line_from_the_command(server, registry, tmp_path, capsys,
                                                                monkeypatch):
-    monkeypatch.setattr(camlkit.weights, "RELEASED", registry)
+    monkeypatch.setattr(camlkit.runtime.weights, "RELEASED", registry)
     server["handler"].corrupt.add(registry[16].path)
     code, _, err = download(["--weights", "16", "--base-url", server["url"], "--dest", tmp_path, "--quiet"],
                             capsys)

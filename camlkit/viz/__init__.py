@@ -12,16 +12,15 @@ results in. Each figure has a *pure* helper underneath (``take_slice``, ``overla
     data     case statistics, intensity histograms                   (notebook 1)
     cps      the sharpening curve s(p)                               (notebook 3, §2.1)
     cma      intra- and inter-sample attention                       (notebook 4, §2.2)
-    occ      omni-correlation, memory bank, PCA                      (notebook 5, §2.3)
+    occ      omni-correlation heatmaps and their explorer            (notebook 5, §2.3)
+    embeddings  the memory bank per slot, PCA of embeddings          (notebook 5)
     occ_lock l_o and OCC's row health over a run                     (notebook 5)
     results  error voxels, meshes, slice comparison                  (notebook 7)
     curves   training curves: one panel per loss part, lambda(t)      (notebooks 2, 3, 6)
 
 Every name is re-exported here, so ``from camlkit import viz; viz.slice_viewer(...)`` works.
-``viz.smoke`` and ``viz.find_data_dir`` are aliases of :mod:`camlkit.course` (notebook setup).
 """
 
-from camlkit.course import DATA_ENV, SMOKE_ENV, find_data_dir, smoke  # notebook setup (aliases)
 from camlkit.viz.cma import (attention_explorer, attention_figure, attention_scale, attention_spread,
                              attention_to_grid, query_index, read_attention_map)
 from camlkit.viz.colors import (CLASS_NAMES, F_A, F_V, FN, FN_COLOR, FP, FP_COLOR, INKS, LABEL,
@@ -33,13 +32,25 @@ from camlkit.viz.data import case_statistics, class_histograms, intensity_histog
 from camlkit.viz.images import (blended_colorscale, branch_viewer, heat_rgba, overlay_rgba,
                                 slice_figure, slice_layers, slice_viewer, take_slice, tint_rgba,
                                 to_gray_uint8, to_numpy, upsample_nearest)
-from camlkit.viz.occ import (first_per_class, memory_bank_figure, omni_correlation_explorer,
-                             omni_correlation_figure, omni_correlation_heatmap, order_rows_cols,
-                             pca_2d, pca_project, top_per_class)
+from camlkit.viz.embeddings import memory_bank_figure, pca_2d, pca_project
+from camlkit.viz.occ import (first_per_class, omni_correlation_explorer, omni_correlation_figure,
+                             omni_correlation_heatmap, order_rows_cols, top_per_class)
 from camlkit.viz.occ_lock import health_figure
 from camlkit.viz.results import (error_voxels, mesh_figure, scene_box, slice_comparison,
                                 surface_mesh, thin_points)
 from camlkit.viz.widgets import FigureExplorer, Table, displayable, png_bytes
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in (
-    "cma", "colors", "cps", "curves", "data", "images", "occ", "occ_lock", "results", "widgets")]
+__all__ = ["CLASS_NAMES", "FN", "FN_COLOR", "FP", "FP_COLOR", "F_A", "F_V", "FigureExplorer",
+           "INKS", "Ink", "LABEL", "LABEL_COLOR", "LiveLossCurves", "PRED", "PRED_COLOR", "Panel",
+           "Table", "attention_explorer", "attention_figure", "attention_scale",
+           "attention_spread", "attention_to_grid", "blended_colorscale", "branch_viewer",
+           "case_statistics", "class_histograms", "curve_panels", "curves_figure", "describe",
+           "displayable", "error_voxels", "first_per_class", "health_figure", "heat_rgba",
+           "intensity_histogram", "legend_html", "loss_curves", "memory_bank_figure",
+           "mesh_figure", "metrics_text", "omni_correlation_explorer", "omni_correlation_figure",
+           "omni_correlation_heatmap", "order_rows_cols", "overlay_rgba", "pca_2d", "pca_project",
+           "png_bytes", "query_index", "read_attention_map", "read_run", "save_curves",
+           "scene_box", "sharpen_curve", "sharpen_explorer", "slice_comparison", "slice_figure",
+           "slice_layers", "slice_viewer", "split_curve_keys", "surface_mesh", "take_slice",
+           "thin_points", "tint_rgba", "to_gray_uint8", "to_numpy", "top_per_class",
+           "upsample_nearest"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from camlkit.errors import CamlkitError
-from camlkit.files import atomic_path
+from camlkit.runtime.files import atomic_path
 
 PANEL_TITLES = {
     "L": "L = w L_s + λ_c l_c + λ_o l_o  (Eq. 1; w = 0.5 as released)",
@@ -190,11 +190,11 @@ def read_run(run_dir) -> tuple[list[dict], dict | None]:
     """A run folder's log rows (``log.csv``) and its summary (``summary.json``, None if absent).
 
     Safe while the run writes them: a log line still being written is skipped
-    (camlkit.runlog.read_log), a summary still being written reads as None.
+    (camlkit.runtime.runlog.read_log), a summary still being written reads as None.
     """
     import json
 
-    from camlkit.runlog import read_log
+    from camlkit.runtime.runlog import read_log
 
     run_dir = Path(run_dir)
     log = run_dir / "log.csv"
@@ -213,7 +213,7 @@ def save_curves(rows_or_run_dir, path, summary: Mapping | None = None, dpi: int 
 
     ``rows_or_run_dir``: the log rows, or a run folder whose ``log.csv`` (and, when ``summary``
     is not given, ``summary.json``) are read. The image is written through
-    camlkit.files.atomic_path, so a reader never sees half a picture.
+    camlkit.runtime.files.atomic_path, so a reader never sees half a picture.
     """
     if isinstance(rows_or_run_dir, (str, os.PathLike)):
         rows, found = read_run(rows_or_run_dir)

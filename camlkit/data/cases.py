@@ -1,4 +1,4 @@
-"""The Left Atrium (LA) dataset: reading cases, the standard split, resampling, the Dataset.
+"""The Left Atrium (LA) cases: reading them, the standard split, resampling, the Dataset.
 
 From the paper (Sec. 3, "Implementation Details") and the released data pipeline
 (``code/dataloaders/dataset.py`` and ``code/train_caml.py`` of github.com/Herschel555/CAML):
@@ -13,8 +13,8 @@ From the paper (Sec. 3, "Implementation Details") and the released data pipeline
   --split val``, ``eval_split="val"``) and leaves them out of training, so that choices are made
   without looking at the test set;
 - a training batch of 4 is 2 labeled + 2 unlabeled samples, drawn by a two-stream sampler
-  (camlkit.sampler);
-- augmentation (camlkit.augment): random rot90 (k in 0..3, first two axes), random flip along axis 0 or 1, then a
+  (camlkit.data.sampler);
+- augmentation (camlkit.data.augment): random rot90 (k in 0..3, first two axes), random flip along axis 0 or 1, then a
   random 112x112x80 crop, zero-padded first when the volume is smaller.
 
 As released (``code/dataloaders/dataset.py`` of github.com/Herschel555/CAML), with the clean form
@@ -44,17 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-# augmentation and batching live in their own modules; re-exported here, where notebooks use them
-from camlkit.augment import (  # noqa: F401
-    CROP_RULES,
-    Compose,
-    RandomCrop,
-    RandomRotFlip,
-    pad_widths,
-    train_transform,
-)
 from camlkit.errors import CamlkitError
-from camlkit.sampler import TwoStreamBatchSampler, seed_worker  # noqa: F401
 
 CASES_FOLDER = "2018LA_Seg_Training Set"
 CASE_FILE = "mri_norm2.h5"
@@ -169,7 +159,7 @@ def load_split(data_dir, labeled, val=0):
                 raise CamlkitError(f"case {case} named in {data_dir / name} is missing: {path} not found")
             paths[name].append(path)
     train = paths["train.list"]
-    if not 0 <= labeled <= len(train):  # a run's own bounds: camlkit.preflight.check_data
+    if not 0 <= labeled <= len(train):  # a run's own bounds: camlkit.runtime.preflight.check_data
         raise CamlkitError(
             f"labeled={labeled}: expected 0..{len(train)}, the number of cases in {data_dir / 'train.list'}"
         )

@@ -2,7 +2,7 @@
 
 The authors published the network of the final iteration (15,000) of their LA runs with 4, 8
 and 16 labeled scans (seed 3407) next to their code, as plain state_dicts of ``CAML3d_v1``
-(about 80 MB each; camlkit.checkpoint maps their keys). The paper reports these runs in Table 1
+(about 80 MB each; camlkit.runtime.checkpoint maps their keys). The paper reports these runs in Table 1
 (Dice 87.34 / 89.62 / 90.78 % as the mean over three seeds; these files are one seed each).
 
 - **Pinned.** :data:`RELEASED` names each file at one commit of github.com/Herschel555/CAML
@@ -11,7 +11,7 @@ and 16 labeled scans (seed 3407) next to their code, as plain state_dicts of ``C
 - **Cached** where PyTorch caches weights (torchvision, timm): ``torch.hub.get_dir()/
   checkpoints/camlkit/`` (``$TORCH_HOME`` moves it), under names that say which is which
   (``caml_la_16labeled_iter15000.pth``). A file gets its final name only once its blob id
-  matched (camlkit.fetch), so :func:`cached` finding it means a verified download put it there.
+  matched (camlkit.data.fetch), so :func:`cached` finding it means a verified download put it there.
 - **Fetched** by ``camlkit download --weights 4|8|16|all`` or :func:`pretrained`: with a
   progress bar in bytes, retries, resume of a cut transfer, one retry of a damaged one, and one
   line naming the file when its blob id does not match. A file already there and verified is
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from camlkit.errors import CamlkitError
-from camlkit.fetch import already_there, blob_id, check_base_url, copy_verified, fetch, file_url
-from camlkit.files import sigterm_as_exit
+from camlkit.data.fetch import already_there, blob_id, check_base_url, copy_verified, fetch, file_url
+from camlkit.runtime.files import sigterm_as_exit
 
 COMMIT = "b63547927eef5b7ae47bd62452e28517d13545e4"
 BASE_URL = f"https://raw.githubusercontent.com/Herschel555/CAML/{COMMIT}/"
@@ -132,9 +132,9 @@ def pretrained(labeled=16, download=True, dest=None, registry=None, base_url=BAS
 
     Downloads it first if it is not in ``dest`` (default the cache) and ``download`` is true;
     with ``download=False`` a missing file is one line naming the command that fetches it.
-    The architecture is read from the file (camlkit.checkpoint.load_released_checkpoint).
+    The architecture is read from the file (camlkit.runtime.released.load_released_checkpoint).
     """
-    from camlkit.checkpoint import load_released_checkpoint
+    from camlkit.runtime.released import load_released_checkpoint
 
     path = cached(labeled, dest, registry)
     if path is None:
@@ -152,8 +152,8 @@ def write_standin(path, n_filters=2, seed=0) -> Path:
     authors' file. It is *not* their network; its git blob id is no pinned one (so
     ``camlkit evaluate`` and the report say so). Written atomically."""
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.checkpoint import camlkit_to_released_key
-    from camlkit.files import atomic_path
+    from camlkit.runtime.released import camlkit_to_released_key
+    from camlkit.runtime.files import atomic_path
 
     torch.manual_seed(seed)
     net = CAMLNet(CAMLConfig(n_filters=n_filters))
@@ -172,7 +172,7 @@ pretrained.blob_id = blob_id
 # ----------------------------------------------------------------------------- command line
 
 def weights_command(args, registry=None):
-    """``camlkit download --weights 4|8|16|all`` (options of camlkit.download)."""
+    """``camlkit download --weights 4|8|16|all`` (options of camlkit.data.download)."""
     if args.only or args.checksums:
         raise CamlkitError("--weights fetches the authors' networks: --only and --checksums are "
                            "options of the LA download")

@@ -2,18 +2,18 @@
 
 Each run folder written by camlkit.train holds ``config.json`` (method, labeled count, seed and
 every other setting) and ``summary.json`` (the final-iteration metrics averaged over the test
-cases); camlkit.results reads them. Runs that share every setting but the seed are seeds of one
+cases); camlkit.evaluation.results reads them. Runs that share every setting but the seed are seeds of one
 row; the row's mean ± std is taken over the seeds' test means, as the paper does over its three
 seeds. Runs of one method and labeled count whose settings differ (another lr, say) get a row
 each, named by what differs. A folder given twice, or a copy of one, is counted once (its
-fingerprint, camlkit.results) and the report says so.
+fingerprint, camlkit.evaluation.results) and the report says so.
 
 An evaluation folder of ``camlkit evaluate`` (the authors' weights: ``--weights 16``) is a row
 of its own beside the paper's, "authors' weights, evaluated by camlkit", naming the file, its
 git blob id and whether it is the pinned file.
 
 Each table names the run folders and seeds it averages, shows "±" only over two or more seeds,
-and is followed by sentences computed from its numbers: what CAML gains or loses against each
+and is followed by sentences computed from its numbers (camlkit.evaluation.sentences): what CAML gains or loses against each
 other method (Table 1) and what each module adds to the MC-Net baseline (Table 2).
 
 ``camlkit report RUN_DIR [RUN_DIR ...] [--out report.md]``
@@ -25,11 +25,11 @@ from pathlib import Path
 
 from camlkit.errors import CamlkitError
 from camlkit.paper import METHODS, METRICS, paper_numbers
-from camlkit.weights import COMMIT
-from camlkit.results import PERCENT, cases_table, drop_copies, read_cases, read_result, read_run  # noqa: F401
-ABLATION = ("mcnet", "mcnet+occ", "mcnet+cma", "caml")
-NAMES = {"supervised": "labeled-only V-Net", "mcnet": "MC-Net", "mcnet+occ": "MC-Net + OCC",
-         "mcnet+cma": "MC-Net + CMA", "caml": "CAML"}
+from camlkit.runtime.weights import COMMIT
+from camlkit.evaluation.results import drop_copies, read_result, read_run
+from camlkit.evaluation.sentences import (ABLATION, NAMES, evaluation_sentences, metric_values,
+                                          ordering_sentences, table1_sentences, table2_sentences)
+
 ABLATION_FLAGS = {"mcnet": ("✓", "", ""), "mcnet+occ": ("✓", "✓", ""),
                   "mcnet+cma": ("✓", "", "✓"), "caml": ("✓", "✓", "✓")}
 
@@ -59,11 +59,6 @@ def mean_std(values, digits=2) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
-def metric_values(runs, name):
-    """One metric of each run, Dice and Jaccard in %."""
-    return [r[name] * (100.0 if name in PERCENT else 1.0) for r in runs]
 
 
 def row_cells(runs):
@@ -151,121 +146,10 @@ def runs_text(groups, methods=METHODS, evaluations=()) -> str:
     for ev in evaluations:
         whose = "the authors' network" if ev["released"] else "a camlkit checkpoint"
         pinned = ("" if not ev["released"] else f", the file pinned at Herschel555/CAML@{COMMIT[:8]}"
-                  if ev["pinned"] else ", not one of the files pinned by camlkit.weights")
+                  if ev["pinned"] else ", not one of the files pinned by camlkit.runtime.weights")
         lines.append(f"- {ev['labeled']} labeled, {whose} ({NAMES[ev['method']]}): `{ev['dir']}` "
                      f"evaluated {ev['file']} (git blob {ev['blob']}{pinned})")
     return "\n".join(lines)
-
-
-def evaluation_sentences(evaluations) -> list:
-    """Per evaluated file: its Dice beside the paper's row for the same method and labeled count."""
-    sentences = []
-    for ev in evaluations:
-        paper = paper_numbers(ev["method"], ev["labeled"])
-        said = (f"the paper's {NAMES[ev['method']]} row (mean over 3 seeds) {paper['dice']:.2f} ± "
-                f"{paper['dice_std']:.2f} %" if paper else "the paper has no row for it")
-        whose = "the authors' network" if ev["released"] else f"the checkpoint {ev['file']}"
-        sentences.append(f"{ev['labeled']} labeled: {whose}, evaluated by camlkit on {ev['cases']} test "
-                         f"case{'s' if ev['cases'] != 1 else ''}, reaches Dice {100 * ev['dice']:.2f} %; {said}.")
-    return sentences
-
-
-def _dice(runs):
-    return statistics.fmean(metric_values(runs, "dice"))
-
-
-def _seeds(n):
-    return "1 seed" if n == 1 else f"{n} seeds"
-
-
-def _over(runs_a, runs_b) -> str:
-    """'on this seed', 'on the mean over 3 seeds each', ... for a comparison of two groups."""
-    a, b = len(runs_a), len(runs_b)
-    if a == b == 1:
-        return "on this seed" if runs_a[0]["seed"] == runs_b[0]["seed"] else "on one seed each"
-    if a == b:
-        return f"on the mean over {a} seeds each"
-    return f"on {_seeds(a)} against {_seeds(b)}"
-
-
-def compare(name_a, runs_a, name_b, runs_b) -> str:
-    """One sentence: which of two groups has the higher mean Dice, and by how much."""
-    gap = _dice(runs_a) - _dice(runs_b)
-    if abs(gap) < 0.005:
-        return f"{name_a} and {name_b} reach the same Dice ({_dice(runs_a):.2f} %) {_over(runs_a, runs_b)}."
-    win, lose = (name_a, name_b) if gap > 0 else (name_b, name_a)
-    return (f"{win} beats {lose} by {abs(gap):.2f} Dice {_over(runs_a, runs_b)} "
-            f"({name_a} {_dice(runs_a):.2f} %, {name_b} {_dice(runs_b):.2f} %).")
-
-
-def table1_sentences(groups) -> list:
-    """Per labeled count: CAML against every other method run at that count."""
-    sentences = []
-    for labeled in sorted({k[1] for k in groups}):
-        here = [(k, v) for k, v in groups.items() if k[1] == labeled]
-        camls = [(k, v) for k, v in here if k[0] == "caml"]
-        others = [(k, v) for k, v in here if k[0] != "caml"]
-        if not camls:
-            sentences.append(f"{labeled} labeled: no CAML run to compare with.")
-        elif not others:
-            sentences.append(f"{labeled} labeled: only CAML was run; the baselines (labeled-only "
-                             "V-Net, MC-Net: notebooks 2 and 3) would show what it adds.")
-        for (_, _, name_c), caml in camls:
-            for (method, _, name), runs in others:
-                sentences.append(f"{labeled} labeled: " + compare(
-                    f"CAML ({name_c})", caml, f"{NAMES[method]} ({name})", runs))
-    return sentences
-
-
-def ordering_sentences(groups) -> list:
-    """Per labeled count where all three were run: does the paper's ordering CAML > MC-Net >
-    labeled-only V-Net hold on the mean Dice, and where does it break."""
-    order = ("caml", "mcnet", "supervised")
-    sentences = []
-    for labeled in sorted({k[1] for k in groups}):
-        here = {}
-        for (method, lab, _), runs in groups.items():  # one group per method, or nothing to say
-            if lab == labeled and method in order:
-                here[method] = None if method in here else runs
-        if any(here.get(m) is None for m in order):
-            continue
-        dice = {m: _dice(here[m]) for m in order}
-        means = ", ".join(f"{NAMES[m]} {dice[m]:.2f} %" for m in order)
-        broken = [f"{NAMES[a]} does not beat {NAMES[b]}" for a, b in zip(order, order[1:])
-                  if dice[a] <= dice[b]]
-        verdict = "holds" if not broken else "does not hold: " + " and ".join(broken)
-        sentences.append(f"{labeled} labeled: the paper's ordering CAML > MC-Net > labeled-only "
-                         f"V-Net {verdict} (mean Dice {means}).")
-    return sentences
-
-
-def table2_sentences(groups) -> list:
-    """Per labeled count: what OCC, CMA and both add to the MC-Net baseline."""
-    sentences = []
-    for labeled in sorted({k[1] for k in groups}):
-        here = {k[0]: v for k, v in groups.items() if k[1] == labeled and k[0] in ABLATION}
-        if "mcnet" not in here:
-            sentences.append(f"{labeled} labeled: no MC-Net baseline run (notebook 3), so no "
-                             "module's share can be measured.")
-            continue
-        base = here["mcnet"]
-        for method, what in (("mcnet+occ", "OCC"), ("mcnet+cma", "CMA"), ("caml", "CMA + OCC (CAML)")):
-            if method in here:
-                gap = _dice(here[method]) - _dice(base)
-                verb = "raises" if gap >= 0.005 else "lowers" if gap <= -0.005 else "leaves"
-                amount = f" by {abs(gap):.2f} to" if verb != "leaves" else " unchanged at"
-                sentences.append(f"{labeled} labeled: adding {what} to MC-Net {verb} Dice{amount} "
-                                 f"{_dice(here[method]):.2f} % {_over(here[method], base)} "
-                                 f"(MC-Net {_dice(base):.2f} %; the paper: "
-                                 f"{_paper_gap(method, labeled)}).")
-    return sentences
-
-
-def _paper_gap(method, labeled):
-    ours, base = paper_numbers(method, labeled), paper_numbers("mcnet", labeled)
-    if ours is None or base is None:
-        return "no row"
-    return f"{ours['dice'] - base['dice']:+.2f}"
 
 
 def report(run_dirs) -> str:
@@ -338,7 +222,7 @@ def add_cli(subparsers):
 def report_command(args):
     text = report(args.runs)
     if args.out:
-        from camlkit.files import write_text
+        from camlkit.runtime.files import write_text
 
         write_text(text, args.out)
     else:

@@ -1,10 +1,10 @@
-"""What a result folder holds, read for camlkit.report: a training run's, or an evaluation's.
+"""What a result folder holds, read for camlkit.evaluation.report: a training run's, or an evaluation's.
 
 - A **run folder** (camlkit.train) holds ``config.json`` (method, labeled count, seed, every
   setting) and ``summary.json`` (the final iteration's metrics, mean over the test cases).
 - An **evaluation folder** (``camlkit evaluate --out``) holds ``summary.json`` whose
   ``"evaluated"`` entry names the file evaluated, its git blob id and the settings; for the
-  authors' networks (camlkit.weights) the blob id says whether it is the pinned file.
+  authors' networks (camlkit.runtime.weights) the blob id says whether it is the pinned file.
 
 Each result gets a **fingerprint**: its settings including the seed (not the folder it was
 written to) and its results to the last digit (``summary.json``, ``cases.csv``). A copied
@@ -72,10 +72,10 @@ def read_evaluation(folder) -> dict:
     """{"kind": "evaluation", "method", "labeled", "cases", "file", "blob", "pinned",
     "released", "dir", "path", "fingerprint", "dice", ...} of a ``camlkit evaluate`` folder.
 
-    ``pinned``: the blob id is one of camlkit.weights.RELEASED (checked here, not taken from
+    ``pinned``: the blob id is one of camlkit.runtime.weights.RELEASED (checked here, not taken from
     the file); ``released``: the file was an authors'-layout state_dict.
     """
-    from camlkit.weights import released_for
+    from camlkit.runtime.weights import released_for
 
     folder = Path(folder)
     summary_path = folder / "summary.json"

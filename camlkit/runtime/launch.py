@@ -2,7 +2,7 @@
 
 A training run inside a notebook kernel dies with the kernel and cannot be seen once its tab is
 closed; on a GPU the ``paper`` preset runs for most of a day. As nanoGPT and MONAI users do, the
-notebooks instead start ``python -m camlkit.launch train ...`` (``camlkit train`` with SIGINT and
+notebooks instead start ``python -m camlkit.runtime.process train ...`` (``camlkit train`` with SIGINT and
 SIGTERM at their defaults, whatever the parent ignores) as a process of its own (its own session,
 so a kernel restart or an interrupt of the notebook does not reach it) and watch the files it
 writes into its run folder:
@@ -13,7 +13,7 @@ writes into its run folder:
   the kernel counts it, so that a later ``attach`` knows the pid is still *this* run and not a
   recycled pid.
 
-Before it starts the process, the launcher takes the run folder's lock (camlkit.runfolder) and
+Before it starts the process, the launcher takes the run folder's lock (camlkit.runtime.runfolder) and
 checks the folder under it; the process inherits the locked file. Two launches into one folder
 at once: one starts, the other gets one line naming the holder.
 
@@ -27,7 +27,7 @@ Each function works alone from a notebook cell::
     run.status()                       # running / finished / stopped / failed, iteration, ETA
     run.stop(); run.resume(); run.wait()
     watch(run)                         # live progress bar and curves, redrawn from log.csv
-                                       # (camlkit.watch, re-exported here with curves and
+                                       # (camlkit.runtime.watch, re-exported here with curves and
                                        # summary_markdown; smoke_runs_dir from camlkit.course)
 
 A run is *finished* when its process is gone and its final files are there, *stopped* when its
@@ -38,23 +38,18 @@ is gone unfinished), and *failed* when it is gone otherwise (``train.out`` then 
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
-from camlkit.files import open_no_link, pid_alive, write_text
-from camlkit.runfolder import CHECKPOINT, HANDOVER_ENV, claim, is_startup_only, lock_holder, run_files
-from camlkit.train_cli import config_from_args, config_to_args, train_parser
-from camlkit.watch import (STATES, Status, curves, read_rows, speed, summary_markdown, tail,  # noqa: F401
+from camlkit.runtime.process import (OUT_FILE, PROCESS_FILE, child_command, is_alive, spawn,
+                                     write_record)
+from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
+from camlkit.cli.train import config_from_args, config_to_args, train_parser
+from camlkit.runtime.watch import (STATES, Status, curves, read_rows, speed, summary_markdown, tail,  # noqa: F401
                            training_seconds, watch)
 
-PROCESS_FILE = "process.json"
-OUT_FILE = "train.out"
-RECORD_ENV = "CAMLKIT_PROCESS_FILE"  # tells the launched process where its process.json is
 HINT = ("attach(run_dir) shows it, start(config, run_dir) shows it or resumes it if stopped; or "
         "choose another folder")
 
@@ -64,7 +59,7 @@ HINT = ("attach(run_dir) shows it, start(config, run_dir) shows it or resumes it
 def _as_config(spec):
     """A resolved TrainConfig from a TrainConfig, a dict of its fields by path (with "preset";
     ``{"preset": "smoke", "step.similarity": "cosine"}``) or ``camlkit train`` options (read by
-    camlkit.train_cli.config_from_args, as the command line reads them)."""
+    camlkit.cli.train.config_from_args, as the command line reads them)."""
     from camlkit.config import TrainConfig, make_config
 
     if isinstance(spec, TrainConfig):
@@ -87,103 +82,16 @@ def _run_dir(spec_config, run_dir, runs):
 
 
 def _differs(have, want):
-    """The first setting where two configs differ, as resume compares them (camlkit.resume:
+    """The first setting where two configs differ, as resume compares them (camlkit.runtime.resume:
     where the run is written, its data folder's name and how it logs may differ); None if none."""
     from camlkit.config import to_dict
-    from camlkit.resume import MAY_CHANGE
+    from camlkit.runtime.resume import MAY_CHANGE
 
     theirs, mine = to_dict(have), to_dict(want)
     for key in mine:
         if key not in MAY_CHANGE and theirs.get(key) != mine[key]:
             return f"{key}={theirs.get(key)!r} there, {mine[key]!r} asked"
     return None
-
-
-# ----------------------------------------------------------------------------- processes
-
-def _start_ticks(pid):
-    """When the process started, in clock ticks after boot (Linux /proc); None elsewhere."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) "
-    return None if fields[0] == "Z" else int(fields[19])  # state, ..., starttime (field 22)
-
-
-def _is_alive(record) -> bool:
-    """True if the process of ``record`` (process.json) is running and is that run."""
-    if record.get("host") != socket.gethostname():
-        return False  # launched on another machine: we cannot see it
-    pid = record["pid"]
-    if not pid_alive(pid):  # the one rule (camlkit.files): another user's process is alive
-        return False
-    if record.get("start_ticks") is not None:
-        return _start_ticks(pid) == record["start_ticks"]  # None for a zombie or a vanished pid
-    return True
-
-
-def _command(args, run_dir, resume=False):
-    """The launched process: ``camlkit train ARGS --out RUN_DIR [--resume]`` through this
-    module's entry point (default signal handling, see :func:`_child_main`)."""
-    return [sys.executable, "-m", "camlkit.launch", "train", *args, "--out", str(run_dir),
-            *(["--resume"] if resume else [])]
-
-
-def _write_record(run_dir, record):
-    write_text(json.dumps(record, indent=2) + "\n", Path(run_dir) / PROCESS_FILE)
-
-
-def _spawn(args, run_dir, resume, iterations):
-    """Claim ``run_dir`` (its lock, then the checks of camlkit.runfolder.check_new_run), start
-    ``camlkit train ARGS`` there in its own session with the lock handed over, output appended
-    to train.out; write process.json. Returns (Popen, record)."""
-    run_dir = Path(run_dir)
-    command = _command(args, run_dir, resume)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
-    package_root = str(Path(__file__).resolve().parents[1])  # so the child imports this camlkit
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    lock = claim(run_dir, resume=resume, hint=HINT)  # one line if another process holds it
-    try:
-        env[HANDOVER_ENV], env[RECORD_ENV] = str(lock.fd), str(run_dir / PROCESS_FILE)
-        with open_no_link(run_dir / OUT_FILE, "ab") as out:
-            out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n".encode())
-            out.flush()
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                       stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                       pass_fds=(lock.fd,))
-    except BaseException:
-        lock.release()
-        raise
-    try:
-        record = {"pid": process.pid, "start_ticks": _start_ticks(process.pid), "command": command,
-                  "started": time.time(), "host": socket.gethostname(), "iterations": iterations}
-        _write_record(run_dir, record)
-    finally:
-        lock.pass_on(process.pid)  # the process holds the run folder from now on
-    return process, record
-
-
-def _child_main():
-    """``python -m camlkit.launch train ...``: ``camlkit train`` as :func:`launch` starts it.
-
-    A process inherits the signals its parent ignores (a background job of a shell, a service
-    ignores SIGINT): the run puts SIGINT and SIGTERM back to their defaults, so that
-    :meth:`Run.stop` (SIGINT, as Ctrl-C) reaches it. A stop that came while Python was still
-    starting (its SIGINT ignored, lost) is read from process.json, which stop() writes first."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    record_path = os.environ.pop(RECORD_ENV, None)
-    try:
-        record = json.loads(Path(record_path).read_text()) if record_path else {}
-    except (OSError, ValueError):
-        record = {}
-    if record.get("pid") == os.getpid() and record.get("stop_requested"):
-        print("camlkit train: interrupted before it started", file=sys.stderr)
-        return 130
-    from camlkit.cli import main
-
-    return main()
 
 
 # ----------------------------------------------------------------------------- the functions
@@ -199,7 +107,7 @@ def launch(spec, run_dir=None, runs="runs") -> "Run":
     """
     cfg = _as_config(spec)
     run_dir = _run_dir(cfg, run_dir, runs)
-    process, record = _spawn(config_to_args(cfg), run_dir, False, cfg.iterations)
+    process, record = spawn(config_to_args(cfg), run_dir, False, cfg.iterations, HINT)
     return Run(run_dir, record, process)
 
 
@@ -233,7 +141,7 @@ def _command_line_record(run_dir):
         cfg = from_dict(json.loads(path.read_text()))
     except (ValueError, TypeError, AttributeError, CamlkitError) as err:
         raise CamlkitError(f"{path}: unreadable ({err})") from None
-    return {"pid": lock_holder(run_dir), "command": _command(config_to_args(cfg), run_dir),
+    return {"pid": lock_holder(run_dir), "command": child_command(config_to_args(cfg), run_dir),
             "iterations": cfg.iterations, "launched": False}
 
 
@@ -297,7 +205,7 @@ class Run:
         if not self.launched:  # a command-line run runs while it holds its folder's lock
             self.record["pid"] = lock_holder(self.run_dir)
             return self.pid is not None
-        return _is_alive(self.record)
+        return is_alive(self.record)
 
     def status(self) -> Status:
         rows = read_rows(self.run_dir / "log.csv")
@@ -331,7 +239,7 @@ class Run:
             return self.status()
         if self.launched:
             self.record["stop_requested"] = time.time()
-            _write_record(self.run_dir, self.record)
+            write_record(self.run_dir, self.record)
             os.killpg(self.pid, signal.SIGINT)  # its own session: the group is the run
         else:
             os.kill(self.pid, signal.SIGINT)  # a command-line run: its group is the user's shell's
@@ -355,12 +263,10 @@ class Run:
             cfg = _as_config(spec)
             args, iterations = config_to_args(cfg), cfg.iterations
         resume = (self.run_dir / CHECKPOINT).is_file()
-        self._process, self.record = _spawn(args, self.run_dir, resume, iterations)
+        self._process, self.record = spawn(args, self.run_dir, resume, iterations, HINT)
         return self
 
 
 __all__ = ["launch", "attach", "start", "Run", "Status", "watch", "curves", "smoke_runs_dir",
            "config_to_args", "read_rows", "summary_markdown", "training_seconds"]
 
-if __name__ == "__main__":
-    sys.exit(_child_main())

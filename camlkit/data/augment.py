@@ -6,7 +6,7 @@ zero-padded first when the volume is smaller.
 Every transform maps NumPy ``(image, label)`` to a new pair and takes an optional
 ``numpy.random.Generator``: camlkit's training loop passes one seeded from (seed, iteration,
 position), so a run repeats exactly; without one, a generator is drawn from NumPy's global
-stream (which camlkit.sampler.seed_worker seeds per loader worker).
+stream (which camlkit.data.sampler.seed_worker seeds per loader worker).
 
 The crop follows the release by default (``RandomCrop(rule="release")``: its padding margins and
 a start that never takes the last offset); ``rule="uniform"`` is the clean form.
@@ -76,7 +76,7 @@ class RandomCrop:
 def pad_widths(shape, patch_size):
     """Symmetric zero padding that brings each axis up to the patch size: (before, after) pairs,
     the odd voxel after. ``RandomCrop(rule="uniform")`` and the sliding window
-    (camlkit.inference) both pad this way."""
+    (camlkit.evaluation.inference) both pad this way."""
     pads = [max(p - s, 0) for s, p in zip(shape, patch_size)]
     return [(q // 2, q - q // 2) for q in pads]
 

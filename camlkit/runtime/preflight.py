@@ -5,8 +5,8 @@ checkpoint interval of 0) or give a meaningless result (0 iterations: an untrain
 is refused at the start, in one line that names the value and what was expected.
 
 The test set and output folder are checked by the same functions ``camlkit evaluate`` uses
-(camlkit.evaluate: ``check_test_set``, ``check_output_dir``); the run folder's ownership is
-camlkit.runfolder's.
+(camlkit.evaluation.evaluate: ``check_test_set``, ``check_output_dir``); the run folder's ownership is
+camlkit.runtime.runfolder's.
 """
 
 from pathlib import Path
@@ -51,7 +51,7 @@ def check_data(cfg, evaluate=True):
     if cfg.val_cases:
         load_split(cfg.data, cfg.labeled, cfg.val_cases)  # one line if too few cases are left
     if evaluate and cfg.eval_split == "val":
-        from camlkit.evaluate import check_cases
+        from camlkit.evaluation.evaluate import check_cases
 
         check_cases(load_split(cfg.data, cfg.labeled, cfg.val_cases).val[: cfg.eval_cases])
         return
@@ -59,13 +59,13 @@ def check_data(cfg, evaluate=True):
         raise CamlkitError(f"{Path(cfg.data) / 'test.list'}: no test cases to evaluate the run on "
                            f"(pass --no-eval to train without evaluating)")
     if evaluate:  # every case the final evaluation reads, read and validated now (NaN, damage)
-        from camlkit.evaluate import check_test_set
+        from camlkit.evaluation.evaluate import check_test_set
 
         check_test_set(cfg.data, cfg.eval_cases)
 
 
 def check_outputs(folder):
     """The run folder can be created or written (not a file, its parent writable)."""
-    from camlkit.evaluate import check_output_dir
+    from camlkit.evaluation.evaluate import check_output_dir
 
     check_output_dir(folder, flag="--out")

@@ -6,7 +6,7 @@ only a few values: 0 when the rows agree, ½·(−log 1e-8) = 9.21 when the rows
 disagree, −log 1e-8 = 18.42 when every row does — and in a mismatched one-hot row its gradient
 p(1 − p)/(p + 1e-8) is ~0 (camlkit.occ.saturation_toy): l_o adds a constant and no signal.
 
-Two readings of a run's ``log.csv`` rows (camlkit.runlog.read_log), over the logged Eq. 1
+Two readings of a run's ``log.csv`` rows (camlkit.runtime.runlog.read_log), over the logged Eq. 1
 iterations where OCC acts (lambda_o > 0):
 
 * :func:`l_o_plateaus` — how many sit at l_o < 1, in [9.0, 9.6], above 17 (every run has l_o);

@@ -6,7 +6,7 @@ master, folder ``data/``): 100 cases ``2018LA_Seg_Training Set/<CASE>/mri_norm2.
 for training and 20 for testing, following UA-MT).
 ``resources/la_sha256sums.txt`` holds the checksum of each of those 102 files.
 
-Every file is written under a temporary name in its destination folder (camlkit.files) and
+Every file is written under a temporary name in its destination folder (camlkit.runtime.files) and
 renamed only once its checksum matches, so an interrupted or corrupted transfer never leaves a
 file under the final name; temporary files of killed runs are removed on the next start; files
 already present and verified are skipped, so a rerun resumes. A connection error is retried
@@ -21,8 +21,8 @@ training cases present) is copied as it is, and reported so.
 Every entry of a checksum list must be a relative path inside the destination: an absolute
 path or one that climbs out with ``..`` is refused, with its line, before anything is fetched.
 
-The transfer of one file (temporary name, retries, verification) is camlkit.fetch's, shared
-with ``camlkit download --weights 16`` (camlkit.weights: the authors' trained networks, verified
+The transfer of one file (temporary name, retries, verification) is camlkit.data.fetch's, shared
+with ``camlkit download --weights 16`` (camlkit.runtime.weights: the authors' trained networks, verified
 against their git blob ids, a cut transfer resumed where it stopped).
 
 Destination: ``--dest``, else ``$CAMLKIT_DATA``, else ``data/LA`` in the repository.
@@ -37,9 +37,9 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from camlkit.errors import CamlkitError
-from camlkit.fetch import already_there, copy_verified, fetch, file_url, prepare_folder, sha256_of
-from camlkit.fetch import check_base_url as _check_url
-from camlkit.files import atomic_path, sigterm_as_exit
+from camlkit.data.fetch import already_there, copy_verified, fetch, file_url, prepare_folder, sha256_of
+from camlkit.data.fetch import check_base_url as _check_url
+from camlkit.runtime.files import atomic_path, sigterm_as_exit
 
 RELEASE_URL = "https://raw.githubusercontent.com/yulequan/UA-MT/master/data/"
 
@@ -169,7 +169,7 @@ def add_arguments(parser):
     """The options of ``camlkit download`` and ``data_scripts/download_la.py``."""
     parser.add_argument("--weights", choices=("4", "8", "16", "all"), default=None,
                         help="fetch the authors' trained CAML network for 4, 8 or 16 labeled scans (or all "
-                             "three) instead of the LA data, verified against its git blob id (camlkit.weights)")
+                             "three) instead of the LA data, verified against its git blob id (camlkit.runtime.weights)")
     parser.add_argument("--dest", default=None,
                         help="destination folder (default: $CAMLKIT_DATA, else data/LA in the repository; "
                              "with --weights: torch.hub.get_dir()/checkpoints/camlkit, which $TORCH_HOME moves)")
@@ -215,7 +215,7 @@ def download_command(args):
     """Run a download from parsed arguments; raises CamlkitError for any failure."""
     check_transfer_options(args)
     if args.weights:
-        from camlkit.weights import weights_command
+        from camlkit.runtime.weights import weights_command
 
         return weights_command(args)
     base_url = args.base_url or RELEASE_URL

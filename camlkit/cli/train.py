@@ -101,7 +101,7 @@ def train_command(args):
 
 def resume_folder(last: Path, out):
     """The run folder of a ``--resume LAST_PTH``; an inference checkpoint is one clear line."""
-    from camlkit.checkpoint import read_camlkit_checkpoint
+    from camlkit.runtime.checkpoint import read_camlkit_checkpoint
 
     read_camlkit_checkpoint(last)  # one line for anything but a training checkpoint
     folder = last.parent.parent

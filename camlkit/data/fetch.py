@@ -1,7 +1,7 @@
 """Fetching one file so that it arrives whole and verified, or not at all.
 
-What every download of camlkit shares (the LA release, camlkit.download; the authors' trained
-networks, camlkit.weights):
+What every download of camlkit shares (the LA release, camlkit.data.download; the authors' trained
+networks, camlkit.runtime.weights):
 
 - a file is identified by a digest: the SHA-256 (the LA checksum list) or the git blob id
   (SHA-1 of ``b"blob <size>\\0"`` + the bytes, what ``git hash-object`` prints: how a git
@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
-from camlkit.files import atomic_path, clean_temps
+from camlkit.runtime.files import atomic_path, clean_temps
 
 CHUNK = 1 << 16
 

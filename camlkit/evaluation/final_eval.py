@@ -5,19 +5,19 @@ train.list, never trained on: camlkit.data.load_split), for choices that must no
 test set; ``summary.json`` then says ``"split": "val"``.
 
 Table 1 reports the model of the final iteration (paper §3, "Quantitative Evaluation and
-Comparison": best-during-training selection would overfit the test set), through the sliding-window protocol of camlkit.evaluate. The run folder gets ``cases.csv`` (one row per case), ``summary.md`` (the mean
+Comparison": best-during-training selection would overfit the test set), through the sliding-window protocol of camlkit.evaluation.evaluate. The run folder gets ``cases.csv`` (one row per case), ``summary.md`` (the mean
 ± std over cases beside the paper's row) and ``summary.json`` (what camlkit report reads).
 Running out of memory or past ``ulimit -f`` here is one line saying that the training ended,
-where its weights are and how to evaluate them again (camlkit.evaluate.evaluation_failed_message).
+where its weights are and how to evaluate them again (camlkit.evaluation.evaluate.evaluation_failed_message).
 """
 
 import json
 from contextlib import contextmanager
 
 from camlkit.errors import CamlkitError
-from camlkit.evaluate import evaluate_cases, format_table, summarize, write_csv
-from camlkit.files import write_text
-from camlkit.limits import limit_reached
+from camlkit.evaluation.evaluate import evaluate_cases, format_table, summarize, write_csv
+from camlkit.runtime.files import write_text
+from camlkit.runtime.limits import limit_reached
 
 
 def evaluate_run(cfg, f_v, run_dir):
@@ -48,7 +48,7 @@ def evaluate_run(cfg, f_v, run_dir):
 @contextmanager
 def limits_said():
     """Out of memory or past ``ulimit -f`` during the evaluation: a CamlkitError, which the run
-    reports with what it kept (camlkit.evaluate.evaluation_failed_message)."""
+    reports with what it kept (camlkit.evaluation.evaluate.evaluation_failed_message)."""
     try:
         yield
     except (MemoryError, RuntimeError, OSError) as err:

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camlkit.augment import pad_widths
-from camlkit.data import zscore  # noqa: F401  (part of this module's interface too)
+from camlkit.data.augment import pad_widths
+from camlkit.data import zscore
 from camlkit.errors import CamlkitError
-from camlkit.volumes import check_output_path, read_volume, write_mask_nifti  # noqa: F401
+from camlkit.data.volumes import check_output_path, read_volume, write_mask_nifti
 
 PATCH_SIZE = (112, 112, 80)
 STRIDE = (18, 18, 4)
@@ -159,7 +159,7 @@ def stored_settings(checkpoint):
     checkpoint's config, at the top or one level down (e.g. ``config["train"]["scale"]``). The
     authors' released weights store nothing: {}.
     """
-    from camlkit.checkpoint import checkpoint_config
+    from camlkit.runtime.checkpoint import checkpoint_config
 
     config = checkpoint_config(checkpoint)
     aliases = {"scale": "scale", "patch_size": "patch_size", "patch": "patch_size",
@@ -206,9 +206,9 @@ def check_window(patch_size, stride, scale, batch_size):
 
 
 def predict_command(args):
-    from camlkit.checkpoint import load_inference_model
-    from camlkit.device import resolve_device
-    from camlkit.files import clean_temps, sigterm_as_exit
+    from camlkit.runtime.checkpoint import load_inference_model
+    from camlkit.runtime.device import resolve_device
+    from camlkit.runtime.files import clean_temps, sigterm_as_exit
 
     output = check_output_path(args.output, overwrite=args.overwrite)
     if output.exists() and Path(args.input).exists() and output.samefile(args.input):

@@ -1,37 +1,29 @@
-"""Run folders, the trained checkpoint a notebook should use, and inputs matched to it.
+"""Run folders, the trained checkpoint a notebook should use, and the short run it can train.
 
 A run folder (camlkit.train) holds ``config.json`` and, once training finished,
 ``model_final.pth``. The notebooks that look inside a trained network (4 · CMA, 5 · OCC,
 7 · results) do three things through this module:
 
-1. :func:`find_checkpoint` — ``CHECKPOINT`` if the notebook sets one (or ``$CAMLKIT_CHECKPOINT``),
-   else the newest finished run under ``runs/``, preferring method ``caml``; optionally only runs
-   whose stored config matches (``where={"step.similarity": "cosine"}``). :func:`describe`
-   names it.
-2. :func:`load_trained` — the CAMLNet and the :class:`TrainedSettings` its checkpoint stores.
-3. :func:`matched_crops` — the one place a notebook builds network inputs: cases read, z-scored
-   per case and resampled exactly as the checkpoint's training run did (camlkit.data.LADataset
-   with the stored ``scale`` and ``zscore_case``), cut to the stored patch size. Whole-volume
-   prediction takes :meth:`TrainedSettings.predict_kwargs` (camlkit.inference.predict_volume).
+1. :func:`find_network` / :func:`find_checkpoint` — ``CHECKPOINT`` if the notebook sets one (or
+   ``$CAMLKIT_CHECKPOINT``), else the authors' network if cached, else the newest finished run
+   under ``runs/``, preferring method ``caml``; optionally only runs whose stored config matches
+   (``where={"step.similarity": "cosine"}``). :func:`describe` names it.
+2. camlkit.runtime.trained.load_trained — the CAMLNet and how it was trained.
+3. camlkit.runtime.trained.matched_crops — inputs prepared exactly as the run did.
 
-A run's settings are its stored config tree (camlkit.checkpoint.checkpoint_config, read back by
+A run's settings are its stored config tree (camlkit.runtime.checkpoint.checkpoint_config, read back by
 camlkit.config.from_dict). A checkpoint without one is read as ``camlkit predict`` reads it
-(camlkit.inference.stored_settings); the authors' released weights store nothing and get the
+(camlkit.evaluation.inference.stored_settings); the authors' released weights store nothing and get the
 released settings (scale 1, no per-case z-score, 112x112x80 patches, 16 filters, the released
 Eq. 1 step ``StepConfig()``).
 """
 
-import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from camlkit.errors import CamlkitError
-from camlkit.step import StepConfig
 
 CHECKPOINT_ENV = "CAMLKIT_CHECKPOINT"
 FINAL = "model_final.pth"
@@ -86,7 +78,7 @@ def stored_config(path):
 
 
 def _config(path) -> dict:
-    from camlkit.checkpoint import checkpoint_config
+    from camlkit.runtime.checkpoint import checkpoint_config
 
     return checkpoint_config(path)
 
@@ -138,11 +130,11 @@ def find_network(checkpoint=None, labeled=16, root=None, method="caml", where=No
 
     In this order: ``checkpoint`` (a notebook's ``CHECKPOINT``) or ``$CAMLKIT_CHECKPOINT``
     (source "CHECKPOINT"); the authors' network trained with ``labeled`` scans when it is in the
-    cache (camlkit.weights.cached; ``camlkit download --weights N`` puts it there; source
+    cache (camlkit.runtime.weights.cached; ``camlkit download --weights N`` puts it there; source
     "authors"); the newest finished run under :func:`runs_root` (:func:`find_checkpoint`,
     source "run"); else ``(None, "none")``: the notebook trains a short run.
     """
-    from camlkit.weights import cached
+    from camlkit.runtime.weights import cached
 
     chosen = checkpoint if checkpoint is not None or not env else os.environ.get(CHECKPOINT_ENV) or None
     if chosen is not None:
@@ -156,6 +148,8 @@ def find_network(checkpoint=None, labeled=16, root=None, method="caml", where=No
 
 def describe(path) -> str:
     """One line naming a checkpoint and how it was trained, for a notebook to print."""
+    from camlkit.runtime.trained import TrainedSettings  # it builds on this module
+
     settings = TrainedSettings.from_checkpoint(path)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(Path(path).stat().st_mtime))
     trained = ", ".join(f"{k} {v}" for k, v in (("preset", settings.preset),
@@ -172,98 +166,13 @@ def describe(path) -> str:
 
 def released_text(path) -> str:
     """'the authors' network, N labeled (git blob …, the pinned file)', or that it is not theirs."""
-    from camlkit.weights import blob_id, released_for
+    from camlkit.runtime.weights import blob_id, released_for
 
     blob = blob_id(path)
     pinned = released_for(blob)
     if pinned is not None:
         return f"the authors' network, {pinned.labeled} labeled (git blob {blob[:12]}, the pinned file)"
     return f"weights in the authors' layout, git blob {blob[:12]}: not a file camlkit pins"
-
-
-# ----------------------------------------------------------------------------- settings
-
-@dataclass(frozen=True)
-class TrainedSettings:
-    """How a checkpoint's network was trained: its inputs, and its Eq. 1 step (``step``).
-
-    ``step`` is the run's whole stored camlkit.step.StepConfig, so an analysis computes OCC as
-    training did (camlkit.structure.network_occ): j, top_i, similarity, occ_temperature,
-    occ_log, bank_fa_rows, heads_on. A checkpoint without a run config (the authors' released
-    weights) gets the released step, ``StepConfig()``.
-    """
-    scale: float = 1.0
-    zscore_case: bool = False
-    patch_size: tuple = (112, 112, 80)
-    stride: tuple = (18, 18, 4)
-    n_filters: int = 16
-    proj_dim: int = 32
-    method: str | None = None
-    labeled: int | None = None
-    preset: str | None = None
-    iterations: int | None = None
-    step: StepConfig = field(default_factory=StepConfig)  # released defaults when not stored
-    model: dict = field(default_factory=dict)  # the stored CAMLConfig fields
-
-    @classmethod
-    def from_checkpoint(cls, path) -> "TrainedSettings":
-        """From the run's stored config tree (:func:`stored_config`); for a checkpoint without
-        one, from what camlkit.inference.stored_settings reads (what ``camlkit predict`` reads)
-        and the stored model config; missing entries keep the released defaults."""
-        from camlkit.inference import stored_settings
-
-        model = dict(_config(path).get("model", {}))
-        run = stored_config(path)
-        if run is not None:
-            return cls(scale=run.scale, zscore_case=run.zscore_case,
-                       patch_size=tuple(run.patch_size), stride=tuple(run.eval_stride),
-                       n_filters=run.model.n_filters, proj_dim=run.model.proj_dim,
-                       method=run.method, labeled=run.labeled, preset=run.preset,
-                       iterations=run.iterations, step=run.step, model=model)
-        stored, base = stored_settings(path), cls()
-        return cls(
-            scale=float(stored.get("scale", base.scale)),
-            zscore_case=bool(stored.get("zscore_case", base.zscore_case)),
-            patch_size=tuple(stored.get("patch_size", base.patch_size)),
-            stride=tuple(stored.get("stride", base.stride)),
-            n_filters=int(model.get("n_filters", base.n_filters)),
-            proj_dim=int(model.get("proj_dim", base.proj_dim)),
-            method=stored.get("method"), labeled=stored.get("labeled"), model=model)
-
-    def predict_kwargs(self) -> dict:
-        """Keyword arguments of camlkit.inference.predict_volume for this checkpoint."""
-        return {"patch_size": self.patch_size, "stride": self.stride, "scale": self.scale,
-                "zscore_case": self.zscore_case}
-
-    def describe(self) -> str:
-        z = "z-scored per case" if self.zscore_case else "as stored"
-        return (f"scale {self.scale:g}, intensities {z}, patch "
-                f"{'x'.join(map(str, self.patch_size))}, {self.n_filters} filters")
-
-
-def load_trained(path):
-    """(CAMLNet with the checkpoint's weights, in eval mode; its :class:`TrainedSettings`).
-
-    Reads camlkit checkpoints and the authors' released weights (camlkit.checkpoint)."""
-    from camlkit.checkpoint import (load_released_checkpoint, net_from_checkpoint,
-                                    read_camlkit_checkpoint)
-
-    settings = TrainedSettings.from_checkpoint(path)
-    if _config(path):
-        net = net_from_checkpoint(read_camlkit_checkpoint(path, kind=None), path)
-    else:  # the authors' layout: the width is read from the file
-        net = load_released_checkpoint(path)
-        settings = dataclasses.replace(settings, n_filters=net.config.n_filters,
-                                       proj_dim=net.config.proj_dim)
-    return net.eval(), settings
-
-
-def random_twin(net, seed=0):
-    """A freshly initialised CAMLNet of the same architecture (the "random weights" baseline)."""
-    from camlkit.caml import CAMLNet
-
-    torch.manual_seed(seed)
-    return CAMLNet(net.config).eval()
 
 
 # ----------------------------------------------------------------------------- a short run
@@ -308,40 +217,4 @@ def train_short(size, data, root=None, seed=3407, progress=True, **overrides) ->
     return final
 
 
-# ----------------------------------------------------------------------------- inputs
 
-def matched_dataset(paths, settings: TrainedSettings, transform=None):
-    """camlkit.data.LADataset reading ``paths`` as the checkpoint's training did (scale,
-    per-case z-score); ``transform`` defaults to a random crop of the trained patch size."""
-    from camlkit.data import LADataset, RandomCrop
-
-    transform = transform if transform is not None else RandomCrop(tuple(settings.patch_size))
-    return LADataset(paths, transform=transform, scale=settings.scale,
-                     zscore_case=settings.zscore_case)
-
-
-def matched_crops(paths, settings: TrainedSettings, seed=0, foreground=True) -> dict:
-    """One crop per case, prepared exactly as the checkpoint was trained — THE input helper.
-
-    Each case is read, z-scored per case if the run did, resampled by the run's ``scale``
-    (camlkit.data.LADataset) and cut to the run's patch size by a seeded random crop; with
-    ``foreground`` the crop is re-drawn (up to 20 times) until it holds atrium, so the pictures
-    have something to show. Returns ``{"image": (b, 1, h, w, d) float, "label": (b, h, w, d)
-    long, "cases": [names]}``.
-    """
-    from camlkit.data import RandomCrop
-
-    dataset = matched_dataset(paths, settings, transform=None)
-    crop = RandomCrop(tuple(settings.patch_size))
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    for index in range(len(dataset)):
-        image, label = dataset.load(index)
-        for _ in range(20):
-            patch, patch_label = crop(image, label, rng=rng)
-            if not foreground or patch_label.any():
-                break
-        images.append(torch.from_numpy(np.ascontiguousarray(patch, dtype=np.float32)))
-        labels.append(torch.from_numpy(np.ascontiguousarray(patch_label)).long())
-    return {"image": torch.stack(images)[:, None], "label": torch.stack(labels),
-            "cases": [p.parent.name for p in dataset.paths]}

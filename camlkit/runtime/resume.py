@@ -29,11 +29,11 @@ from pathlib import Path
 
 import torch
 
-from camlkit.checkpoint import (FORMAT, VERSION, net_from_checkpoint, read_camlkit_checkpoint)
+from camlkit.runtime.checkpoint import (FORMAT, VERSION, net_from_checkpoint, read_camlkit_checkpoint)
 from camlkit.config import to_dict
 from camlkit.errors import CamlkitError
-from camlkit.files import DiskFullError, is_disk_full
-from camlkit.limits import limit_reached
+from camlkit.runtime.files import DiskFullError, is_disk_full
+from camlkit.runtime.limits import limit_reached
 
 # fields a resumed run may change (``data`` is compared by its fingerprint instead)
 MAY_CHANGE = ("out", "data", "device", "num_workers", "checkpoint_every", "log_every", "progress",
@@ -105,7 +105,7 @@ def check_resumable(ckpt, cfg, fingerprint, path) -> list:
     """One line naming the first field (or data file) where the run and the checkpoint differ;
     returns the notes to print (fields taken as an older version's behaviour, a size-only check).
 
-    ``ckpt`` is a training checkpoint (camlkit.checkpoint.read_camlkit_checkpoint refuses the rest)."""
+    ``ckpt`` is a training checkpoint (camlkit.runtime.checkpoint.read_camlkit_checkpoint refuses the rest)."""
     stored, asked = ckpt["config"].get("train", {}), to_dict(cfg)
     notes = []
     for key in [k for k in asked if k not in MAY_CHANGE] + [k for k in stored if k not in asked]:

@@ -9,9 +9,9 @@ Comparison": the final iteration's model; the release's ``code/test_3d.py``).
   probabilities are brought back to the original grid before the argmax, so the metrics are
   always against the original full-resolution label.
 
-``camlkit evaluate CHECKPOINT --data DIR`` (or ``--weights 16``: the authors' network, camlkit.weights)
+``camlkit evaluate CHECKPOINT --data DIR`` (or ``--weights 16``: the authors' network, camlkit.runtime.weights)
 writes ``cases.csv``, ``summary.md`` and ``summary.json`` (what ``camlkit report`` reads; it names
-the file evaluated and its git blob id) into --out, holding the folder's lock (camlkit.runfolder)
+the file evaluated and its git blob id) into --out, holding the folder's lock (camlkit.runtime.runfolder)
 meanwhile: a training writing that folder makes it refuse, before any case is computed.
 Dice and Jaccard are fractions in the per-case rows and printed in % in the table, as the paper.
 The authors' files store no settings, so they are evaluated as the authors trained them: full
@@ -31,9 +31,9 @@ from pathlib import Path
 from camlkit.course import find_data_dir
 from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
-from camlkit.files import clean_temps, write_text
-from camlkit.inference import PATCH_SIZE, STRIDE, predict_volume
-from camlkit.metrics import case_metrics
+from camlkit.runtime.files import clean_temps, write_text
+from camlkit.evaluation.inference import PATCH_SIZE, STRIDE, predict_volume
+from camlkit.evaluation.metrics import case_metrics
 from camlkit.paper import METRICS, paper_numbers
 
 COLUMNS = ("case",) + METRICS
@@ -175,8 +175,8 @@ def evaluation_failed_message(run_dir, err) -> str:
 
 def resolve_checkpoint(args):
     """The file to evaluate: the CHECKPOINT given, or with ``--weights N`` the authors' network
-    for N labeled scans in the cache (camlkit.weights), which must be the pinned file."""
-    from camlkit.weights import cached, default_dest, download_command_hint, entry
+    for N labeled scans in the cache (camlkit.runtime.weights), which must be the pinned file."""
+    from camlkit.runtime.weights import cached, default_dest, download_command_hint, entry
 
     if args.checkpoint is not None and args.weights is not None:
         raise CamlkitError(f"{args.checkpoint} and --weights {args.weights}: give one of them")
@@ -196,7 +196,7 @@ def resolve_checkpoint(args):
 def evaluation_record(path, blob, kind, method, labeled, patch, stride, scale, zscore_case, data):
     """What summary.json says about the evaluation: the file (path and git blob id: which bytes
     were evaluated), whether it is one of the authors' pinned files, and the settings."""
-    from camlkit.weights import released_for
+    from camlkit.runtime.weights import released_for
 
     pinned = released_for(blob)
     return {"checkpoint": str(Path(path).resolve()), "blob_id": blob, "kind": kind,
@@ -206,11 +206,11 @@ def evaluation_record(path, blob, kind, method, labeled, patch, stride, scale, z
 
 
 def evaluate_command(args):
-    from camlkit.checkpoint import checkpoint_config, load_inference_model
-    from camlkit.device import resolve_device
-    from camlkit.inference import check_window, stored_settings
-    from camlkit.runfolder import RunLock
-    from camlkit.weights import blob_id, released_for
+    from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model
+    from camlkit.runtime.device import resolve_device
+    from camlkit.evaluation.inference import check_window, stored_settings
+    from camlkit.runtime.runfolder import RunLock
+    from camlkit.runtime.weights import blob_id, released_for
 
     out = check_output_dir(args.out)
     check_output_files(out, RESULT_FILES)
@@ -273,7 +273,7 @@ def evaluation_cases(args, stored):
 
 
 def add_cli(subparsers):
-    from camlkit.inference import add_window_arguments
+    from camlkit.evaluation.inference import add_window_arguments
     from camlkit.paper import METHODS
 
     parser = subparsers.add_parser(
