@@ -4,11 +4,12 @@ Kernels inherit this process' environment, so the notebooks run at smoke size un
 CAMLKIT_SMOKE is set explicitly (``CAMLKIT_SMOKE=0`` for the full sizes), with one torch thread:
 on a shared 2-core machine two spinning OpenMP threads can make a smoke run 50x slower.
 
-At smoke size, notebooks 4 and 7 get a throw-away PyTorch cache (``TORCH_HOME``) holding a tiny
-stand-in for the authors' 16-labeled network, in their file layout (camlkit.runtime.weights.write_standin),
-so they take the path a learner takes after ``camlkit download --weights 16`` without the 80 MB
-file and without touching a real cache. Notebook 5 gets an empty cache and trains its short run:
-OCC needs a network that predicts both classes, and a stand-in that cheap predicts one.
+At smoke size, notebooks 4, 5 and 7 get a throw-away PyTorch cache (``TORCH_HOME``) holding a
+tiny stand-in for the authors' 16-labeled network, in their file layout
+(camlkit.runtime.weights.write_standin), so they take the path a learner takes after
+``camlkit download --weights 16`` without the 80 MB file and without touching a real cache. The
+stand-in calls bright voxels atrium (``bright_is_atrium``): OCC needs a network that predicts
+both classes, and a fresh one predicts one. The other notebooks get an empty cache.
 """
 
 import os
@@ -19,7 +20,7 @@ os.environ.setdefault("CAMLKIT_SMOKE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-AUTHORS_PATH = ("04_cma.ipynb", "07_results.ipynb")  # driven through the authors'-weights path
+AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb", "07_results.ipynb")  # driven through the authors'-weights path
 
 
 def standin_torch_home() -> str:
@@ -27,7 +28,7 @@ def standin_torch_home() -> str:
     from camlkit.runtime.weights import default_dest, entry, write_standin
 
     home = tempfile.mkdtemp(prefix="camlkit-torch-home-")
-    write_standin(default_dest(home) / entry(16).name)
+    write_standin(default_dest(home) / entry(16).name, bright_is_atrium=True)
     return home
 
 

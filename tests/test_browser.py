@@ -47,10 +47,10 @@ CASES = {
 }
 
 # notebooks opened with a stand-in for the authors' 16-labeled network in the PyTorch cache (a
-# tiny network in their file layout: camlkit.runtime.weights.write_standin), as after `camlkit download
-# --weights 16`; the others with an empty cache (notebook 5 trains its short run: OCC needs a
-# network that predicts both classes)
-AUTHORS_PATH = ("04_cma.ipynb",)
+# tiny network in their file layout that calls bright voxels atrium, so that OCC's bank holds both
+# classes: camlkit.runtime.weights.write_standin), as after `camlkit download --weights 16`; the others
+# with an empty cache
+AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb")
 
 # notebook -> text its outputs must hold: the network it found (or trained) and uses, the structure
 # figures of both networks with their sentences (camlkit.evaluation.structure.read_attention / read_occ)
@@ -59,7 +59,8 @@ EXPECTED_OUTPUT = {
                      "not a file camlkit pins", "attention on atrium tokens",
                      "random weights: atrium queries put", "trained: atrium queries put",
                      "chance"),
-    "05_occ.ipynb": ("trained: ", "short/smoke-caml-4L-seed3407", "random weights: same-class mass",
+    "05_occ.ipynb": ("network (authors): ", "caml_la_16labeled_iter15000.pth",
+                     "random weights: same-class mass",
                      "trained: same-class mass", "collapse", "source: ", "prototype norms"),
 }
 
@@ -104,7 +105,7 @@ def jupyter_lab(tmp_path_factory, request):
     torch_home = root / "torch"
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and callspec.params.get("notebook") in AUTHORS_PATH:
-        write_standin(default_dest(torch_home) / entry(16).name)
+        write_standin(default_dest(torch_home) / entry(16).name, bright_is_atrium=True)
     workdir = root / "notebooks"
     shutil.copytree(NOTEBOOKS, workdir, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     port = _free_port()

@@ -341,3 +341,21 @@ def test_download_weights_corrupt_is_one_line_from_the_command(server, registry,
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith(f"camlkit download: error: {tmp_path}/caml_la_16labeled_iter15000.pth: checksum mismatch")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bright_standin_calls_voxels_above_the_level_atrium_in_both_branches(tmp_path):
+    """The course's stand-in for the authors' network (notebooks 4, 5, 7 at smoke size) must
+    predict both classes: atrium exactly where the eval-mode input exceeds 1.5."""
+    path = camlkit.runtime.weights.write_standin(tmp_path / "standin.pth", bright_is_atrium=True)
+    net = camlkit.load_released_checkpoint(path).eval()
+    x = torch.full((1, 1, 16, 16, 16), -1.0)
+    x[..., 4:9, 4:9, 4:9] = 3.0  # a bright block, well above the level
+    x[..., 12:, 12:, 12:] = 1.0  # bright, but below it
+    with torch.no_grad():
+        out = net(x)
+    for branch in ("logits_v", "logits_a"):
+        atrium = out[branch].argmax(1)[0]
+        assert torch.equal(atrium, (x[0, 0] > 1.5).long()), branch
+    plain = camlkit.load_released_checkpoint(camlkit.runtime.weights.write_standin(tmp_path / "plain.pth")).eval()
+    with torch.no_grad():
+        assert not torch.equal(plain(x)["logits_v"].argmax(1)[0], (x[0, 0] > 1.5).long())
