@@ -72,7 +72,7 @@ def full_bank(cfg, device):
 
     g = torch.Generator().manual_seed(0)
     n = int(torch.tensor(cfg.patch_size).prod())
-    return [(torch.randn(n, cfg.proj_dim, generator=g).to(device),
+    return [(torch.randn(n, cfg.model.proj_dim, generator=g).to(device),
              (torch.rand(n, generator=g) < 0.1).long().to(device)) for _ in range(cfg.labeled)]
 
 
@@ -90,7 +90,7 @@ def bench(cfg, iterations, device):
     step_cfg = cfg.resolved().step
     bank = None
     if step_cfg.use_occ:
-        bank = MemoryBank(cfg.labeled, cfg.proj_dim)
+        bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
         for slot, (z, y) in enumerate(full_bank(cfg, device)):
             bank.update(slot, z, y)
     module = Eq1Module(net, step_cfg, bank)
@@ -314,12 +314,12 @@ def versus_release(args):
                       iterations=n + 1, data=str(data), device="cpu", progress=False,
                       **{"model.n_filters": args.n_filters})
     print(f"versus release: paper caml, labeled {cfg.labeled}, patch {cfg.patch_size}, filters "
-          f"{cfg.n_filters}, {n} timed iterations after 1 warm-up each, data {data}, CPU, "
+          f"{cfg.model.n_filters}, {n} timed iterations after 1 warm-up each, data {data}, CPU, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()} (on a shared machine "
           f"every figure is contended)", flush=True)
 
     # (a) the release-equivalent loop
-    net = release_network(cfg.n_filters, cfg.seed)
+    net = release_network(cfg.model.n_filters, cfg.seed)
     memory = full_bank(cfg, torch.device("cpu"))
     times = []
     loop = release_iterations(data, n + 1, labeled=cfg.labeled, patch_size=cfg.patch_size, net=net,
@@ -403,7 +403,7 @@ def main():
                           **{"model.n_filters": args.n_filters}, compile=args.compile)
         seconds, peak, where = bench(cfg, args.iterations, device)
         print(f"{cfg.preset:6s} {method:11s} labeled {cfg.labeled:2d} patch {cfg.patch_size} "
-              f"batch {cfg.batch_size} filters {cfg.n_filters}: {seconds:.3f} s/it, "
+              f"batch {cfg.batch_size} filters {cfg.model.n_filters}: {seconds:.3f} s/it, "
               f"peak {where} {peak:.2f} GiB", flush=True)
 
 

@@ -173,11 +173,11 @@ def real_batches(present, data, cfg, count, device, layout):
 
 def full_bank(cfg, device):
     """A memory bank as full as in a real run: every labeled slot holds a whole patch of embeddings."""
-    bank = MemoryBank(cfg.labeled, cfg.proj_dim)
+    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
     n = int(np.prod(cfg.patch_size))
     generator = torch.Generator().manual_seed(0)
     for slot in range(cfg.labeled):
-        z = torch.randn(n, cfg.proj_dim, generator=generator)
+        z = torch.randn(n, cfg.model.proj_dim, generator=generator)
         y = (torch.rand(n, generator=generator) < 0.1).long()
         bank.update(slot, z.to(device), y.to(device))
     return bank
@@ -299,7 +299,7 @@ def main():
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [f"# camlkit GPU profile: {name}", "",
              f"torch {torch.__version__}, CUDA {torch.version.cuda}, preset `{preset}` (CAML, 4 labeled, "
-             f"batch {cfg.batch_size}, patch {cfg.patch_size}, {cfg.n_filters} filters), "
+             f"batch {cfg.batch_size}, patch {cfg.patch_size}, {cfg.model.n_filters} filters), "
              f"{timed} timed iterations after {warmup} warm-up, data already on the device", ""]
     notes = []
 
@@ -351,7 +351,7 @@ def main():
             print(rows[-1], flush=True)
         evaluation = "Evaluation: skipped (time budget)"
         if left() > 10:
-            filters = cfg.n_filters if args.smoke else 16
+            filters = cfg.model.n_filters if args.smoke else 16
             camlkit_s, release_s, bad = time_evaluation(present, folder, device, patch, stride, 4, filters)
             evaluation = (f"Evaluation of case {present['test.list'][0][:8]} (patch {patch}, stride {stride}, "
                           f"f_v {filters} filters, random weights, torch's default precision): camlkit "

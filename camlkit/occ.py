@@ -92,6 +92,11 @@ class MemoryBank:
     def sample(self, j: int):
         """Draw j embeddings per class uniformly from all slots pooled, without replacement.
 
+        The plain reading, as released: for each class, put every stored embedding of that class
+        from every slot into one pool, and draw j of them at random. (The code below does exactly
+        that without building the pool: it draws j positions in the pooled order and finds each
+        one's slot from the per-slot counts.)
+
         Returns (z_p (j * C', dim), y_p (j * C',)) grouped by class, over the C' classes that
         hold at least j embeddings (the others have no prototypes this iteration, as released);
         None when no class does (or the bank is empty).

@@ -18,16 +18,15 @@ The two CAML branches differ only in how the decoder upsamples:
 The auxiliary encoder also runs CMA (camlkit.cma) on the stage-4 features; pass it as ``cma``.
 A plain V-Net (transpose, no CMA) has exactly 9,448,866 parameters.
 
-For inference only, ``fold_batchnorm`` returns a copy whose BatchNorms are folded into the
-convolutions before them (the same outputs up to float rounding, fewer passes over memory).
+Speed-ups that leave the arithmetic as it is live in camlkit.speedups: ``out_conv`` is its
+``PointwiseConv3d`` (a 1x1x1 Conv3d, faster on channels-last CPU tensors) and inference folds
+BatchNorm into the convolutions with its ``fold_batchnorm``.
 """
 
-import copy
-
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from camlkit.speedups import PointwiseConv3d
 
 
 class ConvBlock(nn.Sequential):
@@ -105,26 +104,6 @@ class Encoder(nn.Module):
         return x1, x2, x3, x4, x5
 
 
-class PointwiseConv3d(nn.Conv3d):
-    """A 1x1x1 convolution (the logits layer), computed as what it is: the same linear map of
-    the channels at every voxel, ``logits[:, k] = sum_c weight[k, c] x[:, c] + bias[k]``.
-
-    The parameters and state_dict keys are a Conv3d's (so checkpoints load either way). On the
-    CPU, PyTorch has no fast kernel for a 1x1x1 conv on a channels_last_3d tensor and falls back
-    to a slow generic one plus layout copies; a matrix product over the channels-last view
-    gives the same numbers several times faster (the default layout keeps the conv).
-    """
-
-    def __init__(self, in_ch, out_ch):
-        super().__init__(in_ch, out_ch, kernel_size=1)
-
-    def forward(self, x):  # (b, c, h, w, d) -> (b, out_ch, h, w, d)
-        if not x.is_contiguous(memory_format=torch.channels_last_3d):
-            return super().forward(x)  # the default layout: the conv kernel is the fast one
-        y = F.linear(x.movedim(1, -1), self.weight.flatten(1), self.bias)  # (b, h, w, d, out_ch)
-        return y.movedim(-1, 1)
-
-
 class Decoder(nn.Module):
     """Four upsamplings with additive skips; returns logits and the last feature map."""
 
@@ -179,31 +158,6 @@ class VNet(nn.Module):
             raise ValueError(f"V-Net input size {tuple(x.shape[2:])} must be divisible by 16")
         logits, features = self.decoder(self.encoder(x))
         return (logits, features) if return_features else logits
-
-
-def fold_batchnorm(net: nn.Module) -> nn.Module:
-    """A copy of ``net`` in which every eval-mode BatchNorm3d is folded into the convolution before it.
-
-    In eval mode BatchNorm is a fixed affine map per channel, ``gamma (x - mean) / sqrt(var + eps)
-    + beta``, so a convolution followed by it is one convolution with each output channel's
-    weights scaled by ``gamma / sqrt(var + eps)`` and its bias shifted. The folded layer computes
-    the same function up to float rounding and saves one pass over the activations.
-    Pairs are found inside ``nn.Sequential`` blocks (ConvBlock, DownBlock, UpBlock); the folded
-    BatchNorm becomes ``nn.Identity``. A BatchNorm in training mode (it would use the batch's
-    statistics) is left as it is. ``net`` itself is not changed. For inference only.
-    """
-    folded = copy.deepcopy(net)
-    for block in folded.modules():
-        if not isinstance(block, nn.Sequential):
-            continue
-        for i in range(len(block) - 1):
-            conv, bn = block[i], block[i + 1]
-            if (isinstance(conv, (nn.Conv3d, nn.ConvTranspose3d)) and isinstance(bn, nn.BatchNorm3d)
-                    and not conv.training and not bn.training and bn.running_mean is not None):
-                transpose = isinstance(conv, nn.ConvTranspose3d)  # weights (in, out, ...): scale dim 1
-                block[i] = fuse_conv_bn_eval(conv, bn, transpose=transpose)
-                block[i + 1] = nn.Identity()
-    return folded
 
 
 def count_parameters(module: nn.Module) -> int:

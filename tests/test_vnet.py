@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from camlkit.vnet import VNet, count_parameters, fold_batchnorm
+from camlkit.speedups import fold_batchnorm
+from camlkit.vnet import VNet, count_parameters
 
 
 def test_standard_vnet_has_the_published_parameter_count():
@@ -85,7 +86,7 @@ def test_folding_leaves_training_batchnorm_alone():
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last_3d])
 def test_the_logits_layer_is_a_1x1x1_conv_in_either_layout(layout):
-    from camlkit.vnet import PointwiseConv3d
+    from camlkit.speedups import PointwiseConv3d
 
     torch.manual_seed(0)
     fast, conv = PointwiseConv3d(16, 2), torch.nn.Conv3d(16, 2, kernel_size=1)

@@ -59,12 +59,12 @@ def inference_model(model):
     """The network that ``sliding_window_predict`` runs in place of ``model``.
 
     For an eval-mode model, a copy with every BatchNorm folded into the convolution before it
-    (camlkit.vnet.fold_batchnorm: the same outputs up to float rounding) and, on the CPU, in the
+    (camlkit.speedups.fold_batchnorm: the same outputs up to float rounding) and, on the CPU, in the
     channels_last_3d memory layout, where oneDNN's 3-D convolutions run faster
     (bench/bench_evaluate.py). A model in training mode or compiled with ``torch.compile`` is
     returned as it is. The caller's model is never changed.
     """
-    from camlkit.vnet import fold_batchnorm
+    from camlkit.speedups import fold_batchnorm
 
     if model.training or hasattr(model, "_orig_mod"):  # _orig_mod: a torch.compile wrapper
         return model
