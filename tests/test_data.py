@@ -1,6 +1,5 @@
 """Tests for camlkit/data.py: reading LA cases, the split, augmentation, batching, worker seeds."""
 
-import shutil
 from collections import Counter
 
 import h5py
@@ -10,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from camlkit import data
+from camlkit.data import cases
 from camlkit.data import (
     LADataset,
     RandomCrop,
@@ -159,7 +159,7 @@ def test_dataset_items_and_cache(la_case_paths, monkeypatch):
         calls[path] += 1
         return real_read(path)
 
-    monkeypatch.setattr(data, "read_case", counting_read)
+    monkeypatch.setattr(cases, "read_case", counting_read)
     dataset = LADataset(la_case_paths[:1])
     first = dataset[0]
     second = dataset[0]

@@ -5,7 +5,8 @@ import sys
 import pytest
 
 from camlkit.errors import CamlkitError
-from camlkit.evaluation.report import cases_table, read_cases, report
+from camlkit.evaluation.report import report
+from camlkit.evaluation.results import cases_table, read_cases
 
 
 def _run(path, method, labeled, seed, dice, hd95=10.0, lr=0.05):
