@@ -20,7 +20,7 @@ from camlkit.runtime.released import load_released_checkpoint  # noqa: E402
 from camlkit.vnet import VNet  # noqa: E402
 from camlkit.runtime.weights import pretrained  # noqa: E402  (the authors' trained networks)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name):  # lazy: inference pulls in the I/O libraries

@@ -1,4 +1,4 @@
-"""Tests for camlkit/data.py: reading LA cases, the split, augmentation, batching, worker seeds."""
+"""Tests for camlkit/data/cases.py: reading LA cases, the split, augmentation, batching, worker seeds."""
 
 from collections import Counter
 

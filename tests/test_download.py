@@ -1,4 +1,4 @@
-"""camlkit/download.py and data_scripts/download_la.py against a real HTTP server on 127.0.0.1."""
+"""camlkit/data/download.py and data_scripts/download_la.py against a real HTTP server on 127.0.0.1."""
 
 import hashlib
 import http.server

@@ -1,4 +1,4 @@
-"""camlkit/evaluate.py: per-case evaluation, summary, CSV / markdown output, ``camlkit evaluate``."""
+"""camlkit/evaluation/evaluate.py: per-case evaluation, summary, CSV / markdown output, ``camlkit evaluate``."""
 
 import csv
 import os

@@ -1,4 +1,4 @@
-"""camlkit/files.py: atomic writes with the user's umask, and temporary files of killed writers.
+"""camlkit/runtime/files.py: atomic writes with the user's umask, and temporary files of killed writers.
 
 The process tests run real Python subprocesses and send them real signals.
 """

@@ -1,4 +1,4 @@
-"""camlkit/inference.py: window arithmetic, sliding-window prediction, volume I/O, ``camlkit predict``."""
+"""camlkit/evaluation/inference.py: window arithmetic, sliding-window prediction, volume I/O, ``camlkit predict``."""
 
 import math
 import os

@@ -1,4 +1,4 @@
-"""camlkit/limits.py: out of memory and the file-size limit are one line, in real processes under
+"""camlkit/runtime/limits.py: out of memory and the file-size limit are one line, in real processes under
 real limits (``resource.setrlimit``), naming what ran out and what was kept."""
 
 import os

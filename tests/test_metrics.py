@@ -1,4 +1,4 @@
-"""camlkit/metrics.py against medpy.metric.binary on real LA labels and perturbed predictions."""
+"""camlkit/evaluation/metrics.py against medpy.metric.binary on real LA labels and perturbed predictions."""
 
 import numpy as np
 import pytest

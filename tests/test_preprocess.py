@@ -1,4 +1,4 @@
-"""camlkit/preprocess.py on synthetic raw NRRD volumes written with pynrrd."""
+"""camlkit/data/preprocess.py on synthetic raw NRRD volumes written with pynrrd."""
 
 import subprocess
 import sys

@@ -88,6 +88,20 @@ def test_runs_with_other_settings_are_not_averaged_as_seeds(tmp_path):
     assert sum("caml (paper)" in line for line in table1) == 1  # once, after both settings
 
 
+def test_a_run_from_before_a_field_existed_is_a_seed_of_the_same_row(tmp_path):
+    """mini Table 2's runs predate step.occ_log, val_cases and eval_split; a run of today with
+    those at the values camlkit used before them (and health logging on) joins their row."""
+    old = _run(tmp_path / "old", "mcnet", 4, 1, 0.70)
+    new = _run(tmp_path / "new", "mcnet", 4, 3, 0.74)
+    config = json.loads((new / "config.json").read_text())
+    config.update({"step.occ_log": "eps", "val_cases": 0, "eval_split": "test", "step.occ_health": True})
+    (new / "config.json").write_text(json.dumps(config))
+    assert "| 4 | mcnet (camlkit, quick) | 1, 3 | 72.00 ± 2.83" in report([old, new])
+    config["step.occ_log"] = "log_softmax"  # computed otherwise: a row of its own
+    (new / "config.json").write_text(json.dumps(config))
+    assert "step.occ_log=log_softmax) | 3 | 74.00 |" in report([old, new])
+
+
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(CamlkitError, match="not a finished camlkit run"):
         report([tmp_path])

@@ -1,4 +1,4 @@
-"""camlkit/resume.py: the data a run resumes on is the data it was trained on, file by file, and a
+"""camlkit/runtime/resume.py: the data a run resumes on is the data it was trained on, file by file, and a
 checkpoint written before a config field existed resumes as the version that wrote it behaved."""
 
 import subprocess

@@ -1,4 +1,4 @@
-"""camlkit/runfolder.py: one run per folder, with real concurrent processes and real signals."""
+"""camlkit/runtime/runfolder.py: one run per folder, with real concurrent processes and real signals."""
 
 import os
 import shutil

@@ -1,4 +1,4 @@
-"""camlkit/threads.py: the OpenMP wait settings are made, respected and really reach OpenMP."""
+"""camlkit/runtime/threads.py: the OpenMP wait settings are made, respected and really reach OpenMP."""
 
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""camlkit/weights.py and camlkit/fetch.py: the authors' networks fetched, resumed, verified, loaded.
+"""camlkit/runtime/weights.py and camlkit/data/fetch.py: the authors' networks fetched, resumed, verified, loaded.
 
 These machines cannot reach GitHub: every test serves a synthetic checkpoint in the released
 layout (a 2-filter CAMLNet, 1.5 MB) from a real HTTP server on 127.0.0.1 and passes a registry

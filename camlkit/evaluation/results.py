@@ -19,12 +19,20 @@ from pathlib import Path
 
 from camlkit.errors import CamlkitError
 from camlkit.paper import METHODS, METRICS
+from camlkit.runtime.resume import ADDED_LATER
 
 PERCENT = ("dice", "jaccard")
 
 # settings that do not change what a run computes, or that name the run itself
 NOT_SETTINGS = ("seed", "out", "data", "progress", "device", "num_workers", "checkpoint_every",
-                "log_every")
+                "log_every", "step.occ_health")  # where and how a run was written or logged
+
+
+def run_settings(config: dict) -> dict:
+    """What a run computed with, from its config.json: a field camlkit added later and an older
+    run does not store counts as the value camlkit used before it (camlkit.runtime.resume
+    .ADDED_LATER), so runs that computed the same thing are seeds of one row."""
+    return {k: v for k, v in {**ADDED_LATER, **config}.items() if k not in NOT_SETTINGS}
 
 
 def fingerprint(folder, settings: dict) -> str:
@@ -57,7 +65,7 @@ def read_run(run_dir) -> dict:
     try:
         config, summary = json.loads(config_path.read_text()), json.loads(summary_path.read_text())
         run = {"kind": "run", **{key: config[key] for key in ("method", "labeled", "seed", "preset")}}
-        run["settings"] = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+        run["settings"] = run_settings(config)
         run["dir"], run["path"] = run_dir.name, str(run_dir)
         run["split"] = summary.get("split", "test")
         run.update(_metrics(summary))
