@@ -240,7 +240,7 @@ def evaluate_command(args):
         if args.split == "val":
             summary["split"] = "val"
         table = format_table(summary, method, labeled)
-        settings = (f"patch {inputs.patch_size}, stride {inputs.stride}, scale {inputs.scale:g}, "
+        settings = (f"patch {inputs.patch_size}, stride {inputs.stride}, scale {inputs.scale}, "
                     f"z-scored cases {inputs.zscore_case}, checkpoint {checkpoint} (git blob {blob})")
         write_csv(rows, out / "cases.csv")
         write_text(f"# Evaluation on LA\n\n{settings}\n\n{table}", out / "summary.md")
