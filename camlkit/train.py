@@ -44,6 +44,7 @@ from camlkit.runtime.preflight import check_config, check_data, check_outputs
 from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
 from camlkit.runtime.runfolder import run_folder
 from camlkit.runtime.runlog import RunLog, log_fields
+from camlkit.runtime.trained import InputSettings
 from camlkit.step import StepConfig, caml_step
 
 def seed_everything(seed):
@@ -207,9 +208,8 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
         dist.barrier()  # wait for rank 0's files, so no rank tears the group down early
         return folder
     with disk_full_said(folder / "model_final.pth", last):
-        save_inference_model(net, folder / "model_final.pth", train=to_dict(cfg), scale=cfg.scale,
-                             patch_size=list(cfg.patch_size), stride=list(cfg.eval_stride),
-                             method=cfg.method, labeled=cfg.labeled, zscore_case=cfg.zscore_case)
+        save_inference_model(net, folder / "model_final.pth", inputs=InputSettings.of(cfg),
+                             train=to_dict(cfg))
     summary = None
     if evaluate:
         from camlkit.evaluation.evaluate import evaluation_failed_message

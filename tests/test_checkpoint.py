@@ -5,6 +5,7 @@ import torch
 
 from camlkit import CAMLNet, load_released_checkpoint
 from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model, save_inference_model
+from camlkit.runtime.trained import InputSettings
 from camlkit.runtime.released import released_to_camlkit_key
 from camlkit.errors import CamlkitError
 
@@ -83,10 +84,11 @@ def test_inference_model_from_released_and_camlkit_checkpoints(tmp_path):
     assert checkpoint_config(tmp_path / "released.pth") == {}
 
     net = CAMLNet(n_filters=4, proj_dim=8)
-    save_inference_model(net, tmp_path / "mine.pth", scale=0.5)
+    save_inference_model(net, tmp_path / "mine.pth", inputs=InputSettings(scale=0.5))
     f_v = load_inference_model(tmp_path / "mine.pth")
     assert torch.equal(f_v.encoder.stage1[0].weight, net.f_v.encoder.stage1[0].weight)
-    assert checkpoint_config(tmp_path / "mine.pth")["scale"] == 0.5
+    assert checkpoint_config(tmp_path / "mine.pth")["inputs"] == {
+        "scale": 0.5, "zscore_case": False, "patch_size": [112, 112, 80], "stride": [18, 18, 4]}
     assert not list(tmp_path.glob(".*tmp*"))  # nothing half-written left behind
 
 
@@ -225,8 +227,8 @@ def _evaluate(checkpoint, la_dir, out, *extra):
 def test_flipped_bytes_in_a_camlkit_checkpoint_are_caught(tmp_path, la_dir, fix_crc):
     torch.manual_seed(0)
     path = tmp_path / "model_final.pth"
-    save_inference_model(CAMLNet(n_filters=4).eval(), path, scale=0.25, patch_size=[32, 32, 16],
-                         stride=[16, 16, 8])
+    save_inference_model(CAMLNet(n_filters=4).eval(), path,
+                         inputs=InputSettings(scale=0.25, patch_size=(32, 32, 16), stride=(16, 16, 8)))
     _flip_bytes(path, _largest_storage(path), fix_crc)
     flipped = torch.load(path, weights_only=True)  # torch reads the damaged file without a word
     assert all(torch.isfinite(v).all() for v in flipped["model"].values() if v.is_floating_point())

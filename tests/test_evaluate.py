@@ -1,6 +1,7 @@
 """camlkit/evaluation/evaluate.py: per-case evaluation, summary, CSV / markdown output, ``camlkit evaluate``."""
 
 import csv
+import json
 import os
 
 import h5py
@@ -13,6 +14,9 @@ from torch import nn
 from camlkit.data import case_path, read_case
 from camlkit.evaluation.evaluate import evaluate_cases, format_table, summarize, write_csv
 from camlkit.evaluation.inference import predict_volume
+from camlkit.runtime.trained import InputSettings
+
+WINDOW = InputSettings(patch_size=(32, 32, 16), stride=(16, 16, 8))
 
 
 class Threshold(nn.Module):
@@ -53,7 +57,7 @@ def paths(data_dir):
 
 
 def test_evaluate_cases_full_scale(data_dir):
-    rows = evaluate_cases(Threshold(), paths(data_dir), (32, 32, 16), (16, 16, 8), progress=False)
+    rows = evaluate_cases(Threshold(), paths(data_dir), WINDOW, progress=False)
     assert [r["case"] for r in rows] == (data_dir / "test.list").read_text().split()
     for row, path in zip(rows, paths(data_dir)):
         image, label = read_case(path)
@@ -65,10 +69,11 @@ def test_evaluate_cases_full_scale(data_dir):
 
 
 def test_evaluate_cases_at_half_scale_scores_the_original_grid(data_dir):
-    rows = evaluate_cases(Threshold(), paths(data_dir), (32, 32, 16), (16, 16, 8), scale=0.5, progress=False)
+    half = InputSettings(scale=0.5, patch_size=(32, 32, 16), stride=(16, 16, 8))
+    rows = evaluate_cases(Threshold(), paths(data_dir), half, progress=False)
     for row, path in zip(rows, paths(data_dir)):
         image, label = read_case(path)
-        pred, prob = predict_volume(Threshold(), image, (32, 32, 16), (16, 16, 8), scale=0.5)
+        pred, prob = predict_volume(Threshold(), image, half)
         assert pred.shape == label.shape
         assert row["dice"] == pytest.approx(medpy_binary.dc(pred, label))
         assert row["dice"] > 0.8  # the atrium survives the round trip through half resolution
@@ -107,13 +112,17 @@ def test_format_table_puts_the_paper_row_beside():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    """A checkpoint written as camlkit.train writes one: its inputs and its run's config tree."""
     from camlkit.caml import CAMLConfig, CAMLNet
+    from camlkit.config import make_config, to_dict
     from camlkit.runtime.checkpoint import save_inference_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_inference_model(CAMLNet(CAMLConfig(n_filters=2)), path, scale=0.5, patch_size=[16, 16, 16],
-                         stride=[16, 16, 8], method="caml", labeled=4)
+    cfg = make_config("paper", method="caml", labeled=4, scale=0.5, patch_size=(16, 16, 16),
+                      eval_stride=(16, 16, 8), zscore_case=True, **{"model.n_filters": 2})
+    save_inference_model(CAMLNet(CAMLConfig(n_filters=2)), path, inputs=InputSettings.of(cfg),
+                         train=to_dict(cfg))
     return path
 
 
@@ -148,6 +157,34 @@ def test_evaluate_cli_limits_cases_and_overrides(tmp_path, data_dir, checkpoint,
     assert len((out / "cases.csv").read_text().strip().splitlines()) == 2
     summary = (out / "summary.md").read_text()
     assert "scale 0.25" in summary and "85.94 ± 0.48" in summary
+    evaluated = json.loads((out / "summary.json").read_text())["evaluated"]  # --scale changed one field
+    assert {k: evaluated[k] for k in ("scale", "zscore_case", "patch_size", "stride")} == {
+        "scale": 0.25, "zscore_case": True, "patch_size": [16, 16, 16], "stride": [16, 16, 8]}
+
+
+@pytest.mark.filterwarnings("ignore:case .*empty prediction")
+def test_evaluate_cli_reads_a_checkpoint_holding_only_its_run_tree(tmp_path, data_dir, capsys):
+    """A file whose config holds only the run's tree (``config["train"]``, written by torch.save
+    as an older camlkit did) is evaluated with the tree's inputs, its eval_stride included."""
+    import dataclasses
+
+    from camlkit.caml import CAMLConfig, CAMLNet
+    from camlkit.config import make_config, to_dict
+
+    cfg = make_config("paper", method="mcnet", labeled=8, scale=0.5, patch_size=(16, 16, 16),
+                      eval_stride=(8, 8, 4), zscore_case=True, **{"model.n_filters": 2})
+    net = CAMLNet(CAMLConfig(n_filters=2))
+    path = tmp_path / "tree.pth"
+    torch.save({"format": "camlkit", "version": 1, "model": net.state_dict(),
+                "config": {"model": dataclasses.asdict(net.config), "train": to_dict(cfg)}}, path)
+    out = tmp_path / "eval"
+    code, _, err = run_cli(["evaluate", path, "--data", data_dir, "--out", out, "--quiet", "--cases", 1,
+                            "--device", "cpu"], capsys)
+    assert code == 0, err
+    evaluated = json.loads((out / "summary.json").read_text())["evaluated"]
+    assert {k: evaluated[k] for k in ("method", "labeled", "scale", "zscore_case", "patch_size", "stride")} == {
+        "method": "mcnet", "labeled": 8, "scale": 0.5, "zscore_case": True, "patch_size": [16, 16, 16],
+        "stride": [8, 8, 4]}
 
 
 def test_evaluate_cli_reports_missing_case(tmp_path, data_dir, checkpoint, capsys):

@@ -23,6 +23,7 @@ from camlkit.evaluation.inference import (
     window_batches,
     window_starts,
 )
+from camlkit.runtime.trained import InputSettings
 
 
 def tiny_vnet(seed=0):
@@ -173,11 +174,12 @@ def test_small_volume_is_padded_and_cropped_back_in_place():
 
 def test_predict_volume_at_half_scale_returns_the_original_grid():
     image = np.random.default_rng(2).normal(size=(40, 34, 36)).astype(np.float32)
-    label, prob = predict_volume(Pointwise(), image, (16, 16, 16), (8, 8, 8), scale=0.5)
+    half = InputSettings(scale=0.5, patch_size=(16, 16, 16), stride=(8, 8, 8))
+    label, prob = predict_volume(Pointwise(), image, half)
     assert label.shape == image.shape and prob.shape == (2, *image.shape)
     # the pointwise model on a smooth image: the half-scale result follows the full one closely
     smooth = np.cumsum(np.ones_like(image), axis=0) / 40 - 0.5
-    label, _ = predict_volume(Pointwise(), smooth, (16, 16, 16), (8, 8, 8), scale=0.5)
+    label, _ = predict_volume(Pointwise(), smooth, half)
     full, _ = sliding_window_predict(Pointwise(), smooth, (16, 16, 16), (8, 8, 8))
     assert (label != full).mean() < 0.05
 
@@ -333,14 +335,13 @@ def test_a_mask_from_an_h5_input_has_the_identity_as_its_sform(tmp_path, checkpo
 
 def test_model_trained_on_zscored_cases_predicts_on_zscored_h5(tmp_path, la_case_paths, capsys):
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.runtime.checkpoint import load_inference_model, save_inference_model
-    from camlkit.evaluation.inference import stored_settings
+    from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model, save_inference_model
 
     window = ["--patch", 32, 32, 32, "--stride", 32, 32, 32, "--device", "cpu"]
     path = tmp_path / "z.pth"
     torch.manual_seed(0)
-    save_inference_model(CAMLNet(CAMLConfig(n_filters=2)).eval(), path, train={"zscore_case": True})
-    assert stored_settings(path)["zscore_case"] is True
+    save_inference_model(CAMLNet(CAMLConfig(n_filters=2)).eval(), path, inputs=InputSettings(zscore_case=True))
+    assert InputSettings.from_config(checkpoint_config(path)).zscore_case is True
     code, _, err = run_cli(["predict", path, la_case_paths[0], tmp_path / "out.nii.gz", *window], capsys)
     assert code == 0, err
     with h5py.File(la_case_paths[0], "r") as f:
@@ -349,8 +350,38 @@ def test_model_trained_on_zscored_cases_predicts_on_zscored_h5(tmp_path, la_case
     model = load_inference_model(path)
     expected, _ = sliding_window_predict(model, zscore(image), (32, 32, 32), (32, 32, 32))
     np.testing.assert_array_equal(np.asanyarray(nibabel.load(tmp_path / "out.nii.gz").dataobj), expected)
-    direct, _ = predict_volume(model, image, (32, 32, 32), (32, 32, 32), zscore_case=True)
+    direct, _ = predict_volume(model, image, InputSettings(zscore_case=True, patch_size=(32, 32, 32),
+                                                           stride=(32, 32, 32)))
     np.testing.assert_array_equal(direct, expected)
+
+
+def test_predict_uses_an_old_checkpoints_inputs_and_a_flag_changes_one(tmp_path, capsys):
+    """A file of the oldest layout (top-level ``patch``, ``stride``, ``zscore_case``; torch.save'd
+    as it was) predicts with them; ``--stride`` changes the stride and keeps the rest."""
+    import dataclasses
+
+    from camlkit.caml import CAMLConfig, CAMLNet
+    from camlkit.runtime.checkpoint import load_inference_model
+
+    torch.manual_seed(0)
+    net = CAMLNet(CAMLConfig(n_filters=2)).eval()
+    path = tmp_path / "old.pth"
+    torch.save({"format": "camlkit", "version": 1, "model": net.state_dict(),
+                "config": {"model": dataclasses.asdict(net.config), "patch": [16, 16, 16],
+                           "stride": [4, 4, 4], "zscore_case": True}}, path)
+    # an .h5 input is not z-scored by `predict` itself: only zscore_case does it
+    image = np.random.default_rng(0).normal(50.0, 10.0, size=(20, 18, 17)).astype(np.float32)
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f["image"] = image
+    model = load_inference_model(path)
+    for extra, stride in (([], (4, 4, 4)), (["--stride", 16, 16, 16], (16, 16, 16))):
+        out = tmp_path / f"out{stride[0]}.nii.gz"
+        code, _, err = run_cli(["predict", path, tmp_path / "in.h5", out, "--device", "cpu", *extra], capsys)
+        assert code == 0, err
+        expected, _ = sliding_window_predict(model, zscore(image), (16, 16, 16), stride)
+        np.testing.assert_array_equal(np.asanyarray(nibabel.load(out).dataobj), expected)
+        unscored, _ = sliding_window_predict(model, image, (16, 16, 16), stride)
+        assert (unscored != expected).any()  # the check can tell whether zscore_case was read
 
 
 def test_predict_cli_rejects_4d_input(tmp_path, checkpoint, capsys):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from camlkit.runtime import runs
-from camlkit.runtime.trained import TrainedSettings, load_trained, matched_crops, random_twin
+from camlkit.runtime.trained import InputSettings, TrainedSettings, load_trained, matched_crops, random_twin
 from camlkit.runtime.checkpoint import save_inference_model
 from camlkit.data import LADataset, load_split
 from camlkit.errors import CamlkitError
@@ -66,19 +66,39 @@ def test_settings_read_from_the_stored_config(trained):
     _, caml, _ = trained
     smoke = make_config("smoke")
     settings = TrainedSettings.from_checkpoint(caml / runs.FINAL)
-    assert settings.scale == smoke.scale and settings.zscore_case == smoke.zscore_case
-    assert settings.patch_size == smoke.patch_size and settings.stride == smoke.eval_stride
+    assert settings.inputs == InputSettings(scale=0.25, zscore_case=True, patch_size=(32, 32, 16),
+                                            stride=(16, 16, 8)) == InputSettings.of(smoke)
     assert (settings.n_filters, settings.proj_dim) == (smoke.model.n_filters, smoke.model.proj_dim)
-    assert (settings.method, settings.labeled, settings.preset) == ("caml", 4, "smoke")
+    assert (settings.method, settings.labeled, settings.preset, settings.val_cases) == ("caml", 4, "smoke", 0)
     assert settings.iterations == smoke.iterations
     assert settings.step == smoke.step  # every field of the Eq. 1 step: OCC as it was trained
     stored = runs.stored_config(caml / runs.FINAL)  # the run's whole config tree
     assert (stored.seed, stored.out, stored.model, stored.step) == (1, str(caml), smoke.model, smoke.step)
-    assert settings.predict_kwargs() == {"patch_size": smoke.patch_size, "stride": smoke.eval_stride,
-                                         "scale": smoke.scale, "zscore_case": smoke.zscore_case}
     line = runs.describe(caml / runs.FINAL)
     assert str(caml) in line and "method caml" in line and "preset smoke" in line
     assert "OCC dot / t 0.1" in line
+
+
+def test_a_smoke_run_is_evaluated_with_the_inputs_it_stored(trained, la_dir, tmp_path, capsys):
+    """model_final.pth holds the run's inputs once (``config["inputs"]``); `camlkit evaluate`
+    predicts with them: the smoke preset's scale, per-case z-score, patch and stride."""
+    import json
+
+    from camlkit.cli import main
+    from camlkit.runtime.checkpoint import checkpoint_config
+
+    _, caml, _ = trained
+    config = checkpoint_config(caml / runs.FINAL)
+    assert sorted(config) == ["inputs", "model", "train"]
+    assert config["inputs"] == {"scale": 0.25, "zscore_case": True, "patch_size": [32, 32, 16],
+                                "stride": [16, 16, 8]}
+    out = tmp_path / "eval"
+    code = main(["evaluate", str(caml / runs.FINAL), "--data", str(la_dir), "--out", str(out), "--cases", "1",
+                 "--quiet", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    evaluated = json.loads((out / "summary.json").read_text())["evaluated"]
+    assert {k: evaluated[k] for k in ("method", "labeled", *config["inputs"])} == {
+        "method": "caml", "labeled": 4, **config["inputs"]}
 
 
 def test_settings_restore_every_step_field_the_run_stored(la_dir, tmp_path):
@@ -112,11 +132,11 @@ def test_matched_crops_equal_the_training_dataset(trained, la_dir):
     settings = TrainedSettings.from_checkpoint(caml / runs.FINAL)
     paths = load_split(la_dir, 4).labeled[:2]
     batch = matched_crops(paths, settings, seed=0)
-    assert batch["image"].shape == (2, 1, *settings.patch_size)
-    assert batch["label"].shape == (2, *settings.patch_size)
+    assert batch["image"].shape == (2, 1, *settings.inputs.patch_size)
+    assert batch["label"].shape == (2, *settings.inputs.patch_size)
     assert batch["label"].flatten(1).any(1).all()  # each crop holds atrium
     # every crop is a window of the volume the training run saw (scaled, z-scored per case)
-    train_view = LADataset(paths, scale=settings.scale, zscore_case=settings.zscore_case)
+    train_view = LADataset(paths, scale=settings.inputs.scale, zscore_case=settings.inputs.zscore_case)
     for k in range(2):
         volume, _ = train_view.load(k)
         crop = batch["image"][k, 0].numpy()
@@ -149,7 +169,7 @@ def test_a_camlkit_inference_file_without_train_settings(tmp_path):
 
     save_inference_model(CAMLNet(n_filters=2, proj_dim=8), tmp_path / "m.pth")
     settings = TrainedSettings.from_checkpoint(tmp_path / "m.pth")
-    assert (settings.n_filters, settings.proj_dim, settings.scale) == (2, 8, 1.0)
+    assert (settings.n_filters, settings.proj_dim, settings.inputs) == (2, 8, InputSettings())
 
 
 def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch):
@@ -192,5 +212,6 @@ def test_find_network_order_checkpoint_authors_run(tmp_path, monkeypatch):
     with pytest.raises(CamlkitError, match="no such checkpoint"):
         runs.find_network(tmp_path / "nope.pth", root=empty)
     net, settings = load_trained(standin)  # the authors' layout: width read from the file
-    assert settings.n_filters == net.config.n_filters == 2 and settings.scale == 1.0
-    assert settings.patch_size == (112, 112, 80) and not settings.zscore_case
+    assert settings.n_filters == net.config.n_filters == 2
+    assert settings.inputs == InputSettings(scale=1.0, zscore_case=False, patch_size=(112, 112, 80),
+                                            stride=(18, 18, 4))

@@ -164,11 +164,12 @@ def test_network_figures_on_real_crops(la_dir, smoke_net):
     uniform and whose predictions hold one class only (OCC undefined), and a smoke-trained one."""
     from camlkit.caml import CAMLNet
     from camlkit.data import load_split
-    from camlkit.runtime.trained import TrainedSettings, matched_crops
+    from camlkit.runtime.trained import InputSettings, TrainedSettings, matched_crops
     from camlkit.step import StepConfig
 
     split = load_split(la_dir, 4)
-    settings = TrainedSettings(scale=0.25, zscore_case=True, patch_size=(32, 32, 16), n_filters=2)
+    settings = TrainedSettings(inputs=InputSettings(scale=0.25, zscore_case=True, patch_size=(32, 32, 16)),
+                               n_filters=2)
     labeled = matched_crops(split.labeled[:2], settings, seed=0)
     torch.manual_seed(0)
     random = CAMLNet(n_filters=2, proj_dim=8)

@@ -221,8 +221,8 @@ class LADataset(Dataset):
     files were z-scored over the whole scan *before* the crop around the atrium, so the stored
     crops differ in contrast from case to case (standard deviations 0.46 to 1.66 over the 20 test
     cases); a model trained on re-normalised crops must see its test crops the same way
-    (``predict_volume(..., zscore_case=True)``, which evaluation and ``camlkit predict`` read from
-    the checkpoint).
+    (camlkit.evaluation.inference.predict_volume with ``InputSettings(zscore_case=True)``, which
+    evaluation and ``camlkit predict`` read from the checkpoint).
     """
 
     def __init__(self, paths, transform=None, scale=1.0, zscore_case=False):

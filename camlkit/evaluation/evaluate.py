@@ -4,7 +4,8 @@ Comparison": the final iteration's model; the release's ``code/test_3d.py``).
 
 - the model is f_v only, in eval mode (no dropout; CAML's CMA lives in f_a and is not used);
 - each case: ``inference.predict_volume`` (sliding window, patch 112x112x80, stride 18/18/4 by
-  default), then ``metrics.case_metrics`` on the binary foreground, in voxels;
+  default), then ``metrics.case_metrics`` on the binary foreground, in voxels; how the inputs are
+  prepared is one camlkit.runtime.trained.InputSettings, the checkpoint's own unless flags change it;
 - a model trained at ``scale`` < 1 (the CPU presets) sees the image resampled by ``scale``; its
   probabilities are brought back to the original grid before the argmax, so the metrics are
   always against the original full-resolution label.
@@ -32,7 +33,7 @@ from camlkit.course import find_data_dir
 from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
 from camlkit.runtime.files import clean_temps, write_text
-from camlkit.evaluation.inference import PATCH_SIZE, STRIDE, predict_volume
+from camlkit.evaluation.inference import predict_volume
 from camlkit.evaluation.metrics import case_metrics
 from camlkit.paper import METRICS, paper_numbers
 
@@ -40,9 +41,9 @@ COLUMNS = ("case",) + METRICS
 RESULT_FILES = ("cases.csv", "summary.md", "summary.json")
 
 
-def evaluate_cases(model, case_paths, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0, batch_size=4,
-                   progress=True, zscore_case=False):
-    """Per-case metrics ``[{"case", "dice", "jaccard", "hd95", "asd"}, ...]`` for LA .h5 cases."""
+def evaluate_cases(model, case_paths, inputs, batch_size=4, progress=True):
+    """Per-case metrics ``[{"case", "dice", "jaccard", "hd95", "asd"}, ...]`` for LA .h5 cases,
+    each predicted with the camlkit.runtime.trained.InputSettings ``inputs``."""
     from tqdm.auto import tqdm
 
     model.eval()
@@ -52,8 +53,7 @@ def evaluate_cases(model, case_paths, patch_size=PATCH_SIZE, stride=STRIDE, scal
         image, label = read_case(path)
         case = Path(path).parent.name
         bar.set_postfix_str(case)
-        pred, _ = predict_volume(model, image, patch_size, stride, scale=scale, batch_size=batch_size,
-                                 zscore_case=zscore_case)
+        pred, _ = predict_volume(model, image, inputs, batch_size=batch_size)
         rows.append({"case": case, **case_metrics(pred, label, case=case)})
     return rows
 
@@ -193,60 +193,55 @@ def resolve_checkpoint(args):
     return path
 
 
-def evaluation_record(path, blob, kind, method, labeled, patch, stride, scale, zscore_case, data):
+def evaluation_record(path, blob, kind, method, labeled, inputs, data):
     """What summary.json says about the evaluation: the file (path and git blob id: which bytes
-    were evaluated), whether it is one of the authors' pinned files, and the settings."""
+    were evaluated), whether it is one of the authors' pinned files, and the settings (the
+    fields of the InputSettings ``inputs``: patch_size, stride, scale, zscore_case)."""
     from camlkit.runtime.weights import released_for
 
     pinned = released_for(blob)
     return {"checkpoint": str(Path(path).resolve()), "blob_id": blob, "kind": kind,
             "pinned_labeled": pinned.labeled if pinned else None, "method": method, "labeled": labeled,
-            "patch_size": list(patch), "stride": list(stride), "scale": scale,
-            "zscore_case": zscore_case, "data": str(Path(data).resolve())}
+            **inputs.to_dict(), "data": str(Path(data).resolve())}
 
 
 def evaluate_command(args):
     from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model
     from camlkit.runtime.device import resolve_device
-    from camlkit.evaluation.inference import check_window, stored_settings
+    from camlkit.evaluation.inference import window_inputs
     from camlkit.runtime.runfolder import RunLock
+    from camlkit.runtime.trained import InputSettings, stored_setting
     from camlkit.runtime.weights import blob_id, released_for
 
     out = check_output_dir(args.out)
     check_output_files(out, RESULT_FILES)
     checkpoint = resolve_checkpoint(args)
-    stored = stored_settings(checkpoint)  # reads and checks the checkpoint file
-    kind = "camlkit" if checkpoint_config(checkpoint) else "released"
-    patch = tuple(args.patch or stored.get("patch_size", PATCH_SIZE))
-    stride = tuple(args.stride or stored.get("stride", STRIDE))
-    scale = args.scale if args.scale is not None else float(stored.get("scale", 1.0))
-    check_window(patch, stride, scale, args.batch_size)
+    stored = checkpoint_config(checkpoint)  # reads and checks the checkpoint file
+    kind = "camlkit" if stored else "released"
+    inputs = window_inputs(args, InputSettings.from_config(stored))
     device = resolve_device(args.device)
     args.data = args.data or str(find_data_dir())  # the one rule when --data is not given
-    paths = evaluation_cases(args, stored)
+    paths = evaluation_cases(args, stored_setting(stored, "val_cases", 0))
     blob = blob_id(checkpoint)
     pinned = released_for(blob) if kind == "released" else None
     if args.weights is not None and pinned is None:
         raise CamlkitError(f"{checkpoint}: not the pinned file any more (its git blob id differs): "
                            f"`camlkit download --weights {args.weights}` fetches it again")
-    method = args.method or stored.get("method") or ("caml" if kind == "released" else None)
-    labeled = next((v for v in (args.labeled, stored.get("labeled"), pinned and pinned.labeled)
+    method = args.method or stored_setting(stored, "method") or ("caml" if kind == "released" else None)
+    labeled = next((v for v in (args.labeled, stored_setting(stored, "labeled"), pinned and pinned.labeled)
                     if v is not None), None)
     model = load_inference_model(checkpoint, map_location=device)
 
-    zscore_case = bool(stored.get("zscore_case", False))
     with RunLock(out):  # a training (or another evaluation) writing this folder: one line, no work
         clean_temps(out)
-        rows = evaluate_cases(model, paths, patch, stride, scale=scale, batch_size=args.batch_size,
-                              progress=not args.quiet, zscore_case=zscore_case)
+        rows = evaluate_cases(model, paths, inputs, batch_size=args.batch_size, progress=not args.quiet)
         summary = summarize(rows)
-        summary["evaluated"] = evaluation_record(checkpoint, blob, kind, method, labeled, patch, stride, scale,
-                                                 zscore_case, args.data)
+        summary["evaluated"] = evaluation_record(checkpoint, blob, kind, method, labeled, inputs, args.data)
         if args.split == "val":
             summary["split"] = "val"
         table = format_table(summary, method, labeled)
-        settings = (f"patch {patch}, stride {stride}, scale {scale}, z-scored cases {zscore_case}, "
-                    f"checkpoint {checkpoint} (git blob {blob})")
+        settings = (f"patch {inputs.patch_size}, stride {inputs.stride}, scale {inputs.scale}, "
+                    f"z-scored cases {inputs.zscore_case}, checkpoint {checkpoint} (git blob {blob})")
         write_csv(rows, out / "cases.csv")
         write_text(f"# Evaluation on LA\n\n{settings}\n\n{table}", out / "summary.md")
         write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
@@ -255,15 +250,15 @@ def evaluate_command(args):
     return 0
 
 
-def evaluation_cases(args, stored):
+def evaluation_cases(args, run_val_cases=0):
     """The case files ``camlkit evaluate`` scores: test.list, or with ``--split val`` the
     validation cases (the last K of train.list; K from ``--val-cases``, else the run's own
-    ``val_cases``), each read and validated first."""
+    ``run_val_cases``), each read and validated first."""
     if args.split == "test":
         return check_test_set(args.data, args.cases, flag="--cases")
     from camlkit.data import load_split
 
-    k = args.val_cases if args.val_cases is not None else int(stored.get("val_cases", 0))
+    k = args.val_cases if args.val_cases is not None else int(run_val_cases)
     if k < 1:
         raise CamlkitError("--split val: the checkpoint's run held out no validation cases; "
                            "say how many with --val-cases K (the last K cases of train.list)")

@@ -18,6 +18,7 @@ from camlkit.errors import CamlkitError
 from camlkit.evaluation.evaluate import evaluate_cases, format_table, summarize, write_csv
 from camlkit.runtime.files import write_text
 from camlkit.runtime.limits import limit_reached
+from camlkit.runtime.trained import InputSettings
 
 
 def evaluate_run(cfg, f_v, run_dir):
@@ -28,8 +29,7 @@ def evaluate_run(cfg, f_v, run_dir):
     cases = list(split.val if cfg.eval_split == "val" else split.test)[: cfg.eval_cases]
     f_v.eval()
     with limits_said():
-        rows = evaluate_cases(f_v, cases, cfg.patch_size, cfg.eval_stride, scale=cfg.scale,
-                              progress=cfg.progress, zscore_case=cfg.zscore_case)
+        rows = evaluate_cases(f_v, cases, InputSettings.of(cfg), progress=cfg.progress)
         summary = summarize(rows)
         write_csv(rows, run_dir / "cases.csv")
         if cfg.eval_split == "val":

@@ -16,8 +16,12 @@ pass (in eval mode each window's result does not depend on its batch neighbours)
 eval-mode network runs as a copy with its BatchNorms folded into the convolutions, in the
 channels_last_3d layout on the CPU (``inference_model``): on a 2-core CPU about 1.7x the
 release's speed per window, with the same labels (``bench/bench_evaluate.py`` measures both).
-The default patch 112x112x80 and stride 18/18/4 are the paper's.
+The default patch 112x112x80 and stride 18/18/4 are the paper's. How a network's inputs were
+prepared (scale, per-case z-score, patch, stride) comes as one camlkit.runtime.trained.InputSettings,
+read from its checkpoint (``InputSettings.from_config``) or from its run's config (``.of``).
 """
+
+import dataclasses
 
 import math
 from itertools import product
@@ -30,9 +34,7 @@ from camlkit.data.augment import pad_widths
 from camlkit.data import zscore
 from camlkit.errors import CamlkitError
 from camlkit.data.volumes import check_output_path, read_volume, write_mask_nifti
-
-PATCH_SIZE = (112, 112, 80)
-STRIDE = (18, 18, 4)
+from camlkit.runtime.trained import PATCH_SIZE, STRIDE, InputSettings  # the paper's patch and stride
 
 
 # ----------------------------------------------------------------------------- window arithmetic
@@ -128,50 +130,27 @@ def sliding_window_predict(model, image, patch_size=PATCH_SIZE, stride=STRIDE, b
     return prob_map.argmax(axis=0).astype(np.uint8), prob_map
 
 
-def predict_volume(model, image, patch_size=PATCH_SIZE, stride=STRIDE, scale=1.0, batch_size=4,
-                   zscore_case=False):
-    """Sliding-window prediction of a model trained at resolution ``scale`` (1 = as given).
+def predict_volume(model, image, inputs: InputSettings, batch_size=4):
+    """Sliding-window prediction of a model whose inputs were prepared as ``inputs`` says.
 
-    ``zscore_case``: z-score the image first, as a model trained with it saw its cases
-    (camlkit.data.LADataset).
-    With ``scale`` != 1 the image is resampled by ``scale`` (trilinear), predicted there, and the
-    class probabilities are brought back to the image's own grid (trilinear) before the argmax, so
-    the mask matches the input voxel for voxel. Returns (label_map uint8, prob_map float32).
+    ``inputs.zscore_case``: z-score the image first, as a model trained with it saw its cases
+    (camlkit.data.LADataset). With ``inputs.scale`` != 1 the image is resampled by ``scale``
+    (trilinear), predicted there with ``inputs.patch_size`` and ``inputs.stride``, and the class
+    probabilities are brought back to the image's own grid (trilinear) before the argmax, so the
+    mask matches the input voxel for voxel. Returns (label_map uint8, prob_map float32).
     """
     from camlkit.data import resample, scaled_size
 
-    if zscore_case:
+    window = (inputs.patch_size, inputs.stride, batch_size)
+    if inputs.zscore_case:
         image = zscore(image)
-    if scale == 1.0:
-        return sliding_window_predict(model, image, patch_size, stride, batch_size)
+    if inputs.scale == 1.0:
+        return sliding_window_predict(model, image, *window)
     image = torch.as_tensor(np.asarray(image, dtype=np.float32))
-    small = resample(image[None], scaled_size(image.shape, scale), "trilinear")[0]  # (h', w', d')
-    _, prob = sliding_window_predict(model, small, patch_size, stride, batch_size)  # (C, h', w', d')
+    small = resample(image[None], scaled_size(image.shape, inputs.scale), "trilinear")[0]  # (h', w', d')
+    _, prob = sliding_window_predict(model, small, *window)  # (C, h', w', d')
     prob = resample(torch.from_numpy(prob), image.shape, "trilinear").numpy()  # (C, h, w, d)
     return prob.argmax(axis=0).astype(np.uint8), prob.astype(np.float32)
-
-
-def stored_settings(checkpoint):
-    """What a camlkit checkpoint says about how its model was trained, for CLI defaults.
-
-    Looks for ``scale``, ``patch_size`` (or ``patch``), ``stride``, ``method``, ``labeled`` and
-    ``zscore_case`` (and ``val_cases``) in the
-    checkpoint's config, at the top or one level down (e.g. ``config["train"]["scale"]``). The
-    authors' released weights store nothing: {}.
-    """
-    from camlkit.runtime.checkpoint import checkpoint_config
-
-    config = checkpoint_config(checkpoint)
-    aliases = {"scale": "scale", "patch_size": "patch_size", "patch": "patch_size",
-               "stride": "stride", "method": "method", "labeled": "labeled",
-               "zscore_case": "zscore_case", "val_cases": "val_cases"}
-    found = {}
-    sections = [config] + [v for v in config.values() if isinstance(v, dict)]
-    for section in sections:
-        for key, name in aliases.items():
-            if key in section and name not in found and section[key] is not None:
-                found[name] = section[key]
-    return found
 
 
 # ----------------------------------------------------------------------------- command line
@@ -181,23 +160,33 @@ def add_window_arguments(parser):
     parser.add_argument("--patch", type=int, nargs=3, default=None, metavar=("H", "W", "D"),
                         help=f"sliding-window patch size (default {PATCH_SIZE}, or the checkpoint's)")
     parser.add_argument("--stride", type=int, nargs=3, default=None, metavar=("H", "W", "D"),
-                        help=f"sliding-window stride (default {STRIDE})")
+                        help=f"sliding-window stride (default {STRIDE}, or the checkpoint's)")
     parser.add_argument("--scale", type=float, default=None,
                         help="resolution the model was trained at (default 1, or the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (default 4)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
 
 
-def check_window(patch_size, stride, scale, batch_size):
+def window_inputs(args, stored: InputSettings) -> InputSettings:
+    """The checkpoint's stored inputs with ``--patch`` / ``--stride`` / ``--scale`` put in place
+    of the fields they give (the others are kept), checked (:func:`check_window`)."""
+    flags = {"patch_size": args.patch, "stride": args.stride, "scale": args.scale}
+    inputs = dataclasses.replace(stored, **{k: v for k, v in flags.items() if v is not None})
+    check_window(inputs, args.batch_size)
+    return inputs
+
+
+def check_window(inputs: InputSettings, batch_size):
     """The sliding-window settings of ``predict`` / ``evaluate``, checked before any work.
 
     Patch sides must be positive multiples of 16 (the V-Net halves the grid four times), stride
     sides positive, ``scale`` > 0, ``batch_size`` >= 1.
     """
-    if len(patch_size) != 3 or any(p < 16 or p % 16 for p in patch_size):
+    patch_size, stride, scale = inputs.patch_size, inputs.stride, inputs.scale
+    if any(p < 16 or p % 16 for p in patch_size):
         raise CamlkitError(f"--patch {' '.join(map(str, patch_size))}: each side must be a positive "
                            f"multiple of 16 (the V-Net halves the grid four times), e.g. 112 112 80")
-    if len(stride) != 3 or any(t < 1 for t in stride):
+    if any(t < 1 for t in stride):
         raise CamlkitError(f"--stride {' '.join(map(str, stride))}: each side must be 1 or more")
     if not scale > 0:
         raise CamlkitError(f"--scale {scale}: expected a positive number (1 = the image as given)")
@@ -206,18 +195,14 @@ def check_window(patch_size, stride, scale, batch_size):
 
 
 def predict_command(args):
-    from camlkit.runtime.checkpoint import load_inference_model
+    from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model
     from camlkit.runtime.device import resolve_device
     from camlkit.runtime.files import clean_temps, sigterm_as_exit
 
     output = check_output_path(args.output, overwrite=args.overwrite)
     if output.exists() and Path(args.input).exists() and output.samefile(args.input):
         raise CamlkitError(f"{output}: is the input volume; choose another output name")
-    stored = stored_settings(args.checkpoint)
-    patch = tuple(args.patch or stored.get("patch_size", PATCH_SIZE))
-    stride = tuple(args.stride or stored.get("stride", STRIDE))
-    scale = args.scale if args.scale is not None else float(stored.get("scale", 1.0))
-    check_window(patch, stride, scale, args.batch_size)
+    inputs = window_inputs(args, InputSettings.from_config(checkpoint_config(args.checkpoint)))
     device = resolve_device(args.device)
     image, affine = read_volume(args.input)
     model = load_inference_model(args.checkpoint, map_location=device)
@@ -225,9 +210,7 @@ def predict_command(args):
         image = zscore(image)
     clean_temps(output.parent)
     with sigterm_as_exit():
-        mask, _ = predict_volume(model, image, patch_size=patch, stride=stride, scale=scale,
-                                 batch_size=args.batch_size,
-                                 zscore_case=bool(stored.get("zscore_case", False)))
+        mask, _ = predict_volume(model, image, inputs, batch_size=args.batch_size)
         write_mask_nifti(mask, affine, output, like=args.input)  # the input's header
     print(f"wrote {output}: {int(mask.sum())} foreground voxels of {mask.size}")
     return 0

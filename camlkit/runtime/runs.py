@@ -12,10 +12,10 @@ A run folder (camlkit.train) holds ``config.json`` and, once training finished,
 3. camlkit.runtime.trained.matched_crops — inputs prepared exactly as the run did.
 
 A run's settings are its stored config tree (camlkit.runtime.checkpoint.checkpoint_config, read back by
-camlkit.config.from_dict). A checkpoint without one is read as ``camlkit predict`` reads it
-(camlkit.evaluation.inference.stored_settings); the authors' released weights store nothing and get the
-released settings (scale 1, no per-case z-score, 112x112x80 patches, 16 filters, the released
-Eq. 1 step ``StepConfig()``).
+camlkit.config.from_dict) and its inputs (camlkit.runtime.trained.InputSettings.from_config, what
+``camlkit predict`` and ``camlkit evaluate`` read too); the authors' released weights store nothing
+and get the released settings (scale 1, no per-case z-score, 112x112x80 patches, 16 filters, the
+released Eq. 1 step ``StepConfig()``).
 """
 
 import os

@@ -1,5 +1,11 @@
 """A trained network and how it was trained: load it, and build inputs exactly as its run did.
 
+:class:`InputSettings` is the one record of how a network's inputs were prepared (resolution
+``scale``, per-case z-scoring, patch size, sliding-window stride): training writes it into the
+checkpoint (camlkit.runtime.checkpoint.save_inference_model), :meth:`InputSettings.from_config`
+is the one reader of it (older checkpoints and the authors' released files included), and
+prediction, evaluation and the notebooks receive it as one object.
+
 :func:`load_trained` gives the CAMLNet of a camlkit checkpoint or of the authors' released
 weights with its :class:`TrainedSettings`; :func:`matched_crops` is the one place a notebook
 builds network inputs (cases read, z-scored per case and resampled as the run did, cut to its
@@ -13,27 +19,111 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from camlkit.errors import CamlkitError
 from camlkit.runtime.runs import _config, stored_config
 from camlkit.step import StepConfig
+
+PATCH_SIZE = (112, 112, 80)  # the released training crop and sliding-window patch
+STRIDE = (18, 18, 4)  # the released sliding-window stride (code/test_3d.py of the release)
+
+# Where a checkpoint's config dict keeps each setting, by key path; the first one present (and
+# not None) wins. "inputs": this camlkit (save_inference_model); top-level keys: the camlkit
+# before it (with "patch" in the oldest files); "train": the run's config tree by field path
+# (camlkit.config.to_dict), which every camlkit run stored. The authors' files store nothing.
+STORED_AT = {
+    "patch_size": (("inputs", "patch_size"), ("patch_size",), ("patch",), ("train", "patch_size")),
+    "stride": (("inputs", "stride"), ("stride",), ("train", "eval_stride")),
+    "scale": (("inputs", "scale"), ("scale",), ("train", "scale")),
+    "zscore_case": (("inputs", "zscore_case"), ("zscore_case",), ("train", "zscore_case")),
+    "method": (("method",), ("train", "method")),
+    "labeled": (("labeled",), ("train", "labeled")),
+    "val_cases": (("val_cases",), ("train", "val_cases")),
+}
+
+
+def stored_setting(config: dict, name: str, default=None):
+    """The value of setting ``name`` (a key of :data:`STORED_AT`) in a checkpoint's stored
+    config (camlkit.runtime.checkpoint.checkpoint_config), or ``default`` when it stores none."""
+    for keys in STORED_AT[name]:
+        value = config
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            return value
+    return default
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """How a network's inputs were prepared: the one record training writes and prediction reads.
+
+    ``scale``: volumes resampled by this factor (1 = as stored); ``zscore_case``: each image
+    z-scored again (camlkit.data.LADataset); ``patch_size``: the training crop, which is also the
+    sliding window; ``stride``: the sliding window's step (camlkit.evaluation.inference). The
+    defaults are the released ones. Frozen: a command-line flag makes a changed copy
+    (``dataclasses.replace(inputs, scale=0.5)``).
+    """
+    scale: float = 1.0
+    zscore_case: bool = False
+    patch_size: tuple = PATCH_SIZE
+    stride: tuple = STRIDE
+
+    def __post_init__(self):
+        # a checkpoint stores lists and a flag may come as 0/1: one type for each field
+        try:
+            values = {"scale": float(self.scale), "zscore_case": bool(self.zscore_case),
+                      "patch_size": tuple(int(v) for v in self.patch_size),
+                      "stride": tuple(int(v) for v in self.stride)}
+        except (TypeError, ValueError):
+            raise CamlkitError(f"input settings {self}: expected a number scale, a flag zscore_case "
+                               f"and three integers each for patch_size and stride") from None
+        for name in ("patch_size", "stride"):
+            if len(values[name]) != 3:
+                raise CamlkitError(f"input settings: {name} {values[name]}, expected three sides (h, w, d)")
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def of(cls, cfg) -> "InputSettings":
+        """The inputs of a run of camlkit.config.TrainConfig ``cfg``."""
+        return cls(scale=cfg.scale, zscore_case=cfg.zscore_case, patch_size=cfg.patch_size,
+                   stride=cfg.eval_stride)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "InputSettings":
+        """From a checkpoint's stored config (camlkit.runtime.checkpoint.checkpoint_config), in
+        any layout camlkit wrote (:data:`STORED_AT`); a setting not stored keeps its released
+        default, so ``{}`` (the authors' files) gives the released inputs."""
+        base = cls()
+        return cls(**{name: stored_setting(config, name, getattr(base, name))
+                      for name in ("scale", "zscore_case", "patch_size", "stride")})
+
+    def to_dict(self) -> dict:
+        """The fields, JSON-ready (lists for tuples): what a checkpoint stores as ``"inputs"``."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def describe(self) -> str:
+        z = "z-scored per case" if self.zscore_case else "as stored"
+        return (f"scale {self.scale:g}, intensities {z}, patch {'x'.join(map(str, self.patch_size))}, "
+                f"stride {'x'.join(map(str, self.stride))}")
 
 
 @dataclass(frozen=True)
 class TrainedSettings:
-    """How a checkpoint's network was trained: its inputs, and its Eq. 1 step (``step``).
+    """How a checkpoint's network was trained: its inputs, its width, its run and its Eq. 1 step.
 
-    ``step`` is the run's whole stored camlkit.step.StepConfig, so an analysis computes OCC as
-    training did (camlkit.evaluation.structure.network_occ): j, top_i, similarity, occ_temperature,
-    occ_log, bank_fa_rows, heads_on. A checkpoint without a run config (the authors' released
-    weights) gets the released step, ``StepConfig()``.
+    ``inputs`` is the checkpoint's :class:`InputSettings`. ``step`` is the run's whole stored
+    camlkit.step.StepConfig, so an analysis computes OCC as training did
+    (camlkit.evaluation.structure.network_occ): j, top_i, similarity, occ_temperature, occ_log,
+    bank_fa_rows, heads_on. A checkpoint without a run config (the authors' released weights)
+    gets the released step, ``StepConfig()``.
     """
-    scale: float = 1.0
-    zscore_case: bool = False
-    patch_size: tuple = (112, 112, 80)
-    stride: tuple = (18, 18, 4)
+    inputs: InputSettings = field(default_factory=InputSettings)
     n_filters: int = 16
     proj_dim: int = 32
     method: str | None = None
     labeled: int | None = None
+    val_cases: int = 0  # the last K cases of train.list the run held out (camlkit.data.load_split)
     preset: str | None = None
     iterations: int | None = None
     step: StepConfig = field(default_factory=StepConfig)  # released defaults when not stored
@@ -41,38 +131,24 @@ class TrainedSettings:
 
     @classmethod
     def from_checkpoint(cls, path) -> "TrainedSettings":
-        """From the run's stored config tree (:func:`stored_config`); for a checkpoint without
-        one, from what camlkit.evaluation.inference.stored_settings reads (what ``camlkit predict`` reads)
-        and the stored model config; missing entries keep the released defaults."""
-        from camlkit.evaluation.inference import stored_settings
-
-        model = dict(_config(path).get("model", {}))
-        run = stored_config(path)
-        if run is not None:
-            return cls(scale=run.scale, zscore_case=run.zscore_case,
-                       patch_size=tuple(run.patch_size), stride=tuple(run.eval_stride),
-                       n_filters=run.model.n_filters, proj_dim=run.model.proj_dim,
-                       method=run.method, labeled=run.labeled, preset=run.preset,
-                       iterations=run.iterations, step=run.step, model=model)
-        stored, base = stored_settings(path), cls()
-        return cls(
-            scale=float(stored.get("scale", base.scale)),
-            zscore_case=bool(stored.get("zscore_case", base.zscore_case)),
-            patch_size=tuple(stored.get("patch_size", base.patch_size)),
-            stride=tuple(stored.get("stride", base.stride)),
-            n_filters=int(model.get("n_filters", base.n_filters)),
-            proj_dim=int(model.get("proj_dim", base.proj_dim)),
-            method=stored.get("method"), labeled=stored.get("labeled"), model=model)
-
-    def predict_kwargs(self) -> dict:
-        """Keyword arguments of camlkit.evaluation.inference.predict_volume for this checkpoint."""
-        return {"patch_size": self.patch_size, "stride": self.stride, "scale": self.scale,
-                "zscore_case": self.zscore_case}
+        """From the checkpoint's stored config: the inputs by :meth:`InputSettings.from_config`,
+        method, labeled and val_cases by :func:`stored_setting`, the width from the stored model
+        config, and preset, iterations and step from the run's config tree (:func:`stored_config`)
+        when it has one; missing entries keep the released defaults."""
+        config = _config(path)
+        model, base = dict(config.get("model", {})), cls()
+        settings = cls(inputs=InputSettings.from_config(config),
+                       n_filters=int(model.get("n_filters", base.n_filters)),
+                       proj_dim=int(model.get("proj_dim", base.proj_dim)),
+                       method=stored_setting(config, "method"), labeled=stored_setting(config, "labeled"),
+                       val_cases=int(stored_setting(config, "val_cases", 0)), model=model)
+        run = stored_config(path)  # None for a file without the run's config tree
+        if run is None:
+            return settings
+        return dataclasses.replace(settings, preset=run.preset, iterations=run.iterations, step=run.step)
 
     def describe(self) -> str:
-        z = "z-scored per case" if self.zscore_case else "as stored"
-        return (f"scale {self.scale:g}, intensities {z}, patch "
-                f"{'x'.join(map(str, self.patch_size))}, {self.n_filters} filters")
+        return f"{self.inputs.describe()}, {self.n_filters} filters"
 
 
 def load_trained(path):
@@ -105,9 +181,9 @@ def matched_dataset(paths, settings: TrainedSettings, transform=None):
     per-case z-score); ``transform`` defaults to a random crop of the trained patch size."""
     from camlkit.data import LADataset, RandomCrop
 
-    transform = transform if transform is not None else RandomCrop(tuple(settings.patch_size))
-    return LADataset(paths, transform=transform, scale=settings.scale,
-                     zscore_case=settings.zscore_case)
+    inputs = settings.inputs
+    transform = transform if transform is not None else RandomCrop(inputs.patch_size)
+    return LADataset(paths, transform=transform, scale=inputs.scale, zscore_case=inputs.zscore_case)
 
 
 def matched_crops(paths, settings: TrainedSettings, seed=0, foreground=True) -> dict:
@@ -122,7 +198,7 @@ def matched_crops(paths, settings: TrainedSettings, seed=0, foreground=True) -> 
     from camlkit.data import RandomCrop
 
     dataset = matched_dataset(paths, settings, transform=None)
-    crop = RandomCrop(tuple(settings.patch_size))
+    crop = RandomCrop(settings.inputs.patch_size)
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for index in range(len(dataset)):
