@@ -6,14 +6,18 @@
   output as the reference nbval compares against — nbval checks only cells stored as run;
 * the d2l rule: notebooks import camlkit and define no functions or classes of their own;
 * one clearly marked run-size knob that ``CAMLKIT_SMOKE=1`` overrides through ``course.smoke()``;
-* every notebook has at least one ``# NBVAL_CHECK_OUTPUT`` cell and one plain ``assert``.
+* every notebook has at least one ``# NBVAL_CHECK_OUTPUT`` cell and one plain ``assert``;
+* the method notebooks (3-6) show camlkit's own code where they explain its equations
+  (``course.show(...)`` cells, each after a markdown cell saying what to look for).
 
 ``python tests/test_notebooks.py [NOTEBOOK ...]`` runs the notebooks at smoke size and stores them
 stripped, keeping the checked cells' outputs (run it before committing a notebook).
 """
 
 import ast
+import importlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -69,7 +73,7 @@ def test_committed_stripped_but_checked_cells_keep_their_reference(path):
         else:
             assert cell["outputs"] == [] and cell["execution_count"] is None, (
                 f"{path.name}: a cell has outputs; run `python tests/test_notebooks.py`")
-    assert path.stat().st_size < 40_000
+    assert path.stat().st_size < 45_000  # 05_occ: 41.6 kB with its code cells (course.show)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -97,6 +101,59 @@ def test_has_checked_cells_and_asserts(path):
     assert any("assert " in s for s in sources), f"{path.name}: no assert anywhere"
     if path.name not in ("06_caml_training.ipynb", "07_results.ipynb"):  # run-size dependent
         assert any(s.startswith("# NBVAL_CHECK_OUTPUT") for s in sources)
+
+
+# method notebook -> the camlkit code it must show (course.show), by the names the notebook uses
+SHOWN = {
+    "03_mutual_learning.ipynb": {"cps.sharpen", "cps.cps_loss"},
+    "04_cma.ipynb": {"CMA.forward"},
+    "05_occ.ipynb": {"occ.omni_correlation", "occ.correlation_logits", "occ.occ_loss",
+                     "occ.MemoryBank.update"},
+    "06_caml_training.ipynb": {"step.caml_step"},
+}
+
+
+def imported_names(sources):
+    """{name: module or object} bound by the import statements of the notebook's code cells."""
+    names = {}
+    for node in ast.walk(ast.parse("\n".join(sources))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                names[alias.asname or top] = importlib.import_module(alias.name if alias.asname else top)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                value = getattr(module, alias.name, None)
+                names[alias.asname or alias.name] = (value if value is not None else
+                                                     importlib.import_module(f"{node.module}.{alias.name}"))
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(SHOWN))
+def test_method_notebooks_show_the_code_of_their_equations(name):
+    from camlkit import course
+
+    cells = json.loads((NOTEBOOK_DIR / name).read_text())["cells"]
+    sources = ["".join(c["source"]) for c in cells]
+    shown = {}
+    for k, cell in enumerate(cells):
+        calls = re.findall(r"course\.show\(([\w.]+)\)", sources[k]) if cell["cell_type"] == "code" else []
+        for dotted in calls:
+            assert cells[k - 1]["cell_type"] == "markdown", (
+                f"{name}: course.show({dotted}) needs a markdown cell before it saying what to look for")
+            shown[dotted] = k
+    missing = SHOWN[name] - set(shown)
+    assert not missing, f"{name} no longer shows the code of {sorted(missing)} (course.show)"
+    names = imported_names([s for s, c in zip(sources, cells) if c["cell_type"] == "code"])
+    for dotted in shown:
+        head, *rest = dotted.split(".")
+        assert head in names, f"{name}: course.show({dotted}) but the notebook imports no {head!r}"
+        obj = names[head]
+        for attr in rest:
+            obj = getattr(obj, attr)
+        source = course.show(obj)  # a CamlkitError if it has no source
+        assert source.shown_path.startswith("camlkit/"), (dotted, source.header)
 
 
 def refresh(path, timeout_s=600):
