@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole camlkit test suite on a fresh machine: installs what it needs into .venv, then runs
-# the unit tests, the end-to-end tests, every notebook (nbval, smoke sizes) and the real-browser
+# ruff, then the unit tests, the end-to-end tests, every notebook (nbval, smoke sizes) and the real-browser
 # test. Usage: bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +21,6 @@ export CAMLKIT_SMOKE=1
 # spinning OpenMP pools on 2 cores can make a run tens of times slower
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export CAMLKIT_DATA=${CAMLKIT_DATA:-$(cd .. && pwd)/shared/LA}
+# the linter first (configured in pyproject.toml): a finding stops the run before the long tests
+.venv/bin/ruff check camlkit tests bench data_scripts notebooks
 exec .venv/bin/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider "$@"
