@@ -24,6 +24,7 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from camlkit.runtime.checkpoint import save_checkpoint, save_inference_model
 from camlkit.config import TrainConfig, run_dir, to_dict
 from camlkit.course import find_data_dir
 from camlkit.runtime.device import resolve_device
+from camlkit.runtime.distributed import check_replicas_agree, distributed_context
 from camlkit.errors import CamlkitError
 from camlkit.runtime.files import write_text
 from camlkit.occ import MemoryBank
@@ -53,16 +55,6 @@ def seed_everything(seed):
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True  # as released
     torch.backends.cudnn.benchmark = False
-
-
-def distributed_context():
-    """(rank, world_size), initialising torch.distributed when started by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
 
 
 def make_optimizer(cfg: TrainConfig, net: nn.Module):
@@ -125,7 +117,7 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
     with owner:
         # --resume of a start that stopped before its first checkpoint starts it again (runfolder)
         resume = resume and (folder / "checkpoints" / "last.pth").is_file()
-        return _run(cfg, folder, device, rank, world, resume, callback, evaluate)
+        return _run(cfg, Place(folder, device, rank, world), resume, callback, evaluate)
 
 
 def train_iteration(module, optimizer, batch, cfg, iteration, device, layout):
@@ -145,42 +137,83 @@ def train_iteration(module, optimizer, batch, cfg, iteration, device, layout):
     return loss, parts
 
 
-def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
-    last = folder / "checkpoints" / "last.pth"
+@dataclass
+class Place:
+    """Where a run runs: its folder, its device, and its rank among ``world`` DDP processes."""
+    folder: Path
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def last(self) -> Path:
+        return self.folder / "checkpoints" / "last.pth"
+
+
+@dataclass
+class Session:
+    """What the loop works on: the network, its optimizer, OCC's memory bank, the Eq. 1 module
+    (DDP-wrapped when ``world`` > 1), the batches, the log, and the first iteration to run."""
+    net: CAMLNet
+    optimizer: torch.optim.Optimizer
+    bank: MemoryBank | None
+    module: nn.Module
+    loader: object
+    log: RunLog | None
+    start: int
+    layout: torch.memory_format
+    fingerprint: dict
+
+
+def _run(cfg, place: Place, resume, callback, evaluate):
+    """Set up, loop, finish: the three parts of a run, each a function of its own."""
+    session = _setup(cfg, place, resume)
+    _loop(cfg, place, session, resume, callback)
+    return _finish(cfg, place, session.net, evaluate)
+
+
+def _setup(cfg, place: Place, resume) -> Session:
+    """Seeds, network, optimizer and bank (restored from last.pth on --resume), config.json, the
+    Eq. 1 module and the batches from the first iteration still to run."""
     fingerprint = data_fingerprint(cfg.data)
-    seed_everything(cfg.seed + rank)
+    seed_everything(cfg.seed + place.rank)
     layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    net = CAMLNet(cfg.model).to(device).to(memory_format=layout)
+    net = CAMLNet(cfg.model).to(place.device).to(memory_format=layout)
     optimizer = make_optimizer(cfg, net)
     bank = MemoryBank(cfg.labeled, cfg.model.proj_dim) if cfg.step.use_occ else None
-    start = restore(last, cfg, net, optimizer, bank, device, fingerprint) if resume else 0
-    if rank == 0:
-        (folder / "checkpoints").mkdir(exist_ok=True)
-        write_text(json.dumps(to_dict(cfg), indent=2) + "\n", folder / "config.json")
-
+    start = restore(place.last, cfg, net, optimizer, bank, place.device, fingerprint) if resume else 0
+    if place.rank == 0:
+        (place.folder / "checkpoints").mkdir(exist_ok=True)
+        write_text(json.dumps(to_dict(cfg), indent=2) + "\n", place.folder / "config.json")
     module = Eq1Module(net, cfg.step, bank)
-    if world > 1:
+    if place.world > 1:
         module = nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
     if cfg.compile:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
+    loader = training_loader(cfg, place.rank, place.world, start)
+    log = RunLog(place.folder, resume, start, log_fields(cfg.step)) if place.rank == 0 else None
+    return Session(net, optimizer, bank, module, loader, log, start, layout, fingerprint)
 
-    loader = training_loader(cfg, rank, world, start)
-    log = RunLog(folder, resume, start, log_fields(cfg.step)) if rank == 0 else None
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-    bar = _progress(cfg, rank, start)
-    saved, iteration, t0 = start if resume else None, start, time.time()
-    net.train()
+
+def _loop(cfg, place: Place, s: Session, resume, callback):
+    """Iterations ``s.start`` .. ``cfg.iterations``: the step, the log every ``log_every``, an
+    atomic checkpoint every ``checkpoint_every`` and at the end. Ctrl-C says what was kept."""
+    last = place.last
+    nonfinite = torch.zeros((), dtype=torch.bool, device=place.device)
+    bar = _progress(cfg, place.rank, s.start)
+    saved, iteration, t0 = s.start if resume else None, s.start, time.time()
+    s.net.train()
     try:
-        for iteration, batch in zip(range(start, cfg.iterations), loader):
-            loss, parts = train_iteration(module, optimizer, batch, cfg, iteration, device, layout)
+        for iteration, batch in zip(range(s.start, cfg.iterations), s.loader):
+            loss, parts = train_iteration(s.module, s.optimizer, batch, cfg, iteration, place.device, s.layout)
             nonfinite |= ~torch.isfinite(loss.detach())
             done = iteration + 1
             # log: log.csv, TensorBoard, the progress bar and the caller's callback
             if done % cfg.log_every == 0 or done == cfg.iterations:
                 _check_finite(nonfinite, parts, iteration, last)
-                row = _log_row(iteration, parts, optimizer, time.time() - t0)
-                if log:
-                    log.write(row)
+                row = _log_row(iteration, parts, s.optimizer, time.time() - t0)
+                if s.log:
+                    s.log.write(row)
                 if bar is not None:
                     bar.set_postfix({k: f"{row[k]:.3f}" for k in ("L", "L_s", "l_c", "l_o")})
                 if callback is not None:
@@ -188,10 +221,11 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
             if bar is not None:
                 bar.update(1)
             # checkpoint: atomically, every checkpoint_every iterations and at the end
-            if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
+            if place.rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
                 _check_finite(nonfinite, parts, iteration, last)
                 with disk_full_said(last, last):
-                    save_checkpoint(checkpoint_payload(cfg, net, optimizer, bank, done, fingerprint), last)
+                    payload = checkpoint_payload(cfg, s.net, s.optimizer, s.bank, done, s.fingerprint)
+                    save_checkpoint(payload, last)
                 saved = done
     except KeyboardInterrupt:
         kept = (f"the last checkpoint is {last} (iteration {saved} of {cfg.iterations})"
@@ -200,14 +234,20 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
     finally:
         if bar is not None:
             bar.close()
-        if log:
-            log.close()
-    if world > 1:
+        if s.log:
+            s.log.close()
+
+
+def _finish(cfg, place: Place, net, evaluate) -> Path:
+    """model_final.pth, the end-of-run evaluation (camlkit.evaluation.final_eval) and curves.png;
+    under DDP the replicas are checked to agree and only rank 0 writes."""
+    folder = place.folder
+    if place.world > 1:
         check_replicas_agree(net)
-    if rank != 0:
+    if place.rank != 0:
         dist.barrier()  # wait for rank 0's files, so no rank tears the group down early
         return folder
-    with disk_full_said(folder / "model_final.pth", last):
+    with disk_full_said(folder / "model_final.pth", place.last):
         save_inference_model(net, folder / "model_final.pth", inputs=InputSettings.of(cfg),
                              train=to_dict(cfg))
     summary = None
@@ -222,18 +262,9 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
     from camlkit.viz.curves import save_curves
 
     save_curves(folder, folder / "curves.png", summary)
-    if world > 1:
+    if place.world > 1:
         dist.barrier()
     return folder
-
-
-def check_replicas_agree(net):
-    """After DDP training every rank must hold the same weights; a cheap all-gathered checksum."""
-    checksum = torch.stack([p.detach().double().sum() for p in net.parameters()]).sum()
-    gathered = [torch.zeros_like(checksum) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, checksum)
-    if any(not torch.equal(g, gathered[0]) for g in gathered):
-        raise RuntimeError(f"DDP replicas diverged: weight checksums {[float(g) for g in gathered]}")
 
 
 def _progress(cfg, rank, start):
