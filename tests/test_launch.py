@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -96,7 +97,7 @@ def test_the_pid_of_another_process_is_not_the_run(tmp_path):
     (run_dir / "process.json").write_text(json.dumps(
         {"pid": os.getpid(), "start_ticks": 1, "command": ["python", "-m", "camlkit.cli", "train",
                                                             "--out", str(run_dir)],
-         "host": launch.socket.gethostname(), "iterations": 6}))
+         "host": socket.gethostname(), "iterations": 6}))
     assert launch.attach(run_dir).status().state == "failed"
 
 
@@ -216,7 +217,7 @@ def test_overwrite_leaves_nothing_of_the_launched_run_it_replaces(tmp_path, data
     old = process.child_command(["--preset", "smoke", "--iterations", "400"], run_dir)
     run_dir.mkdir()
     (run_dir / "process.json").write_text(json.dumps(
-        {"pid": dead.pid, "command": old, "host": launch.socket.gethostname(), "iterations": 400,
+        {"pid": dead.pid, "command": old, "host": socket.gethostname(), "iterations": 400,
          "stop_requested": 1.0}))
     (run_dir / "train.out").write_text("# the old run's output\n")
     (run_dir / "checkpoints").mkdir()
@@ -335,9 +336,9 @@ def _pid_of_another_user():
 def test_a_process_of_another_user_is_alive_to_launch_as_to_files(tmp_path):
     pid, prefix, sleeper = _pid_of_another_user()
     try:
-        record = {"pid": pid, "start_ticks": launch._start_ticks(pid),
-                  "host": launch.socket.gethostname()}
-        code = ("import json, os, sys; from camlkit.runtime import files, launch; r = json.loads(sys.argv[1])\n"
+        record = {"pid": pid, "start_ticks": process.start_ticks(pid),
+                  "host": socket.gethostname()}
+        code = ("import json, os, sys; from camlkit.runtime import files, process; r = json.loads(sys.argv[1])\n"
                 "try:\n    os.kill(r['pid'], 0); denied = False\n"
                 "except PermissionError:\n    denied = True\n"
                 "print(json.dumps([denied, files.pid_alive(r['pid']), process.is_alive(r)]))")
