@@ -95,11 +95,11 @@ class Eq1Module(nn.Module):
 
 # ----------------------------------------------------------------------------- the run
 
-def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrite=False) -> Path:
+def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Path:
     """Train one run and evaluate its final f_v; returns the run folder.
 
-    ``callback(row)`` is called with every logged row (a notebook draws live curves with it).
-    Everything that can be checked is checked before the first iteration (camlkit.runtime.preflight:
+    The logged rows go to ``log.csv`` (and TensorBoard): a notebook watches a run from there
+    (camlkit.runtime.watch). Everything that can be checked is checked before the first iteration (camlkit.runtime.preflight:
     values, device, data split, every test case the run will evaluate, --out), and the run folder
     is this run's alone while it runs (camlkit.runtime.runfolder: a lock, no overwrite of another run).
     Ctrl-C raises KeyboardInterrupt whose message says where the last checkpoint is.
@@ -124,7 +124,7 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
     with owner:
         # --resume of a start that stopped before its first checkpoint starts it again (runfolder)
         resume = resume and (folder / "checkpoints" / "last.pth").is_file()
-        return _run(cfg, folder, device, rank, world, resume, callback, evaluate)
+        return _run(cfg, folder, device, rank, world, resume, evaluate)
 
 
 def train_iteration(module, optimizer, batch, cfg, iteration, device, layout):
@@ -144,7 +144,7 @@ def train_iteration(module, optimizer, batch, cfg, iteration, device, layout):
     return loss, parts
 
 
-def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
+def _run(cfg, folder, device, rank, world, resume, evaluate):
     last = folder / "checkpoints" / "last.pth"
     fingerprint = data_fingerprint(cfg.data)
     seed_everything(cfg.seed + rank)
@@ -174,7 +174,7 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
             loss, parts = train_iteration(module, optimizer, batch, cfg, iteration, device, layout)
             nonfinite |= ~torch.isfinite(loss.detach())
             done = iteration + 1
-            # log: log.csv, TensorBoard, the progress bar and the caller's callback
+            # log: log.csv, TensorBoard, the progress bar
             if done % cfg.log_every == 0 or done == cfg.iterations:
                 _check_finite(nonfinite, parts, iteration, last)
                 row = _log_row(iteration, parts, optimizer, time.time() - t0)
@@ -182,8 +182,6 @@ def _run(cfg, folder, device, rank, world, resume, callback, evaluate):
                     log.write(row)
                 if bar is not None:
                     bar.set_postfix({k: f"{row[k]:.3f}" for k in ("L", "L_s", "l_c", "l_o")})
-                if callback is not None:
-                    callback(row)
             if bar is not None:
                 bar.update(1)
             # checkpoint: atomically, every checkpoint_every iterations and at the end

@@ -4,15 +4,23 @@ import csv
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
 
+from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
+from camlkit.evaluation import final_eval
+from camlkit.evaluation.inference import predict_volume
+from camlkit.evaluation.metrics import case_metrics
 from camlkit.evaluation.report import report
+from camlkit.paper import METRICS
+from camlkit.runtime.checkpoint import load_inference_model
 from camlkit.config import PRESETS, make_config
 from camlkit.train import learning_rate, make_optimizer, train
 
@@ -67,17 +75,33 @@ def test_optimizers():
 
 
 def test_smoke_run_writes_a_complete_run_folder(tmp_path, la_dir):
-    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), **FAST)
-    seen = []
-    run = train(cfg, callback=seen.append)
+    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), **{**FAST, "eval_cases": 2})
+    run = train(cfg)
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert [int(r["iteration"]) for r in rows] == list(range(cfg.iterations))
-    assert len(seen) == cfg.iterations and set(seen[0]) >= {"L", "L_s", "l_c", "l_o", "lambda_c"}
+    assert set(rows[0]) >= {"L", "L_s", "l_c", "l_o", "lambda_c"}
     assert json.loads((run / "config.json").read_text())["method"] == "caml"
     assert list((run / "tb").glob("events.out.tfevents.*"))
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the summary is the mean of the per-case rows, and each row the metrics of model_final's
+    # f_v on that case (the evaluation protocol run again here, from the saved weights)
     summary = json.loads((run / "summary.json").read_text())
-    assert 0.0 <= summary["dice"][0] <= 1.0 and summary["cases"] == 1
+    cases = list(csv.DictReader(open(run / "cases.csv")))
+    assert summary["cases"] == len(cases) == 2
+    assert [c["case"] for c in cases] == read_list(la_dir / "test.list")[:2]
+    for name in METRICS:
+        values = [float(c[name]) for c in cases]
+        assert summary[name][0] == pytest.approx(statistics.fmean(values), abs=1e-9), name
+        assert summary[name][1] == pytest.approx(statistics.stdev(values), abs=1e-9), name
+    f_v = load_inference_model(run / "model_final.pth")
+    for row in cases:
+        image, label = read_case(case_path(la_dir, row["case"]))
+        pred, _ = predict_volume(f_v, image, cfg.patch_size, cfg.eval_stride, scale=cfg.scale,
+                                 zscore_case=cfg.zscore_case)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an empty prediction scores 0, with a warning
+            expected = case_metrics(pred, label, case=row["case"])
+        assert {k: float(row[k]) for k in METRICS} == pytest.approx(expected, abs=1e-6), row["case"]
     ckpt = torch.load(run / "checkpoints" / "last.pth", weights_only=True)
     assert ckpt["iteration"] == cfg.iterations and ckpt["bank"]["counts"].shape == (cfg.labeled, 2)
     assert "caml" in report([run]) and "87.34" in report([run])  # the paper's row beside ours
@@ -343,18 +367,22 @@ def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
     assert not run.exists()
 
 
-def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir):
+def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir, monkeypatch):
     data, copy, real = _data_with_own_case_folders(tmp_path, la_dir)
     copy.symlink_to(real)  # sound when checked before training ...
     cfg = make_config("smoke", data=str(data), out=str(tmp_path / "run"), iterations=2, **FAST)
 
-    def damage_at_the_end(row):  # ... and damaged by the time the run evaluates
-        if row["iteration"] == cfg.iterations - 1:
+    def damaged_before(evaluate_run):  # ... and damaged by the time the run evaluates
+        def damage_then_evaluate(*args, **kwargs):
             copy.unlink()
             copy.write_bytes(b"not an HDF5 file")
+            return evaluate_run(*args, **kwargs)
+        return damage_then_evaluate
 
+    monkeypatch.setattr(final_eval, "evaluate_run", damaged_before(final_eval.evaluate_run))
     with pytest.raises(CamlkitError, match="evaluation failed: .*with --resume: it redoes only the evaluation"):
-        train(cfg, callback=damage_at_the_end)
+        train(cfg)
+    monkeypatch.undo()
     assert real.is_file()
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)
     assert ckpt["iteration"] == 2 and not (tmp_path / "run" / "summary.json").exists()
