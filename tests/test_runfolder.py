@@ -124,12 +124,21 @@ def test_the_names_are_the_run_files():
                                                                            *LAUNCH_FILES}
 
 
+def tree(folder):
+    """Every file under ``folder`` with its text, by relative path."""
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_empty_or_foreign_folder_is_free(tmp_path):
-    plant(tmp_path, ["notes.txt", "checkpoints/iter25_keep.pth", "tb/my_notes.txt"], text="mine")
-    check_new_run(tmp_path)
-    check_new_run(tmp_path / "not-yet")
-    for name in ("notes.txt", "checkpoints/iter25_keep.pth", "tb/my_notes.txt"):
-        assert (tmp_path / name).read_text() == "mine", name
+    # the user's files, some named like the run's (but not the run's names) and in its folders
+    foreign = ["notes.txt", "checkpoints/iter25_keep.pth", "checkpoints/last.pth.bak",
+               "tb/my_notes.txt", "summary.json.old", "log.csv~"]
+    plant(tmp_path, foreign, text="mine")
+    for overwrite in (False, True):  # free: nothing to refuse, and nothing of the user's removed
+        check_new_run(tmp_path, overwrite=overwrite)
+        assert tree(tmp_path) == {name: "mine" for name in foreign}
+    check_new_run(tmp_path / "not-yet")  # a folder that does not exist yet is free; none is made
+    assert not (tmp_path / "not-yet").exists()
 
 
 def test_a_start_that_stopped_before_its_first_checkpoint_is_removed_and_started_again(tmp_path, capsys):
