@@ -1,4 +1,4 @@
-"""bench/gpu_reproduce.py at smoke size on CPU: a subset of LA, the release's logs, the table."""
+"""bench.gpu_reproduce at smoke size on CPU: a subset of LA, the release's logs, the table."""
 
 import importlib.util
 import os

@@ -6,12 +6,12 @@ early it waits for the others, and GNU OpenMP (libgomp, which the PyTorch wheels
 milliseconds) before it sleeps; Intel's OpenMP spins for ``KMP_BLOCKTIME`` (200 ms). Alone, spinning
 saves the wake-up of the next operation. Beside another busy process it is a disaster: the spinning
 thread takes the core that the other process, or our own thread that still has work, needs.
-(Measured on 2 cores, ``bench/bench_train.py --preset quick --beside-busy``.)
+(Measured on 2 cores, ``python -m bench.bench_train --preset quick --beside-busy``.)
 
 ``share_cpu()`` sets a short spin: long enough to bridge the gap between two consecutive
 operations of a training step (so the run-alone speed stays), short enough that a waiting thread
 gives its core away within a fraction of a millisecond. Measured on the project's 2-core machine,
-otherwise quiet (``bench/bench_train.py --preset quick --method caml --iterations 20
+otherwise quiet (``python -m bench.bench_train --preset quick --method caml --iterations 20
 --beside-busy --rounds 2 --try OMP_WAIT_POLICY=PASSIVE``, s/it alone -> beside one busy
 single-threaded process, two rounds):
 
