@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +18,7 @@ from bench.release_loop import release_loader  # noqa: E402
 NUMBER = r"([0-9]+\.[0-9]+)"
 
 
+@pytest.mark.slow
 def test_versus_release_prints_both_timings_and_the_occ_part(la_dir):
     env = {**os.environ, "CAMLKIT_DATA": str(la_dir), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}

@@ -140,6 +140,7 @@ def test_validation_cases_are_the_last_of_train_list(la_dir):
         load_split(la_dir, 4, val=len(names))
 
 
+@pytest.mark.slow
 def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path, capsys):
     cfg = make_config("smoke", method="caml", data=str(la_dir), out=str(tmp_path / "run"),
                       val_cases=3, eval_split="val", eval_cases=1, progress=False)

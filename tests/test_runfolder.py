@@ -45,6 +45,7 @@ def finish(process):
     return process.stderr.read()
 
 
+@pytest.mark.slow
 def test_second_process_on_the_same_folder_gets_one_line_naming_the_first(tmp_path):
     run = tmp_path / "run"
     first, holding = take(run)
@@ -90,6 +91,7 @@ def test_sigterm_releases_the_lock_cleanly(tmp_path):
         assert lock.stale_pid is None
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_overwritten_by_a_new_one(tmp_path):
     run = tmp_path / "run"
     first, _ = take(run)
@@ -275,6 +277,7 @@ def damaged_copy(la_dir, dest, damaged):
             (dest / CASES_FOLDER / case).symlink_to(la_dir / CASES_FOLDER / case)
 
 
+@pytest.mark.slow
 def test_a_data_error_at_start_up_does_not_block_the_same_command_once_fixed(tmp_path, la_dir):
     from camlkit.data import read_list
 
@@ -294,6 +297,7 @@ def test_a_data_error_at_start_up_does_not_block_the_same_command_once_fixed(tmp
     assert (run / "model_final.pth").is_file() and (run / CHECKPOINT).is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_checkpoint_then_the_suggested_resume_starts_again(tmp_path, la_dir):
     run = tmp_path / "run"
     command = train_command(la_dir, run, "--iterations", "60", "--checkpoint-every", "1000")

@@ -32,6 +32,7 @@ def test_a_setting_the_user_made_is_respected():
         assert env[name] == value and not any(k in env for k in WAIT_SETTINGS if k != name)
 
 
+@pytest.mark.slow
 def test_the_settings_reach_openmp_when_made_before_torch():
     """libgomp prints its settings at start-up with OMP_DISPLAY_ENV=VERBOSE. The module is loaded
     from its file, without the camlkit package (whose imports start torch)."""
@@ -45,6 +46,7 @@ def test_the_settings_reach_openmp_when_made_before_torch():
     assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown.stderr + shown.stdout
 
 
+@pytest.mark.slow
 def test_importing_camlkit_applies_the_policy():
     env = {**clean_environment(), "OMP_DISPLAY_ENV": "VERBOSE"}
     shown = subprocess.run([sys.executable, "-c", "import camlkit, torch; torch.ones(4).sum()"],
@@ -73,6 +75,7 @@ def two_cpus():
         pytest.skip("needs two CPUs to run on")
 
 
+@pytest.mark.slow
 def test_importing_camlkit_after_torch_leaves_a_cpu_free():
     two_cpus()
     shown = torch_first("import camlkit\n"
@@ -84,6 +87,7 @@ def test_importing_camlkit_after_torch_leaves_a_cpu_free():
     assert spin == SPIN_COUNT  # for the processes it starts
 
 
+@pytest.mark.slow
 def test_after_torch_the_processes_camlkit_starts_still_spin_briefly():
     """What camlkit.runtime.launch's runs inherit: the short spin, read by their own OpenMP."""
     two_cpus()
@@ -94,6 +98,7 @@ def test_after_torch_the_processes_camlkit_starts_still_spin_briefly():
     assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown
 
 
+@pytest.mark.slow
 def test_after_torch_a_choice_of_the_user_is_left_alone():
     two_cpus()
     report = "import camlkit\nprint(json.dumps([before, torch.get_num_threads()]))"
@@ -102,6 +107,7 @@ def test_after_torch_a_choice_of_the_user_is_left_alone():
     assert after == before
 
 
+@pytest.mark.slow
 def test_importing_camlkit_before_torch_keeps_every_thread():
     """The short spin reached OpenMP (test above): no thread needs to be given up."""
     two_cpus()

@@ -74,6 +74,7 @@ def test_optimizers():
         make_optimizer(make_config("paper", optimizer="lbfgs"), net)
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_a_complete_run_folder(tmp_path, la_dir):
     cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), **{**FAST, "eval_cases": 2})
     run = train(cfg)
@@ -107,6 +108,7 @@ def test_smoke_run_writes_a_complete_run_folder(tmp_path, la_dir):
     assert "caml" in report([run]) and "87.34" in report([run])  # the paper's row beside ours
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, la_dir):
     common = ["--data", str(la_dir), "--iterations", "14", "--checkpoint-every", "2", "--no-eval", "--quiet"]
     whole = tmp_path / "whole"
@@ -147,6 +149,7 @@ def test_resume_refuses_another_configuration(tmp_path, la_dir):
         train(make_config("smoke", data=str(la_dir), out=str(tmp_path / "none"), **FAST), resume=True)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, la_dir):
     cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), iterations=40,
                       lr=1e12, checkpoint_every=1, log_every=1, **FAST)
@@ -164,6 +167,7 @@ def test_cli_errors_are_one_line(tmp_path, la_dir):
     assert out.stderr.strip().count("\n") == 0 and "nowhere" in out.stderr
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_gloo(tmp_path, la_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -236,6 +240,7 @@ def _data_copy(tmp_path, la_dir, train_lines=None, test_lines=None):
 
 # ----------------------------------------------------------------------------- resume compares everything
 
+@pytest.mark.slow
 def test_resume_compares_the_whole_tree_and_the_data(tmp_path, la_dir):
     run = str(tmp_path / "run")
     train(make_config("smoke", data=str(la_dir), out=run, iterations=4, **FAST), evaluate=False)
@@ -261,6 +266,7 @@ def test_resume_compares_the_whole_tree_and_the_data(tmp_path, la_dir):
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)["iteration"] == 6
 
 
+@pytest.mark.slow
 def test_an_inference_checkpoint_given_to_resume_is_one_line(tmp_path, la_dir):
     run = tmp_path / "run"
     subprocess.run(_cli("--data", str(la_dir), "--out", str(run), "--iterations", "2", "--no-eval",
@@ -310,6 +316,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_naming_the_good_checkpoint(
     assert torch.load(last, weights_only=True)["iteration"] == calls[0]  # still the good one
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tmp_path, la_dir):
     run = tmp_path / "run"
     args = ["--data", str(la_dir), "--out", str(run), "--iterations", "400", "--no-eval", "--quiet"]
@@ -346,6 +353,7 @@ def _data_with_own_case_folders(tmp_path, la_dir):
     return data, own / real.name, real
 
 
+@pytest.mark.slow
 def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
     import h5py
 
@@ -367,6 +375,7 @@ def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
     assert not run.exists()
 
 
+@pytest.mark.slow
 def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir, monkeypatch):
     data, copy, real = _data_with_own_case_folders(tmp_path, la_dir)
     copy.symlink_to(real)  # sound when checked before training ...
@@ -395,6 +404,7 @@ def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir, monkey
 
 # ----------------------------------------------------------------------------- one run per folder
 
+@pytest.mark.slow
 def test_two_trains_on_the_same_out_the_second_names_the_first(tmp_path, la_dir):
     run = tmp_path / "run"
     args = ["--data", str(la_dir), "--out", str(run), "--iterations", "400", "--no-eval", "--quiet"]
