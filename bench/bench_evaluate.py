@@ -1,6 +1,6 @@
 """The paper's evaluation protocol on the CPU: the release's way against camlkit's, same weights.
 
-    python bench/bench_evaluate.py [--data LA_DIR] [--cases 1] [--repeat 2] [--weights random trained]
+    python -m bench.bench_evaluate [--data LA_DIR] [--cases 1] [--repeat 2] [--weights random trained]
 
 For each LA test case and each set of weights, one run prints side by side:
 
@@ -34,13 +34,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from camlkit import VNet  # noqa: E402
-from camlkit.course import find_data_dir  # noqa: E402
-from camlkit.data import case_path, read_case, read_list  # noqa: E402
-from camlkit.evaluation.inference import PATCH_SIZE, STRIDE, sliding_window_predict  # noqa: E402
-from camlkit.losses import dice_loss  # noqa: E402
+from camlkit import VNet
+from camlkit.course import find_data_dir
+from camlkit.data import case_path, read_case, read_list
+from camlkit.evaluation.inference import PATCH_SIZE, STRIDE, sliding_window_predict
+from camlkit.losses import dice_loss
 
 TIE = 1e-5  # a label may differ only where the release's probability is this close to 0.5
 

@@ -1,6 +1,6 @@
 """Time OCC's memory-bank draw against the size of the bank (paper configuration).
 
-    python bench/bench_occ.py
+    python -m bench.bench_occ
 
 Each labeled case fills one slot with the embeddings of a whole 112x112x80 patch (c' = 32; about
 10 % foreground), then j = 256 prototypes per class are drawn. The released code concatenates the

@@ -1,6 +1,6 @@
 """What OCC's health figures cost per Eq. 1 iteration (camlkit.occ.row_health + |grad l_o|).
 
-    python bench/bench_occ_health.py [--repeats 20] [--step]
+    python -m bench.bench_occ_health [--repeats 20] [--step]
 
 The health figures are computed from the rows one step already has: two softmaxes, a top-2, a
 few norms; the gradient norm is read from the step's own backward by a hook on z_v and z_a. Timed on the row and column counts of the ``mini``

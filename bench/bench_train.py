@@ -1,13 +1,15 @@
 """Time the CAML training step (Eq. 1: forward, backward, SGD) per method, patch, batch, device.
 
-    python bench/bench_train.py --preset paper --method caml --labeled 16 --iterations 3
-    python bench/bench_train.py --preset quick --method caml supervised
-    python bench/bench_train.py --preset quick --method caml --beside-busy [--rounds 3]
-    python bench/bench_train.py --versus-release [--labeled 4] [--iterations 3]
+    python -m bench.bench_train --preset paper --method caml --labeled 16 --iterations 3
+    python -m bench.bench_train --preset quick --method caml supervised
+    python -m bench.bench_train --preset quick --method caml --beside-busy [--rounds 3]
+    python -m bench.bench_train --versus-release [--labeled 4] [--iterations 3]
+
+(from the repository root: bench/ is run as modules, see bench/__init__.py)
 
 Inputs are random volumes with a blob-shaped label, so only the step is timed (no data loading);
 the memory bank is filled to the size a real run holds (one slot per labeled case, each a full
-patch of embeddings) before timing, so OCC's draw costs what it costs in training.
+patch of embeddings: bench.inputs) before timing, so OCC's draw costs what it costs in training.
 Prints seconds per iteration (median of the timed iterations after one warm-up) and peak memory
 (CUDA allocator peak on a GPU, the process's peak RSS on the CPU).
 
@@ -22,8 +24,8 @@ OMP_NUM_THREADS is not passed on). On a machine other people use, every figure i
 the real LA data (camlkit.course.find_data_dir), the ``paper`` preset, CAML, ``--labeled`` cases:
 after one warm-up iteration each it times ``--iterations`` iterations, data loading included, of
 
-* the release-equivalent loop (bench/release_loop.py: an HDF5 read per sample, contiguous
-  tensors, the list bank pooled at every draw, bench/release_step.py's iteration), and
+* the release-equivalent loop (bench.release_loop: an HDF5 read per sample, contiguous
+  tensors, the list bank pooled at every draw, bench.release_step's iteration), and
 * camlkit's training iteration as ``camlkit train`` runs it (camlkit.data.batches' loader, the
   channels_last network, Eq1Module / camlkit.step, the SGD of camlkit.train),
 
@@ -36,7 +38,7 @@ backward, run by itself ``--iterations`` times per side, alternating (median), b
 same tensors: camlkit's last batch forwarded once, without gradient, outside the timer
 (:func:`occ_both`; the decoder features are leaves, so the backward stops there).
 ``--patch-size`` / ``--n-filters`` shrink both sides; ``--workers`` sets the release loop's
-loader workers (0 by default, see bench/release_loop.py).
+loader workers (0 by default, see bench.release_loop).
 """
 
 import argparse
@@ -51,6 +53,8 @@ from pathlib import Path
 
 # the busy neighbour: one thread of dense matmuls, like a second kernel or training beside ours
 # (it stops by itself if the bench dies: its parent changes)
+REPO = Path(__file__).resolve().parents[1]  # where ``python -m bench.bench_train`` runs
+
 BUSY = ("import os, torch\ntorch.set_num_threads(1)\na = torch.randn(384, 384)\nparent = os.getppid()\n"
         "print('ready', flush=True)\nwhile os.getppid() == parent:\n    a = torch.tanh(a @ a)\n")
 
@@ -64,23 +68,11 @@ def blob_labels(batch, patch, device):
     return label.expand(batch, *patch).contiguous()
 
 
-def full_bank(cfg, device):
-    """A bank as full as in training once every labeled case has been seen: per slot, (z (n, c'),
-    y (n,)) for every voxel of a patch, about 10 % of them atrium. Seeded, so both sides of
-    --versus-release hold the same embeddings."""
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    n = int(torch.tensor(cfg.patch_size).prod())
-    return [(torch.randn(n, cfg.model.proj_dim, generator=g).to(device),
-             (torch.rand(n, generator=g) < 0.1).long().to(device)) for _ in range(cfg.labeled)]
-
-
 def bench(cfg, iterations, device):
     import torch
 
+    from bench.inputs import filled_bank
     from camlkit.caml import CAMLNet
-    from camlkit.occ import MemoryBank
     from camlkit.train import Eq1Module, make_optimizer
 
     torch.manual_seed(0)
@@ -88,11 +80,7 @@ def bench(cfg, iterations, device):
     net = CAMLNet(cfg.resolved().model).to(device).to(memory_format=layout).train()
     optimizer = make_optimizer(cfg, net)
     step_cfg = cfg.resolved().step
-    bank = None
-    if step_cfg.use_occ:
-        bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
-        for slot, (z, y) in enumerate(full_bank(cfg, device)):
-            bank.update(slot, z, y)
+    bank = filled_bank(cfg, device) if step_cfg.use_occ else None
     module = Eq1Module(net, step_cfg, bank)
     if cfg.compile:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
@@ -136,7 +124,7 @@ def start_busy():
 def time_in_child(args, settings, shared):
     """Seconds per iteration of one method, measured by a fresh process (its own OpenMP start)
     whose environment holds ``settings``."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--preset", args.preset,
+    command = [sys.executable, "-m", "bench.bench_train", "--preset", args.preset,
                "--method", args.method[0], "--iterations", str(args.iterations), "--device", args.device]
     for flag, value in (("--labeled", args.labeled), ("--batch-size", args.batch_size),
                         ("--n-filters", args.n_filters), ("--threads", args.threads)):
@@ -148,7 +136,8 @@ def time_in_child(args, settings, shared):
     env.update(settings)
     busy = start_busy() if shared else None
     try:
-        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout
     finally:
         if busy is not None:
             busy.kill()
@@ -204,20 +193,17 @@ def camlkit_iterations(cfg, device, setup):
     """
     import torch
 
+    from bench.inputs import filled_bank
     from camlkit.data.batches import batch_schedule, training_loader
     from camlkit.caml import CAMLNet
     from camlkit.data import load_split
-    from camlkit.occ import MemoryBank
     from camlkit.train import Eq1Module, make_optimizer, seed_everything, train_iteration
 
     seed_everything(cfg.seed)
     layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
     net = CAMLNet(cfg.model).to(device).to(memory_format=layout)
     optimizer = make_optimizer(cfg, net)
-    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
-    for slot, (z, y) in enumerate(full_bank(cfg, device)):
-        bank.update(slot, z, y)
-    module = Eq1Module(net, cfg.step, bank)
+    module = Eq1Module(net, cfg.step, filled_bank(cfg, device))
     t0 = time.perf_counter()
     batches = iter(training_loader(cfg))
     split = load_split(cfg.data, cfg.labeled)
@@ -251,14 +237,14 @@ def occ_both(net, batch, cfg, layout, repeats):
     One real batch (camlkit's last) forwarded once by camlkit's network (train mode, no
     gradient): camlkit's OCC (update_memory + occ_term) gets the features in camlkit's memory
     format, the release's (release_step.released_occ) contiguous copies, as its own network
-    gives them. Both banks start with the same full contents (:func:`full_bank`); the two sides
+    gives them. Both banks start with the same full contents (bench.inputs.full_bank); the two sides
     alternate, ``repeats`` times each.
     """
     import torch
-    from release_step import released_occ
 
+    from bench.inputs import filled_bank, full_bank
+    from bench.release_step import released_occ
     from camlkit import occ
-    from camlkit.occ import MemoryBank
     from camlkit.step import occ_term, update_memory, voxels
 
     lb, step = cfg.labeled_bs, cfg.step
@@ -269,9 +255,7 @@ def occ_both(net, batch, cfg, layout, repeats):
     p_v = torch.softmax(out["logits_v"].float(), dim=1)  # (b, C, h, w, d)
     p_a = torch.softmax(out["logits_a"].float(), dim=1)
     kit = {"feat_v": out["feat_v"].requires_grad_(), "feat_a": out["feat_a"].requires_grad_()}
-    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
-    for slot, (z, y) in enumerate(full_bank(cfg, image.device)):
-        bank.update(slot, z, y)
+    bank = filled_bank(cfg, image.device)
     emb_v, emb_a = (f.detach().contiguous().requires_grad_() for f in (kit["feat_v"], kit["feat_a"]))
     soft_v, soft_a = p_v.contiguous(), p_a.contiguous()
     memory = full_bank(cfg, image.device)
@@ -298,8 +282,9 @@ def versus_release(args):
     import gc
 
     import torch
-    from release_loop import release_iterations, release_network
 
+    from bench.inputs import full_bank
+    from bench.release_loop import release_iterations, release_network
     from camlkit.course import find_data_dir
     from camlkit.config import make_config
 

@@ -1,7 +1,7 @@
 """GPU profile, ready to run: does the CUDA path work, and how fast is the paper's step there?
 
-    python bench/gpu_profile.py --data data/LA_few [--out profile.md]      # one GPU, ~4 minutes
-    python bench/gpu_profile.py --smoke --data ../shared/LA --device cpu  # the same code in seconds
+    python -m bench.gpu_profile --data data/LA_few [--out profile.md]      # one GPU, ~4 minutes
+    python -m bench.gpu_profile --smoke --data ../shared/LA --device cpu  # the same code in seconds
 
 1. **CUDA path**: a smoke-preset training of 4 iterations, resumed to 6 (``camlkit.train.train``
    with ``resume=True``), then the final evaluation on one test case; and, for information, the
@@ -38,17 +38,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from camlkit.caml import CAMLNet  # noqa: E402
-from camlkit.data import case_path, read_case, read_list, train_transform  # noqa: E402
-from camlkit.evaluation.inference import PATCH_SIZE, STRIDE, sliding_window_predict  # noqa: E402
-from camlkit.occ import MemoryBank  # noqa: E402
-from camlkit.step import caml_step  # noqa: E402
-from camlkit.config import make_config  # noqa: E402
-from camlkit.train import make_optimizer, seed_everything, train  # noqa: E402
-from camlkit.vnet import VNet  # noqa: E402
+from bench.bench_evaluate import label_check, release_predict
+from bench.inputs import filled_bank
+from camlkit.caml import CAMLNet
+from camlkit.data import case_path, read_case, read_list, train_transform
+from camlkit.evaluation.inference import PATCH_SIZE, STRIDE, sliding_window_predict
+from camlkit.step import caml_step
+from camlkit.config import make_config
+from camlkit.train import make_optimizer, seed_everything, train
+from camlkit.vnet import VNet
 
 # dense peak TFLOP/s per dtype (NVIDIA data sheets; SXM unless the name says PCIe)
 PEAKS = {
@@ -171,18 +169,6 @@ def real_batches(present, data, cfg, count, device, layout):
     return batches, statistics.median(seconds)
 
 
-def full_bank(cfg, device):
-    """A memory bank as full as in a real run: every labeled slot holds a whole patch of embeddings."""
-    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
-    n = int(np.prod(cfg.patch_size))
-    generator = torch.Generator().manual_seed(0)
-    for slot in range(cfg.labeled):
-        z = torch.randn(n, cfg.model.proj_dim, generator=generator)
-        y = (torch.rand(n, generator=generator) < 0.1).long()
-        bank.update(slot, z.to(device), y.to(device))
-    return bank
-
-
 def set_precision(tf32, benchmark):
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
@@ -199,7 +185,7 @@ def time_step(cfg, batches, device, mode, warmup, timed, count_flops=False):
     net = CAMLNet(cfg.resolved().model).to(device).to(memory_format=layout).train()
     optimizer = make_optimizer(cfg, net)
     step_cfg = cfg.resolved().step
-    bank = full_bank(cfg, device)
+    bank = filled_bank(cfg, device)  # as full as in a real run
     if compiled:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
     if device.type == "cuda":
@@ -242,8 +228,6 @@ def time_step(cfg, batches, device, mode, warmup, timed, count_flops=False):
 def time_evaluation(present, data, device, patch, stride, batch_size, n_filters):
     """Seconds of camlkit's and the release's protocol on the first test case, and the voxels
     whose labels differ where the release's probability is not a tie (must be 0)."""
-    from bench_evaluate import label_check, release_predict
-
     torch.manual_seed(0)
     net = VNet(n_filters=n_filters).to(device).eval()
     image, _ = read_case(case_path(data, present["test.list"][0]))

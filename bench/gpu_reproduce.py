@@ -1,9 +1,9 @@
 """Hold a short `paper`-preset run against the authors' own training logs (one GPU, ~7 minutes).
 
-    python bench/gpu_reproduce.py --data DIR [--minutes 5] [--iterations N] [--eval-cases 4]
-    python bench/gpu_reproduce.py --smoke            # CPU, under a minute: the smoke preset, 6 iterations
+    python -m bench.gpu_reproduce --data DIR [--minutes 5] [--iterations N] [--eval-cases 4]
+    python -m bench.gpu_reproduce --smoke            # CPU, under a minute: the smoke preset, 6 iterations
 
-On the device: ``python bench/gpu_reproduce.py --data DIR --table $OUT/comparison.md``.
+On the device: ``python -m bench.gpu_reproduce --data DIR --table $OUT/comparison.md``.
 
 Trains CAML with the `paper` preset (16 labeled, seed 3407, fp32 as released) for as many
 iterations as fit in ``--minutes`` (at most ``--iterations``), then compares, window by window of

@@ -1,6 +1,6 @@
 """Is OCC locked? The l_o plateaus of runs' logs, and what their health columns say about them.
 
-    python bench/occ_lock.py RUN_DIR [RUN_DIR ...]
+    python -m bench.occ_lock RUN_DIR [RUN_DIR ...]
 
 For each run folder (its ``log.csv``), over the logged Eq. 1 iterations (lambda_o > 0):
 

@@ -21,8 +21,8 @@ What the authors' loop does at every iteration (github.com/Herschel555/CAML: ``c
 * **network**: ``CAML3d_v1`` is camlkit's ``CAMLNet()`` at the released sizes (same blocks, same
   parameter count), in PyTorch's default contiguous memory format, fp32, train mode;
 * **memory bank**: a Python list with one entry per labeled case, pooled with ``torch.cat`` at
-  every draw (bench/release_step.py);
-* **step**: ``released_iteration`` (bench/release_step.py) with the real ramp (40 epochs at 4
+  every draw (bench.release_step);
+* **step**: ``released_iteration`` (bench.release_step) with the real ramp (40 epochs at 4
   labeled), then ``zero_grad``, ``backward``, ``step`` of SGD (lr 0.01, momentum 0.9, weight
   decay 1e-4).
 
@@ -44,7 +44,7 @@ from camlkit.caml import CAMLNet
 from camlkit.data import case_path, read_list
 from camlkit.ramps import ramp_length
 from camlkit.data.sampler import TwoStreamBatchSampler
-from release_step import MEMORY_J, TOP_I, released_iteration
+from bench.release_step import MEMORY_J, TOP_I, released_iteration
 
 
 class ReleaseLAHeart(Dataset):

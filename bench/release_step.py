@@ -21,8 +21,8 @@ so the wiring of camlkit's forward (skips, CMA's place and reshapes) is checked 
 the losses, the sampling and the ramp are its own.
 
 Two users: ``tests/test_step_parity.py`` holds camlkit's default step against
-:func:`released_iteration`, and ``bench/release_loop.py`` times a release-equivalent training
-loop built on it (``bench/bench_train.py --versus-release``). The OCC part is a function of its
+:func:`released_iteration`, and ``bench.release_loop`` times a release-equivalent training
+loop built on it (``python -m bench.bench_train --versus-release``). The OCC part is a function of its
 own (:func:`released_occ`) so the bench can time it alone.
 
 One thing the release does that is left out, as it changes no number: it copies both softmax

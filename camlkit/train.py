@@ -88,11 +88,12 @@ class Eq1Module(nn.Module):
 
 # ----------------------------------------------------------------------------- the run
 
-def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrite=False) -> Path:
+def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Path:
     """Train one run and evaluate its final f_v; returns the run folder.
 
-    ``callback(row)`` is called with every logged row (a notebook draws live curves with it).
-    Everything that can be checked is checked before the first iteration (camlkit.runtime.preflight:
+    The logged rows go to ``log.csv`` (and TensorBoard): a notebook watches a run from there
+    (camlkit.runtime.watch). Everything that can be checked is checked before the first iteration
+    (camlkit.runtime.preflight:
     values, device, data split, every test case the run will evaluate, --out), and the run folder
     is this run's alone while it runs (camlkit.runtime.runfolder: a lock, no overwrite of another run).
     Ctrl-C raises KeyboardInterrupt whose message says where the last checkpoint is.
@@ -117,7 +118,7 @@ def train(cfg: TrainConfig, resume=False, callback=None, evaluate=True, overwrit
     with owner:
         # --resume of a start that stopped before its first checkpoint starts it again (runfolder)
         resume = resume and (folder / "checkpoints" / "last.pth").is_file()
-        return _run(cfg, Place(folder, device, rank, world), resume, callback, evaluate)
+        return _run(cfg, Place(folder, device, rank, world), resume, evaluate)
 
 
 def train_iteration(module, optimizer, batch, cfg, iteration, device, layout):
@@ -165,10 +166,10 @@ class Session:
     fingerprint: dict
 
 
-def _run(cfg, place: Place, resume, callback, evaluate):
+def _run(cfg, place: Place, resume, evaluate):
     """Set up, loop, finish: the three parts of a run, each a function of its own."""
     session = _setup(cfg, place, resume)
-    _loop(cfg, place, session, resume, callback)
+    _loop(cfg, place, session, resume)
     return _finish(cfg, place, session.net, evaluate)
 
 
@@ -195,7 +196,7 @@ def _setup(cfg, place: Place, resume) -> Session:
     return Session(net, optimizer, bank, module, loader, log, start, layout, fingerprint)
 
 
-def _loop(cfg, place: Place, s: Session, resume, callback):
+def _loop(cfg, place: Place, s: Session, resume):
     """Iterations ``s.start`` .. ``cfg.iterations``: the step, the log every ``log_every``, an
     atomic checkpoint every ``checkpoint_every`` and at the end. Ctrl-C says what was kept."""
     last = place.last
@@ -208,7 +209,7 @@ def _loop(cfg, place: Place, s: Session, resume, callback):
             loss, parts = train_iteration(s.module, s.optimizer, batch, cfg, iteration, place.device, s.layout)
             nonfinite |= ~torch.isfinite(loss.detach())
             done = iteration + 1
-            # log: log.csv, TensorBoard, the progress bar and the caller's callback
+            # log: log.csv, TensorBoard, the progress bar
             if done % cfg.log_every == 0 or done == cfg.iterations:
                 _check_finite(nonfinite, parts, iteration, last)
                 row = _log_row(iteration, parts, s.optimizer, time.time() - t0)
@@ -216,8 +217,6 @@ def _loop(cfg, place: Place, s: Session, resume, callback):
                     s.log.write(row)
                 if bar is not None:
                     bar.set_postfix({k: f"{row[k]:.3f}" for k in ("L", "L_s", "l_c", "l_o")})
-                if callback is not None:
-                    callback(row)
             if bar is not None:
                 bar.update(1)
             # checkpoint: atomically, every checkpoint_every iterations and at the end

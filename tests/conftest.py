@@ -1,22 +1,42 @@
 """Shared fixtures: the real LA data (read-only) and small crops of it.
 
-``la_dir``: the preprocessed LA folder ``../shared/LA`` beside the repository. Tests use real
-cases; if the folder is missing the tests fail loudly instead of skipping.
+``la_dir``: the preprocessed LA folder: ``$CAMLKIT_DATA`` when set (as the README says), else
+``../shared/LA`` beside the repository. Tests use real cases; if the folder is missing the tests
+fail loudly, naming where they looked, instead of skipping.
 ``la_case_paths``: the HDF5 paths of the first two test cases (from ``test.list``).
 """
 
+import os
 from pathlib import Path
 
 import pytest
 
-LA_DIR = Path(__file__).resolve().parents[2] / "shared" / "LA"
+DATA_ENV = "CAMLKIT_DATA"
+LA_DIR = Path(__file__).resolve().parents[2] / "shared" / "LA"  # used when $CAMLKIT_DATA is not set
+
+
+def find_la_dir(environ=None) -> tuple[Path | None, str]:
+    """(the LA folder, '') or (None, why not). ``$CAMLKIT_DATA`` wins when set: a setting that
+    points nowhere is an error, not a silent fall-back to another copy of the data."""
+    environ = os.environ if environ is None else environ
+    if environ.get(DATA_ENV):
+        chosen = Path(environ[DATA_ENV]).expanduser()
+        if (chosen / "train.list").is_file():
+            return chosen, ""
+        return None, (f"{DATA_ENV}={environ[DATA_ENV]}: no train.list there; point it at the "
+                      f"preprocessed LA folder or unset it to use {LA_DIR}")
+    if (LA_DIR / "train.list").is_file():
+        return LA_DIR, ""
+    return None, (f"LA data not found at {LA_DIR} and {DATA_ENV} is not set: the tests need the "
+                  f"preprocessed LA folder")
 
 
 @pytest.fixture(scope="session")
 def la_dir():
-    if not (LA_DIR / "train.list").is_file():
-        pytest.fail(f"LA data not found at {LA_DIR}: the tests need the shared preprocessed LA folder")
-    return LA_DIR
+    found, why = find_la_dir()
+    if found is None:
+        pytest.fail(why)
+    return found
 
 
 @pytest.fixture(scope="session")

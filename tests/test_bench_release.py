@@ -1,4 +1,4 @@
-"""bench/bench_train.py --versus-release and its release-equivalent loop (bench/release_loop.py),
+"""python -m bench.bench_train --versus-release and its release-equivalent loop (bench.release_loop),
 on real LA cases: the bench runs end to end at a tiny size and prints every figure; one batch of
 the release's loader has the release's shapes, label values and labeled-first order."""
 
@@ -8,21 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))  # the bench's own modules
-from release_loop import release_loader  # noqa: E402
+sys.path.insert(0, str(REPO))  # bench/ is run from the repository root (python -m bench.<name>)
+from bench.release_loop import release_loader  # noqa: E402
 
 NUMBER = r"([0-9]+\.[0-9]+)"
 
 
+@pytest.mark.slow
 def test_versus_release_prints_both_timings_and_the_occ_part(la_dir):
     env = {**os.environ, "CAMLKIT_DATA": str(la_dir), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, str(REPO / "bench" / "bench_train.py"), "--versus-release",
+    command = [sys.executable, "-m", "bench.bench_train", "--versus-release",
                "--labeled", "2", "--patch-size", "32,32,16", "--n-filters", "2", "--iterations", "2"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     figures = {

@@ -1,4 +1,4 @@
-"""bench/gpu_reproduce.py at smoke size on CPU: a subset of LA, the release's logs, the table."""
+"""bench.gpu_reproduce at smoke size on CPU: a subset of LA, the release's logs, the table."""
 
 import importlib.util
 import os
@@ -46,6 +46,7 @@ def test_subset_view_needs_the_labeled_set(la_dir, tmp_path):
     assert len(read_list(view / "train.list")) == 3 and len(read_list(view / "test.list")) == 1
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_the_comparison(la_dir, tmp_path, capsys):
     gr = _module()
     data = _subset(la_dir, tmp_path / "LA", n_train=6, n_test=1)

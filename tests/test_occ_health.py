@@ -140,6 +140,7 @@ def test_validation_cases_are_the_last_of_train_list(la_dir):
         load_split(la_dir, 4, val=len(names))
 
 
+@pytest.mark.slow
 def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path, capsys):
     cfg = make_config("smoke", method="caml", data=str(la_dir), out=str(tmp_path / "run"),
                       val_cases=3, eval_split="val", eval_cases=1, progress=False)
@@ -186,7 +187,7 @@ def _write_log(folder, rows):
 
 
 def test_occ_lock_reads_the_plateaus_and_the_mechanism(tmp_path):
-    """bench/occ_lock.py on two hand-made logs: one locked (saturated, mismatched, no gradient on
+    """python -m bench.occ_lock on two hand-made logs: one locked (saturated, mismatched, no gradient on
     the 9.2 plateau), one whose plateau rows still carry a gradient."""
     import subprocess
     import sys
@@ -201,9 +202,10 @@ def test_occ_lock_reads_the_plateaus_and_the_mechanism(tmp_path):
     alive = [row(0, 9.3, 0.95, 0.4, 1e-2), row(1, 5.0, 0.5, 0.1, 1e-2)]
     _write_log(tmp_path / "locked", locked)
     _write_log(tmp_path / "alive", alive)
-    script = Path(__file__).resolve().parents[1] / "bench" / "occ_lock.py"
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "locked"), str(tmp_path / "alive")],
-                         capture_output=True, text=True, check=True).stdout
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "bench.occ_lock", str(tmp_path / "locked"),
+                          str(tmp_path / "alive")], cwd=repo, capture_output=True, text=True,
+                         check=True).stdout
     lines = {line.split("|")[1].strip(): line for line in out.splitlines()[2:]}
     assert "| 4 | 1 | 1 | 1 |" in lines["locked"] and "confirmed" in lines["locked"]
     assert "| 2 | 1 | 0 | 0 |" in lines["alive"] and "refuted" in lines["alive"]

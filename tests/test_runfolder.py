@@ -45,6 +45,7 @@ def finish(process):
     return process.stderr.read()
 
 
+@pytest.mark.slow
 def test_second_process_on_the_same_folder_gets_one_line_naming_the_first(tmp_path):
     run = tmp_path / "run"
     first, holding = take(run)
@@ -90,6 +91,7 @@ def test_sigterm_releases_the_lock_cleanly(tmp_path):
         assert lock.stale_pid is None
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_overwritten_by_a_new_one(tmp_path):
     run = tmp_path / "run"
     first, _ = take(run)
@@ -124,12 +126,21 @@ def test_the_names_are_the_run_files():
                                                                            *LAUNCH_FILES}
 
 
+def tree(folder):
+    """Every file under ``folder`` with its text, by relative path."""
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_empty_or_foreign_folder_is_free(tmp_path):
-    plant(tmp_path, ["notes.txt", "checkpoints/iter25_keep.pth", "tb/my_notes.txt"], text="mine")
-    check_new_run(tmp_path)
-    check_new_run(tmp_path / "not-yet")
-    for name in ("notes.txt", "checkpoints/iter25_keep.pth", "tb/my_notes.txt"):
-        assert (tmp_path / name).read_text() == "mine", name
+    # the user's files, some named like the run's (but not the run's names) and in its folders
+    foreign = ["notes.txt", "checkpoints/iter25_keep.pth", "checkpoints/last.pth.bak",
+               "tb/my_notes.txt", "summary.json.old", "log.csv~"]
+    plant(tmp_path, foreign, text="mine")
+    for overwrite in (False, True):  # free: nothing to refuse, and nothing of the user's removed
+        check_new_run(tmp_path, overwrite=overwrite)
+        assert tree(tmp_path) == {name: "mine" for name in foreign}
+    check_new_run(tmp_path / "not-yet")  # a folder that does not exist yet is free; none is made
+    assert not (tmp_path / "not-yet").exists()
 
 
 def test_a_start_that_stopped_before_its_first_checkpoint_is_removed_and_started_again(tmp_path, capsys):
@@ -266,6 +277,7 @@ def damaged_copy(la_dir, dest, damaged):
             (dest / CASES_FOLDER / case).symlink_to(la_dir / CASES_FOLDER / case)
 
 
+@pytest.mark.slow
 def test_a_data_error_at_start_up_does_not_block_the_same_command_once_fixed(tmp_path, la_dir):
     from camlkit.data import read_list
 
@@ -285,6 +297,7 @@ def test_a_data_error_at_start_up_does_not_block_the_same_command_once_fixed(tmp
     assert (run / "model_final.pth").is_file() and (run / CHECKPOINT).is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_checkpoint_then_the_suggested_resume_starts_again(tmp_path, la_dir):
     run = tmp_path / "run"
     command = train_command(la_dir, run, "--iterations", "60", "--checkpoint-every", "1000")

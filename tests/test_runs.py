@@ -18,7 +18,8 @@ from camlkit.train import train
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, la_dir):
-    """Two finished smoke runs under one root: caml (older) then supervised (newer)."""
+    """Two finished smoke runs under one root: caml (older) then supervised (newer). It trains:
+    the tests that use it are marked slow."""
     root = tmp_path_factory.mktemp("runs")
     caml = train(make_config("smoke", data=str(la_dir), out=str(root / "smoke-caml-4L-seed1"),
                              seed=1, progress=False), evaluate=False)
@@ -31,6 +32,7 @@ def trained(tmp_path_factory, la_dir):
     return root, caml, supervised
 
 
+@pytest.mark.slow
 def test_list_runs_newest_first_and_unfinished_ignored(trained):
     root, caml, supervised = trained
     (root / "unfinished").mkdir(exist_ok=True)
@@ -39,6 +41,7 @@ def test_list_runs_newest_first_and_unfinished_ignored(trained):
     assert runs.list_runs(root / "nothing-here") == []
 
 
+@pytest.mark.slow
 def test_find_checkpoint_prefers_caml_then_newest(trained, monkeypatch):
     root, caml, supervised = trained
     monkeypatch.delenv(runs.CHECKPOINT_ENV, raising=False)
@@ -51,6 +54,7 @@ def test_find_checkpoint_prefers_caml_then_newest(trained, monkeypatch):
     assert runs.find_checkpoint(root=root / "empty") is None
 
 
+@pytest.mark.slow
 def test_explicit_checkpoint_wins_and_must_exist(trained, monkeypatch):
     root, caml, supervised = trained
     chosen = supervised / runs.FINAL
@@ -62,6 +66,7 @@ def test_explicit_checkpoint_wins_and_must_exist(trained, monkeypatch):
         runs.find_checkpoint(root / "no-such.pth", root=root)
 
 
+@pytest.mark.slow
 def test_settings_read_from_the_stored_config(trained):
     _, caml, _ = trained
     smoke = make_config("smoke")
@@ -116,6 +121,7 @@ def test_settings_restore_every_step_field_the_run_stored(la_dir, tmp_path):
     assert (step.occ_temperature, step.j, step.top_i) == (0.2, 4, 16)
 
 
+@pytest.mark.slow
 def test_load_trained_gives_the_checkpoint_weights(trained):
     _, caml, _ = trained
     net, settings = load_trained(caml / runs.FINAL)
@@ -127,6 +133,7 @@ def test_load_trained_gives_the_checkpoint_weights(trained):
     assert not torch.equal(twin.state_dict()["f_v.decoder.out_conv.weight"], stored["f_v.decoder.out_conv.weight"])
 
 
+@pytest.mark.slow
 def test_matched_crops_equal_the_training_dataset(trained, la_dir):
     _, caml, _ = trained
     settings = TrainedSettings.from_checkpoint(caml / runs.FINAL)

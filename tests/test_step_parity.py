@@ -1,6 +1,6 @@
 """Step parity: camlkit's default step (the `paper` preset's) is the released training iteration.
 
-The oracle (``bench/release_step.py``, which the release-equivalent bench loop also runs) is one
+The oracle (``bench.release_step``, which the release-equivalent bench loop also runs) is one
 iteration of the authors' training loop (github.com/Herschel555/CAML, ``code/train_caml.py`` with
 ``code/utils/feature_memory.py`` and ``code/utils/correlation.py``), written out in plain torch in
 the release's order and with its quirks:
@@ -37,8 +37,8 @@ from camlkit.data import case_path, read_case, read_list
 from camlkit.occ import MemoryBank
 from camlkit.step import CLEAN_VARIANT, StepConfig, caml_step
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # the bench's own modules
-from release_step import released_iteration  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ runs from the repository root
+from bench.release_step import released_iteration  # noqa: E402
 
 PATCH = (32, 32, 16)
 STRIDE = 3  # subsample the cases so that a 32x32x16 crop holds the whole atrium and background

@@ -1,12 +1,16 @@
-"""camlkit/runtime/threads.py: the OpenMP wait settings are made, respected and really reach OpenMP."""
+"""camlkit/runtime/threads.py: the OpenMP wait settings are made, respected and really reach
+OpenMP; after ``import torch`` a CPU is left free instead."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import camlkit.runtime.threads
-from camlkit.runtime.threads import BLOCK_TIME, SPIN_COUNT, WAIT_SETTINGS, share_cpu
+from camlkit.runtime.threads import BLOCK_TIME, SPIN_COUNT, THREAD_SETTINGS, WAIT_SETTINGS, share_cpu
 
 
 def clean_environment():
@@ -28,6 +32,7 @@ def test_a_setting_the_user_made_is_respected():
         assert env[name] == value and not any(k in env for k in WAIT_SETTINGS if k != name)
 
 
+@pytest.mark.slow
 def test_the_settings_reach_openmp_when_made_before_torch():
     """libgomp prints its settings at start-up with OMP_DISPLAY_ENV=VERBOSE. The module is loaded
     from its file, without the camlkit package (whose imports start torch)."""
@@ -41,8 +46,89 @@ def test_the_settings_reach_openmp_when_made_before_torch():
     assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown.stderr + shown.stdout
 
 
+@pytest.mark.slow
 def test_importing_camlkit_applies_the_policy():
     env = {**clean_environment(), "OMP_DISPLAY_ENV": "VERBOSE"}
     shown = subprocess.run([sys.executable, "-c", "import camlkit, torch; torch.ones(4).sum()"],
                            env=env, capture_output=True, text=True, check=True)
     assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown.stderr + shown.stdout
+
+
+# ----------------------------------------------------------------------------- torch imported first
+
+def torch_first(then, **settings):
+    """Run ``then`` in a fresh Python that runs on two CPUs and imports torch before camlkit, as
+    a notebook does; returns (torch's threads before, what ``then`` printed as JSON)."""
+    code = ("import json, os, sys\n"
+            "os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])\n"
+            "import torch\nbefore = torch.get_num_threads()\n"
+            f"{then}\n")
+    env = {k: v for k, v in clean_environment().items() if k not in THREAD_SETTINGS}
+    shown = subprocess.run([sys.executable, "-c", code], env={**env, **settings}, capture_output=True,
+                           text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout.splitlines()[-1])
+
+
+def two_cpus():
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs to run on")
+
+
+@pytest.mark.slow
+def test_importing_camlkit_after_torch_leaves_a_cpu_free():
+    two_cpus()
+    shown = torch_first("import camlkit\n"
+                        "print(json.dumps([before, torch.get_num_threads(), os.environ.get('GOMP_SPINCOUNT')]))")
+    before, after, spin = shown
+    if before < 2:
+        pytest.skip(f"torch starts with {before} thread here: nothing to spare")
+    assert after == 1  # one thread fewer than the two CPUs
+    assert spin == SPIN_COUNT  # for the processes it starts
+
+
+@pytest.mark.slow
+def test_after_torch_the_processes_camlkit_starts_still_spin_briefly():
+    """What camlkit.runtime.launch's runs inherit: the short spin, read by their own OpenMP."""
+    two_cpus()
+    child = "import torch; torch.ones(4).sum()"
+    shown = torch_first("import camlkit, subprocess\n"
+                        f"out = subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True)\n"
+                        "print(json.dumps(out.stdout + out.stderr))", OMP_DISPLAY_ENV="VERBOSE")
+    assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown
+
+
+@pytest.mark.slow
+def test_after_torch_a_choice_of_the_user_is_left_alone():
+    two_cpus()
+    report = "import camlkit\nprint(json.dumps([before, torch.get_num_threads()]))"
+    assert torch_first(report, OMP_NUM_THREADS="2") == [2, 2]  # the user chose the count
+    before, after = torch_first(report, OMP_WAIT_POLICY="ACTIVE")  # the user chose how they wait
+    assert after == before
+
+
+@pytest.mark.slow
+def test_importing_camlkit_before_torch_keeps_every_thread():
+    """The short spin reached OpenMP (test above): no thread needs to be given up."""
+    two_cpus()
+    code = ("import os; os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])\n"
+            "import camlkit, torch\nprint(torch.get_num_threads())")
+    env = {k: v for k, v in clean_environment().items() if k not in THREAD_SETTINGS}
+    alone = subprocess.run([sys.executable, "-c", code.replace("camlkit, ", "")], env=env,
+                           capture_output=True, text=True, check=True)
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert int(shown.stdout) == int(alone.stdout)
+
+
+def test_the_short_run_of_a_notebook_kernel_trains_with_a_cpu_free(tmp_path):
+    """camlkit.runtime.runs.train_short in a process that imported torch first (a notebook
+    kernel): the training (camlkit.train.train, replaced here by a probe) runs on one thread of two."""
+    two_cpus()
+    shown = torch_first("from camlkit.runtime import runs\nimport camlkit.train\nseen = []\n"
+                        "camlkit.train.train = lambda cfg, **kw: seen.append(torch.get_num_threads())\n"
+                        f"runs.train_short('smoke', {str(tmp_path / 'LA')!r}, root={str(tmp_path / 'runs')!r})\n"
+                        "print(json.dumps([before, seen]))")
+    before, seen = shown
+    if before < 2:
+        pytest.skip(f"torch starts with {before} thread here: nothing to spare")
+    assert seen == [1]

@@ -4,15 +4,23 @@ import csv
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
 
+from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
+from camlkit.evaluation import final_eval
+from camlkit.evaluation.inference import predict_volume
+from camlkit.evaluation.metrics import case_metrics
 from camlkit.evaluation.report import report
+from camlkit.paper import METRICS
+from camlkit.runtime.checkpoint import load_inference_model
 from camlkit.config import PRESETS, make_config
 from camlkit.train import learning_rate, make_optimizer, train
 
@@ -66,23 +74,41 @@ def test_optimizers():
         make_optimizer(make_config("paper", optimizer="lbfgs"), net)
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_a_complete_run_folder(tmp_path, la_dir):
-    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), **FAST)
-    seen = []
-    run = train(cfg, callback=seen.append)
+    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), **{**FAST, "eval_cases": 2})
+    run = train(cfg)
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert [int(r["iteration"]) for r in rows] == list(range(cfg.iterations))
-    assert len(seen) == cfg.iterations and set(seen[0]) >= {"L", "L_s", "l_c", "l_o", "lambda_c"}
+    assert set(rows[0]) >= {"L", "L_s", "l_c", "l_o", "lambda_c"}
     assert json.loads((run / "config.json").read_text())["method"] == "caml"
     assert list((run / "tb").glob("events.out.tfevents.*"))
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the summary is the mean of the per-case rows, and each row the metrics of model_final's
+    # f_v on that case (the evaluation protocol run again here, from the saved weights)
     summary = json.loads((run / "summary.json").read_text())
-    assert 0.0 <= summary["dice"][0] <= 1.0 and summary["cases"] == 1
+    cases = list(csv.DictReader(open(run / "cases.csv")))
+    assert summary["cases"] == len(cases) == 2
+    assert [c["case"] for c in cases] == read_list(la_dir / "test.list")[:2]
+    for name in METRICS:
+        values = [float(c[name]) for c in cases]
+        assert summary[name][0] == pytest.approx(statistics.fmean(values), abs=1e-9), name
+        assert summary[name][1] == pytest.approx(statistics.stdev(values), abs=1e-9), name
+    f_v = load_inference_model(run / "model_final.pth")
+    for row in cases:
+        image, label = read_case(case_path(la_dir, row["case"]))
+        pred, _ = predict_volume(f_v, image, cfg.patch_size, cfg.eval_stride, scale=cfg.scale,
+                                 zscore_case=cfg.zscore_case)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an empty prediction scores 0, with a warning
+            expected = case_metrics(pred, label, case=row["case"])
+        assert {k: float(row[k]) for k in METRICS} == pytest.approx(expected, abs=1e-6), row["case"]
     ckpt = torch.load(run / "checkpoints" / "last.pth", weights_only=True)
     assert ckpt["iteration"] == cfg.iterations and ckpt["bank"]["counts"].shape == (cfg.labeled, 2)
     assert "caml" in report([run]) and "87.34" in report([run])  # the paper's row beside ours
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, la_dir):
     common = ["--data", str(la_dir), "--iterations", "14", "--checkpoint-every", "2", "--no-eval", "--quiet"]
     whole = tmp_path / "whole"
@@ -123,6 +149,7 @@ def test_resume_refuses_another_configuration(tmp_path, la_dir):
         train(make_config("smoke", data=str(la_dir), out=str(tmp_path / "none"), **FAST), resume=True)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, la_dir):
     cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), iterations=40,
                       lr=1e12, checkpoint_every=1, log_every=1, **FAST)
@@ -140,6 +167,7 @@ def test_cli_errors_are_one_line(tmp_path, la_dir):
     assert out.stderr.strip().count("\n") == 0 and "nowhere" in out.stderr
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_gloo(tmp_path, la_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -212,6 +240,7 @@ def _data_copy(tmp_path, la_dir, train_lines=None, test_lines=None):
 
 # ----------------------------------------------------------------------------- resume compares everything
 
+@pytest.mark.slow
 def test_resume_compares_the_whole_tree_and_the_data(tmp_path, la_dir):
     run = str(tmp_path / "run")
     train(make_config("smoke", data=str(la_dir), out=run, iterations=4, **FAST), evaluate=False)
@@ -237,6 +266,7 @@ def test_resume_compares_the_whole_tree_and_the_data(tmp_path, la_dir):
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)["iteration"] == 6
 
 
+@pytest.mark.slow
 def test_an_inference_checkpoint_given_to_resume_is_one_line(tmp_path, la_dir):
     run = tmp_path / "run"
     subprocess.run(_cli("--data", str(la_dir), "--out", str(run), "--iterations", "2", "--no-eval",
@@ -286,6 +316,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_naming_the_good_checkpoint(
     assert torch.load(last, weights_only=True)["iteration"] == calls[0]  # still the good one
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tmp_path, la_dir):
     run = tmp_path / "run"
     args = ["--data", str(la_dir), "--out", str(run), "--iterations", "400", "--no-eval", "--quiet"]
@@ -322,6 +353,7 @@ def _data_with_own_case_folders(tmp_path, la_dir):
     return data, own / real.name, real
 
 
+@pytest.mark.slow
 def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
     import h5py
 
@@ -343,18 +375,23 @@ def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
     assert not run.exists()
 
 
-def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir):
+@pytest.mark.slow
+def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir, monkeypatch):
     data, copy, real = _data_with_own_case_folders(tmp_path, la_dir)
     copy.symlink_to(real)  # sound when checked before training ...
     cfg = make_config("smoke", data=str(data), out=str(tmp_path / "run"), iterations=2, **FAST)
 
-    def damage_at_the_end(row):  # ... and damaged by the time the run evaluates
-        if row["iteration"] == cfg.iterations - 1:
+    def damaged_before(evaluate_run):  # ... and damaged by the time the run evaluates
+        def damage_then_evaluate(*args, **kwargs):
             copy.unlink()
             copy.write_bytes(b"not an HDF5 file")
+            return evaluate_run(*args, **kwargs)
+        return damage_then_evaluate
 
+    monkeypatch.setattr(final_eval, "evaluate_run", damaged_before(final_eval.evaluate_run))
     with pytest.raises(CamlkitError, match="evaluation failed: .*with --resume: it redoes only the evaluation"):
-        train(cfg, callback=damage_at_the_end)
+        train(cfg)
+    monkeypatch.undo()
     assert real.is_file()
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)
     assert ckpt["iteration"] == 2 and not (tmp_path / "run" / "summary.json").exists()
@@ -367,6 +404,7 @@ def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir):
 
 # ----------------------------------------------------------------------------- one run per folder
 
+@pytest.mark.slow
 def test_two_trains_on_the_same_out_the_second_names_the_first(tmp_path, la_dir):
     run = tmp_path / "run"
     args = ["--data", str(la_dir), "--out", str(run), "--iterations", "400", "--no-eval", "--quiet"]

@@ -375,15 +375,11 @@ def _log_rows(n=6):
              "seconds": 0.5} for i in range(n)]
 
 
-def test_loss_curves_split_losses_and_weights():
+def test_curve_keys_split_into_losses_and_weights():
     rows = [{"iteration": i, "loss": 1.0 / (i + 1), "loss_c": 0.1, "lambda_c": i / 10}
             for i in range(5)]
     losses, weights = viz.split_curve_keys(rows)
     assert losses == ["loss", "loss_c"] and weights == ["lambda_c"]
-    fig = viz.loss_curves(rows)
-    assert [t.name for t in fig.data] == ["loss", "loss_c", "lambda_c"]
-    assert list(fig.data[2].y) == [0.0, 0.1, 0.2, 0.3, 0.4]
-    assert len({t.xaxis for t in fig.data}) == 3  # each on its own panel
 
 
 def test_curve_panels_give_each_loss_part_its_own_axis():
@@ -407,8 +403,6 @@ def test_curves_figure_shows_the_final_metrics_as_text():
     fig = viz.curves_figure(_log_rows(), summary)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert texts == [text]
-    plotly_fig = viz.loss_curves(_log_rows(), summary=summary)
-    assert "Dice 86.38" in plotly_fig.layout.annotations[-1].text
     assert viz.metrics_text(None) == ""
 
 
@@ -441,40 +435,6 @@ def test_save_curves_bad_input_names_the_file(tmp_path):
     with pytest.raises(CamlkitError, match="missing"):
         viz.save_curves(_log_rows(), tmp_path / "missing" / "curves.png")
     assert list(tmp_path.iterdir()) == []
-
-
-def test_live_loss_curves_redraw_the_same_panels(tmp_path):
-    rows = _log_rows(5)
-    live = viz.LiveLossCurves(every=2, min_seconds=0)
-    for r in rows:
-        live.update(r)
-    assert len(live.figure.axes[0].lines[0].get_xdata()) == 4  # redrawn after rows 2 and 4
-    titles = [ax.get_title() for ax in live.figure.axes if ax.lines]
-    assert titles == [p.title for p in viz.curve_panels(rows)]
-
-
-def test_live_loss_curves_wait_between_redraws_but_draw_the_last_row():
-    rows = _log_rows(6)
-    live = viz.LiveLossCurves(min_seconds=3600, last_iteration=5)
-    for r in rows[:5]:
-        live.update(r)
-    assert len(live.figure.axes[0].lines[0].get_xdata()) == 1  # only the first row so far
-    live.update(rows[5])
-    assert len(live.figure.axes[0].lines[0].get_xdata()) == 6
-
-
-def test_live_loss_curves_follow_a_run_folder(tmp_path):
-    import csv
-
-    rows = _log_rows(3)
-    with open(tmp_path / "log.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    live = viz.LiveLossCurves()
-    live.load(tmp_path)
-    assert live.rows == rows and live.summary is None
-    assert len(live.figure.axes[0].lines[0].get_xdata()) == 3
 
 
 def test_library_never_switches_the_matplotlib_backend():

@@ -30,9 +30,13 @@ RECORD_ENV = "CAMLKIT_PROCESS_FILE"  # tells the launched process where its proc
 
 
 def start_ticks(pid):
-    """When the process started, in clock ticks after boot (Linux /proc); None elsewhere."""
+    """When the process started, in clock ticks after boot (Linux /proc); None when the process
+    is gone or a zombie, or elsewhere than Linux. Raises PermissionError when /proc hides another
+    user's process (mounted with ``hidepid``)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+    except PermissionError:
+        raise
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) "
@@ -40,15 +44,23 @@ def start_ticks(pid):
 
 
 def is_alive(record) -> bool:
-    """True if the process of ``record`` (process.json) is running and is that run."""
+    """True if the process of ``record`` (process.json) is running and is that run.
+
+    The one rule (camlkit.runtime.files.pid_alive): a process we may not signal or look into
+    (another user's, PermissionError) counts as running. Where /proc shows its start time, that
+    time must be the recorded one: a recycled pid is another process, not the run.
+    """
     if record.get("host") != socket.gethostname():
         return False  # launched on another machine: we cannot see it
     pid = record["pid"]
-    if not pid_alive(pid):  # the one rule (camlkit.runtime.files): another user's process is alive
+    if not pid_alive(pid):
         return False
-    if record.get("start_ticks") is not None:
+    if record.get("start_ticks") is None:
+        return True
+    try:
         return start_ticks(pid) == record["start_ticks"]  # None for a zombie or a vanished pid
-    return True
+    except PermissionError:  # another user's process, hidden: running, and we cannot tell more
+        return True
 
 
 def child_command(args, run_dir, resume=False):

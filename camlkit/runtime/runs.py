@@ -205,7 +205,11 @@ def short_config(size, data, root=None, seed=3407, **overrides):
 
 def train_short(size, data, root=None, seed=3407, progress=True, **overrides) -> Path:
     """Train the short run of :func:`short_config` (resuming it if a previous try was cut
-    short) and return its ``model_final.pth``. No final evaluation: notebook 7 reads full runs."""
+    short) and return its ``model_final.pth``. No final evaluation: notebook 7 reads full runs.
+
+    It trains in the calling process (a notebook's kernel), under camlkit.runtime.threads'
+    CPU-sharing policy as it applied when camlkit was imported: the short spin, or, in a kernel
+    that imported torch first, one CPU left free of torch's threads."""
     from camlkit.train import train
 
     cfg = short_config(size, data, root, seed, progress=progress, **overrides)

@@ -6,12 +6,12 @@ early it waits for the others, and GNU OpenMP (libgomp, which the PyTorch wheels
 milliseconds) before it sleeps; Intel's OpenMP spins for ``KMP_BLOCKTIME`` (200 ms). Alone, spinning
 saves the wake-up of the next operation. Beside another busy process it is a disaster: the spinning
 thread takes the core that the other process, or our own thread that still has work, needs.
-(Measured on 2 cores, ``bench/bench_train.py --preset quick --beside-busy``.)
+(Measured on 2 cores, ``python -m bench.bench_train --preset quick --beside-busy``.)
 
 ``share_cpu()`` sets a short spin: long enough to bridge the gap between two consecutive
 operations of a training step (so the run-alone speed stays), short enough that a waiting thread
 gives its core away within a fraction of a millisecond. Measured on the project's 2-core machine,
-otherwise quiet (``bench/bench_train.py --preset quick --method caml --iterations 20
+otherwise quiet (``python -m bench.bench_train --preset quick --method caml --iterations 20
 --beside-busy --rounds 2 --try OMP_WAIT_POLICY=PASSIVE``, s/it alone -> beside one busy
 single-threaded process, two rounds):
 
@@ -20,28 +20,73 @@ single-threaded process, two rounds):
 * ``OMP_WAIT_POLICY=PASSIVE`` (no spin at all): 0.704 -> 1.284 (x1.82), 3 % slower alone.
 
 With one of the two cores taken, x2 is the fair share for a step that keeps two threads busy.
-The settings are read once, when PyTorch loads its OpenMP library, so the function must run
-before ``import torch``; a setting the user already made is left alone.
+
+When the policy can act, and when it cannot:
+
+* ``import camlkit`` before ``import torch`` (the command line, a launched run, a script): the
+  short spin above, in this process and every process it starts.
+* ``import torch`` first (every notebook does): libgomp read ``GOMP_SPINCOUNT`` and
+  ``OMP_WAIT_POLICY`` when torch loaded it, and offers no call to change how its threads wait
+  afterwards (Intel's runtime has ``kmp_set_blocktime``; PyTorch's wheels ship libgomp), so the
+  threads of *this* process keep libgomp's long default spin. What can still be set is how many
+  of them there are: :func:`spare_a_cpu` leaves one CPU free (``torch.set_num_threads``, one
+  thread fewer than the CPUs this process may use, at least one), so that a spinning thread
+  cannot take the last core another process needs; on 2 cores that is one thread, which never
+  waits for another. The cost: up to one thread's share of speed when the machine is quiet
+  (not measured). The processes it starts (camlkit.runtime.launch's runs) still get the short
+  spin through the environment. camlkit.runtime.runs.train_short, the short run a notebook
+  trains in its own kernel, runs under whichever of the two applied when camlkit was imported.
+
+A setting the user already made is left alone: any of :data:`WAIT_SETTINGS` (how threads
+wait), and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` (how many there are).
 """
 
 import os
+import sys
 
 SPIN_COUNT = "10000"  # libgomp spins of a waiting thread before it sleeps (default 300000)
 BLOCK_TIME = "1"  # ms, the same for Intel's OpenMP runtime (default 200)
 
 # the variables that decide how an OpenMP thread waits; if any is set, the user has chosen
 WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+# the variables that decide how many threads torch uses; if any is set, the user has chosen
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def share_cpu(environ=None):
     """Make OpenMP threads wait politely. Returns the settings it made ({} if the user chose).
 
-    ``environ``: the environment to change (default ``os.environ``; a dict for a child process).
-    Only has an effect in the current process if torch has not been imported yet.
+    ``environ``: the environment to change (default ``os.environ``: this process and the
+    processes it starts; a dict for a child process). The settings reach this process's OpenMP
+    only if torch is not imported yet; if it is, :func:`spare_a_cpu` does what can still be done
+    (see the module docstring).
     """
-    environ = os.environ if environ is None else environ
+    own = environ is None
+    environ = os.environ if own else environ
     if any(name in environ for name in WAIT_SETTINGS):
         return {}
     made = {"GOMP_SPINCOUNT": SPIN_COUNT, "KMP_BLOCKTIME": BLOCK_TIME}
     environ.update(made)
+    if own and "torch" in sys.modules:  # too late for this process: its OpenMP spins long
+        spare_a_cpu()
     return made
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def spare_a_cpu():
+    """Leave one CPU free of torch's threads: at most ``usable_cpus() - 1`` of them, at least one.
+    Returns the thread count set, or None when the user chose it (``OMP_NUM_THREADS``,
+    ``MKL_NUM_THREADS``). Never raises the count."""
+    import torch
+
+    if any(name in os.environ for name in THREAD_SETTINGS):
+        return None
+    threads = max(1, min(torch.get_num_threads(), usable_cpus() - 1))
+    torch.set_num_threads(threads)
+    return threads

@@ -26,8 +26,8 @@ from camlkit.viz.cma import (attention_explorer, attention_figure, attention_sca
 from camlkit.viz.colors import (CLASS_NAMES, F_A, F_V, FN, FN_COLOR, FP, FP_COLOR, INKS, LABEL,
                                 LABEL_COLOR, PRED, PRED_COLOR, Ink, describe, legend_html)
 from camlkit.viz.cps import sharpen_curve, sharpen_explorer
-from camlkit.viz.curves import (LiveLossCurves, Panel, curve_panels, curves_figure, loss_curves,
-                                metrics_text, read_run, save_curves, split_curve_keys)
+from camlkit.viz.curves import (Panel, curve_panels, curves_figure, metrics_text, read_run,
+                                save_curves, split_curve_keys)
 from camlkit.viz.data import case_statistics, class_histograms, intensity_histogram
 from camlkit.viz.images import (blended_colorscale, branch_viewer, heat_rgba, overlay_rgba,
                                 slice_figure, slice_layers, slice_viewer, take_slice, tint_rgba,
@@ -41,12 +41,12 @@ from camlkit.viz.results import (error_voxels, mesh_figure, scene_box, slice_com
 from camlkit.viz.widgets import FigureExplorer, Table, displayable, png_bytes
 
 __all__ = ["CLASS_NAMES", "FN", "FN_COLOR", "FP", "FP_COLOR", "F_A", "F_V", "FigureExplorer",
-           "INKS", "Ink", "LABEL", "LABEL_COLOR", "LiveLossCurves", "PRED", "PRED_COLOR", "Panel",
+           "INKS", "Ink", "LABEL", "LABEL_COLOR", "PRED", "PRED_COLOR", "Panel",
            "Table", "attention_explorer", "attention_figure", "attention_scale",
            "attention_spread", "attention_to_grid", "blended_colorscale", "branch_viewer",
            "case_statistics", "class_histograms", "curve_panels", "curves_figure", "describe",
            "displayable", "error_voxels", "first_per_class", "health_figure", "heat_rgba",
-           "intensity_histogram", "legend_html", "loss_curves", "memory_bank_figure",
+           "intensity_histogram", "legend_html", "memory_bank_figure",
            "mesh_figure", "metrics_text", "omni_correlation_explorer", "omni_correlation_figure",
            "omni_correlation_heatmap", "order_rows_cols", "overlay_rgba", "pca_2d", "pca_project",
            "png_bytes", "query_index", "read_attention_map", "read_run", "save_curves",

@@ -4,10 +4,10 @@
 
 The parts have very different sizes (l_o can be ten times L_s early on), so one shared axis
 flattens the small ones into a line at zero: every part gets its own panel. :func:`curve_panels`
-is the one panel spec; :func:`curves_figure` draws it with matplotlib (``curves.png`` of a run,
-via :func:`save_curves`, and the notebooks' :class:`LiveLossCurves`), :func:`loss_curves` with
-plotly (zoomable, for a finished run). Matplotlib is used through ``matplotlib.figure.Figure``
-only: no pyplot state, no backend switch.
+is the one panel spec; :func:`curves_figure` draws it with matplotlib: ``curves.png`` of a run
+(:func:`save_curves`), and the live curves of a run a notebook watches, redrawn from the run
+folder (:func:`read_run`; camlkit.runtime.watch). Matplotlib is used through
+``matplotlib.figure.Figure`` only: no pyplot state, no backend switch.
 """
 
 from __future__ import annotations
@@ -154,38 +154,6 @@ def draw_panel(ax, panel: Panel, rows: Sequence[Mapping], x: str = "iteration", 
         ax.set_yscale("log")
 
 
-def loss_curves(rows: Sequence[Mapping], x: str = "iteration", log_y: bool = False,
-                summary: Mapping | None = None):
-    """The same panels as :func:`curves_figure`, drawn with plotly (zoom and hover)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    rows = list(rows)
-    panels = curve_panels(rows, x)
-    text = metrics_text(summary)
-    nrows, ncols = _grid(len(panels), bool(text))
-    titles = [p.title for p in panels] + [""] * (nrows * ncols - len(panels))
-    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles,
-                        horizontal_spacing=0.07, vertical_spacing=0.16)
-    xs = [r.get(x) for r in rows]
-    for n, panel in enumerate(panels):
-        where = dict(row=n // ncols + 1, col=n % ncols + 1)
-        for key, dash in zip(panel.keys, ("solid", "dash", "dot", "dashdot")):
-            fig.add_trace(go.Scatter(x=xs, y=[r.get(key) for r in rows], mode="lines", name=key,
-                                     line=dict(color="black", dash=dash, width=1.5),
-                                     showlegend=len(panel.keys) > 1), **where)
-        fig.update_xaxes(title_text=x, **where)
-        if panel.log or (log_y and len(panel.keys) == 1):
-            fig.update_yaxes(type="log", **where)
-    if text:
-        n = len(panels)
-        fig.add_annotation(text=text.replace("\n", "<br>"), showarrow=False, align="left",
-                           xref="paper", yref="paper", xanchor="left", yanchor="top",
-                           x=(n % ncols) / ncols + 0.02, y=1 - (n // ncols) / nrows - 0.05)
-    fig.update_layout(width=330 * ncols, height=300 * nrows, margin=dict(t=40))
-    return fig
-
-
 def read_run(run_dir) -> tuple[list[dict], dict | None]:
     """A run folder's log rows (``log.csv``) and its summary (``summary.json``, None if absent).
 
@@ -229,64 +197,3 @@ def save_curves(rows_or_run_dir, path, summary: Mapping | None = None, dpi: int 
     with atomic_path(path) as tmp:  # the user's umask, like the run's other results
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi)
     return path
-
-
-class LiveLossCurves:
-    """The curves figure redrawn while training runs, in an ``ipywidgets.Output``.
-
-    Fed row by row (``update`` as the training callback) or from a run folder that another
-    process writes (``load(run_dir)``, e.g. once per poll). Each redraw shows
-    :func:`curves_figure` as a PNG, so the live plot and ``curves.png`` have the same panels.
-    A redraw costs about a second on a small CPU, so ``update`` redraws after ``every`` new rows
-    and at most once per ``min_seconds``, and always at the row whose iteration is
-    ``last_iteration`` (the run's end, if given); ``redraw()`` draws the latest rows at once.
-
-    >>> live = LiveLossCurves(last_iteration=config.iterations - 1); display(live)  # doctest: +SKIP
-    >>> train(config, callback=live.update)                                        # doctest: +SKIP
-    >>> live.load(run_dir)                                                         # doctest: +SKIP
-    """
-
-    def __init__(self, every: int = 1, x: str = "iteration", log_y: bool = False,
-                 min_seconds: float = 5.0, last_iteration: int | None = None):
-        import ipywidgets as widgets
-
-        self.rows: list[dict] = []
-        self.summary: Mapping | None = None
-        self.every, self.x, self.log_y = every, x, log_y
-        self.min_seconds, self.last_iteration = min_seconds, last_iteration
-        self.output = widgets.Output()
-        self.figure = None
-        self._drawn_at = -math.inf  # time.monotonic() of the last redraw
-
-    def update(self, row: Mapping):
-        import time
-
-        self.rows.append(dict(row))
-        at_end = self.last_iteration is not None and row.get(self.x) == self.last_iteration
-        due = (len(self.rows) % self.every == 0
-               and time.monotonic() - self._drawn_at >= self.min_seconds)
-        if at_end or due:
-            self.redraw()
-
-    def load(self, run_dir):
-        """Read the rows (and summary, once written) of a run folder again and redraw."""
-        self.rows, self.summary = read_run(run_dir)
-        self.redraw()
-
-    def redraw(self):
-        from IPython.display import clear_output, display
-
-        from camlkit.viz.widgets import displayable
-
-        import time
-
-        if not self.rows:
-            return
-        self._drawn_at = time.monotonic()
-        self.figure = curves_figure(self.rows, self.summary, self.x, self.log_y)
-        with self.output:
-            clear_output(wait=True)
-            display(displayable(self.figure))
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.output._repr_mimebundle_(**kwargs)

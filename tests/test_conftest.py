@@ -1,0 +1,85 @@
+"""tests/conftest.py's ``la_dir``: ``$CAMLKIT_DATA`` when set (a wrong setting fails naming it),
+else ``../shared/LA`` beside the repository. Each case runs a tiny test in a fresh pytest process,
+under a copy of the conftest placed so that its ``../shared/LA`` is a folder of this test's own."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from camlkit.data import case_path, read_list
+
+CONFTEST = Path(__file__).resolve().parent / "conftest.py"
+pytestmark = pytest.mark.slow  # a fresh pytest process per case (about 5 s each)
+
+TINY = '''
+def test_where(la_dir, la_case_paths):
+    print(f"LA_DIR={la_dir}")
+    assert len(la_case_paths) == 2 and all(p.is_file() for p in la_case_paths)
+'''
+
+
+def few_cases(la_dir, folder, n=2):
+    """An LA folder holding copies of the first ``n`` test cases and lists naming only them."""
+    cases = read_list(la_dir / "test.list")[:n]
+    for case in cases:
+        shutil.copytree(case_path(la_dir, case).parent, case_path(folder, case).parent)
+    for name in ("train.list", "test.list"):
+        (folder / name).write_text("".join(f"{case}\n" for case in cases))
+    return folder
+
+
+def run_tiny(root, data_env):
+    """pytest on ``root/repo/tests`` (the conftest and TINY); its ``../shared/LA`` is
+    ``root/shared/LA``. Returns (exit code, output)."""
+    tests = root / "repo" / "tests"
+    tests.mkdir(parents=True)
+    shutil.copy(CONFTEST, tests / "conftest.py")
+    (tests / "test_tiny.py").write_text(TINY)
+    (root / "repo" / "pytest.ini").write_text("[pytest]\n")  # this folder is the rootdir
+    env = {k: v for k, v in os.environ.items() if k != "CAMLKIT_DATA"}
+    if data_env is not None:
+        env["CAMLKIT_DATA"] = str(data_env)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                           str(tests)], cwd=root / "repo", env=env, capture_output=True,
+                          text=True, timeout=300)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_camlkit_data_is_used_when_set(tmp_path, la_dir):
+    copy = few_cases(la_dir, tmp_path / "copy")  # and no ../shared/LA beside the repository
+    code, out = run_tiny(tmp_path, copy)
+    assert code == 0, out
+    assert f"LA_DIR={copy}" in out
+
+
+def test_camlkit_data_wins_over_the_shared_folder(tmp_path, la_dir):
+    copy = few_cases(la_dir, tmp_path / "copy")
+    few_cases(la_dir, tmp_path / "shared" / "LA")
+    code, out = run_tiny(tmp_path, copy)
+    assert code == 0, out
+    assert f"LA_DIR={copy}" in out
+
+
+def test_camlkit_data_pointing_nowhere_fails_naming_it(tmp_path, la_dir):
+    few_cases(la_dir, tmp_path / "shared" / "LA")  # a fall-back that must not be taken
+    code, out = run_tiny(tmp_path, tmp_path / "nowhere")
+    assert code == 1, out
+    assert f"CAMLKIT_DATA={tmp_path / 'nowhere'}: no train.list there" in out
+    assert "LA_DIR=" not in out
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_without_camlkit_data_the_shared_folder_beside_the_repository(tmp_path, la_dir, present):
+    if present:
+        few_cases(la_dir, tmp_path / "shared" / "LA")
+    code, out = run_tiny(tmp_path, None)
+    if present:
+        assert code == 0, out
+        assert f"LA_DIR={tmp_path / 'shared' / 'LA'}" in out
+    else:
+        assert code == 1, out
+        assert f"LA data not found at {tmp_path / 'shared' / 'LA'} and CAMLKIT_DATA is not set" in out
