@@ -2,11 +2,12 @@
 
     python -m bench.bench_occ_health [--repeats 20] [--step]
 
-The health figures are computed from the rows one step already has: two softmaxes, a top-2, a
-few norms; the gradient norm is read from the step's own backward by a hook on z_v and z_a. Timed on the row and column counts of the ``mini``
-preset (i = 2,000 rows per class, j = 128 prototypes per class) and of ``paper`` (12,800 / 256),
-c' = 32, against the same l_o without them. ``--step`` also times whole ``mini`` Eq. 1
-iterations with ``step.occ_health`` on and off, alternating (a busy machine moves both alike).
+The health figures are computed from the rows one step already has: two softmaxes, a top-2, a few
+norms; the gradient norm is read from the step's own backward by a hook on z_v and z_a. Timed on the
+row and column counts of the ``mini`` preset (i = 2,000 rows per class, j = 128 prototypes per
+class) and of ``paper`` (12,800 / 256), c' = 32, against the same l_o without them. ``--step`` also
+times whole ``mini`` Eq. 1 iterations with ``step.occ_health`` on and off, alternating (a busy
+machine moves both alike).
 """
 
 import argparse

@@ -194,9 +194,9 @@ def camlkit_iterations(cfg, device, setup):
     import torch
 
     from bench.inputs import filled_bank
-    from camlkit.data.batches import batch_schedule, training_loader
     from camlkit.caml import CAMLNet
     from camlkit.data import load_split
+    from camlkit.data.batches import batch_schedule, training_loader
     from camlkit.train import Eq1Module, make_optimizer, seed_everything, train_iteration
 
     seed_everything(cfg.seed)
@@ -285,8 +285,8 @@ def versus_release(args):
 
     from bench.inputs import full_bank
     from bench.release_loop import release_iterations, release_network
-    from camlkit.course import find_data_dir
     from camlkit.config import make_config
+    from camlkit.course import find_data_dir
 
     if args.preset != "paper" or args.method != ["caml"]:
         raise SystemExit("--versus-release: the release's loop is the paper preset's CAML "
@@ -310,7 +310,7 @@ def versus_release(args):
     loop = release_iterations(data, n + 1, labeled=cfg.labeled, patch_size=cfg.patch_size, net=net,
                               memory=memory, j=cfg.step.j, top_i=cfg.step.top_i,
                               ramp=cfg.step.ramp_length, num_workers=args.workers, seed=cfg.seed)
-    for seconds, batch, _ in loop:
+    for seconds, batch, _ in loop:  # noqa: B007 (the last batch is used below)
         times.append(seconds)
     release = statistics.median(times[1:])
     print(f"release-equivalent loop: {release:.3f} s/it  (each: "
@@ -321,7 +321,7 @@ def versus_release(args):
 
     # (b) camlkit's training iteration
     setup, times = {}, []
-    for seconds, batch in camlkit_iterations(cfg, torch.device("cpu"), setup):
+    for seconds, batch in camlkit_iterations(cfg, torch.device("cpu"), setup):  # noqa: B007 (used below)
         times.append(seconds)
     camlkit = statistics.median(times[1:])
     print(f"camlkit train iteration: {camlkit:.3f} s/it  (each: "

@@ -41,10 +41,10 @@ import torch
 from bench.bench_evaluate import label_check, release_predict
 from bench.inputs import filled_bank
 from camlkit.caml import CAMLNet
+from camlkit.config import make_config
 from camlkit.data import case_path, read_case, read_list, train_transform
 from camlkit.evaluation.inference import PATCH_SIZE, STRIDE, sliding_window_predict
 from camlkit.step import caml_step
-from camlkit.config import make_config
 from camlkit.train import make_optimizer, seed_everything, train
 from camlkit.vnet import VNet
 

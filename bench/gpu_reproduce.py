@@ -42,9 +42,9 @@ from pathlib import Path
 
 import torch
 
+from camlkit.config import make_config
 from camlkit.data import case_path, read_list
 from camlkit.errors import CamlkitError
-from camlkit.config import make_config
 from camlkit.runtime.runlog import read_log
 from camlkit.train import train
 

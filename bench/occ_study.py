@@ -73,9 +73,9 @@ def fixed_crops(data, settings, n_crops):
 def measure(run_dir, data, n_crops) -> dict:
     """Dice from the run's evaluation, OCC's structure figures on the fixed crops, and l_o."""
     from camlkit.evaluation import measure
+    from camlkit.runtime.runlog import read_log
     from camlkit.runtime.runs import FINAL
     from camlkit.runtime.trained import load_trained
-    from camlkit.runtime.runlog import read_log
 
     net, settings = load_trained(run_dir / FINAL)
     labeled, unlabeled = fixed_crops(data, settings, n_crops)
@@ -108,7 +108,7 @@ def table(rows) -> str:
         if not group:
             continue
 
-        def stat(key):
+        def stat(key, group=group):
             values = [r[key] for r in group if r[key] is not None]
             if not values:
                 return "undefined"
@@ -123,9 +123,9 @@ def table(rows) -> str:
 
 
 def write_results(rows, out: Path):
-    from camlkit.runtime.files import write_text
-
     import io
+
+    from camlkit.runtime.files import write_text
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, FIELDS)

@@ -39,12 +39,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from camlkit.data.augment import train_transform
+from bench.release_step import MEMORY_J, TOP_I, released_iteration
 from camlkit.caml import CAMLNet
 from camlkit.data import case_path, read_list
-from camlkit.ramps import ramp_length
+from camlkit.data.augment import train_transform
 from camlkit.data.sampler import TwoStreamBatchSampler
-from bench.release_step import MEMORY_J, TOP_I, released_iteration
+from camlkit.ramps import ramp_length
 
 
 class ReleaseLAHeart(Dataset):

@@ -17,8 +17,8 @@ share_cpu()
 
 from camlkit.caml import CAMLConfig, CAMLNet  # noqa: E402
 from camlkit.runtime.released import load_released_checkpoint  # noqa: E402
-from camlkit.vnet import VNet  # noqa: E402
 from camlkit.runtime.weights import pretrained  # noqa: E402  (the authors' trained networks)
+from camlkit.vnet import VNet  # noqa: E402
 
 __version__ = "0.2.0"
 

@@ -33,10 +33,11 @@ Four presets (:data:`PRESETS`) are instances:
   time budget: ``--method supervised --iterations 7000``.
 * ``mini`` — the CPU mini Table 2: ``quick``'s sizes at **4 labeled**, with most of the budget
   given to the semi-supervised step: 1,000 iterations, of which only the first 200 are the
-  labeled-only warm-up, then 800 of Eq. 1 (ramps over 4 epochs of 50 iterations). Every method
-  runs the same iterations, so ``--method supervised`` / ``mcnet`` / ``caml`` differ only in what
-  the method switches on; a CAML run took 11 min 49 s on 2 cores, evaluation included. ``scripts/mini_table2.sh`` runs the 3 methods x 3 seeds; the results
-  are in ``results/mini_table2/``.
+  labeled-only warm-up, then 800 of Eq. 1 (ramps over 4 epochs of 50 iterations). Every method runs
+  the same iterations, so ``--method supervised`` / ``mcnet`` / ``caml`` differ only in what the
+  method switches on; a CAML run took 11 min 49 s on 2 cores, evaluation included.
+  ``scripts/mini_table2.sh`` runs the 3 methods x 3 seeds; the results are in
+  ``results/mini_table2/``.
 * ``smoke`` — seconds; the same code path with tiny sizes, for tests and notebooks in CI.
 """
 

@@ -32,22 +32,23 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from camlkit.data.batches import training_loader
 from camlkit.caml import CAMLNet
-from camlkit.runtime.checkpoint import save_checkpoint, save_inference_model
 from camlkit.config import TrainConfig, run_dir, to_dict
 from camlkit.course import find_data_dir
+from camlkit.data.batches import training_loader
+from camlkit.errors import CamlkitError
+from camlkit.occ import MemoryBank
+from camlkit.runtime.checkpoint import save_checkpoint, save_inference_model
 from camlkit.runtime.device import resolve_device
 from camlkit.runtime.distributed import check_replicas_agree, distributed_context
-from camlkit.errors import CamlkitError
 from camlkit.runtime.files import write_text
-from camlkit.occ import MemoryBank
 from camlkit.runtime.preflight import check_config, check_data, check_outputs
 from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
 from camlkit.runtime.runfolder import run_folder
 from camlkit.runtime.runlog import RunLog, log_fields
 from camlkit.runtime.trained import InputSettings
 from camlkit.step import StepConfig, caml_step
+
 
 def seed_everything(seed):
     random.seed(seed)

@@ -14,8 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_browser import (  # noqa: F401 (fixtures)
-    ACTIVE, _run_all_cells, _wait_for_kernel, _wait_until_executed, browser, jupyter_lab)
+from test_browser import (  # noqa: F401 (browser and jupyter_lab are fixtures)
+    ACTIVE,
+    _run_all_cells,
+    _wait_for_kernel,
+    _wait_until_executed,
+    browser,
+    jupyter_lab,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -56,7 +62,7 @@ def _restart_kernel(page):
     dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
 
 
-def test_the_run_survives_a_kernel_restart(browser, jupyter_lab):
+def test_the_run_survives_a_kernel_restart(browser, jupyter_lab):  # noqa: F811 (fixtures)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(f"{jupyter_lab}lab/workspaces/training/tree/{NOTEBOOK}?reset",

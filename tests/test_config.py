@@ -7,11 +7,20 @@ import pytest
 
 from camlkit.caml import CAMLConfig
 from camlkit.cli import build_parser
-from camlkit.config import (METHOD_SWITCHES, PRESETS, TrainConfig, config_fields, default_run_dir,
-                            from_dict, get_field, make_config, to_dict)
+from camlkit.cli.train import config_from_args
+from camlkit.config import (
+    METHOD_SWITCHES,
+    PRESETS,
+    TrainConfig,
+    config_fields,
+    default_run_dir,
+    from_dict,
+    get_field,
+    make_config,
+    to_dict,
+)
 from camlkit.errors import CamlkitError
 from camlkit.step import StepConfig
-from camlkit.cli.train import config_from_args
 
 
 def test_the_tree_nests_the_network_and_the_step_configs():

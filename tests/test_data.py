@@ -9,13 +9,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from camlkit import data
-from camlkit.data import cases
 from camlkit.data import (
     LADataset,
     RandomCrop,
     RandomRotFlip,
     TwoStreamBatchSampler,
     case_path,
+    cases,
     load_split,
     read_case,
     read_list,

@@ -190,7 +190,8 @@ def test_checksum_mismatch(server, tmp_path, capsys):
 
 
 def test_missing_file_on_server(server, tmp_path, capsys):
-    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", "ZQPMJ4XEC5A4BISD45P1"], capsys)
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"],
+                        "--only", "ZQPMJ4XEC5A4BISD45P1"], capsys)
     assert code != 0 and "404" in err and len(err.strip().splitlines()) == 1
 
 

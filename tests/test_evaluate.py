@@ -419,11 +419,12 @@ def test_evaluate_weights_from_the_cache_as_the_authors_trained(tmp_path, la_dir
     network: every voxel atrium, so Dice is 2|G| / (|V| + |G|) of the real test case's label."""
     import json
 
+    from test_weights import git_blob, released_bytes
+
     import camlkit.runtime.weights
     from camlkit.data import case_path, read_list
     from camlkit.evaluation.report import report
     from camlkit.runtime.weights import ReleasedWeights, fetch_weights
-    from test_weights import git_blob, released_bytes
 
     data, _ = released_bytes(atrium_bias=1e4)
     registry = {16: ReleasedWeights(16, camlkit.runtime.weights.RELEASED[16].path, git_blob(data))}

@@ -16,8 +16,16 @@ import pytest
 import torch
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import (TEMP_NAME, atomic_path, clean_temps, open_no_link, pid_alive, temp_path,
-                           write_bytes, write_text)
+from camlkit.runtime.files import (
+    TEMP_NAME,
+    atomic_path,
+    clean_temps,
+    open_no_link,
+    pid_alive,
+    temp_path,
+    write_bytes,
+    write_text,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,10 +46,10 @@ def umask():
 def write_with_every_writer(folder):
     """One file from each of camlkit's writers; returns their paths."""
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.runtime.checkpoint import save_inference_model
-    from camlkit.evaluation.evaluate import write_csv
-    from camlkit.data.volumes import write_mask_nifti
     from camlkit.data.preprocess import write_case_h5
+    from camlkit.data.volumes import write_mask_nifti
+    from camlkit.evaluation.evaluate import write_csv
+    from camlkit.runtime.checkpoint import save_inference_model
 
     write_text("hello\n", folder / "summary.md")
     write_csv([{"case": "a", "dice": 0.5, "jaccard": 0.3, "hd95": 1.0, "asd": 0.5}], folder / "cases.csv")
@@ -65,7 +73,7 @@ def test_a_writer_that_raises_leaves_the_old_file_and_no_temporary(tmp_path):
     with pytest.raises(ZeroDivisionError):
         with atomic_path(target) as tmp:
             tmp.write_text("half a fi")
-            1 / 0
+            raise ZeroDivisionError("the writer fails half-way")
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
 

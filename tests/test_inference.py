@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 import camlkit
-from camlkit.errors import CamlkitError
 from camlkit.data import pad_widths, zscore
 from camlkit.data.volumes import read_volume, write_mask_nifti
+from camlkit.errors import CamlkitError
 from camlkit.evaluation.inference import (
     inference_model,
     predict_volume,

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from camlkit.runtime import launch, process
-from camlkit.errors import CamlkitError
 from camlkit.config import default_run_dir, make_config
-
+from camlkit.errors import CamlkitError
+from camlkit.runtime import launch, process
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +317,7 @@ def test_two_starts_at_once_spawn_one_run(tmp_path, data, attempt):
             assert loser == {"pid": winners[0]["pid"], "spawned": False}
         record = json.loads((run_dir / "process.json").read_text())
         assert record["pid"] == winners[0]["pid"] and process.is_alive(record)
-        headers = [l for l in (run_dir / "train.out").read_text().splitlines() if l.startswith("# ")]
+        headers = [line for line in (run_dir / "train.out").read_text().splitlines() if line.startswith("# ")]
         assert len(headers) == 1, headers
     finally:
         for starter in starters:

@@ -20,8 +20,8 @@ def labels(la_case_paths):
         nz = np.nonzero(label)
         lo = [int(a.min()) for a in nz]
         hi = [int(a.max()) + 1 for a in nz]
-        box = tuple(slice(max(l - 4, 0), min(l + 4 + (h - l) * 2 // 3, s))  # cut at 2/3 of the atrium
-                    for l, h, s in zip(lo, hi, label.shape))
+        box = tuple(slice(max(a - 4, 0), min(a + 4 + (h - a) * 2 // 3, s))  # cut at 2/3 of the atrium
+                    for a, h, s in zip(lo, hi, label.shape))
         out.append(label[box][::2, ::2, ::2].copy())  # subsample to keep the test fast
     return out
 

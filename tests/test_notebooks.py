@@ -81,7 +81,8 @@ def test_imports_camlkit_and_defines_nothing(path):
     sources = [s for s, _ in code_cells(path)]
     assert any("import camlkit" in s or "from camlkit" in s for s in sources)
     for source in sources:
-        tree = ast.parse("\n".join(l for l in source.splitlines() if not l.lstrip().startswith(("%", "!"))))
+        tree = ast.parse("\n".join(line for line in source.splitlines()
+                                    if not line.lstrip().startswith(("%", "!"))))
         defined = [n.name for n in ast.walk(tree)
                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
         assert not defined, f"{path.name} defines {defined}: put it in camlkit and import it"

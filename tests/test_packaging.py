@@ -4,10 +4,10 @@ version and citation are each written once and agree, and the README's commands 
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

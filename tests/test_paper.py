@@ -24,13 +24,13 @@ def paper_rows():
         if line.startswith("V-Net\t"):
             labeled = int(line.split("\t")[1])
             rows[("supervised", labeled)] = numbers(line)[:8]
-    mcnet = [l for l in lines if l.startswith("MC-Net [19]")]
-    ours = [l for l in lines if l.startswith("ours")]
+    mcnet = [line for line in lines if line.startswith("MC-Net [19]")]
+    ours = [line for line in lines if line.startswith("ours")]
     for labeled, m, o in zip((4, 8, 16), mcnet, ours):
         rows[("mcnet", labeled)] = numbers(m)[:8]
         rows[("caml", labeled)] = numbers(o)[:8]
-    start = next(i for i, l in enumerate(lines) if l.startswith("Labeled\tUnlabeled\tBaseline"))
-    ablation = [numbers(l) for l in lines[start + 1:start + 13]]
+    start = next(i for i, line in enumerate(lines) if line.startswith("Labeled\tUnlabeled\tBaseline"))
+    ablation = [numbers(line) for line in lines[start + 1:start + 13]]
     for block, labeled in enumerate((4, 8, 16)):
         base, occ, cma, both = ablation[4 * block:4 * block + 4]
         rows[("mcnet+occ", labeled)] = occ

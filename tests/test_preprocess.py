@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from camlkit.data import case_path, read_case
-from camlkit.errors import CamlkitError
 from camlkit.data.preprocess import MARGIN, main, preprocess_case
+from camlkit.errors import CamlkitError
 
 ROOT = Path(__file__).resolve().parents[1]
 

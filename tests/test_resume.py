@@ -8,11 +8,11 @@ import h5py
 import pytest
 import torch
 
-from camlkit.runtime.checkpoint import save_checkpoint
+from camlkit.config import make_config
 from camlkit.data import CASES_FOLDER, case_path, read_list
 from camlkit.errors import CamlkitError
+from camlkit.runtime.checkpoint import save_checkpoint
 from camlkit.runtime.resume import ADDED_LATER, data_fingerprint
-from camlkit.config import make_config
 from camlkit.train import train
 
 FAST = dict(progress=False, eval_cases=1)

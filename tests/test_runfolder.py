@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.runfolder import (CHECKPOINT, LAUNCH_FILES, RUN_FILES, RunLock, check_new_run,
-                               run_folder, run_files)
+from camlkit.runtime.runfolder import CHECKPOINT, LAUNCH_FILES, RUN_FILES, RunLock, check_new_run, run_files, run_folder
 
 # Takes the run folder (argv[1]) and holds it until told to stop (stdin closes) or killed.
 HOLDER = textwrap.dedent("""

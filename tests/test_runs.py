@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from camlkit.runtime import runs
-from camlkit.runtime.trained import InputSettings, TrainedSettings, load_trained, matched_crops, random_twin
-from camlkit.runtime.checkpoint import save_inference_model
+from camlkit.config import make_config
 from camlkit.data import LADataset, load_split
 from camlkit.errors import CamlkitError
-from camlkit.config import make_config
+from camlkit.runtime import runs
+from camlkit.runtime.checkpoint import save_inference_model
+from camlkit.runtime.trained import InputSettings, TrainedSettings, load_trained, matched_crops, random_twin
 from camlkit.train import train
 
 
@@ -168,7 +168,8 @@ def test_released_weights_get_the_released_settings(tmp_path):
     assert (step.j, step.top_i, step.similarity, step.occ_temperature) == (256, 12800, "dot", 0.1)
     assert (step.bank_fa_rows, step.heads_on, step.occ_log) == ("scrambled", "agreeing", "eps")
     loaded, _ = load_trained(path)
-    assert torch.equal(loaded.state_dict()["f_v.decoder.out_conv.weight"], net.state_dict()["f_v.decoder.out_conv.weight"])
+    key = "f_v.decoder.out_conv.weight"
+    assert torch.equal(loaded.state_dict()[key], net.state_dict()[key])
 
 
 def test_a_camlkit_inference_file_without_train_settings(tmp_path):

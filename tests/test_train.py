@@ -13,6 +13,7 @@ import warnings
 import pytest
 import torch
 
+from camlkit.config import PRESETS, make_config
 from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
 from camlkit.evaluation import final_eval
@@ -21,7 +22,6 @@ from camlkit.evaluation.metrics import case_metrics
 from camlkit.evaluation.report import report
 from camlkit.paper import METRICS
 from camlkit.runtime.checkpoint import load_inference_model
-from camlkit.config import PRESETS, make_config
 from camlkit.train import learning_rate, make_optimizer, train
 
 FAST = dict(progress=False, eval_cases=1)

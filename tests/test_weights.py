@@ -19,8 +19,8 @@ import torch
 import camlkit
 import camlkit.runtime.weights
 from camlkit import CAMLConfig, CAMLNet
-from camlkit.runtime.released import camlkit_to_released_key
 from camlkit.errors import CamlkitError
+from camlkit.runtime.released import camlkit_to_released_key
 from camlkit.runtime.weights import RELEASED, ReleasedWeights, cached, default_dest, fetch_weights, pretrained
 
 

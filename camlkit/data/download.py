@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from camlkit.errors import CamlkitError
 from camlkit.data.fetch import already_there, copy_verified, fetch, file_url, prepare_folder, sha256_of
 from camlkit.data.fetch import check_base_url as _check_url
+from camlkit.errors import CamlkitError
 from camlkit.runtime.files import atomic_path, sigterm_as_exit
 
 RELEASE_URL = "https://raw.githubusercontent.com/yulequan/UA-MT/master/data/"
@@ -169,7 +169,8 @@ def add_arguments(parser):
     """The options of ``camlkit download`` and ``data_scripts/download_la.py``."""
     parser.add_argument("--weights", choices=("4", "8", "16", "all"), default=None,
                         help="fetch the authors' trained CAML network for 4, 8 or 16 labeled scans (or all "
-                             "three) instead of the LA data, verified against its git blob id (camlkit.runtime.weights)")
+                             "three) instead of the LA data, verified against its git blob id "
+                             "(camlkit.runtime.weights)")
     parser.add_argument("--dest", default=None,
                         help="destination folder (default: $CAMLKIT_DATA, else data/LA in the repository; "
                              "with --weights: torch.hub.get_dir()/checkpoints/camlkit, which $TORCH_HOME moves)")

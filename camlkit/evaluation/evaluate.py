@@ -32,10 +32,10 @@ from pathlib import Path
 from camlkit.course import find_data_dir
 from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import clean_temps, write_text
 from camlkit.evaluation.inference import predict_volume
 from camlkit.evaluation.metrics import case_metrics
 from camlkit.paper import METRICS, paper_numbers
+from camlkit.runtime.files import clean_temps, write_text
 
 COLUMNS = ("case",) + METRICS
 RESULT_FILES = ("cases.csv", "summary.md", "summary.json")
@@ -206,9 +206,9 @@ def evaluation_record(path, blob, kind, method, labeled, inputs, data):
 
 
 def evaluate_command(args):
+    from camlkit.evaluation.inference import window_inputs
     from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model
     from camlkit.runtime.device import resolve_device
-    from camlkit.evaluation.inference import window_inputs
     from camlkit.runtime.runfolder import RunLock
     from camlkit.runtime.trained import InputSettings, stored_setting
     from camlkit.runtime.weights import blob_id, released_for
@@ -289,7 +289,8 @@ def add_cli(subparsers):
                              "(default: %(default)s)")
     parser.add_argument("--method", choices=METHODS, default=None,
                         help="paper row to compare with (default: the checkpoint's)")
-    parser.add_argument("--labeled", type=int, default=None, help="labeled cases of the paper row (default: the checkpoint's)")
+    parser.add_argument("--labeled", type=int, default=None,
+                        help="labeled cases of the paper row (default: the checkpoint's)")
     parser.add_argument("--cases", type=int, default=None,
                         help="evaluate only the first K test cases, K >= 1 (default: all of test.list)")
     parser.add_argument("--split", choices=("test", "val"), default="test",

@@ -5,10 +5,12 @@ train.list, never trained on: camlkit.data.load_split), for choices that must no
 test set; ``summary.json`` then says ``"split": "val"``.
 
 Table 1 reports the model of the final iteration (paper §3, "Quantitative Evaluation and
-Comparison": best-during-training selection would overfit the test set), through the sliding-window protocol of camlkit.evaluation.evaluate. The run folder gets ``cases.csv`` (one row per case), ``summary.md`` (the mean
-± std over cases beside the paper's row) and ``summary.json`` (what camlkit report reads).
-Running out of memory or past ``ulimit -f`` here is one line saying that the training ended,
-where its weights are and how to evaluate them again (camlkit.evaluation.evaluate.evaluation_failed_message).
+Comparison": best-during-training selection would overfit the test set), through the sliding-window
+protocol of camlkit.evaluation.evaluate. The run folder gets ``cases.csv`` (one row per case),
+``summary.md`` (the mean ± std over cases beside the paper's row) and ``summary.json`` (what camlkit
+report reads). Running out of memory or past ``ulimit -f`` here is one line saying that the training
+ended, where its weights are and how to evaluate them again
+(camlkit.evaluation.evaluate.evaluation_failed_message).
 """
 
 import json

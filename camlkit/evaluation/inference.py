@@ -22,7 +22,6 @@ read from its checkpoint (``InputSettings.from_config``) or from its run's confi
 """
 
 import dataclasses
-
 import math
 from itertools import product
 from pathlib import Path
@@ -30,12 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camlkit.data.augment import pad_widths
 from camlkit.data import zscore
-from camlkit.errors import CamlkitError
+from camlkit.data.augment import pad_widths
 from camlkit.data.volumes import check_output_path, read_volume, write_mask_nifti
+from camlkit.errors import CamlkitError
 from camlkit.runtime.trained import PATCH_SIZE, STRIDE, InputSettings  # the paper's patch and stride
-
 
 # ----------------------------------------------------------------------------- window arithmetic
 

@@ -12,9 +12,10 @@ An evaluation folder of ``camlkit evaluate`` (the authors' weights: ``--weights 
 of its own beside the paper's, "authors' weights, evaluated by camlkit", naming the file, its
 git blob id and whether it is the pinned file.
 
-Each table names the run folders and seeds it averages, shows "±" only over two or more seeds,
-and is followed by sentences computed from its numbers (camlkit.evaluation.sentences): what CAML gains or loses against each
-other method (Table 1) and what each module adds to the MC-Net baseline (Table 2).
+Each table names the run folders and seeds it averages, shows "±" only over two or more seeds, and
+is followed by sentences computed from its numbers (camlkit.evaluation.sentences): what CAML gains
+or loses against each other method (Table 1) and what each module adds to the MC-Net baseline (Table
+2).
 
 ``camlkit report RUN_DIR [RUN_DIR ...] [--out report.md]``
 """
@@ -24,11 +25,18 @@ import statistics
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
+from camlkit.evaluation.results import drop_copies, read_result, read_run
+from camlkit.evaluation.sentences import (
+    ABLATION,
+    NAMES,
+    evaluation_sentences,
+    metric_values,
+    ordering_sentences,
+    table1_sentences,
+    table2_sentences,
+)
 from camlkit.paper import METHODS, METRICS, paper_numbers
 from camlkit.runtime.weights import COMMIT
-from camlkit.evaluation.results import drop_copies, read_result, read_run
-from camlkit.evaluation.sentences import (ABLATION, NAMES, evaluation_sentences, metric_values,
-                                          ordering_sentences, table1_sentences, table2_sentences)
 
 ABLATION_FLAGS = {"mcnet": ("✓", "", ""), "mcnet+occ": ("✓", "✓", ""),
                   "mcnet+cma": ("✓", "", "✓"), "caml": ("✓", "✓", "✓")}

@@ -10,7 +10,6 @@ import statistics
 from camlkit.evaluation.results import PERCENT
 from camlkit.paper import paper_numbers
 
-
 ABLATION = ("mcnet", "mcnet+occ", "mcnet+cma", "caml")
 
 

@@ -36,7 +36,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-
 # ----------------------------------------------------------------------------- shared
 
 def normalised_entropy(rows) -> float:
@@ -192,7 +191,8 @@ def collapse_by_class(sim, row_class, col_class) -> dict:
 
 def occ_figures(sim, row_class, col_class) -> dict:
     """The OCC figures: same-class mass and its chance, collapse share and the weight on that
-    common prototype (``collapse_weight``), normalised entropy, and the same-class mass of each row class (``same_class_by_class``, {class: mass})."""
+    common prototype (``collapse_weight``), normalised entropy, and the same-class mass of each row
+    class (``same_class_by_class``, {class: mass})."""
     mass, chance = same_class_mass(sim, row_class, col_class)
     return {"same_class": mass, "chance": chance, "collapse": collapse_share(sim),
             "entropy": normalised_entropy(sim), "collapse_weight": collapse_weight(sim),

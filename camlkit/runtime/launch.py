@@ -41,14 +41,22 @@ import signal
 import time
 from pathlib import Path
 
+from camlkit.cli.train import config_from_args, config_to_args, train_parser
 from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
-from camlkit.runtime.process import (OUT_FILE, PROCESS_FILE, child_command, is_alive, spawn,
-                                     write_record)
+from camlkit.runtime.process import OUT_FILE, PROCESS_FILE, child_command, is_alive, spawn, write_record
 from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
-from camlkit.cli.train import config_from_args, config_to_args, train_parser
-from camlkit.runtime.watch import (STATES, Status, curves, read_rows, speed, summary_markdown, tail,  # noqa: F401
-                           training_seconds, watch)
+from camlkit.runtime.watch import (  # noqa: F401
+    STATES,
+    Status,
+    curves,
+    read_rows,
+    speed,
+    summary_markdown,
+    tail,
+    training_seconds,
+    watch,
+)
 
 HINT = ("attach(run_dir) shows it, start(config, run_dir) shows it or resumes it if stopped; or "
         "choose another folder")

@@ -19,7 +19,6 @@ from pathlib import Path
 from camlkit.runtime.files import open_no_link, pid_alive, write_text
 from camlkit.runtime.runfolder import HANDOVER_ENV, claim
 
-
 PROCESS_FILE = "process.json"
 
 

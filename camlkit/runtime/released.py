@@ -19,7 +19,6 @@ from camlkit.caml import CAMLConfig, CAMLNet
 from camlkit.errors import CamlkitError
 from camlkit.runtime.checkpoint import MAX_ABS_WEIGHT, check_finite, read_dict
 
-
 RELEASED_BLOCKS = {
     "block_one": "stage1", "block_one_dw": "down1", "block_two": "stage2", "block_two_dw": "down2",
     "block_three": "stage3", "block_three_dw": "down3", "block_four": "stage4",
@@ -115,7 +114,7 @@ def camlkit_to_released_key(key: str) -> str:
     """Inverse of :func:`released_to_camlkit_key`."""
     prefix_map = {v: k for k, v in RELEASED_PREFIXES.items()}
     block_map = {v: k for k, v in RELEASED_BLOCKS.items()}
-    for new_prefix, old_prefix in prefix_map.items():
+    for new_prefix, old_prefix in prefix_map.items():  # noqa: B007 (old_prefix is read after the loop)
         if key.startswith(new_prefix + "."):
             rest = key[len(new_prefix) + 1 :]
             break

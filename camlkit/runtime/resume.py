@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from camlkit.runtime.checkpoint import (FORMAT, VERSION, net_from_checkpoint, read_camlkit_checkpoint)
 from camlkit.config import to_dict
 from camlkit.errors import CamlkitError
+from camlkit.runtime.checkpoint import FORMAT, VERSION, net_from_checkpoint, read_camlkit_checkpoint
 from camlkit.runtime.files import DiskFullError, is_disk_full
 from camlkit.runtime.limits import limit_reached
 

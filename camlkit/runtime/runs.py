@@ -22,7 +22,6 @@ import os
 import time
 from pathlib import Path
 
-
 from camlkit.errors import CamlkitError
 
 CHECKPOINT_ENV = "CAMLKIT_CHECKPOINT"

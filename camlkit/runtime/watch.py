@@ -67,7 +67,7 @@ class Status:
         return text
 
     def __str__(self):
-        return "\n".join([self.line(), *(f"  | {l}" for l in self.tail)])
+        return "\n".join([self.line(), *(f"  | {line}" for line in self.tail)])
 
 
 def _duration(seconds):

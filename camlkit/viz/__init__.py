@@ -21,23 +21,60 @@ results in. Each figure has a *pure* helper underneath (``take_slice``, ``overla
 Every name is re-exported here, so ``from camlkit import viz; viz.slice_viewer(...)`` works.
 """
 
-from camlkit.viz.cma import (attention_explorer, attention_figure, attention_scale, attention_spread,
-                             attention_to_grid, query_index, read_attention_map)
-from camlkit.viz.colors import (CLASS_NAMES, F_A, F_V, FN, FN_COLOR, FP, FP_COLOR, INKS, LABEL,
-                                LABEL_COLOR, PRED, PRED_COLOR, Ink, describe, legend_html)
+from camlkit.viz.cma import (
+                             attention_explorer,
+                             attention_figure,
+                             attention_scale,
+                             attention_spread,
+                             attention_to_grid,
+                             query_index,
+                             read_attention_map,
+)
+from camlkit.viz.colors import (
+                             CLASS_NAMES,
+                             F_A,
+                             F_V,
+                             FN,
+                             FN_COLOR,
+                             FP,
+                             FP_COLOR,
+                             INKS,
+                             LABEL,
+                             LABEL_COLOR,
+                             PRED,
+                             PRED_COLOR,
+                             Ink,
+                             describe,
+                             legend_html,
+)
 from camlkit.viz.cps import sharpen_curve, sharpen_explorer
-from camlkit.viz.curves import (Panel, curve_panels, curves_figure, metrics_text, read_run,
-                                save_curves, split_curve_keys)
+from camlkit.viz.curves import Panel, curve_panels, curves_figure, metrics_text, read_run, save_curves, split_curve_keys
 from camlkit.viz.data import case_statistics, class_histograms, intensity_histogram
-from camlkit.viz.images import (blended_colorscale, branch_viewer, heat_rgba, overlay_rgba,
-                                slice_figure, slice_layers, slice_viewer, take_slice, tint_rgba,
-                                to_gray_uint8, to_numpy, upsample_nearest)
 from camlkit.viz.embeddings import memory_bank_figure, pca_2d, pca_project
-from camlkit.viz.occ import (first_per_class, omni_correlation_explorer, omni_correlation_figure,
-                             omni_correlation_heatmap, order_rows_cols, top_per_class)
+from camlkit.viz.images import (
+                             blended_colorscale,
+                             branch_viewer,
+                             heat_rgba,
+                             overlay_rgba,
+                             slice_figure,
+                             slice_layers,
+                             slice_viewer,
+                             take_slice,
+                             tint_rgba,
+                             to_gray_uint8,
+                             to_numpy,
+                             upsample_nearest,
+)
+from camlkit.viz.occ import (
+                             first_per_class,
+                             omni_correlation_explorer,
+                             omni_correlation_figure,
+                             omni_correlation_heatmap,
+                             order_rows_cols,
+                             top_per_class,
+)
 from camlkit.viz.occ_lock import health_figure
-from camlkit.viz.results import (error_voxels, mesh_figure, scene_box, slice_comparison,
-                                surface_mesh, thin_points)
+from camlkit.viz.results import error_voxels, mesh_figure, scene_box, slice_comparison, surface_mesh, thin_points
 from camlkit.viz.widgets import FigureExplorer, Table, displayable, png_bytes
 
 __all__ = ["CLASS_NAMES", "FN", "FN_COLOR", "FP", "FP_COLOR", "F_A", "F_V", "FigureExplorer",

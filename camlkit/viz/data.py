@@ -16,7 +16,7 @@ def case_statistics(cases) -> Table:
 
     ``cases``: a mapping ``name -> (image, label)`` or an iterable of ``(name, image, label)``.
     """
-    items = cases.items() if isinstance(cases, Mapping) else ((n, (i, l)) for n, i, l in cases)
+    items = cases.items() if isinstance(cases, Mapping) else ((n, (image, label)) for n, image, label in cases)
     rows = []
     for name, (image, label) in items:
         image, label = to_numpy(image), to_numpy(label).astype(bool)

@@ -3,13 +3,11 @@ class and their explorer. The memory bank and PCA pictures: camlkit.viz.embeddin
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from camlkit.viz.colors import class_ink
 from camlkit.viz.images import to_numpy
 from camlkit.viz.widgets import FigureExplorer
-
 
 FULL_LABEL = {"description_width": "initial"}  # a slider's whole description, never cut
 SEPARATOR = dict(color="cyan", width=1.5)  # between classes: no Magma colour, so never a weight

@@ -79,8 +79,8 @@ def mesh_figure(pred, gt, spacing=(1.0, 1.0, 1.0), step_size: int = 2, max_point
     hide a part in both scenes; drag to rotate a scene. The axis ranges of both hold every
     vertex and error voxel.
     """
-    from plotly.subplots import make_subplots
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.02,
                         specs=[[{"type": "scene"}, {"type": "scene"}]],
