@@ -22,6 +22,7 @@ from camlkit.evaluation.metrics import case_metrics
 from camlkit.evaluation.report import report
 from camlkit.paper import METRICS
 from camlkit.runtime.checkpoint import load_inference_model
+from camlkit.runtime.trained import InputSettings
 from camlkit.train import learning_rate, make_optimizer, train
 
 FAST = dict(progress=False, eval_cases=1)
@@ -97,8 +98,7 @@ def test_smoke_run_writes_a_complete_run_folder(tmp_path, la_dir):
     f_v = load_inference_model(run / "model_final.pth")
     for row in cases:
         image, label = read_case(case_path(la_dir, row["case"]))
-        pred, _ = predict_volume(f_v, image, cfg.patch_size, cfg.eval_stride, scale=cfg.scale,
-                                 zscore_case=cfg.zscore_case)
+        pred, _ = predict_volume(f_v, image, InputSettings.of(cfg))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an empty prediction scores 0, with a warning
             expected = case_metrics(pred, label, case=row["case"])
