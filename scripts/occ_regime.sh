@@ -60,6 +60,8 @@ one_run() {  # stage name seed method [candidate]
     for f in config.json log.csv summary.json summary.md cases.csv wall_seconds.txt FAILED.txt; do
         [ -f "$run/$f" ] && cp "$run/$f" "$keep/"
     done
+    # a CAML run's curves.png holds its OCC health panels (PLAN.md: the health figures of every run)
+    [ "$method" = caml ] && [ -f "$run/curves.png" ] && cp "$run/curves.png" "$keep/"
     echo "OMP_NUM_THREADS=1 camlkit ${args[*]}" > "$keep/command.txt"
     echo "commit $(git rev-parse --short HEAD); $(nproc) cores, $(uname -m); torch $("$PY" -c 'import torch; print(torch.__version__)')" >> "$keep/command.txt"
 }
