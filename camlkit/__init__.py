@@ -2,11 +2,12 @@
 
 The method, one module per concept:  vnet (V-Net) -> cma (§2.2) -> caml (the two-branch
 network) -> cps (l_c) -> occ (§2.3, Eq. 2-3) -> losses / ramps -> step (Eq. 1).
-The machinery: data (with augment, sampler), inference (with volumes), metrics, evaluate; a run
-is a config tree (config) trained by a short loop (train) with its batches, resume checks, log
-and final evaluation beside it (batches, resume, runlog, final_eval); launched from a notebook
-as a process of its own (launch) and watched live (watch); report, viz, cli. The authors'
-trained networks: ``camlkit.pretrained(labeled=16)`` (weights, fetched by fetch).
+A run is a config tree (config) trained by a short loop (train). The machinery lives in
+folders by role: data/ (the LA cases, augmentation, batches, download), evaluation/ (inference,
+metrics, evaluate, reports, what a network's CMA and OCC hold), runtime/ (checkpoints, resume,
+logs, run folders and processes, trained networks), cli/ (the ``camlkit`` command) and viz/
+(the figures). The authors' trained networks: ``camlkit.pretrained(labeled=16)``
+(camlkit.runtime.weights).
 """
 
 from camlkit.runtime.threads import share_cpu
