@@ -311,7 +311,7 @@ def test_evaluate_cli_creates_nested_out_and_replaces_its_own_results(tmp_path, 
 
 def test_check_test_set_for_training(data_dir, tmp_path):
     from camlkit.errors import CamlkitError
-    from camlkit.evaluation.evaluate import check_test_set
+    from camlkit.runtime.preflight import check_test_set
 
     assert check_test_set(data_dir, 1) == paths(data_dir)[:1]
     assert check_test_set(data_dir) == paths(data_dir)
@@ -323,7 +323,7 @@ def test_check_test_set_for_training(data_dir, tmp_path):
 
 def test_check_output_dir(tmp_path):
     from camlkit.errors import CamlkitError
-    from camlkit.evaluation.evaluate import check_output_dir
+    from camlkit.runtime.preflight import check_output_dir
 
     assert check_output_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
     assert not (tmp_path / "a").exists()  # nothing created by the check

@@ -19,23 +19,23 @@ The authors' files store no settings, so they are evaluated as the authors train
 resolution, patch 112x112x80, stride 18x18x4, no per-case z-scoring.
 
 Everything that could fail is checked before the first case is computed: the settings, the
-output folder (:func:`check_output_dir`) and every test case (:func:`check_test_set`, which
-training calls too before its first iteration).
+output folder and every test case (camlkit.runtime.preflight: ``check_output_dir``,
+``check_test_set``, which training calls too before its first iteration).
 """
 
 import csv
 import json
-import os
 import statistics
 from pathlib import Path
 
 from camlkit.course import find_data_dir
-from camlkit.data import case_path, read_case, read_list
+from camlkit.data import read_case
 from camlkit.errors import CamlkitError
 from camlkit.evaluation.inference import predict_volume
 from camlkit.evaluation.metrics import case_metrics
 from camlkit.paper import METRICS, paper_numbers
 from camlkit.runtime.files import clean_temps, write_text
+from camlkit.runtime.preflight import check_cases, check_output_dir, check_output_files, check_test_set
 
 COLUMNS = ("case",) + METRICS
 RESULT_FILES = ("cases.csv", "summary.md", "summary.json")
@@ -107,61 +107,6 @@ def format_table(summary, method=None, labeled=None):
         lines.append(f"| paper: no row for method={method}, labeled={labeled} | – | – | – | – |")
     return header + "\n".join(lines) + "\n"
 
-
-# ----------------------------------------------------------------------------- checks before the work
-
-def check_test_set(data_dir, n_cases=None, flag="--eval-cases"):
-    """The test cases of ``<data_dir>/test.list`` (the first ``n_cases``), each read and validated.
-
-    Raises a one-line CamlkitError for a missing or empty list, ``n_cases`` < 1 (named as
-    ``flag``), and a case that is missing, unreadable or invalid (NaN, constant image, bad label),
-    so that nothing is trained or computed only to fail at the evaluation. Returns the paths.
-    """
-    data_dir = Path(data_dir)
-    if n_cases is not None and n_cases < 1:
-        raise CamlkitError(f"{flag} {n_cases}: expected at least 1 test case")
-    listing = data_dir / "test.list"
-    cases = read_list(listing)
-    if not cases:
-        raise CamlkitError(f"{listing}: no test cases listed, nothing to evaluate")
-    paths = [case_path(data_dir, case) for case in cases[:n_cases]]
-    for case, path in zip(cases, paths):
-        if not path.is_file():
-            raise CamlkitError(f"case {case} named in {listing} is missing: {path} not found")
-    return check_cases(paths)
-
-
-def check_cases(paths):
-    """Read and validate each case file (one line naming a damaged or invalid file); the paths."""
-    for path in paths:
-        read_case(path)
-    return paths
-
-
-def check_output_dir(path, flag="--out"):
-    """A folder results can be written to: an existing writable folder, or one that can be created
-    (its nearest existing parent is a writable folder). Nothing is created here. Returns the Path."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise CamlkitError(f"{flag} {path}: is an existing file, expected a folder")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise CamlkitError(f"{flag} {path}: {existing} is a file, the folder cannot be created")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        if existing == path:
-            raise CamlkitError(f"{flag} {path}: the folder is not writable")
-        raise CamlkitError(f"{flag} {path}: cannot create it, {existing} (the nearest existing "
-                           f"folder above it) is not writable")
-    return path
-
-
-def check_output_files(folder, names, flag="--out"):
-    """Each ``folder/name`` to be written is not a folder (an existing file is replaced)."""
-    for name in names:
-        if (Path(folder) / name).is_dir():
-            raise CamlkitError(f"{flag} {folder}: {name} there is a folder, cannot write the file")
 
 
 def evaluation_failed_message(run_dir, err) -> str:

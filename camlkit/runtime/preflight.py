@@ -4,13 +4,15 @@ A paper run is a day of GPU time, so a value that would fail at the end (an empt
 checkpoint interval of 0) or give a meaningless result (0 iterations: an untrained net evaluated)
 is refused at the start, in one line that names the value and what was expected.
 
-The test set and output folder are checked by the same functions ``camlkit evaluate`` uses
-(camlkit.evaluation.evaluate: ``check_test_set``, ``check_output_dir``); the run folder's ownership is
-camlkit.runtime.runfolder's.
+The test set and output folder are checked here for both training and ``camlkit evaluate``
+(:func:`check_test_set`, :func:`check_cases`, :func:`check_output_dir`); the run folder's
+ownership is camlkit.runtime.runfolder's.
 """
 
+import os
 from pathlib import Path
 
+from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
 
 
@@ -51,21 +53,69 @@ def check_data(cfg, evaluate=True):
     if cfg.val_cases:
         load_split(cfg.data, cfg.labeled, cfg.val_cases)  # one line if too few cases are left
     if evaluate and cfg.eval_split == "val":
-        from camlkit.evaluation.evaluate import check_cases
-
         check_cases(load_split(cfg.data, cfg.labeled, cfg.val_cases).val[: cfg.eval_cases])
         return
     if evaluate and not split.test:
         raise CamlkitError(f"{Path(cfg.data) / 'test.list'}: no test cases to evaluate the run on "
                            f"(pass --no-eval to train without evaluating)")
     if evaluate:  # every case the final evaluation reads, read and validated now (NaN, damage)
-        from camlkit.evaluation.evaluate import check_test_set
-
         check_test_set(cfg.data, cfg.eval_cases)
 
 
 def check_outputs(folder):
     """The run folder can be created or written (not a file, its parent writable)."""
-    from camlkit.evaluation.evaluate import check_output_dir
-
     check_output_dir(folder, flag="--out")
+
+
+def check_test_set(data_dir, n_cases=None, flag="--eval-cases"):
+    """The test cases of ``<data_dir>/test.list`` (the first ``n_cases``), each read and validated.
+
+    Raises a one-line CamlkitError for a missing or empty list, ``n_cases`` < 1 (named as
+    ``flag``), and a case that is missing, unreadable or invalid (NaN, constant image, bad label),
+    so that nothing is trained or computed only to fail at the evaluation. Returns the paths.
+    """
+    data_dir = Path(data_dir)
+    if n_cases is not None and n_cases < 1:
+        raise CamlkitError(f"{flag} {n_cases}: expected at least 1 test case")
+    listing = data_dir / "test.list"
+    cases = read_list(listing)
+    if not cases:
+        raise CamlkitError(f"{listing}: no test cases listed, nothing to evaluate")
+    paths = [case_path(data_dir, case) for case in cases[:n_cases]]
+    for case, path in zip(cases, paths):
+        if not path.is_file():
+            raise CamlkitError(f"case {case} named in {listing} is missing: {path} not found")
+    return check_cases(paths)
+
+
+def check_cases(paths):
+    """Read and validate each case file (one line naming a damaged or invalid file); the paths."""
+    for path in paths:
+        read_case(path)
+    return paths
+
+
+def check_output_dir(path, flag="--out"):
+    """A folder results can be written to: an existing writable folder, or one that can be created
+    (its nearest existing parent is a writable folder). Nothing is created here. Returns the Path."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CamlkitError(f"{flag} {path}: is an existing file, expected a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CamlkitError(f"{flag} {path}: {existing} is a file, the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == path:
+            raise CamlkitError(f"{flag} {path}: the folder is not writable")
+        raise CamlkitError(f"{flag} {path}: cannot create it, {existing} (the nearest existing "
+                           f"folder above it) is not writable")
+    return path
+
+
+def check_output_files(folder, names, flag="--out"):
+    """Each ``folder/name`` to be written is not a folder (an existing file is replaced)."""
+    for name in names:
+        if (Path(folder) / name).is_dir():
+            raise CamlkitError(f"{flag} {folder}: {name} there is a folder, cannot write the file")

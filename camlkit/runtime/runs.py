@@ -56,17 +56,18 @@ def list_runs(root=None) -> list[Path]:
     return [p.parent for p in finals]
 
 
-def stored_config(path):
+def stored_config(path, config=None):
     """The camlkit.config.TrainConfig a checkpoint's run was trained with, or None when the
     checkpoint stores none (the authors' released weights, a bare camlkit inference file).
 
     camlkit.train stores the whole config tree by path (camlkit.config.to_dict) under
     ``config["train"]``; camlkit.config.from_dict reads it back. A checkpoint whose stored
     config this camlkit cannot read (written by an older version) is one line naming the file.
+    ``config``: the checkpoint's stored config when the caller has read it already.
     """
     from camlkit.config import from_dict
 
-    stored = _config(path).get("train")
+    stored = (_config(path) if config is None else config).get("train")
     if not stored:
         return None
     try:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.runs import _config, stored_config
+from camlkit.runtime.checkpoint import checkpoint_config
+from camlkit.runtime.runs import stored_config
 from camlkit.step import StepConfig
 
 PATCH_SIZE = (112, 112, 80)  # the released training crop and sliding-window patch
@@ -135,14 +136,14 @@ class TrainedSettings:
         method, labeled and val_cases by :func:`stored_setting`, the width from the stored model
         config, and preset, iterations and step from the run's config tree (:func:`stored_config`)
         when it has one; missing entries keep the released defaults."""
-        config = _config(path)
+        config = checkpoint_config(path)  # read once: the file is loaded and its digest checked
         model, base = dict(config.get("model", {})), cls()
         settings = cls(inputs=InputSettings.from_config(config),
                        n_filters=int(model.get("n_filters", base.n_filters)),
                        proj_dim=int(model.get("proj_dim", base.proj_dim)),
                        method=stored_setting(config, "method"), labeled=stored_setting(config, "labeled"),
                        val_cases=int(stored_setting(config, "val_cases", 0)), model=model)
-        run = stored_config(path)  # None for a file without the run's config tree
+        run = stored_config(path, config)  # None for a file without the run's config tree
         if run is None:
             return settings
         return dataclasses.replace(settings, preset=run.preset, iterations=run.iterations, step=run.step)
@@ -159,7 +160,7 @@ def load_trained(path):
     from camlkit.runtime.released import load_released_checkpoint
 
     settings = TrainedSettings.from_checkpoint(path)
-    if _config(path):
+    if settings.model:  # a camlkit checkpoint stores its model config; the authors' files nothing
         net = net_from_checkpoint(read_camlkit_checkpoint(path, kind=None), path)
     else:  # the authors' layout: the width is read from the file
         net = load_released_checkpoint(path)
