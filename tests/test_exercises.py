@@ -2,7 +2,10 @@
 every case; typical wrong answers are each reported with the line that names their mistake; the
 learner's exceptions, stubs and in-place changes are one line each."""
 
+import ast
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -290,7 +293,7 @@ def test_a_stub_is_not_written_yet():
         """Eq. 3."""
         ...
 
-    assert is_stub(stub) and not is_stub(occ.occ_loss)
+    assert is_stub(stub) and not is_stub(occ.occ_loss) and not is_stub(occ_sign)
     assert check_lines(stub, "occ_loss") == [
         (None, "occ_loss: not written yet — replace the `...` with your code and run the cell again")]
     assert "all" not in report(stub, "occ_loss") and "✗" not in report(stub, "occ_loss")
@@ -349,3 +352,91 @@ def test_the_total_reference_is_what_a_training_step_computes():
         loss, parts = caml_step(net, x, y, 2, iteration, StepConfig(use_occ=False, ramp_length=20))
         mine = find("total_loss").reference(parts["L_s"], parts["l_c"], torch.tensor(0.0), iteration, 20)
         assert torch.allclose(mine, loss.detach())
+
+
+# ----------------------------------------------------------------------------- the notebooks' exercise cells
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def exercise_cells(path):
+    cells = json.loads(path.read_text())["cells"]
+    return [c for c in cells if {"exercise", "exercise-solution"} & set(c["metadata"].get("tags", ()))], cells
+
+
+def stubs(path):
+    """{exercise name: (its code cell's source, the parsed def)} of a notebook's exercise cells."""
+    found = {}
+    for cell in exercise_cells(path)[0]:
+        source = "".join(cell["source"])
+        tree = ast.parse(source) if cell["cell_type"] == "code" else ast.Module(body=[])
+        defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+        if defs:
+            found[defs[0].name.removeprefix("my_")] = (source, defs[0])
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOK_DIR.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_2_to_6_end_with_their_exercises_in_the_papers_order(path):
+    mine, cells = exercise_cells(path)
+    expected = [name for name, e in EXERCISES.items() if e.notebook == path.stem]
+    assert list(stubs(path)) == expected
+    if not expected:
+        return
+    assert cells[-len(mine):] == mine, f"{path.name}: the exercise section is not at the end"
+    for name, (source, fn) in stubs(path).items():
+        assert tuple(a.arg for a in fn.args.args) == find(name).params, name
+        assert source.rstrip().endswith(f'course.check(my_{name}, "{name}")')
+        assert ast.get_docstring(fn), name
+    solutions = [c for c in mine if "exercise-solution" in c["metadata"]["tags"]]
+    assert ["".join(c["source"]).split("#")[0].strip() for c in solutions] == [
+        f'course.solution("{name}")' for name in expected]
+    assert all(c["metadata"]["jupyter"]["source_hidden"] for c in solutions)  # collapsed until opened
+
+
+def test_a_stub_cell_as_committed_says_not_written_yet(capsys):
+    for path in sorted(NOTEBOOK_DIR.glob("0[2-6]*.ipynb")):
+        for name, (source, _) in stubs(path).items():
+            exec(compile(source, f"<{name}>", "exec"), {"course": course})  # noqa: S102 - our own cell
+            out = capsys.readouterr().out
+            assert out == f"· {name}: not written yet — replace the `...` with your code and run the cell again\n"
+
+
+def filled_in(source, name):
+    """The stub cell with its body calling camlkit's answer through the learner's parameters."""
+    params = ", ".join(find(name).params)
+    assert "\n    ...\n" in source
+    return source.replace("\n    ...\n", f"\n    return exercises.find({name!r}).reference({params})\n")
+
+
+@pytest.mark.slow
+def test_the_exercise_cells_run_in_a_kernel_left_as_stubs_and_filled_in(tmp_path):
+    """Both nbval passes in one kernel: every stub says "not written yet"; filled in, every check passes."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [nbformat.v4.new_code_cell("from camlkit import course, exercises")]
+    names = []
+    for path in sorted(NOTEBOOK_DIR.glob("0[2-6]*.ipynb")):
+        for name, (source, _) in stubs(path).items():
+            names.append(name)
+            cells += [nbformat.v4.new_code_cell(source), nbformat.v4.new_code_cell(filled_in(source, name)),
+                      nbformat.v4.new_code_cell(f'course.solution("{name}")')]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    texts = ["".join(o.get("text", "") for o in c.outputs) for c in nb.cells[1:]]
+    plain = ["".join(o.get("data", {}).get("text/plain", "") for o in c.outputs) for c in nb.cells[1:]]
+    assert len(names) == len(EXERCISES)
+    for k, name in enumerate(names):
+        stub, filled, solution = texts[3 * k], texts[3 * k + 1], plain[3 * k + 2]
+        assert stub.startswith(f"· {name}: not written yet"), stub
+        assert "✗" not in filled and filled.rstrip().splitlines()[-1].startswith("all "), filled
+        assert solution.startswith("# camlkit/"), solution
+
+
+def test_odd_outputs_are_one_line_each():
+    reported(lambda p, T=0.1: "0.5", "sharpen", "returns str, expected a torch.Tensor")
+    reported(lambda p, T=0.1: cps.sharpen(p, T).to(torch.complex64), "sharpen", "returns complex64 for float32 inputs")
+    reported(lambda p, y: None, "dice_loss", "returns None (is the `return` missing?)")
+    reported(lambda v, a, i: [1, 2], "sample_unlabeled", "expected a pair of tensors (index, cls)")
+    reported(lambda t, b, R: "beta", "loss_weight", "returns str, expected a number like")

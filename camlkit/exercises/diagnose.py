@@ -22,8 +22,8 @@ def tolerances(dtype) -> dict:
 def close(got, want) -> bool:
     """Same shape and values within the dtype's tolerance, NaN equal to NaN."""
     if isinstance(want, torch.Tensor):
-        return (isinstance(got, torch.Tensor) and got.shape == want.shape
-                and torch.allclose(got.detach().to(want.dtype), want, equal_nan=True, **tolerances(want.dtype)))
+        return (isinstance(got, torch.Tensor) and got.shape == want.shape and got.dtype == want.dtype
+                and torch.allclose(got.detach(), want, equal_nan=True, **tolerances(want.dtype)))
     return isinstance(got, (int, float)) and math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9)
 
 
@@ -61,7 +61,7 @@ def difference(got, want, mistakes=(), rows_dim=None, nan_hint="") -> str | None
             return what
     if got.shape != want.shape:
         return _shape_difference(got, want)
-    if got.is_floating_point() and want.is_floating_point() and got.dtype != want.dtype:
+    if got.dtype != want.dtype:
         return f"returns {_dtype(got)} for {_dtype(want)} inputs (keep the inputs' dtype)"
     bad = ~torch.isfinite(got.float()) & torch.isfinite(want.float())
     if bad.any():
@@ -124,7 +124,7 @@ def _value_difference(got, want, rows_dim) -> str:
         ratio = got / want
         if (want != 0).all() and torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), rtol=1e-4):
             return f"off by a factor: yours = {number(ratio.flatten()[0])} × expected everywhere"
-    if want.dim() == 0:
+    if want.numel() == 1:
         return f"got {number(got)}, expected {number(want)}" + _sign_or_factor(float(got), float(want))
     gap = (got - want).abs()
     at = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
