@@ -219,9 +219,9 @@ WRONG = [
     ("inter_sample_attention", attention_unscaled, "not divided by √d_head"),
     ("inter_sample_attention", attention_query_softmax, "softmax over the wrong dimension"),
     ("omni_correlation", omni_times_t, "similarity times the temperature"),
-    ("omni_correlation", omni_wrong_dim, "softmax over the wrong dimension: each row should sum to 1 over dim 1"),
+    ("omni_correlation", omni_wrong_dim, "softmax over the wrong dimension: rows should sum to 1 over dim 1"),
     ("omni_correlation", omni_transposed, "transposed"),
-    ("omni_correlation", omni_no_softmax, "wrong sum: each row should sum to 1 over dim 1"),
+    ("omni_correlation", omni_no_softmax, "wrong sum: rows should sum to 1 over dim 1"),
     ("occ_loss", occ_no_eps, "Eq. 3 takes log(sim_vp + 1e-8)"),
     ("occ_loss", occ_sign, "a sign error"),
     ("occ_loss", occ_swapped, "the branches swapped"),
@@ -422,6 +422,9 @@ def test_the_exercise_cells_run_in_a_kernel_left_as_stubs_and_filled_in(tmp_path
             names.append(name)
             cells += [nbformat.v4.new_code_cell(source), nbformat.v4.new_code_cell(filled_in(source, name)),
                       nbformat.v4.new_code_cell(f'course.solution("{name}")')]
+    broken = "def my_occ_loss(sim_v, sim_a):\n    rows = sim_a * sim_v.log()\n    return rows.sum(dim=2)\n\n" \
+             'course.check(my_occ_loss, "occ_loss")'
+    cells.append(nbformat.v4.new_code_cell(broken))
     nb = nbformat.v4.new_notebook(cells=cells)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     texts = ["".join(o.get("text", "") for o in c.outputs) for c in nb.cells[1:]]
@@ -432,6 +435,8 @@ def test_the_exercise_cells_run_in_a_kernel_left_as_stubs_and_filled_in(tmp_path
         assert stub.startswith(f"· {name}: not written yet"), stub
         assert "✗" not in filled and filled.rstrip().splitlines()[-1].startswith("all "), filled
         assert solution.startswith("# camlkit/"), solution
+    assert texts[-1].startswith("✗ occ_loss · the 2x2 of the unit test: raises IndexError: Dimension out of range")
+    assert "(line 3 of your cell: `return rows.sum(dim=2)`)" in texts[-1].splitlines()[0]  # the cell's own numbering
 
 
 def test_odd_outputs_are_one_line_each():

@@ -140,8 +140,8 @@ def _rows_difference(got, want, dim) -> str | None:
     dim = dim % got.dim()
     for other in range(got.dim()):
         if other != dim and torch.allclose(got.sum(other), ones.expand_as(got.sum(other)), atol=1e-4):
-            return (f"softmax over the wrong dimension: each row should sum to 1 over dim {dim}; "
-                    f"yours sums to 1 over dim {other}")
+            return (f"softmax over the wrong dimension: rows should sum to 1 over dim {dim}, "
+                    f"yours do over dim {other}")
     sums = got.sum(dim)
-    return (f"wrong sum: each row should sum to 1 over dim {dim}; "
+    return (f"wrong sum: rows should sum to 1 over dim {dim}, "
             f"yours sum to {number(sums.min())} .. {number(sums.max())}")
