@@ -445,3 +445,13 @@ def test_odd_outputs_are_one_line_each():
     reported(lambda p, y: None, "dice_loss", "returns None (is the `return` missing?)")
     reported(lambda v, a, i: [1, 2], "sample_unlabeled", "expected a pair of tensors (index, cls)")
     reported(lambda t, b, R: "beta", "loss_weight", "returns str, expected a number like")
+
+
+def test_an_exception_on_a_later_case_does_not_stop_the_others():
+    def no_zero_check(iteration, beta, length):
+        return beta * math.exp(-5 * (1 - min(iteration // 150, length) / length) ** 2)
+
+    lines = check_lines(no_zero_check, "loss_weight")
+    bad = [line for passed, line in lines if passed is False]
+    assert len(bad) == 1 and "R = 0 means no ramp: beta: raises ZeroDivisionError: division by zero" in bad[0]
+    assert sum(passed is True for passed, _ in lines) == len(lines) - 1  # the random cases ran and passed

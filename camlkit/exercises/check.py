@@ -50,7 +50,7 @@ def check_lines(fn, name: str) -> list[tuple[bool | None, str]]:
     for k, case in enumerate(cases):
         passed, line = run_case(fn, exercise, case)
         lines.append((passed, f"{exercise.name} · {case.label}" + ("" if passed else f": {line}")))
-        if line.startswith("raises") and k + 1 < len(cases):
+        if line.startswith("raises") and k == 0:  # fails on the simplest input: the rest would too
             lines.append((None, f"{exercise.name}: {len(cases) - k - 1} more cases not run — fix this first"))
             return lines
     if exercise.grad_case is not None:
