@@ -17,6 +17,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+from camlkit import exercises
 from camlkit.errors import CamlkitError
 
 SMOKE_ENV = "CAMLKIT_SMOKE"  # CAMLKIT_SMOKE=1: every notebook runs at its smallest size (CI)
@@ -121,3 +122,16 @@ def show(obj) -> Source:
     shown_path = path.relative_to(repo).as_posix() if path.is_relative_to(repo) else str(path)
     name = getattr(target, "__qualname__", getattr(target, "__name__", type(obj).__name__))
     return Source(name, path, shown_path, first, textwrap.dedent("".join(lines)))
+
+
+# ----------------------------------------------------------------------------- exercises
+
+def check(fn, name: str) -> None:
+    """Check a learner's function against camlkit's for exercise ``name``: prints one line per case
+    saying what differs (camlkit.exercises), e.g. ``course.check(my_occ_loss, "occ_loss")``."""
+    print(exercises.report(fn, name))
+
+
+def solution(name: str) -> Source:
+    """camlkit's own code for exercise ``name``, the reference course.check compares with."""
+    return show(exercises.find(name).reference)
