@@ -1,8 +1,10 @@
 """Shared fixtures: the real LA data (read-only) and small crops of it.
 
 ``la_dir``: the preprocessed LA folder: ``$CAMLKIT_DATA`` when set (as the README says), else
-``../shared/LA`` beside the repository. Tests use real cases; if the folder is missing the tests
-fail loudly, naming where they looked, instead of skipping.
+``data/LA`` inside the repository (where ``camlkit download`` and scripts/test.sh put it). Tests
+use real cases; if the folder is missing the tests fail loudly, naming where they looked, instead
+of skipping. Nothing else outside the repository is read: the facts tests compare against are in
+tests/data/.
 ``la_case_paths``: the HDF5 paths of the first two test cases (from ``test.list``).
 """
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 DATA_ENV = "CAMLKIT_DATA"
-LA_DIR = Path(__file__).resolve().parents[2] / "shared" / "LA"  # used when $CAMLKIT_DATA is not set
+LA_DIR = Path(__file__).resolve().parents[1] / "data" / "LA"  # used when $CAMLKIT_DATA is not set
 
 
 def find_la_dir(environ=None) -> tuple[Path | None, str]:
@@ -28,7 +30,7 @@ def find_la_dir(environ=None) -> tuple[Path | None, str]:
     if (LA_DIR / "train.list").is_file():
         return LA_DIR, ""
     return None, (f"LA data not found at {LA_DIR} and {DATA_ENV} is not set: the tests need the "
-                  f"preprocessed LA folder")
+                  f"preprocessed LA folder (bash scripts/test.sh fetches it there)")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model, 
 from camlkit.runtime.released import released_to_camlkit_key
 from camlkit.runtime.trained import InputSettings
 
-KEYS_TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "caml_state_dict_keys.tsv"
+KEYS_TSV = Path(__file__).resolve().parent / "data" / "caml_state_dict_keys.tsv"  # the released keys and shapes
 
 
 def released_state_dict(seed=0):

@@ -1,6 +1,7 @@
 """tests/conftest.py's ``la_dir``: ``$CAMLKIT_DATA`` when set (a wrong setting fails naming it),
-else ``../shared/LA`` beside the repository. Each case runs a tiny test in a fresh pytest process,
-under a copy of the conftest placed so that its ``../shared/LA`` is a folder of this test's own."""
+else ``data/LA`` inside the repository; never a folder beside it. Each case runs a tiny test in a
+fresh pytest process, under a copy of the conftest placed in a repository of this test's own
+(``root/repo``), with an LA folder beside it (``root/shared/LA``) that must never be taken."""
 
 import os
 import shutil
@@ -33,8 +34,8 @@ def few_cases(la_dir, folder, n=2):
 
 
 def run_tiny(root, data_env):
-    """pytest on ``root/repo/tests`` (the conftest and TINY); its ``../shared/LA`` is
-    ``root/shared/LA``. Returns (exit code, output)."""
+    """pytest on ``root/repo/tests`` (the conftest and TINY); its ``data/LA`` is
+    ``root/repo/data/LA``. Returns (exit code, output)."""
     tests = root / "repo" / "tests"
     tests.mkdir(parents=True)
     shutil.copy(CONFTEST, tests / "conftest.py")
@@ -50,22 +51,22 @@ def run_tiny(root, data_env):
 
 
 def test_camlkit_data_is_used_when_set(tmp_path, la_dir):
-    copy = few_cases(la_dir, tmp_path / "copy")  # and no ../shared/LA beside the repository
+    copy = few_cases(la_dir, tmp_path / "copy")  # and no data/LA in the repository
     code, out = run_tiny(tmp_path, copy)
     assert code == 0, out
     assert f"LA_DIR={copy}" in out
 
 
-def test_camlkit_data_wins_over_the_shared_folder(tmp_path, la_dir):
+def test_camlkit_data_wins_over_data_la(tmp_path, la_dir):
     copy = few_cases(la_dir, tmp_path / "copy")
-    few_cases(la_dir, tmp_path / "shared" / "LA")
+    few_cases(la_dir, tmp_path / "repo" / "data" / "LA")
     code, out = run_tiny(tmp_path, copy)
     assert code == 0, out
     assert f"LA_DIR={copy}" in out
 
 
 def test_camlkit_data_pointing_nowhere_fails_naming_it(tmp_path, la_dir):
-    few_cases(la_dir, tmp_path / "shared" / "LA")  # a fall-back that must not be taken
+    few_cases(la_dir, tmp_path / "repo" / "data" / "LA")  # a fall-back that must not be taken
     code, out = run_tiny(tmp_path, tmp_path / "nowhere")
     assert code == 1, out
     assert f"CAMLKIT_DATA={tmp_path / 'nowhere'}: no train.list there" in out
@@ -73,13 +74,14 @@ def test_camlkit_data_pointing_nowhere_fails_naming_it(tmp_path, la_dir):
 
 
 @pytest.mark.parametrize("present", [True, False])
-def test_without_camlkit_data_the_shared_folder_beside_the_repository(tmp_path, la_dir, present):
+def test_without_camlkit_data_data_la_in_the_repository(tmp_path, la_dir, present):
+    few_cases(la_dir, tmp_path / "shared" / "LA")  # beside the repository: never looked at
     if present:
-        few_cases(la_dir, tmp_path / "shared" / "LA")
+        few_cases(la_dir, tmp_path / "repo" / "data" / "LA")
     code, out = run_tiny(tmp_path, None)
     if present:
         assert code == 0, out
-        assert f"LA_DIR={tmp_path / 'shared' / 'LA'}" in out
+        assert f"LA_DIR={tmp_path / 'repo' / 'data' / 'LA'}" in out
     else:
         assert code == 1, out
-        assert f"LA data not found at {tmp_path / 'shared' / 'LA'} and CAMLKIT_DATA is not set" in out
+        assert f"LA data not found at {tmp_path / 'repo' / 'data' / 'LA'} and CAMLKIT_DATA is not set" in out
