@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-# torch first, pinned, from the index that fits this machine (later installs keep it)
-TORCH=${TORCH:-torch==2.13.0}
+# torch first, pinned (scripts/torch.txt), from the index that fits this machine (later installs keep it)
+TORCH=${TORCH:-$(grep -m1 '^torch==' scripts/torch.txt)}
 TORCH_INDEX_URL=$(bash scripts/torch_index.sh)
 if [ -z "$TORCH_INDEX_URL" ]; then
     .venv/bin/python -m pip install -q "$TORCH"
