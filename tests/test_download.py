@@ -296,6 +296,7 @@ def test_temporaries_of_a_killed_download_are_removed(server, tmp_path, capsys):
     assert sorted(p.name for p in folder.iterdir()) == ["mri_norm2.h5"]
 
 
+@pytest.mark.slow  # fresh camlkit processes copying LA cases
 def test_camlkit_download_subcommand(la_dir, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "camlkit.cli", "download", "--dest", str(tmp_path / "d"), "--source", str(la_dir),
