@@ -329,7 +329,8 @@ def main():
             return (f"| {mode} | {s_it:.3f} | {1 / s_it:.2f} | {peak_text} | {flops / s_it / 1e12:.3g} "
                     f"| {mfu} | {note} |")
 
-        # the rows the issue asks for first, then the evaluation, then compile and autotuning
+        # the step in fp32, TF32 and bf16 first, then the evaluation (while time is left), then
+        # compile and autotuning (slow to start): a run cut short still has the plain step's rows
         for mode in ("fp32", "TF32", "bf16 autocast"):
             rows.append(step_row(mode))
             print(rows[-1], flush=True)
