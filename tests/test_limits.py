@@ -66,6 +66,7 @@ def test_what_each_limit_looks_like():
     assert limit_reached(ValueError("x")) is None
 
 
+@pytest.mark.slow  # a fresh process that imports torch and evaluates
 def test_out_of_memory_in_evaluate_is_one_line(tmp_path, la_dir):
     from camlkit.caml import CAMLConfig, CAMLNet
     from camlkit.runtime.checkpoint import save_inference_model
