@@ -1,7 +1,7 @@
 """GPU profile, ready to run: does the CUDA path work, and how fast is the paper's step there?
 
     python -m bench.gpu_profile --data data/LA_few [--out profile.md]      # one GPU, ~4 minutes
-    python -m bench.gpu_profile --smoke --data ../shared/LA --device cpu  # the same code in seconds
+    python -m bench.gpu_profile --smoke --data data/LA --device cpu  # the same code in seconds
 
 1. **CUDA path**: a smoke-preset training of 4 iterations, resumed to 6 (``camlkit.train.train``
    with ``resume=True``), then the final evaluation on one test case; and, for information, the

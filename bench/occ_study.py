@@ -12,7 +12,7 @@ network is measured with the Eq. 1 step it was trained with (its stored StepConf
 temperature, heads_on, bank_fa_rows, occ_log; j capped at what the small bank holds).
 
     python -m bench.occ_study --seeds 3407 1 --device cuda --data data/LA --out runs/occ_study
-    python -m bench.occ_study --preset smoke --seeds 1 --data ../shared/LA --out /tmp/occ_smoke
+    python -m bench.occ_study --preset smoke --seeds 1 --data data/LA --out /tmp/occ_smoke
 
 Writes ``OUT/<similarity>-seed<seed>/`` (run folders; a finished one is reused, a cut one
 resumed), ``OUT/occ_study.csv`` (one row per run) and ``OUT/occ_study.md`` (that table plus
