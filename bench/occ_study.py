@@ -138,7 +138,7 @@ def write_results(rows, out: Path):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[3407, 1])
-    parser.add_argument("--preset", default="quick", help="camlkit.train preset (quick, smoke, paper)")
+    parser.add_argument("--preset", default="quick", help="camlkit.train preset (paper, quick, mini, smoke)")
     parser.add_argument("--iterations", type=int, help="override the preset's iterations")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data", default="data/LA", help="the preprocessed LA folder")

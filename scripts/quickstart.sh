@@ -2,7 +2,7 @@
 # camlkit's main job on a fresh machine, in one command: install, fetch the LA data, train CAML
 # and evaluate it on the 20 test cases. A GPU runs the paper's configuration; a CPU the quick
 # preset (minutes). Usage: bash scripts/quickstart.sh
-#   PRESET=paper|quick|smoke   override the choice    LABELED=16  labeled cases    SEED=3407
+#   PRESET=paper|quick|mini|smoke   override the choice   LABELED=16  labeled cases   SEED=3407
 #   CAMLKIT_DATA=DIR           where LA lives (default data/LA inside the repo)
 #   OVERWRITE=1                train again even if runs/<preset>-caml-<L>L-seed<S> holds a run
 #                              (a rerun otherwise shows a finished run or resumes a stopped one)
