@@ -1,7 +1,7 @@
 """GPU profile, ready to run: does the CUDA path work, and how fast is the paper's step there?
 
     python -m bench.gpu_profile --data data/LA_few [--out profile.md]      # one GPU, ~4 minutes
-    python -m bench.gpu_profile --smoke --data ../shared/LA --device cpu  # the same code in seconds
+    python -m bench.gpu_profile --smoke --data data/LA --device cpu  # the same code in seconds
 
 1. **CUDA path**: a smoke-preset training of 4 iterations, resumed to 6 (``camlkit.train.train``
    with ``resume=True``), then the final evaluation on one test case; and, for information, the
@@ -329,7 +329,8 @@ def main():
             return (f"| {mode} | {s_it:.3f} | {1 / s_it:.2f} | {peak_text} | {flops / s_it / 1e12:.3g} "
                     f"| {mfu} | {note} |")
 
-        # the rows the issue asks for first, then the evaluation, then compile and autotuning
+        # the step in fp32, TF32 and bf16 first, then the evaluation (while time is left), then
+        # compile and autotuning (slow to start): a run cut short still has the plain step's rows
         for mode in ("fp32", "TF32", "bf16 autocast"):
             rows.append(step_row(mode))
             print(rows[-1], flush=True)

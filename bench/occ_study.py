@@ -12,7 +12,7 @@ network is measured with the Eq. 1 step it was trained with (its stored StepConf
 temperature, heads_on, bank_fa_rows, occ_log; j capped at what the small bank holds).
 
     python -m bench.occ_study --seeds 3407 1 --device cuda --data data/LA --out runs/occ_study
-    python -m bench.occ_study --preset smoke --seeds 1 --data ../shared/LA --out /tmp/occ_smoke
+    python -m bench.occ_study --preset smoke --seeds 1 --data data/LA --out /tmp/occ_smoke
 
 Writes ``OUT/<similarity>-seed<seed>/`` (run folders; a finished one is reused, a cut one
 resumed), ``OUT/occ_study.csv`` (one row per run) and ``OUT/occ_study.md`` (that table plus
@@ -138,7 +138,7 @@ def write_results(rows, out: Path):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[3407, 1])
-    parser.add_argument("--preset", default="quick", help="camlkit.train preset (quick, smoke, paper)")
+    parser.add_argument("--preset", default="quick", help="camlkit.train preset (paper, quick, mini, smoke)")
     parser.add_argument("--iterations", type=int, help="override the preset's iterations")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data", default="data/LA", help="the preprocessed LA folder")

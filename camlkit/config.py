@@ -24,13 +24,14 @@ Four presets (:data:`PRESETS`) are instances:
 * ``paper`` — the released configuration: batch 4 (2 labeled + 2 unlabeled), patch 112x112x80,
   SGD lr 0.01 (constant), momentum 0.9, weight decay 1e-4, 15,000 iterations, ramp by labeled
   count, lambda_o's beta 0.05, j = 256, i = 12,800; a GPU job (about a day on the authors' GPU).
-* ``quick`` — a CPU design that trains full CAML with 16 labeled cases in about 14 minutes on
-  2 cores, evaluation included: each stored case z-scored again (``zscore_case``), volumes
-  resampled to 0.4 of their size, 8 base filters, patch 48x48x32, lr 0.05 with a cosine decay,
-  2,300 iterations of which the first 1,700 are a labeled-only warm-up of both branches
-  (camlkit.step), then 600 of Eq. 1 with the ramps over 4 epochs of 50 iterations and OCC's
-  sample counts shrunk with the patch (j = 128, i = 2,000). The labeled-only V-Net at the same
-  time budget: ``--method supervised --iterations 7000``.
+* ``quick`` — a CPU design that trains full CAML with 16 labeled cases in about 14 minutes on 2
+  cores, evaluation included (12 min 47 s measured on 2026-11-26 on the project's 2-core x86_64
+  CPU, before the release's OCC heads added about 10 % per Eq. 1 step): each stored case
+  z-scored again (``zscore_case``), volumes resampled to 0.4 of their size, 8 base filters,
+  patch 48x48x32, lr 0.05 with a cosine decay, 2,300 iterations of which the first 1,700 are a
+  labeled-only warm-up of both branches (camlkit.step), then 600 of Eq. 1 with the ramps over 4
+  epochs of 50 iterations and OCC's sample counts shrunk with the patch (j = 128, i = 2,000).
+  The labeled-only V-Net at the same time budget: ``--method supervised --iterations 7000``.
 * ``mini`` — the CPU mini Table 2: ``quick``'s sizes at **4 labeled**, with most of the budget
   given to the semi-supervised step: 1,000 iterations, of which only the first 200 are the
   labeled-only warm-up, then 800 of Eq. 1 (ramps over 4 epochs of 50 iterations). Every method runs

@@ -1,4 +1,9 @@
-"""Speed-ups that change how fast the V-Net runs, never what it computes.
+"""Speed-ups that change how fast the V-Net runs, not the function it computes.
+
+Each computes the same function with its operations in another order (a matrix product instead
+of a convolution kernel, a BatchNorm folded into the weights), so the results agree to float
+rounding, not bit for bit; tests/test_vnet.py holds them to the plain computation within a
+tolerance.
 
 They live here so that camlkit.vnet reads as the architecture alone:
 
@@ -7,8 +12,6 @@ They live here so that camlkit.vnet reads as the architecture alone:
   numbers); camlkit.vnet's decoder uses it for ``out_conv``.
 * :func:`fold_batchnorm` — for inference, a copy of a network with every eval-mode BatchNorm
   folded into the convolution before it (camlkit.evaluation.inference uses it).
-
-tests/test_vnet.py checks each against the plain computation.
 """
 
 import copy
@@ -26,7 +29,7 @@ class PointwiseConv3d(nn.Conv3d):
     The parameters and state_dict keys are a Conv3d's (so checkpoints load either way). On the
     CPU, PyTorch has no fast kernel for a 1x1x1 conv on a channels_last_3d tensor and falls back
     to a slow generic one plus layout copies; a matrix product over the channels-last view
-    gives the same numbers several times faster (the default layout keeps the conv).
+    gives the same numbers, to float rounding, several times faster (the default layout keeps the conv).
     """
 
     def __init__(self, in_ch, out_ch):

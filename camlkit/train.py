@@ -1,7 +1,7 @@
 """Training CAML and its ablations: the loop (one Eq. 1 step per iteration), and nothing else.
 
-A run is one :class:`camlkit.config.TrainConfig` (presets ``paper``, ``quick``, ``smoke``; see
-camlkit.config). Methods: ``supervised`` (labeled-only V-Net), ``mcnet`` (CPS only, the ablation
+A run is one :class:`camlkit.config.TrainConfig` (presets ``paper``, ``quick``, ``mini``,
+``smoke``; see camlkit.config). Methods: ``supervised`` (labeled-only V-Net), ``mcnet`` (CPS only, the ablation
 baseline), ``mcnet+occ``, ``mcnet+cma``, ``caml`` (full). Around the loop, each in its module:
 the batches (camlkit.data.batches), the checkpoint and resume checks (camlkit.runtime.resume), the log
 (camlkit.runtime.runlog), the checks before the work (camlkit.runtime.preflight) and the final evaluation

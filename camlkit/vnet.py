@@ -18,9 +18,10 @@ The two CAML branches differ only in how the decoder upsamples:
 The auxiliary encoder also runs CMA (camlkit.cma) on the stage-4 features; pass it as ``cma``.
 A plain V-Net (transpose, no CMA) has exactly 9,448,866 parameters.
 
-Speed-ups that leave the arithmetic as it is live in camlkit.speedups: ``out_conv`` is its
-``PointwiseConv3d`` (a 1x1x1 Conv3d, faster on channels-last CPU tensors) and inference folds
-BatchNorm into the convolutions with its ``fold_batchnorm``.
+Speed-ups that change only the order of the arithmetic (equal to float rounding) live in
+camlkit.speedups: ``out_conv`` is its ``PointwiseConv3d`` (a 1x1x1 Conv3d, faster on
+channels-last CPU tensors) and inference folds BatchNorm into the convolutions with its
+``fold_batchnorm``.
 """
 
 import torch

@@ -10,11 +10,16 @@ tiny stand-in for the authors' 16-labeled network, in their file layout
 ``camlkit download --weights 16`` without the 80 MB file and without touching a real cache. The
 stand-in calls bright voxels atrium (``bright_is_atrium``): OCC needs a network that predicts
 both classes, and a fresh one predicts one. The other notebooks get an empty cache.
+
+Every notebook cell is marked ``slow``: a notebook runs as one kernel whose cells depend on the
+ones before, so the fast loop (``-m "not slow"``) leaves whole notebooks out, never single cells.
 """
 
 import os
 import tempfile
 from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("CAMLKIT_SMOKE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -42,3 +47,10 @@ def pytest_runtest_setup(item):
     if not HOMES:
         HOMES.update(standin=standin_torch_home(), empty=tempfile.mkdtemp(prefix="camlkit-torch-home-"))
     os.environ["TORCH_HOME"] = HOMES["standin" if Path(str(item.fspath)).name in AUTHORS_PATH else "empty"]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if str(item.fspath).endswith(".ipynb"):
+            item.add_marker(pytest.mark.slow)

@@ -2,7 +2,7 @@
 # camlkit's main job on a fresh machine, in one command: install, fetch the LA data, train CAML
 # and evaluate it on the 20 test cases. A GPU runs the paper's configuration; a CPU the quick
 # preset (minutes). Usage: bash scripts/quickstart.sh
-#   PRESET=paper|quick|smoke   override the choice    LABELED=16  labeled cases    SEED=3407
+#   PRESET=paper|quick|mini|smoke   override the choice   LABELED=16  labeled cases   SEED=3407
 #   CAMLKIT_DATA=DIR           where LA lives (default data/LA inside the repo)
 #   OVERWRITE=1                train again even if runs/<preset>-caml-<L>L-seed<S> holds a run
 #                              (a rerun otherwise shows a finished run or resumes a stopped one)
@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-# torch first, pinned, from the index that fits this machine (later installs keep it)
-TORCH=${TORCH:-torch==2.13.0}
+# torch first, pinned (scripts/torch.txt), from the index that fits this machine (later installs keep it)
+TORCH=${TORCH:-$(grep -m1 '^torch==' scripts/torch.txt)}
 TORCH_INDEX_URL=$(bash scripts/torch_index.sh)
 if [ -z "$TORCH_INDEX_URL" ]; then
     .venv/bin/python -m pip install -q "$TORCH"

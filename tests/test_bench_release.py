@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.release_loop import release_loader  # bench/ is a package of the repository root (pytest's pythonpath)
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # bench/ is run from the repository root (python -m bench.<name>)
-from bench.release_loop import release_loader  # noqa: E402
 
 NUMBER = r"([0-9]+\.[0-9]+)"
 

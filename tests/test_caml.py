@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from camlkit.caml import CAMLNet
@@ -20,6 +21,7 @@ def test_without_cma_the_branches_are_mcnet_decoders():
     assert count_parameters(CAMLNet()) - count_parameters(net) == 2 * 198_272  # two layers
 
 
+@pytest.mark.slow  # the full network at the paper's 112x112x80 patch
 @torch.no_grad()
 def test_outputs_at_the_paper_patch_in_eval_mode():
     out = CAMLNet().eval()(torch.randn(1, 1, 112, 112, 80))

@@ -9,7 +9,7 @@ from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model, 
 from camlkit.runtime.released import released_to_camlkit_key
 from camlkit.runtime.trained import InputSettings
 
-KEYS_TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "caml_state_dict_keys.tsv"
+KEYS_TSV = Path(__file__).resolve().parent / "data" / "caml_state_dict_keys.tsv"  # the released keys and shapes
 
 
 def released_state_dict(seed=0):
@@ -223,6 +223,7 @@ def _evaluate(checkpoint, la_dir, out, *extra):
                            *extra], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # fresh camlkit processes on full-size networks
 @pytest.mark.parametrize("fix_crc", [False, True])
 def test_flipped_bytes_in_a_camlkit_checkpoint_are_caught(tmp_path, la_dir, fix_crc):
     torch.manual_seed(0)
@@ -238,6 +239,7 @@ def test_flipped_bytes_in_a_camlkit_checkpoint_are_caught(tmp_path, la_dir, fix_
     assert not (tmp_path / "ev").exists()
 
 
+@pytest.mark.slow  # fresh camlkit processes on full-size networks
 def test_a_released_checkpoint_without_digest_is_checked_by_magnitude(tmp_path, la_dir):
     state = released_state_dict()
     path = tmp_path / "iter_15000.pth"
@@ -263,6 +265,7 @@ class RunsCode:
         return os.system, (f"touch {self.marker}",)
 
 
+@pytest.mark.slow  # fresh camlkit processes on full-size networks
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 def test_a_pickle_that_runs_code_is_refused_without_advice_to_load_it_unsafely(tmp_path, la_dir,
                                                                                 la_case_paths, command):

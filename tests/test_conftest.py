@@ -1,6 +1,8 @@
 """tests/conftest.py's ``la_dir``: ``$CAMLKIT_DATA`` when set (a wrong setting fails naming it),
-else ``../shared/LA`` beside the repository. Each case runs a tiny test in a fresh pytest process,
-under a copy of the conftest placed so that its ``../shared/LA`` is a folder of this test's own."""
+else ``data/LA`` inside the repository; never a folder beside it. Each case runs a tiny test in a
+fresh pytest process, under a copy of the conftest placed in a repository of this test's own
+(``root/repo``), with an LA folder beside it (``root/shared/LA``) that must never be taken.
+And its slow watch: an unmarked test over the limit is named, and fails the run under CI=true."""
 
 import os
 import shutil
@@ -32,40 +34,40 @@ def few_cases(la_dir, folder, n=2):
     return folder
 
 
-def run_tiny(root, data_env):
-    """pytest on ``root/repo/tests`` (the conftest and TINY); its ``../shared/LA`` is
-    ``root/shared/LA``. Returns (exit code, output)."""
-    tests = root / "repo" / "tests"
-    tests.mkdir(parents=True)
-    shutil.copy(CONFTEST, tests / "conftest.py")
-    (tests / "test_tiny.py").write_text(TINY)
-    (root / "repo" / "pytest.ini").write_text("[pytest]\n")  # this folder is the rootdir
-    env = {k: v for k, v in os.environ.items() if k != "CAMLKIT_DATA"}
+def run_tiny(root, data_env, tests=TINY, env=(), args=()):
+    """pytest on ``root/repo/tests`` (the conftest and ``tests``); its ``data/LA`` is
+    ``root/repo/data/LA``. Returns (exit code, output)."""
+    folder = root / "repo" / "tests"
+    folder.mkdir(parents=True)
+    shutil.copy(CONFTEST, folder / "conftest.py")
+    (folder / "test_tiny.py").write_text(tests)
+    (root / "repo" / "pytest.ini").write_text("[pytest]\nmarkers =\n    slow: slow\n")  # the rootdir
+    environ = {k: v for k, v in os.environ.items() if k not in ("CAMLKIT_DATA", "CI", "CAMLKIT_SLOW_LIMIT_S")}
     if data_env is not None:
-        env["CAMLKIT_DATA"] = str(data_env)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-                           str(tests)], cwd=root / "repo", env=env, capture_output=True,
+        environ["CAMLKIT_DATA"] = str(data_env)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *args,
+                           str(folder)], cwd=root / "repo", env={**environ, **dict(env)}, capture_output=True,
                           text=True, timeout=300)
     return done.returncode, done.stdout + done.stderr
 
 
 def test_camlkit_data_is_used_when_set(tmp_path, la_dir):
-    copy = few_cases(la_dir, tmp_path / "copy")  # and no ../shared/LA beside the repository
+    copy = few_cases(la_dir, tmp_path / "copy")  # and no data/LA in the repository
     code, out = run_tiny(tmp_path, copy)
     assert code == 0, out
     assert f"LA_DIR={copy}" in out
 
 
-def test_camlkit_data_wins_over_the_shared_folder(tmp_path, la_dir):
+def test_camlkit_data_wins_over_data_la(tmp_path, la_dir):
     copy = few_cases(la_dir, tmp_path / "copy")
-    few_cases(la_dir, tmp_path / "shared" / "LA")
+    few_cases(la_dir, tmp_path / "repo" / "data" / "LA")
     code, out = run_tiny(tmp_path, copy)
     assert code == 0, out
     assert f"LA_DIR={copy}" in out
 
 
 def test_camlkit_data_pointing_nowhere_fails_naming_it(tmp_path, la_dir):
-    few_cases(la_dir, tmp_path / "shared" / "LA")  # a fall-back that must not be taken
+    few_cases(la_dir, tmp_path / "repo" / "data" / "LA")  # a fall-back that must not be taken
     code, out = run_tiny(tmp_path, tmp_path / "nowhere")
     assert code == 1, out
     assert f"CAMLKIT_DATA={tmp_path / 'nowhere'}: no train.list there" in out
@@ -73,13 +75,48 @@ def test_camlkit_data_pointing_nowhere_fails_naming_it(tmp_path, la_dir):
 
 
 @pytest.mark.parametrize("present", [True, False])
-def test_without_camlkit_data_the_shared_folder_beside_the_repository(tmp_path, la_dir, present):
+def test_without_camlkit_data_data_la_in_the_repository(tmp_path, la_dir, present):
+    few_cases(la_dir, tmp_path / "shared" / "LA")  # beside the repository: never looked at
     if present:
-        few_cases(la_dir, tmp_path / "shared" / "LA")
+        few_cases(la_dir, tmp_path / "repo" / "data" / "LA")
     code, out = run_tiny(tmp_path, None)
     if present:
         assert code == 0, out
-        assert f"LA_DIR={tmp_path / 'shared' / 'LA'}" in out
+        assert f"LA_DIR={tmp_path / 'repo' / 'data' / 'LA'}" in out
     else:
         assert code == 1, out
-        assert f"LA data not found at {tmp_path / 'shared' / 'LA'} and CAMLKIT_DATA is not set" in out
+        assert f"LA data not found at {tmp_path / 'repo' / 'data' / 'LA'} and CAMLKIT_DATA is not set" in out
+
+
+SLEEPY = """
+import time
+import pytest
+
+def test_sleepy_and_unmarked():
+    time.sleep(0.6)
+
+@pytest.mark.slow
+def test_sleepy_and_marked():
+    time.sleep(0.6)
+
+def test_quick():
+    pass
+"""
+
+
+@pytest.mark.parametrize("ci, args", [(False, ()), (True, ()), (True, ("-n", "1"))])
+def test_an_unmarked_slow_test_is_named_and_fails_ci(tmp_path, ci, args):
+    env = {"CAMLKIT_SLOW_LIMIT_S": "0.4", **({"CI": "true"} if ci else {})}
+    code, out = run_tiny(tmp_path, None, tests=SLEEPY, env=env, args=args)
+    assert code == (1 if ci else 0), out
+    assert "3 passed" in out
+    named = out[out.index("unmarked tests over 0.4 s: mark them slow"):]
+    assert "test_tiny.py::test_sleepy_and_unmarked" in named
+    assert "test_sleepy_and_marked" not in named and "test_quick" not in named
+    assert ("CI=true: the run fails" in named) == ci
+
+
+def test_nothing_is_named_under_the_limit(tmp_path):
+    code, out = run_tiny(tmp_path, None, tests=SLEEPY, env={"CAMLKIT_SLOW_LIMIT_S": "5", "CI": "true"})
+    assert code == 0, out
+    assert "unmarked tests over" not in out

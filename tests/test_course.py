@@ -1,7 +1,5 @@
-"""Tests for camlkit.course.show: the library's own code, shown where a notebook explains it.
-
-(course.smoke and course.find_data_dir are tested in tests/test_viz.py.)
-"""
+"""Tests for camlkit.course: the notebooks' setup (the run-size switch ``smoke``, the data folder
+``find_data_dir``) and ``show``, the library's own code shown where a notebook explains it."""
 
 import inspect
 import textwrap
@@ -64,3 +62,39 @@ def test_something_without_source_is_a_one_line_error_naming_it(thing, named):
         course.show(thing)
     message = str(err.value)
     assert "\n" not in message and named in message and "course.show" in message
+
+
+# ----------------------------------------------------------------------------- notebook setup
+def test_smoke_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("CAMLKIT_SMOKE", "1")
+    assert course.smoke()
+    monkeypatch.setenv("CAMLKIT_SMOKE", "0")
+    assert not course.smoke()
+    monkeypatch.delenv("CAMLKIT_SMOKE")
+    assert not course.smoke()
+
+
+def test_find_data_dir_prefers_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "train.list").write_text("A\n")
+    monkeypatch.setenv("CAMLKIT_DATA", str(tmp_path))
+    assert course.find_data_dir() == tmp_path.resolve()
+    monkeypatch.setenv("CAMLKIT_DATA", str(tmp_path / "missing"))
+    with pytest.raises(CamlkitError, match="CAMLKIT_DATA"):
+        course.find_data_dir()
+
+
+def test_find_data_dir_tries_data_la_before_shared_la(tmp_path, monkeypatch):
+    monkeypatch.delenv("CAMLKIT_DATA", raising=False)
+    work = tmp_path / "repo" / "notebooks"
+    shared = tmp_path / "repo" / "shared" / "LA"  # ../shared/LA seen from the notebooks folder
+    local = work / "data" / "LA"
+    for folder in (work, shared):
+        folder.mkdir(parents=True)
+    (shared / "train.list").write_text("A\n")
+    monkeypatch.chdir(work)
+    assert course.find_data_dir() == shared.resolve()
+    local.mkdir(parents=True)
+    (local / "train.list").write_text("A\n")
+    assert course.find_data_dir() == local.resolve()
+    candidates = course.data_candidates()
+    assert candidates.index(local) < candidates.index(shared)

@@ -37,6 +37,7 @@ def test_the_sources_name_the_entry_points_a_user_meets():
         assert expected in names, expected
 
 
+@pytest.mark.slow  # 14 fresh processes that import torch, 3-5 s each
 @pytest.mark.parametrize("written, argv", _named(), ids=[n for n, _ in _named()])
 def test_each_named_entry_point_answers_help(written, argv):
     out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)

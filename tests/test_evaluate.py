@@ -414,6 +414,7 @@ def test_evaluate_needs_a_checkpoint_or_weights(tmp_path, data_dir, checkpoint, 
 
 # ----------------------------------------------------------------------------- the authors' weights
 
+@pytest.mark.slow  # a full-size released network on a real case
 def test_evaluate_weights_from_the_cache_as_the_authors_trained(tmp_path, la_dir, capsys, monkeypatch):
     """A synthetic released-layout file in the cache ($TORCH_HOME) stands for the authors' 16-labeled
     network: every voxel atrium, so Dice is 2|G| / (|V| + |G|) of the real test case's label."""

@@ -1,22 +1,15 @@
-"""bench.gpu_reproduce at smoke size on CPU: a subset of LA, the release's logs, the table."""
+"""bench.gpu_reproduce at smoke size on CPU: a subset of LA, the release's first logged iterations, the table."""
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
+from bench import gpu_reproduce as gr
 from camlkit.data import CASES_FOLDER, read_list
 
-REPO = Path(__file__).resolve().parents[1]
-LOGS = REPO.parent / "shared" / "reference" / "release_logs"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("gpu_reproduce", REPO / "bench" / "gpu_reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# the release's 4-labeled log, iterations 1-6, and its best-Dice lines (tests/data/README.md)
+LOGS = Path(__file__).resolve().parent / "data" / "release_logs"
 
 
 def _subset(la_dir, root, n_train, n_test):
@@ -31,14 +24,12 @@ def _subset(la_dir, root, n_train, n_test):
 
 
 def test_windows_and_best_so_far():
-    gr = _module()
     assert gr.windows(120, 50) == [(1, 50), (51, 100), (101, 120)]
     best = [(800, 0.8), (1000, 0.84), (1400, 0.85)]
     assert gr.best_so_far(best, 799) is None and gr.best_so_far(best, 1200) == 0.84
 
 
 def test_subset_view_needs_the_labeled_set(la_dir, tmp_path):
-    gr = _module()
     data = _subset(la_dir, tmp_path / "LA", n_train=3, n_test=1)
     with pytest.raises(gr.CamlkitError, match="labeled set"):
         gr.present_cases_view(data, 4, tmp_path / "run")
@@ -48,7 +39,6 @@ def test_subset_view_needs_the_labeled_set(la_dir, tmp_path):
 
 @pytest.mark.slow
 def test_smoke_run_writes_the_comparison(la_dir, tmp_path, capsys):
-    gr = _module()
     data = _subset(la_dir, tmp_path / "LA", n_train=6, n_test=1)
     table = tmp_path / "table.md"
     assert gr.main(["--smoke", "--data", str(data), "--out", str(tmp_path / "run"), "--logs", str(LOGS),

@@ -81,6 +81,7 @@ def test_launch_attach_stop_resume_finish(tmp_path, data):
         launch.launch(cfg, tmp_path / "run")
 
 
+@pytest.mark.slow  # a launched run
 def test_a_failing_run_is_reported_failed_with_its_error(tmp_path):
     run = launch.launch({"preset": "smoke", "data": str(tmp_path / "no-data")}, tmp_path / "run")
     status = run.wait(timeout_s=120)

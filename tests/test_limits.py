@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from camlkit.runtime.limits import file_too_large, limit_reached, out_of_memory
@@ -65,6 +66,7 @@ def test_what_each_limit_looks_like():
     assert limit_reached(ValueError("x")) is None
 
 
+@pytest.mark.slow  # a fresh process that imports torch and evaluates
 def test_out_of_memory_in_evaluate_is_one_line(tmp_path, la_dir):
     from camlkit.caml import CAMLConfig, CAMLNet
     from camlkit.runtime.checkpoint import save_inference_model
@@ -81,6 +83,7 @@ def test_out_of_memory_in_evaluate_is_one_line(tmp_path, la_dir):
     assert written <= {".lock"}  # the folder's lock (camlkit.runtime.runfolder), no result file
 
 
+@pytest.mark.slow  # two training processes
 def test_out_of_memory_in_the_final_evaluation_says_the_training_is_kept(tmp_path, la_dir):
     run = tmp_path / "run"
     args = ["train", "--preset", "smoke", "--data", str(la_dir), "--out", str(run), "--iterations", "2",
@@ -96,6 +99,7 @@ def test_out_of_memory_in_the_final_evaluation_says_the_training_is_kept(tmp_pat
     assert (run / "summary.json").exists()
 
 
+@pytest.mark.slow  # a fresh process that imports torch and works
 def test_the_file_size_limit_while_checkpointing_is_one_line(tmp_path, la_dir):
     run = tmp_path / "run"
     out = subprocess.run([sys.executable, "-m", "camlkit.cli", "train", "--preset", "smoke", "--data",
@@ -108,6 +112,7 @@ def test_the_file_size_limit_while_checkpointing_is_one_line(tmp_path, la_dir):
     assert not any(p.name.startswith(".") and ".tmp-" in p.name for p in run.rglob("*"))
 
 
+@pytest.mark.slow  # a fresh process that imports torch and works
 def test_the_file_size_limit_while_writing_a_mask_is_one_line(tmp_path, la_case_paths):
     from camlkit.caml import CAMLConfig, CAMLNet
     from camlkit.runtime.checkpoint import save_inference_model

@@ -4,10 +4,10 @@ version and citation are each written once and agree, and the README's commands 
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +47,16 @@ def test_environment_yml_matches_pyproject():
     assert pip_section == ["-e ."]  # camlkit itself, nothing behind conda's back
 
 
+def test_every_python_named_meets_requires_python():
+    from packaging.specifiers import SpecifierSet
+
+    needed = SpecifierSet(project()["requires-python"])
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" in needed  # the Python running the tests
+    binder = (ROOT / "binder" / "runtime.txt").read_text().strip()
+    assert binder.startswith("python-") and binder.removeprefix("python-") in needed
+    assert "3.10" not in needed  # tests/ read pyproject.toml with tomllib, new in 3.11
+
+
 def test_environment_yml_is_conda_forge_only_and_for_learners():
     conda, env = conda_requirements()
     assert env["channels"] == ["conda-forge", "nodefaults"]
@@ -72,8 +82,26 @@ def test_torch_range_admits_the_cpu_build_used_here():
     spec = SpecifierSet(pip_requirements()["pytorch"])
     assert Version("2.13.0") in spec
     assert Version(torch.__version__.split("+")[0]) in spec
-    pinned = re.search(r"TORCH:-torch==([0-9.]+)", (ROOT / "scripts" / "quickstart.sh").read_text())
-    assert pinned and Version(pinned.group(1)) in spec
+    assert Version(torch_pin()) in spec
+
+
+def torch_pin():
+    """The version in scripts/torch.txt, the one place torch is pinned."""
+    lines = [line for line in (ROOT / "scripts" / "torch.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert len(lines) == 1 and lines[0].startswith("torch=="), lines
+    return lines[0].removeprefix("torch==")
+
+
+def test_torch_is_pinned_in_one_place_that_the_others_read():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", torch_pin())
+    for name in ("scripts/quickstart.sh", "scripts/test.sh", "binder/requirements.txt", "binder/postBuild",
+                 "README.md", "environment.yml"):
+        assert not re.search(r"torch==\d", (ROOT / name).read_text()), f"{name} pins torch itself"
+    assert "grep -m1 '^torch==' scripts/torch.txt" in (ROOT / "scripts" / "quickstart.sh").read_text()
+    assert "pip install -q -r scripts/torch.txt" in (ROOT / "scripts" / "test.sh").read_text()
+    binder = (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("-r ../scripts/torch.txt") for line in binder)
 
 
 # ----------------------------------------------------------------------------- licence, version, citation
@@ -157,7 +185,55 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     command = "bash scripts/test.sh"
     assert f"\n{command}\n" in readme
-    assert [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))] == [command]
+    lines = [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    assert lines[-1] == command
+    for line in lines[:-1]:  # besides the command, CI may only say where its copy of the LA data is
+        assert re.fullmatch(r"if .*; then export CAMLKIT_DATA=[^;]*; fi", line), line
+
+
+def _fake_venv_run(tmp_path, data_env, download_fails=False):
+    """scripts/test.sh in a copy of the repository whose .venv/bin holds stand-ins that log their
+    arguments (python, camlkit, ruff). Returns (exit code, output, the log's lines)."""
+    import os
+
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    for name in ("test.sh", "torch.txt"):
+        (repo / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    bin_dir, log = repo / ".venv" / "bin", tmp_path / "log"
+    bin_dir.mkdir(parents=True)
+    for tool in ("python", "camlkit", "ruff"):
+        fails = "exit 3" if tool == "camlkit" and download_fails else "exit 0"
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $* CAMLKIT_DATA=$CAMLKIT_DATA" >> {log}\n{fails}\n')
+        (bin_dir / tool).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CAMLKIT_DATA"}
+    if data_env is not None:
+        env["CAMLKIT_DATA"] = str(data_env)
+    out = subprocess.run(["bash", str(repo / "scripts" / "test.sh"), "-k", "x"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    lines = log.read_text().splitlines() if log.exists() else []
+    return out.returncode, out.stdout + out.stderr, lines
+
+
+def test_test_sh_fetches_the_la_data_into_data_la_when_camlkit_data_is_unset(tmp_path):
+    code, out, log = _fake_venv_run(tmp_path, None)
+    assert code == 0, out
+    data = tmp_path / "repo" / "data" / "LA"
+    assert "camlkit download --dest data/LA CAMLKIT_DATA=" in log
+    assert log[-1].startswith("python -m pytest tests notebooks") and log[-1].endswith(f"-k x CAMLKIT_DATA={data}")
+
+
+def test_test_sh_uses_camlkit_data_when_set_and_fetches_nothing(tmp_path):
+    code, out, log = _fake_venv_run(tmp_path, tmp_path / "mine")
+    assert code == 0, out
+    assert not any(line.startswith("camlkit ") for line in log)
+    assert log[-1].endswith(f"CAMLKIT_DATA={tmp_path / 'mine'}")
+
+
+def test_test_sh_stops_when_the_download_fails(tmp_path):
+    code, out, log = _fake_venv_run(tmp_path, None, download_fails=True)
+    assert code == 3, out
+    assert log[-1].startswith("camlkit download") and not any("pytest" in line for line in log)
 
 
 def test_camlkit_command_is_installed():

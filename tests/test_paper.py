@@ -1,42 +1,33 @@
-"""camlkit/paper.py against the paper's own text (Tables 1 and 2) and REFERENCE_NOTES.md."""
+"""camlkit/paper.py against the paper's Tables 1 and 2 and the headline numbers, as transcribed in
+tests/data/ (paper_tables.tsv, headline_numbers.tsv; tests/data/README.md says where they came from)."""
 
-import re
+import csv
 from pathlib import Path
 
 import pytest
 
 from camlkit.paper import METHODS, METRICS, paper_numbers
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-PAPER = SHARED / "paper" / "000_7c04451973ad3121.txt"
+DATA = Path(__file__).resolve().parent / "data"
+TABLE1 = {"V-Net": "supervised", "MC-Net": "mcnet", "ours": "caml"}  # the paper's row names
+TABLE2 = {"baseline": "table2-baseline", "baseline+OCC": "mcnet+occ", "baseline+CMA": "mcnet+cma",
+          "baseline+OCC+CMA": "table2-both"}
 
 
-def numbers(line):
-    return [float(x) for x in re.findall(r"\d+\.\d+", line)]
+def read_tsv(path):
+    """The rows of a tab-separated file under tests/data, its '#' lines (where it came from) skipped."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t"))
 
 
 @pytest.fixture(scope="module")
 def paper_rows():
-    """(method, labeled) -> 8 numbers (mean, std alternating) read from the paper text."""
-    lines = PAPER.read_text().splitlines()
+    """(method, labeled) -> 8 numbers (mean, std alternating) as printed in the paper."""
     rows = {}
-    for line in lines:
-        if line.startswith("V-Net\t"):
-            labeled = int(line.split("\t")[1])
-            rows[("supervised", labeled)] = numbers(line)[:8]
-    mcnet = [line for line in lines if line.startswith("MC-Net [19]")]
-    ours = [line for line in lines if line.startswith("ours")]
-    for labeled, m, o in zip((4, 8, 16), mcnet, ours):
-        rows[("mcnet", labeled)] = numbers(m)[:8]
-        rows[("caml", labeled)] = numbers(o)[:8]
-    start = next(i for i, line in enumerate(lines) if line.startswith("Labeled\tUnlabeled\tBaseline"))
-    ablation = [numbers(line) for line in lines[start + 1:start + 13]]
-    for block, labeled in enumerate((4, 8, 16)):
-        base, occ, cma, both = ablation[4 * block:4 * block + 4]
-        rows[("mcnet+occ", labeled)] = occ
-        rows[("mcnet+cma", labeled)] = cma
-        rows[("table2-baseline", labeled)] = base
-        rows[("table2-both", labeled)] = both
+    for row in read_tsv(DATA / "paper_tables.tsv"):
+        names = TABLE1 if row["table"] == "Table 1" else TABLE2
+        rows[(names[row["row"]], int(row["labeled"]))] = [float(row[f"{m}{s}"]) for m in METRICS
+                                                          for s in ("", "_std")]
     return rows
 
 
@@ -64,20 +55,13 @@ def test_table2_baseline_and_full_rows_equal_table1(paper_rows):
         assert as_list(paper_numbers("caml", labeled)) == pytest.approx(paper_rows[("table2-both", labeled)])
 
 
-def test_headline_numbers_match_reference_notes():
-    notes = (SHARED / "REFERENCE_NOTES.md").read_text()
-    names = {"V-Net, labeled only": "supervised", "V-Net, all labeled": "supervised",
-             "MC-Net (the ablation's baseline)": "mcnet", "CAML": "caml"}
-    seen = 0
-    for line in notes.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 6 and cells[1] in names:
-            labeled = int(cells[0].split()[0])
-            row = paper_numbers(names[cells[1]], labeled)
-            assert row["dice"] == float(cells[2].split()[0])
-            assert [row["jaccard"], row["hd95"], row["asd"]] == [float(c) for c in cells[3:]]
-            seen += 1
-    assert seen == 8
+def test_headline_numbers_match_the_second_transcription():
+    names = {"V-Net": "supervised", "MC-Net": "mcnet", "CAML": "caml"}
+    rows = read_tsv(DATA / "headline_numbers.tsv")
+    for line in rows:
+        row = paper_numbers(names[line["method"]], int(line["labeled"]))
+        assert [row[m] for m in METRICS] == [float(line[m]) for m in METRICS], line
+    assert len(rows) == 8
 
 
 def test_unknown_rows_are_none():

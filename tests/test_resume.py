@@ -50,6 +50,7 @@ def test_fingerprint_holds_a_sha256_per_list_and_case(la_dir):
     assert found[f"{CASES_FOLDER}/{first.parent.name}/{first.name}"] == hashlib.sha256(first.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # two training processes
 def test_labels_zeroed_in_place_stop_the_resume_naming_the_file(tmp_path, la_dir):
     data, own = _data_with_own_first_case(tmp_path, la_dir)
     run = tmp_path / "run"
@@ -67,6 +68,7 @@ def test_labels_zeroed_in_place_stop_the_resume_naming_the_file(tmp_path, la_dir
     assert torch.load(run / "checkpoints" / "last.pth", weights_only=True)["iteration"] == 2
 
 
+@pytest.mark.slow  # short training runs
 def test_an_older_size_only_fingerprint_still_resumes_and_says_so(tmp_path, la_dir, capfd):
     import hashlib
 
@@ -98,6 +100,7 @@ def _without(last, field):
     save_checkpoint({k: v for k, v in ckpt.items() if k != "sha256"}, last)
 
 
+@pytest.mark.slow  # short training runs
 def test_a_field_added_later_is_taken_as_the_behaviour_of_the_version_that_wrote_it(tmp_path, la_dir):
     run = tmp_path / "run"
     common = ["--data", str(la_dir), "--out", str(run), "--no-eval", "--quiet"]
@@ -122,6 +125,7 @@ def test_a_field_added_later_is_taken_as_the_behaviour_of_the_version_that_wrote
     assert ckpt["iteration"] == 4 and ckpt["config"]["train"]["step.bank_fa_rows"] == "per_voxel"
 
 
+@pytest.mark.slow  # short training runs
 def test_a_missing_field_whose_old_behaviour_is_the_default_resumes_as_asked(tmp_path, la_dir, monkeypatch, capfd):
     import camlkit.runtime.resume
 

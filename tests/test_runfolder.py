@@ -61,6 +61,7 @@ def test_second_process_on_the_same_folder_gets_one_line_naming_the_first(tmp_pa
     assert (run / ".lock").read_text() == ""  # released: the pid is gone from the lock file
 
 
+@pytest.mark.slow  # fresh training processes
 def test_killed_holder_leaves_a_stale_lock_that_the_next_run_reports_and_takes(tmp_path):
     run = tmp_path / "run"
     first, holding = take(run)
@@ -320,6 +321,7 @@ def test_ctrl_c_before_the_first_checkpoint_then_the_suggested_resume_starts_aga
 
 # ----------------------------------------------------------------------------- messages
 
+@pytest.mark.slow  # fresh training processes
 def test_a_new_run_under_a_read_only_parent_is_one_clear_line(tmp_path, la_dir):
     # as root, permission bits stop nothing: run the command without CAP_DAC_OVERRIDE (setpriv)
     prefix = []

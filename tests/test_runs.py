@@ -84,6 +84,7 @@ def test_settings_read_from_the_stored_config(trained):
     assert "OCC dot / t 0.1" in line
 
 
+@pytest.mark.slow  # the trained fixture: a smoke training run
 def test_a_smoke_run_is_evaluated_with_the_inputs_it_stored(trained, la_dir, tmp_path, capsys):
     """model_final.pth holds the run's inputs once (``config["inputs"]``); `camlkit evaluate`
     predicts with them: the smoke preset's scale, per-case z-score, patch and stride."""
@@ -106,6 +107,7 @@ def test_a_smoke_run_is_evaluated_with_the_inputs_it_stored(trained, la_dir, tmp
         "method": "caml", "labeled": 4, **config["inputs"]}
 
 
+@pytest.mark.slow  # short training runs
 def test_settings_restore_every_step_field_the_run_stored(la_dir, tmp_path):
     """A run trained with non-default OCC options gets them back (heads_on, bank_fa_rows, ...)."""
     from camlkit.step import StepConfig
@@ -180,6 +182,7 @@ def test_a_camlkit_inference_file_without_train_settings(tmp_path):
     assert (settings.n_filters, settings.proj_dim, settings.inputs) == (2, 8, InputSettings())
 
 
+@pytest.mark.slow  # short training runs
 def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch):
     monkeypatch.delenv(runs.CHECKPOINT_ENV, raising=False)
     assert runs.find_checkpoint(root=tmp_path) is None

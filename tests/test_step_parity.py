@@ -25,20 +25,16 @@ not depend on the column order. Real LA crops, a tiny patch, the released networ
 """
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from bench.release_step import released_iteration  # bench/ is a package of the repository root (pytest's pythonpath)
 from camlkit.caml import CAMLNet
 from camlkit.data import case_path, read_case, read_list
 from camlkit.occ import MemoryBank
 from camlkit.step import CLEAN_VARIANT, StepConfig, caml_step
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ runs from the repository root
-from bench.release_step import released_iteration  # noqa: E402
 
 PATCH = (32, 32, 16)
 STRIDE = 3  # subsample the cases so that a 32x32x16 crop holds the whole atrium and background

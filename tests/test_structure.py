@@ -159,6 +159,7 @@ def smoke_net(la_dir, tmp_path_factory):
     return net, settings, labeled, unlabeled["image"]
 
 
+@pytest.mark.slow  # smoke_net: a smoke training run (16 s setup)
 def test_network_figures_on_real_crops(la_dir, smoke_net):
     """The network-level helpers on real LA crops: a random CAMLNet, whose rows are close to
     uniform and whose predictions hold one class only (OCC undefined), and a smoke-trained one."""
@@ -221,6 +222,7 @@ class _SeededBank:
         return self.bank.sample(j)
 
 
+@pytest.mark.slow  # smoke_net: a smoke training run (16 s setup)
 @pytest.mark.parametrize("heads_on", ["agreeing", "picked"])
 @pytest.mark.parametrize("occ_log", ["eps", "log_softmax"])
 def test_network_occ_l_o_is_the_training_steps_l_o(smoke_net, heads_on, occ_log):
@@ -248,6 +250,7 @@ def test_network_occ_l_o_is_the_training_steps_l_o(smoke_net, heads_on, occ_log)
     assert torch.equal(bank.counts, measured["bank"].counts)
 
 
+@pytest.mark.slow  # smoke_net: a smoke training run (16 s setup)
 def test_the_heads_option_changes_the_rows(smoke_net):
     """heads_on is not a no-op here: BatchNorm over all agreeing voxels vs over the picked ones."""
     from camlkit.step import StepConfig

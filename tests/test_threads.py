@@ -120,6 +120,7 @@ def test_importing_camlkit_before_torch_keeps_every_thread():
     assert int(shown.stdout) == int(alone.stdout)
 
 
+@pytest.mark.slow  # a short training run beside a busy process
 def test_the_short_run_of_a_notebook_kernel_trains_with_a_cpu_free(tmp_path):
     """camlkit.runtime.runs.train_short in a process that imported torch first (a notebook
     kernel): the training (camlkit.train.train, replaced here by a probe) runs on one thread of two."""

@@ -1,4 +1,4 @@
-"""Tests for camlkit/viz/ and camlkit/course.py: the pure helpers on arrays small enough to check by hand, and the
+"""Tests for camlkit/viz/: the pure helpers on arrays small enough to check by hand, and the
 explorer widgets redrawing when a control moves."""
 
 import numpy as np
@@ -289,8 +289,9 @@ def test_mesh_figure_traces_use_the_colour_language():
 
 
 def test_mesh_figure_keeps_surfaces_and_errors_apart():
-    """The issue-18 view: errors drawn over the surfaces hid them; now the surfaces have a scene
-    of their own, both translucent, and the errors are a sample on a faint label."""
+    """Surfaces and errors in two scenes side by side (errors drawn over the surfaces would hide
+    them): the label and prediction surfaces translucent in one, a sample of the error voxels on a
+    faint label in the other."""
     gt = np.zeros((30, 30, 30), np.uint8)
     gt[5:25, 5:25, 5:25] = 1
     pred = np.roll(gt, 4, axis=0)  # 4 slabs of 20 x 20 voxels wrong each way: 1,600 each
@@ -477,30 +478,6 @@ def test_branch_viewer_names_the_two_branches():
     assert [t.marker.color for t in ex.figure.data[1:]] == [viz.F_V.plotly(), viz.F_A.plotly()]
 
 
-# ----------------------------------------------------------------------------- notebook setup
-def test_smoke_reads_the_environment(monkeypatch):
-    from camlkit import course
-
-    monkeypatch.setenv("CAMLKIT_SMOKE", "1")
-    assert course.smoke()
-    monkeypatch.setenv("CAMLKIT_SMOKE", "0")
-    assert not course.smoke()
-    monkeypatch.delenv("CAMLKIT_SMOKE")
-    assert not course.smoke()
-
-
-def test_find_data_dir_prefers_the_environment(tmp_path, monkeypatch):
-    from camlkit import course
-    from camlkit.errors import CamlkitError
-
-    (tmp_path / "train.list").write_text("A\n")
-    monkeypatch.setenv("CAMLKIT_DATA", str(tmp_path))
-    assert course.find_data_dir() == tmp_path.resolve()
-    monkeypatch.setenv("CAMLKIT_DATA", str(tmp_path / "missing"))
-    with pytest.raises(CamlkitError, match="CAMLKIT_DATA"):
-        course.find_data_dir()
-
-
 def test_memory_bank_figure_stacks_classes_per_slot():
     fig = viz.memory_bank_figure(np.array([[5, 1], [0, 0], [2, 3]]), ["a", "b", "c"])
     bars = [t for t in fig.data if t.type == "bar"]
@@ -539,22 +516,3 @@ def test_pca_keeps_memory_and_unlabeled_apart_and_no_class_hidden():
     kinds = list(points[0].hovertext)
     first_atrium = kinds.index(PREDICTED_CLASS_INKS[1].name)
     assert first_atrium < 100  # atrium crosses spread through the layer, not all on top
-
-
-def test_find_data_dir_tries_data_la_before_shared_la(tmp_path, monkeypatch):
-    from camlkit import course
-
-    monkeypatch.delenv("CAMLKIT_DATA", raising=False)
-    work = tmp_path / "repo" / "notebooks"
-    shared = tmp_path / "repo" / "shared" / "LA"  # ../shared/LA seen from the notebooks folder
-    local = work / "data" / "LA"
-    for folder in (work, shared):
-        folder.mkdir(parents=True)
-    (shared / "train.list").write_text("A\n")
-    monkeypatch.chdir(work)
-    assert course.find_data_dir() == shared.resolve()
-    local.mkdir(parents=True)
-    (local / "train.list").write_text("A\n")
-    assert course.find_data_dir() == local.resolve()
-    candidates = course.data_candidates()
-    assert candidates.index(local) < candidates.index(shared)

@@ -1,7 +1,7 @@
-"""The readable-figure fixes of camlkit.viz for notebooks 4 and 5 (issue 11): a common attention
-scale with its colorbar and the label outline, class names on the omni-correlation axes, rows
-averaged for display, one stated colour scale across panels, a log-scale memory bank, full
-slider labels. (To fold into tests/test_viz.py.)"""
+"""camlkit.viz's attention and omni-correlation figures as notebooks 4 and 5 show them
+(camlkit.viz.cma, camlkit.viz.occ): a common attention scale with its colorbar and the label
+outline, class names on the omni-correlation axes, rows averaged for display, one stated colour
+scale across panels (or one per panel, said so), a log-scale memory bank, full slider labels."""
 
 import numpy as np
 import pytest

@@ -26,9 +26,8 @@ OCC (§2.3, Eq. 2; ``sim`` of shape ``(m, n)``: unlabeled voxels x memory protot
 :func:`read_occ` turn them into a sentence chosen from the numbers, :func:`read_draws` the OCC
 figures of several draws of prototypes (and whether the reading depends on the draw).
 
-From a network: :func:`network_attention`, and :func:`network_occ`, which computes OCC's rows
-with the training step's own functions (camlkit.step.update_memory, camlkit.step.occ_part) and
-the run's stored StepConfig, so a figure shows what training computed.
+The figures of a network (its attention on real crops, OCC's rows computed with the training
+step's own functions) are camlkit.evaluation.measure's ``network_attention`` and ``network_occ``.
 """
 
 import math
