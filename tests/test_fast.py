@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from camlkit.config import PRESETS, make_config
@@ -47,3 +48,29 @@ def test_fast_on_the_cpu_is_refused_in_one_line(la_dir, tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "--fast needs a CUDA device" in lines[0], out.stderr
     assert not (tmp_path / "run" / "log.csv").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_fast_step_makes_no_host_synchronisation_on_cuda():
+    from camlkit.caml import CAMLNet
+    from camlkit.step import StepConfig, caml_step
+
+    device = torch.device("cuda")
+    cfg = make_config("smoke", fast=True)
+    net = CAMLNet(cfg.model).to(device).to(memory_format=torch.channels_last_3d).train()
+    bank = fast.memory_bank(cfg)
+    z, y = torch.randn(32 * 32 * 16, cfg.model.proj_dim, device=device), torch.rand(32 * 32 * 16, device=device) < 0.3
+    for slot in range(cfg.labeled):
+        bank.update(slot, z, y.long())
+    image = torch.randn(4, 1, 32, 32, 16, device=device).to(memory_format=torch.channels_last_3d)
+    label = (torch.rand(4, 32, 32, 16, device=device) < 0.3).long()
+    step_cfg = StepConfig(**{**cfg.step.__dict__, "warmup": 0})
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with fast.autocast(cfg, device):
+            loss, _ = caml_step(net, image, label, 2, 100, step_cfg, bank, [0, 1])
+        loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(loss)

@@ -128,3 +128,13 @@ def test_a_step_with_the_device_bank_trains():
     loss.backward()
     assert net.pred_v[0].weight.grad.abs().sum() > 0  # l_o reaches the heads
     assert bank.labels.shape == (4, 16 * 16 * 16) and (bank.labels[:2] == -1).any()
+
+
+def test_bank_state_round_trips_as_a_checkpoint_stores_it():
+    bank = occ_device.DeviceBank(2, 3)
+    assert bank.state_dict() == {} and bank.sample(1) is None  # empty until the first update
+    bank.update(1, torch.randn(7, 3), torch.tensor([0, 1, -1, 0, 1, 1, -1]))
+    again = occ_device.DeviceBank(2, 3)
+    again.load_state_dict(bank.state_dict(), torch.device("cpu"))
+    assert torch.equal(again.feats, bank.feats) and torch.equal(again.labels, bank.labels)
+    assert again.labels[0].tolist() == [-1] * 7  # slot 0 not filled yet
