@@ -36,7 +36,8 @@ from pathlib import Path
 
 import torch
 
-from bench.gpu_profile import PEAKS, few_case_folder, real_batches, synchronize, time_evaluation
+from bench import gpu_profile
+from bench.gpu_profile import few_case_folder, real_batches, synchronize, time_evaluation
 from bench.inputs import filled_bank
 from camlkit.caml import CAMLNet
 from camlkit.config import make_config
@@ -52,15 +53,7 @@ ROWS = {"released arithmetic": (False, False), "--fast": (True, False), "--fast 
 
 def peak_flops(device, dtype_key, given_tflops=None):
     """Dense peak FLOP/s: ``given_tflops`` if passed, else looked up by the CUDA device's name."""
-    if given_tflops:
-        return given_tflops * 1e12
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, peaks in PEAKS.items():  # "H100 PCIe" before "H100"
-        if key in name:
-            return peaks[dtype_key] * 1e12
-    return None
+    return given_tflops * 1e12 if given_tflops else gpu_profile.peak_flops(device, dtype_key)
 
 
 @dataclasses.dataclass
