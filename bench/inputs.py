@@ -27,9 +27,10 @@ def full_bank(cfg, device):
     return bank
 
 
-def filled_bank(cfg, device) -> MemoryBank:
-    """camlkit's MemoryBank holding :func:`full_bank`'s contents."""
-    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim)
+def filled_bank(cfg, device, bank=None) -> MemoryBank:
+    """camlkit's MemoryBank (or ``bank``, e.g. camlkit.occ_device.DeviceBank) holding
+    :func:`full_bank`'s contents."""
+    bank = bank if bank is not None else MemoryBank(cfg.labeled, cfg.model.proj_dim)
     for slot, (z, y) in enumerate(full_bank(cfg, device)):
         bank.update(slot, z, y)
     return bank

@@ -88,6 +88,7 @@ class TrainConfig:
     # machinery
     device: str = "auto"  # auto (cuda if present, else cpu), cpu, cuda or cuda:N
     amp: bool = False  # bf16 autocast on CUDA (released: fp32)
+    fast: bool = False  # CUDA: mixed precision, channels_last, OCC on the device (camlkit.runtime.fast)
     compile: bool = False  # torch.compile the network
     channels_last: bool = True  # channels_last_3d memory format: about 2x faster 3-D convs on CPU
     num_workers: int = 0  # DataLoader worker processes

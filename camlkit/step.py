@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 
-from camlkit import occ
+from camlkit import occ, occ_device
 from camlkit.caml import eval_mode
 from camlkit.cps import cps_loss
 from camlkit.losses import dice_loss
@@ -137,6 +137,11 @@ def update_memory(net, bank, out, p_v, p_a, label, slots, bank_fa_rows="scramble
         for k, slot in enumerate(slots):
             y = label[k].flatten()
             correct = (p_v[k].argmax(0).flatten() == y) & (p_a[k].argmax(0).flatten() == y)
+            if isinstance(bank, occ_device.DeviceBank):  # --fast: every voxel, -1 where not kept (occ_device)
+                z = 0.5 * (net.proj_v(voxels(out["feat_v"][k : k + 1]))
+                           + net.proj_a(bank_rows_a(out["feat_a"][k], bank_fa_rows)))
+                bank.update(int(slot), z.float(), torch.where(correct, y, -1))
+                continue
             f_v = voxels(out["feat_v"][k : k + 1])[correct]  # (n, n_filters)
             f_a = bank_rows_a(out["feat_a"][k], bank_fa_rows)[correct]
             z = 0.5 * (net.proj_v(f_v) + net.proj_a(f_a))
@@ -275,7 +280,12 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
             raise ValueError("use_occ needs the memory bank and the labeled samples' slots")
         update_memory(net, bank, out, p_v[:labeled_bs], p_a[:labeled_bs], y, slots, cfg.bank_fa_rows)
         lambda_o = loss_weight(ramp_iteration, cfg.beta_o, cfg.ramp_length, cfg.iterations_per_epoch)
-        l_o, health = occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg, lambda_o)
+        if isinstance(bank, occ_device.DeviceBank) and p_v.shape[0] > labeled_bs:  # --fast: no host sync
+            feats = voxels(out["feat_v"][labeled_bs:]), voxels(out["feat_a"][labeled_bs:])
+            probs = voxels(p_v[labeled_bs:]), voxels(p_a[labeled_bs:])
+            l_o, health = occ_device.occ_term(net, bank, *feats, *probs, cfg), _no_health(cfg)
+        else:
+            l_o, health = occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg, lambda_o)
 
     loss = cfg.weight_s * loss_s + lambda_c * l_c + lambda_o * l_o
     return loss, {**_parts(loss, loss_s, l_c, l_o, lambda_c, lambda_o), **health}

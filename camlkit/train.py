@@ -38,6 +38,7 @@ from camlkit.course import find_data_dir
 from camlkit.data.batches import training_loader
 from camlkit.errors import CamlkitError
 from camlkit.occ import MemoryBank
+from camlkit.runtime import fast
 from camlkit.runtime.checkpoint import save_checkpoint, save_inference_model
 from camlkit.runtime.device import resolve_device
 from camlkit.runtime.distributed import check_replicas_agree, distributed_context
@@ -105,6 +106,7 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
     cfg.data = str(Path(cfg.data).resolve())  # config.json says where, whatever the working folder
     check_config(cfg)
     device = resolve_device(cfg.device)
+    fast.check(cfg, device)  # --fast: CUDA only
     check_data(cfg, evaluate)
     folder = run_dir(cfg)
     check_outputs(folder)
@@ -122,20 +124,19 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
         return _run(cfg, Place(folder, device, rank, world), resume, evaluate)
 
 
-def train_iteration(module, optimizer, batch, cfg, iteration, device, layout):
+def train_iteration(module, optimizer, batch, cfg, iteration, device, layout, scaler=None):
     """One training iteration: Eq. 1 forward on ``batch``, backward, the lr of ``iteration``,
-    the optimizer's update. Returns (loss, parts)."""
+    the optimizer's update (through ``scaler``, fp16 under --fast). Returns (loss, parts)."""
     # batch: labeled samples first; their dataset indices are their memory-bank slots
     image = batch["image"].to(device, non_blocking=True).to(memory_format=layout)
     label = batch["label"].to(device, non_blocking=True)
     slots = batch["index"][: cfg.labeled_bs].tolist()
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+    with fast.autocast(cfg, device):  # fp32 as released; bf16/fp16 under --amp or --fast
         loss, parts = module(image, label, cfg.labeled_bs, iteration, slots)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(cfg, iteration)
-    optimizer.step()
+    fast.backward_and_update(loss, optimizer, scaler)
     return loss, parts
 
 
@@ -165,6 +166,7 @@ class Session:
     start: int
     layout: torch.memory_format
     fingerprint: dict
+    scaler: torch.amp.GradScaler | None = None  # fp16 under --fast (camlkit.runtime.fast)
 
 
 def _run(cfg, place: Place, resume, evaluate):
@@ -179,10 +181,11 @@ def _setup(cfg, place: Place, resume) -> Session:
     Eq. 1 module and the batches from the first iteration still to run."""
     fingerprint = data_fingerprint(cfg.data)
     seed_everything(cfg.seed + place.rank)
-    layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    scaler = fast.setup(cfg, place.device)  # --fast: cuDNN autotuning, TF32, the fp16 scaler
+    layout = fast.layout(cfg, place.device)
     net = CAMLNet(cfg.model).to(place.device).to(memory_format=layout)
     optimizer = make_optimizer(cfg, net)
-    bank = MemoryBank(cfg.labeled, cfg.model.proj_dim) if cfg.step.use_occ else None
+    bank = fast.memory_bank(cfg)  # camlkit.occ's, or the fixed-shape one under --fast
     start = restore(place.last, cfg, net, optimizer, bank, place.device, fingerprint) if resume else 0
     if place.rank == 0:
         (place.folder / "checkpoints").mkdir(exist_ok=True)
@@ -194,7 +197,7 @@ def _setup(cfg, place: Place, resume) -> Session:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
     loader = training_loader(cfg, place.rank, place.world, start)
     log = RunLog(place.folder, resume, start, log_fields(cfg.step)) if place.rank == 0 else None
-    return Session(net, optimizer, bank, module, loader, log, start, layout, fingerprint)
+    return Session(net, optimizer, bank, module, loader, log, start, layout, fingerprint, scaler)
 
 
 def _loop(cfg, place: Place, s: Session, resume):
@@ -207,7 +210,8 @@ def _loop(cfg, place: Place, s: Session, resume):
     s.net.train()
     try:
         for iteration, batch in zip(range(s.start, cfg.iterations), s.loader):
-            loss, parts = train_iteration(s.module, s.optimizer, batch, cfg, iteration, place.device, s.layout)
+            loss, parts = train_iteration(s.module, s.optimizer, batch, cfg, iteration, place.device,
+                                          s.layout, s.scaler)
             nonfinite |= ~torch.isfinite(loss.detach())
             done = iteration + 1
             # log: log.csv, TensorBoard, the progress bar

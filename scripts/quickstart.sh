@@ -12,6 +12,10 @@
 #                              index). Empty: the default index. Or e.g. .../whl/cu126
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# each stage's elapsed seconds, measured here (bash's SECONDS) and printed at the end
+STAGE_START=$SECONDS
+declare -a STAGES=()
+stage_done() { STAGES+=("$1 $((SECONDS - STAGE_START))"); STAGE_START=$SECONDS; }
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
@@ -27,6 +31,7 @@ elif ! .venv/bin/python -m pip install -q --retries 1 --timeout 30 "$TORCH" \
     .venv/bin/python -m pip install -q "$TORCH"
 fi
 .venv/bin/python -m pip install -q -e ".[notebooks]"
+stage_done install
 
 DATA=${CAMLKIT_DATA:-data/LA}
 if [ -d ../shared/LA ]; then  # this project's machines keep a verified copy beside the repo
@@ -34,6 +39,7 @@ if [ -d ../shared/LA ]; then  # this project's machines keep a verified copy bes
 else
     .venv/bin/python data_scripts/download_la.py --dest "$DATA"
 fi
+stage_done data
 
 PRESET=${PRESET:-$(.venv/bin/python -c "import torch; print('paper' if torch.cuda.is_available() else 'quick')")}
 LABELED=${LABELED:-16}
@@ -63,4 +69,22 @@ elif [ -e "$RUN/config.json" ] || [ -e "$RUN/log.csv" ]; then
 else
     "${TRAIN[@]}"
 fi
+# `camlkit train` trains, then evaluates: the training loop's seconds are the last row of this
+# run's log.csv (column "seconds"); the rest of the command is the evaluation (with the setup
+# before the loop and curves.png after it). A finished run that was only shown took neither.
+RUN_SECONDS=$((SECONDS - STAGE_START))
+LOOP_SECONDS=0
+if [ "$RUN_SECONDS" -gt 0 ] && [ -f "$RUN/log.csv" ]; then
+    LOOP_SECONDS=$(tail -n 1 "$RUN/log.csv" | .venv/bin/python -c "import csv, sys
+header = next(csv.reader(open(sys.argv[1])))
+row = next(csv.reader(sys.stdin))
+print(min(int(float(row[header.index('seconds')])), int(sys.argv[2])))" "$RUN/log.csv" "$RUN_SECONDS" \
+        || echo 0)
+fi
+STAGES+=("training $LOOP_SECONDS" "evaluation $((RUN_SECONDS - LOOP_SECONDS))")
+echo "quickstart: elapsed seconds per stage (measured by this script):"
+for stage in "${STAGES[@]}"; do
+    printf '  %-11s %6d s\n' "${stage% *}" "${stage##* }"
+done
+printf '  %-11s %6d s\n' total "$SECONDS"
 echo "Results: $RUN/summary.md, per case: $RUN/cases.csv, curves: $RUN/curves.png"

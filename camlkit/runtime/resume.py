@@ -53,6 +53,7 @@ ADDED_LATER = {
     "step.occ_log": "eps",  # l_o was always log(softmax + 1e-8) before the option
     "val_cases": 0,  # no validation cases before them
     "eval_split": "test",  # the final evaluation scored test.list
+    "fast": False,  # every step was the release's arithmetic before --fast
 }
 LEGACY_SIZES = "case sizes"  # the key of the size-only fingerprint of older checkpoints
 
