@@ -31,6 +31,7 @@ def _repo(tmp_path):
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "quickstart.sh", repo / "scripts" / "quickstart.sh")
+    shutil.copy(ROOT / "scripts" / "torch.txt", repo / "scripts" / "torch.txt")  # the one torch pin
     (repo / "scripts" / "torch_index.sh").write_text("echo ''\n")
     bin_dir = repo / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
