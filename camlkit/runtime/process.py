@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from camlkit.runtime.files import open_no_link, pid_alive, write_text
+from camlkit.runtime.files import open_no_link, pid_alive, start_ticks, write_text
 from camlkit.runtime.runfolder import HANDOVER_ENV, claim
 
 PROCESS_FILE = "process.json"
@@ -26,20 +26,6 @@ OUT_FILE = "train.out"
 
 
 RECORD_ENV = "CAMLKIT_PROCESS_FILE"  # tells the launched process where its process.json is
-
-
-def start_ticks(pid):
-    """When the process started, in clock ticks after boot (Linux /proc); None when the process
-    is gone or a zombie, or elsewhere than Linux. Raises PermissionError when /proc hides another
-    user's process (mounted with ``hidepid``)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except PermissionError:
-        raise
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) "
-    return None if fields[0] == "Z" else int(fields[19])  # state, ..., starttime (field 22)
 
 
 def is_alive(record) -> bool:
@@ -60,6 +46,17 @@ def is_alive(record) -> bool:
         return start_ticks(pid) == record["start_ticks"]  # None for a zombie or a vanished pid
     except PermissionError:  # another user's process, hidden: running, and we cannot tell more
         return True
+
+
+def ignores_signal(pid, signum) -> bool:
+    """Whether the process ignores ``signum`` (Linux /proc: its SigIgn mask). A job that a
+    non-interactive shell starts with ``&`` ignores SIGINT: Ctrl-C's signal cannot stop it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next((line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), "0")
+    return bool(int(mask, 16) >> (signum - 1) & 1)
 
 
 def child_command(args, run_dir, resume=False):
@@ -94,12 +91,11 @@ def spawn(args, run_dir, resume, iterations, hint=""):
     except BaseException:
         lock.release()
         raise
-    try:
-        record = {"pid": process.pid, "start_ticks": start_ticks(process.pid), "command": command,
-                  "started": time.time(), "host": socket.gethostname(), "iterations": iterations}
-        write_record(run_dir, record)
-    finally:
-        lock.pass_on(process.pid)  # the process holds the run folder from now on
+    lock.pass_on(process.pid)  # the process holds the run folder from now on (before process.json:
+    # whoever reads process.json then finds its pid holding the lock)
+    record = {"pid": process.pid, "start_ticks": start_ticks(process.pid), "command": command,
+              "started": time.time(), "host": socket.gethostname(), "iterations": iterations}
+    write_record(run_dir, record)
     return process, record
 
 
