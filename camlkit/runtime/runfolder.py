@@ -9,8 +9,9 @@ never removed. Two processes writing there at once would interleave one log and 
 files of two runs, so:
 
 - :class:`RunLock` takes an exclusive ``fcntl.flock`` on ``RUN/.lock`` and writes its pid
-  there (and its start time as the kernel counts it: a recycled pid is another process). A second process gets one line naming the holder's pid. The kernel drops the lock when
-  its holder ends, however it ends; a pid still written in the file after that is the trace of
+  there (and its start time as the kernel counts it: a recycled pid is another process). A
+  second process gets one line naming the holder's pid. The kernel drops the lock when its
+  holder ends, however it ends; a pid still written in the file after that is the trace of
   a process that was killed (SIGKILL, power loss), and the next taker reports it. camlkit.runtime.launch
   takes the lock before it starts the training process and hands it over (the process inherits
   the locked file; ``$CAMLKIT_RUN_LOCK_FD`` names it), so no other run can slip in between.
