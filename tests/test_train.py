@@ -182,14 +182,14 @@ def test_ddp_two_processes_on_gloo(tmp_path, la_dir):
 # ----------------------------------------------------------------------------- checks before the work
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(iterations=0), "iterations=0: expected a whole number >= 1"),
-    (dict(iterations=-5), "iterations=-5: expected a whole number >= 1"),
-    (dict(checkpoint_every=0), "checkpoint_every=0: expected"),
-    (dict(log_every=0), "log_every=0: expected"),
-    (dict(scale=0.0), "scale=0.0: expected a resampling factor > 0"),
-    (dict(scale=-1.0), "scale=-1.0: expected"),
-    (dict(eval_cases=0), "eval_cases=0: expected >= 1"),
-    (dict(labeled=-1), "labeled=-1: expected 2..78 .*train.list has 80 cases"),
+    (dict(iterations=0), "--iterations 0: expected a whole number >= 1"),
+    (dict(iterations=-5), "--iterations -5: expected a whole number >= 1"),
+    (dict(checkpoint_every=0), "--checkpoint-every 0: expected"),
+    (dict(log_every=0), "--log-every 0: expected"),
+    (dict(scale=0.0), "--scale 0.0: expected a finite number > 0"),
+    (dict(scale=-1.0), "--scale -1.0: expected"),
+    (dict(eval_cases=0), "--eval-cases 0: expected a whole number >= 1"),
+    (dict(labeled=-1), "--labeled -1: expected a whole number >= 0"),
     (dict(labeled=1), "labeled=1: expected 2..78"),
     (dict(labeled=79), "labeled=79: expected 2..78"),
     (dict(labeled=81, method="supervised"), "labeled=81: expected 2..80"),

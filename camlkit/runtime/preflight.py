@@ -12,26 +12,22 @@ ownership is camlkit.runtime.runfolder's.
 import os
 from pathlib import Path
 
+from camlkit.config import check_bounds
 from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
 
 
 def check_config(cfg):
-    """The config's own values: counts, sizes, the scale."""
-    for name in ("iterations", "checkpoint_every", "log_every", "batch_size", "labeled_bs"):
-        if getattr(cfg, name) < 1:
-            raise CamlkitError(f"{name}={getattr(cfg, name)}: expected a whole number >= 1")
+    """The config's own values: each numeric field within its bounds (camlkit.config.BOUNDS,
+    the one table), then what relates fields: the batch, the patch, the evaluated split."""
+    check_bounds(cfg)
     if cfg.labeled_bs > cfg.batch_size:
-        raise CamlkitError(f"labeled_bs={cfg.labeled_bs}: expected at most batch_size={cfg.batch_size}")
-    if not cfg.scale > 0:
-        raise CamlkitError(f"scale={cfg.scale}: expected a resampling factor > 0")
+        raise CamlkitError(f"--labeled-bs {cfg.labeled_bs}: expected at most --batch-size {cfg.batch_size}")
     if len(cfg.patch_size) != 3 or any(p < 16 or p % 16 for p in cfg.patch_size):
         raise CamlkitError(f"patch_size={tuple(cfg.patch_size)}: expected three sides, each a "
                            f"positive multiple of 16 (the V-Net halves it four times)")
-    if cfg.eval_cases is not None and cfg.eval_cases < 1:
-        raise CamlkitError(f"eval_cases={cfg.eval_cases}: expected >= 1, or None for every test case")
-    if cfg.val_cases < 0:
-        raise CamlkitError(f"val_cases={cfg.val_cases}: expected >= 0 validation cases")
+    if len(cfg.eval_stride) != 3:
+        raise CamlkitError(f"--eval-stride {tuple(cfg.eval_stride)}: expected three sides")
     if cfg.eval_split not in ("test", "val"):
         raise CamlkitError(f"eval_split={cfg.eval_split!r}: expected 'test' or 'val'")
     if cfg.eval_split == "val" and cfg.val_cases < 1:
