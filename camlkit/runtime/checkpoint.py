@@ -160,17 +160,21 @@ def save_checkpoint(payload: dict, path) -> None:
     write_bytes(buffer.getbuffer(), path)
 
 
-def save_inference_model(net: CAMLNet, path, inputs=None, train=None) -> None:
+def save_inference_model(net: CAMLNet, path, inputs=None, train=None, split=None) -> None:
     """Save a camlkit checkpoint holding the network and its config: ``{"model": CAMLConfig
-    fields, "inputs": how its inputs were prepared, "train": the run's config tree}``.
+    fields, "inputs": how its inputs were prepared, "train": the run's config tree, "split":
+    its validation cases by id}``.
 
     ``inputs`` is a camlkit.runtime.trained.InputSettings (read back by its ``from_config``);
-    ``train`` the run's camlkit.config.to_dict. Either may be left out (a bare network)."""
+    ``train`` the run's camlkit.config.to_dict; ``split`` camlkit.runtime.resume.run_split. Any
+    may be left out (a bare network)."""
     config = {"model": dataclasses.asdict(net.config)}
     if inputs is not None:
         config["inputs"] = inputs.to_dict()
     if train is not None:
         config["train"] = train
+    if split is not None:
+        config["split"] = split
     save_checkpoint({"format": FORMAT, "version": VERSION, "model": net.state_dict(), "config": config}, path)
 
 

@@ -40,14 +40,18 @@ def check_data(cfg, evaluate=True):
 
     split = load_split(cfg.data, 0)  # one line for a missing folder, list or case file
     train = split.unlabeled  # every case of train.list, with 0 labeled
-    low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs - cfg.val_cases
+    low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs
     if not low <= cfg.labeled <= high:
         need = f" and {cfg.unlabeled_bs} unlabeled" if cfg.unlabeled_bs else ""
         raise CamlkitError(f"labeled={cfg.labeled}: expected {low}..{high} ({cfg.method} needs "
                            f"{cfg.labeled_bs} labeled{need} cases per batch; "
                            f"{Path(cfg.data) / 'train.list'} has {len(train)} cases)")
-    if cfg.val_cases:
-        load_split(cfg.data, cfg.labeled, cfg.val_cases)  # one line if too few cases are left
+    spare = len(train) - cfg.labeled - cfg.unlabeled_bs  # what validation may take
+    if cfg.val_cases > spare:
+        need = f" and {cfg.method} needs {cfg.unlabeled_bs} unlabeled per batch" if cfg.unlabeled_bs else ""
+        raise CamlkitError(f"--val-cases {cfg.val_cases}: expected 0..{spare} "
+                           f"({Path(cfg.data) / 'train.list'} has {len(train)} cases, the first "
+                           f"{cfg.labeled} labeled (--labeled){need})")
     if evaluate and cfg.eval_split == "val":
         check_cases(load_split(cfg.data, cfg.labeled, cfg.val_cases).val[: cfg.eval_cases])
         return
@@ -115,3 +119,21 @@ def check_output_files(folder, names, flag="--out"):
     for name in names:
         if (Path(folder) / name).is_dir():
             raise CamlkitError(f"{flag} {folder}: {name} there is a folder, cannot write the file")
+
+
+RUN_MARKS = ("config.json", "model_final.pth", "checkpoints/last.pth")  # what makes a folder a run's
+
+
+def check_own_results(folder, checkpoint, flag="--out"):
+    """A run's results (cases.csv, summary.md, summary.json) are written only by that run's own
+    checkpoint: a ``folder`` holding a run (its config.json, model_final.pth or
+    checkpoints/last.pth) takes results only of a checkpoint inside it; one line otherwise."""
+    folder = Path(folder)
+    marks = [name for name in RUN_MARKS if (folder / name).exists()]
+    if not marks:
+        return
+    inside = Path(checkpoint).resolve().parent in (folder.resolve(), (folder / "checkpoints").resolve())
+    if not inside:
+        raise CamlkitError(f"{flag} {folder} holds another run ({', '.join(marks)}): its results are "
+                           f"written only from its own checkpoint ({folder / 'model_final.pth'}), not "
+                           f"from {checkpoint}; choose another {flag}")
