@@ -413,3 +413,32 @@ def test_bright_standin_calls_voxels_above_the_level_atrium_in_both_branches(tmp
     plain = camlkit.load_released_checkpoint(camlkit.runtime.weights.write_standin(tmp_path / "plain.pth")).eval()
     with torch.no_grad():
         assert not torch.equal(plain(x)["logits_v"].argmax(1)[0], (x[0, 0] > 1.5).long())
+
+
+# ----------------------------------------------------------------------------- issue 28: local errors are local
+
+def test_a_partial_file_that_is_a_link_is_one_line_and_not_retried(server, registry, tmp_path):
+    dest = tmp_path / "cache"
+    dest.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"123456789")
+    part = dest / f".{registry[16].name}.part"
+    part.symlink_to(elsewhere)
+    with pytest.raises(CamlkitError) as err:
+        fetch16(server, registry, dest, retries=3)
+    assert str(err.value) == (f"{part} is a symbolic link (to {elsewhere}): camlkit writes this file itself "
+                              f"and never through a link; remove the link (its target is left untouched)")
+    assert server["handler"].requests == [] and elsewhere.read_bytes() == b"123456789"
+
+
+def test_a_partial_file_that_cannot_be_written_is_one_line_and_says_nothing_is_kept(server, registry, tmp_path,
+                                                                                  capsys, monkeypatch):
+    monkeypatch.setattr(camlkit.runtime.weights, "RELEASED", registry)
+    dest = tmp_path / "cache"
+    part = dest / f".{registry[16].name}.part"
+    part.mkdir(parents=True)  # what cannot be opened as a file: the same every time
+    code, _, err = download(["--weights", "16", "--dest", dest, "--base-url", server["url"], "--retries", 3,
+                             "--quiet"], capsys)
+    assert code == 2 and err == (f"camlkit download: error: {part}: Is a directory (a local file error, not the "
+                                 f"network's: nothing was retried)\n")
+    assert server["handler"].requests == []  # nothing fetched, nothing said to be kept

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from camlkit.data.fetch import blob_id, check_base_url, copy_verified, fetch, file_url
+from camlkit.data.fetch import DEADLINE, MIN_RATE, blob_id, check_base_url, copy_verified, fetch, file_url
 from camlkit.errors import CamlkitError
 from camlkit.runtime.files import sigterm_as_exit, write_text
 
@@ -136,7 +136,7 @@ def download_command_hint(labeled) -> str:
 
 
 def fetch_weights(labeled=16, dest=None, base_url=BASE_URL, source=None, registry=None, retries=3,
-                  backoff=1.0, timeout=60.0, progress=True):
+                  backoff=1.0, timeout=60.0, progress=True, deadline=DEADLINE, min_rate=MIN_RATE):
     """Put one network in ``dest`` (default the cache), verified. Returns (path, what happened):
     "present" (already there and verified: nothing fetched), "fetched" or "copied".
 
@@ -161,6 +161,7 @@ def fetch_weights(labeled=16, dest=None, base_url=BASE_URL, source=None, registr
         return target, "copied"
     url = file_url(check_base_url(base_url, BASE_URL), weights.path)
     fetch(url, target, weights.blob, retries=retries, backoff=backoff, timeout=timeout,
+          deadline=deadline, min_rate=min_rate,
           kind="git blob", resume=True, progress=weights.name if progress else None)
     return target, "fetched"
 
@@ -267,7 +268,8 @@ def weights_command(args, registry=None):
         try:
             with sigterm_as_exit():
                 path, what = fetch_weights(labeled, dest, base_url, args.source, registry, args.retries,
-                                           args.backoff, args.timeout, progress=not args.quiet)
+                                           args.backoff, args.timeout, progress=not args.quiet,
+                                           deadline=args.deadline, min_rate=args.min_rate)
         except OSError as err:  # a full disk, a folder without write permission
             raise CamlkitError(f"{dest}: {err}".splitlines()[0]) from None
         print(f"{path}: {said[what]} (git blob {registry[labeled].blob})")
