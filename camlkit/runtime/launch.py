@@ -51,6 +51,7 @@ from camlkit.runtime.process import (
     ignores_signal,
     is_alive,
     spawn,
+    wait_for_start,
     write_record,
 )
 from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
@@ -134,7 +135,7 @@ def attach(run_dir) -> "Run":
     run_dir`` started from the command line (its settings from ``config.json``)."""
     run_dir = Path(run_dir).resolve()
     path = run_dir / PROCESS_FILE
-    _wait_for_a_start(run_dir)
+    wait_for_start(run_dir, START_WAIT_S)  # a run still starting: its first file, or one line
     if not path.is_file():
         return Run(run_dir, _command_line_record(run_dir))
     try:
@@ -148,21 +149,6 @@ def attach(run_dir) -> "Run":
     except (ValueError, KeyError, TypeError) as err:
         raise CamlkitError(f"{path}: unreadable ({err})") from None
     return Run(run_dir, record)
-
-
-def _wait_for_a_start(run_dir, timeout_s=START_WAIT_S):
-    """A run whose process holds the folder but has written neither process.json (launch writes
-    it just after the start) nor config.json yet: wait for one of them, then one line."""
-    names = (PROCESS_FILE, "config.json")
-    deadline = time.monotonic() + timeout_s
-    while not any((run_dir / n).is_file() for n in names):
-        holder = lock_holder(run_dir)
-        if holder is None:
-            return
-        if time.monotonic() > deadline:
-            raise CamlkitError(f"{run_dir} is in use by process {holder}, a run still starting (no "
-                               f"{PROCESS_FILE} or config.json yet): attach(run_dir) again in a moment")
-        time.sleep(0.05)
 
 
 def _command_line_record(run_dir):

@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from camlkit.errors import CamlkitError
 from camlkit.runtime.files import open_no_link, pid_alive, start_ticks, write_text
-from camlkit.runtime.runfolder import HANDOVER_ENV, claim
+from camlkit.runtime.runfolder import HANDOVER_ENV, claim, lock_holder
 
 PROCESS_FILE = "process.json"
 
@@ -57,6 +58,21 @@ def ignores_signal(pid, signum) -> bool:
         return False
     mask = next((line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), "0")
     return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+def wait_for_start(run_dir, timeout_s):
+    """A run whose process holds the folder but has written neither process.json (:func:`spawn`
+    writes it just after the start) nor config.json yet: wait for one of them, then one line
+    naming the holder. Returns at once when the folder is not held."""
+    deadline = time.monotonic() + timeout_s
+    while not any((Path(run_dir) / n).is_file() for n in (PROCESS_FILE, "config.json")):
+        holder = lock_holder(run_dir)
+        if holder is None:
+            return
+        if time.monotonic() > deadline:
+            raise CamlkitError(f"{run_dir} is in use by process {holder}, a run still starting (no "
+                               f"{PROCESS_FILE} or config.json yet): attach(run_dir) again in a moment")
+        time.sleep(0.05)
 
 
 def child_command(args, run_dir, resume=False):
