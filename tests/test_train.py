@@ -375,7 +375,7 @@ def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
     for eval_cases in ("0", "-1"):
         out = subprocess.run(_cli("--data", str(la_dir), "--out", str(run), "--eval-cases", eval_cases),
                              capture_output=True, text=True, timeout=300)
-        assert out.returncode == 2 and out.stderr.count("\n") == 1 and "eval_cases" in out.stderr
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and f"--eval-cases {eval_cases}" in out.stderr
     assert not run.exists()
 
 
