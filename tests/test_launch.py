@@ -466,3 +466,9 @@ def test_a_command_line_run_finished_with_no_eval_is_finished(tmp_path, data):
     status = launch.attach(run_dir).status()
     assert (status.state, status.resumable) == ("finished", False)
     assert launch.start(cfg, run_dir)._process is None  # shown, not launched again
+
+
+def test_launch_refuses_a_value_out_of_bounds_before_starting_a_process(tmp_path, data):
+    with pytest.raises(CamlkitError, match=r"^--step.occ_temperature -1.0: expected a finite number > 0$"):
+        launch.launch({"preset": "smoke", "data": data, "step.occ_temperature": -1.0}, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

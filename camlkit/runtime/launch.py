@@ -44,6 +44,7 @@ from pathlib import Path
 from camlkit.cli.train import config_from_args, config_to_args, train_parser
 from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
+from camlkit.runtime.preflight import check_config
 from camlkit.runtime.process import (
     OUT_FILE,
     PROCESS_FILE,
@@ -124,6 +125,7 @@ def launch(spec, run_dir=None, runs="runs") -> "Run":
     checkpoint is removed and started again).
     """
     cfg = _as_config(spec)
+    check_config(cfg)  # a value out of its bounds: one line here, not a process that fails
     run_dir = _run_dir(cfg, run_dir, runs)
     process, record = spawn(config_to_args(cfg), run_dir, False, cfg.iterations, HINT)
     return Run(run_dir, record, process)
@@ -320,6 +322,7 @@ class Run:
             args, iterations = self.args, self.record.get("iterations")
         else:
             cfg = _as_config(spec)
+            check_config(cfg)
             args, iterations = config_to_args(cfg), cfg.iterations
         resume = (self.run_dir / CHECKPOINT).is_file()
         self._process, self.record = spawn(args, self.run_dir, resume, iterations, HINT)
