@@ -44,6 +44,8 @@ Four presets (:data:`PRESETS`) are instances:
 
 import dataclasses
 import json
+import math
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,6 +158,74 @@ PRESETS = {
         model=CAMLConfig(n_filters=2, proj_dim=8),
         step=StepConfig(warmup=2, j=8, top_i=64, ramp_length=1, iterations_per_epoch=2)),
 }
+
+
+# ----------------------------------------------------------------------------- bounds
+
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric field may take: finite, from ``low`` to ``high`` (None: no bound;
+    ``open``: that end excluded); ``whole``: a whole number. A tuple field bounds each side."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    whole: bool = False
+
+    def holds(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def text(self) -> str:
+        kind = "a whole number" if self.whole else "a finite number"
+        ends = [f"{'>' if self.low_open else '>='} {self.low:g}" if self.low is not None else "",
+                f"{'<' if self.high_open else '<='} {self.high:g}" if self.high is not None else ""]
+        return " ".join([kind, " and ".join(e for e in ends if e)]).strip()
+
+
+WHOLE, POSITIVE = Bound(1, whole=True), Bound(0, low_open=True)  # >= 1 / > 0
+COUNT, WEIGHT, FRACTION = Bound(0, whole=True), Bound(0), Bound(0, 1, high_open=True)  # >= 0 / [0, 1)
+
+# every numeric field of the tree (a test walks them all): checked before any work
+BOUNDS = {
+    "labeled": COUNT, "seed": Bound(0, 2**32 - 1, whole=True), "iterations": WHOLE,
+    "batch_size": WHOLE, "labeled_bs": WHOLE, "lr": POSITIVE, "momentum": FRACTION,
+    "weight_decay": WEIGHT, "patch_size": Bound(16, whole=True), "scale": POSITIVE,
+    "eval_stride": WHOLE, "eval_cases": WHOLE, "val_cases": COUNT, "num_workers": COUNT,
+    "checkpoint_every": WHOLE, "log_every": WHOLE,
+    "model.in_channels": WHOLE, "model.n_classes": Bound(2, whole=True), "model.n_filters": WHOLE,
+    "model.proj_dim": WHOLE, "model.cma_heads": WHOLE, "model.cma_feedforward": WHOLE,
+    "model.cma_dropout": FRACTION,
+    "step.weight_s": WEIGHT, "step.sharpen_T": POSITIVE, "step.beta_c": WEIGHT, "step.beta_o": WEIGHT,
+    "step.ramp_length": WEIGHT, "step.iterations_per_epoch": WHOLE, "step.ramp_offset": COUNT,
+    "step.j": WHOLE, "step.top_i": WHOLE, "step.occ_temperature": POSITIVE, "step.warmup": COUNT,
+}
+
+
+def flag_name(path: str) -> str:
+    """A field's ``camlkit train`` flag: ``lr_schedule`` -> ``--lr-schedule``; ``step.beta_o`` ->
+    ``--step.beta_o``."""
+    return "--" + (path if "." in path else path.replace("_", "-"))
+
+
+def check_bounds(cfg) -> None:
+    """Every numeric field of ``cfg`` within its :data:`BOUNDS`; one line naming the first that is
+    not (its flag and value). None passes only where the field's type allows it."""
+    for path, f, _ in config_fields(cfg):
+        bound, value = BOUNDS.get(path), get_field(cfg, path)
+        optional = isinstance(f.type, types.UnionType) and type(None) in f.type.__args__
+        if bound is None or (value is None and optional):
+            continue
+        sides = value if isinstance(value, (tuple, list)) else [value]
+        if not sides or not all(bound.holds(v) for v in sides):
+            shown = ",".join(map(str, sides)) if isinstance(value, (tuple, list)) else value
+            each = "each side " if isinstance(value, (tuple, list)) else ""
+            raise CamlkitError(f"{flag_name(path)} {shown}: expected {each}{bound.text()}")
 
 
 # ----------------------------------------------------------------------------- fields by path

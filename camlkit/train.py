@@ -44,7 +44,7 @@ from camlkit.runtime.device import resolve_device
 from camlkit.runtime.distributed import check_replicas_agree, distributed_context
 from camlkit.runtime.files import write_text
 from camlkit.runtime.preflight import check_config, check_data, check_outputs
-from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
+from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore, run_split
 from camlkit.runtime.runfolder import run_folder
 from camlkit.runtime.runlog import RunLog, log_fields
 from camlkit.runtime.trained import InputSettings
@@ -253,7 +253,7 @@ def _finish(cfg, place: Place, net, evaluate) -> Path:
         return folder
     with disk_full_said(folder / "model_final.pth", place.last):
         save_inference_model(net, folder / "model_final.pth", inputs=InputSettings.of(cfg),
-                             train=to_dict(cfg))
+                             train=to_dict(cfg), split=run_split(cfg))
     summary = None
     if evaluate:
         from camlkit.evaluation.evaluate import evaluation_failed_message

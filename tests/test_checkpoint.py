@@ -165,7 +165,8 @@ def test_architecture_mismatch_message_is_complete(tmp_path):
     ckpt = torch.load(tmp_path / "model_final.pth", weights_only=True)
     ckpt["config"]["model"]["n_filters"] = 4  # the config no longer describes the weights
     del ckpt["model"]["pred_v.3.bias"]
-    del ckpt["sha256"]  # edited by hand: no digest to contradict (see the damage tests below)
+    del ckpt["sha256"]  # as a file of before the digest (version 1): nothing to contradict
+    ckpt["version"] = 1
     torch.save(ckpt, tmp_path / "edited.pth")
     with pytest.raises(CamlkitError) as info:
         load_inference_model(tmp_path / "edited.pth")
@@ -305,3 +306,46 @@ def test_the_digest_covers_every_tensor_and_value_of_a_training_checkpoint(tmp_p
         edited = torch.load(tmp_path / "last.pth", weights_only=True)
         change(edited)
         assert content_digest(edited) != edited["sha256"]
+
+
+def test_a_checkpoint_whose_digest_was_removed_is_refused(tmp_path):
+    # issue 28: only files of before the digest (version 1) take the weaker check
+    from camlkit.runtime.checkpoint import read_camlkit_checkpoint, save_checkpoint
+
+    net = CAMLNet(n_filters=2, proj_dim=8)
+    save_inference_model(net, tmp_path / "model_final.pth")
+    edited = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    edited["model"]["f_v.decoder.out_conv.bias"] += 0.5
+    del edited["sha256"]
+    torch.save(edited, tmp_path / "edited.pth")
+    with pytest.raises(CamlkitError) as info:
+        load_inference_model(tmp_path / "edited.pth")
+    assert one_line(info) == (f"{tmp_path / 'edited.pth'}: camlkit checkpoint version 2 without its 'sha256' "
+                              f"digest, which every such file is written with: the file was edited, its "
+                              f"contents cannot be checked; use another copy")
+    payload = {"format": "camlkit", "version": 2, "iteration": 3, "model": net.state_dict(),
+               "config": {"model": {"n_filters": 2, "proj_dim": 8}}, "optimizer": {}}
+    save_checkpoint(payload, tmp_path / "last.pth")
+    training = torch.load(tmp_path / "last.pth", weights_only=True)
+    del training["sha256"]
+    torch.save(training, tmp_path / "last.pth")
+    with pytest.raises(CamlkitError, match="without its 'sha256' digest"):
+        read_camlkit_checkpoint(tmp_path / "last.pth")  # what --resume reads
+    training["version"] = 1  # the same file, as camlkit wrote it before digests existed
+    torch.save(training, tmp_path / "last.pth")
+    assert read_camlkit_checkpoint(tmp_path / "last.pth")["iteration"] == 3
+
+
+@pytest.mark.parametrize("which", [0, -1])  # the first key (it gives the width) and the last
+def test_a_released_file_missing_a_key_names_it(tmp_path, which):
+    # issue 28: without the first key the width was unknown and a shape mismatch was reported
+    from camlkit.runtime.weights import write_standin
+
+    path = write_standin(tmp_path / "standin.pth", n_filters=2)
+    state = torch.load(path, weights_only=True)
+    key = list(state)[which]
+    del state[key]
+    torch.save(state, path)
+    with pytest.raises(CamlkitError) as info:
+        load_released_checkpoint(path)
+    assert one_line(info) == f"{path}: missing 1 released key(s), e.g. {key!r}"

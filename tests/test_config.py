@@ -146,3 +146,62 @@ def test_train_help_describes_shows_an_example_and_every_default():
     parser = build_parser()._subparsers._group_actions[0].choices["train"]
     for action in parser._actions:
         assert action.help, action.option_strings  # every flag says what it does
+
+
+# ----------------------------------------------------------------------------- bounds (issue 28)
+
+def _outside(bound):
+    """Values just outside ``bound`` (camlkit.config.Bound); a fraction for a whole-number field,
+    NaN and infinity for a real-valued one."""
+    step = 1 if bound.whole else 0.5
+    values = []
+    if bound.low is not None:
+        values.append(bound.low if bound.low_open else bound.low - step)
+    if bound.high is not None:
+        values.append(bound.high if bound.high_open else bound.high + step)
+    return values + ([bound.low + 1.5] if bound.whole else [float("nan"), float("inf")])
+
+
+def _is_numeric(annotation):
+    kinds = getattr(annotation, "__args__", (annotation,))
+    return any(k in (int, float, tuple) for k in kinds) and annotation is not bool
+
+
+def test_every_numeric_field_is_bounded_and_a_value_outside_stops_before_any_work(tmp_path, la_dir):
+    from camlkit.config import BOUNDS, check_bounds, config_fields, flag_name, get_field, with_fields
+    from camlkit.train import train
+
+    good = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), progress=False)
+    numeric = [path for path, f, _ in config_fields(good) if _is_numeric(f.type)]
+    assert set(numeric) == set(BOUNDS)  # the table names every numeric field, and nothing else
+    check_bounds(good)
+    for preset in ("paper", "quick", "mini", "smoke"):  # every preset lies within the bounds
+        check_bounds(make_config(preset))
+    tried = 0
+    for path in numeric:
+        value = get_field(good, path)
+        for bad in _outside(BOUNDS[path]):
+            wrong = (bad, *value[1:]) if isinstance(value, tuple) else bad
+            cfg = with_fields(good, {path: wrong})
+            with pytest.raises(CamlkitError) as err:
+                train(cfg)
+            assert str(err.value).startswith(f"{flag_name(path)} "), (path, bad, str(err.value))
+            assert "\n" not in str(err.value)
+            tried += 1
+    assert tried >= 2 * len(numeric) and not (tmp_path / "run").exists()  # nothing written
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--step.occ_temperature", "-1"], "--step.occ_temperature -1.0: expected a finite number > 0"),
+    (["--step.occ_temperature", "0"], "--step.occ_temperature 0.0: expected a finite number > 0"),
+    (["--step.j", "0"], "--step.j 0: expected a whole number >= 1"),
+    (["--step.top_i", "-5"], "--step.top_i -5: expected a whole number >= 1"),
+    (["--lr", "nan"], "--lr nan: expected a finite number > 0"),
+])
+def test_camlkit_train_refuses_a_value_out_of_bounds_in_one_line(tmp_path, la_dir, capsys, argv, message):
+    from camlkit.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "smoke", "--data", str(la_dir), "--out", str(run), *argv]) == 2
+    assert capsys.readouterr().err == f"camlkit train: error: {message}\n"
+    assert not run.exists()

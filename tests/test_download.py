@@ -2,6 +2,7 @@
 
 import hashlib
 import http.server
+import os
 import shutil
 import subprocess
 import sys
@@ -21,12 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 class ReleaseHandler(http.server.SimpleHTTPRequestHandler):
     """Serves a folder; paths in ``truncate`` get half their bytes, paths in ``drop_once`` lose
     the connection without a response on their first request, paths in ``corrupt_once`` get one
-    flipped byte on their first request, paths in ``slow`` wait 3 s before answering."""
+    flipped byte on their first request, paths in ``slow`` wait 3 s before answering; paths in
+    ``trickle`` send one byte every 0.25 s (at most 60 s), paths in ``loop`` redirect to themselves."""
 
     truncate = set()
     drop_once = set()
     corrupt_once = set()
     slow = set()
+    trickle = set()
+    loop = set()
     requests = []
 
     def log_message(self, *args):
@@ -41,6 +45,22 @@ class ReleaseHandler(http.server.SimpleHTTPRequestHandler):
             return  # no status line at all: the client sees the connection drop
         if path in self.slow:
             time.sleep(3)
+        if path in self.loop:
+            self.send_response(302)
+            self.send_header("Location", "/" + path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if path in self.trickle:
+            body = Path(self.directory, urllib.parse.unquote(path)).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in body[:240]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.25)
+            return
         if path in self.corrupt_once:
             self.corrupt_once.discard(path)
             body = bytearray(Path(self.directory, urllib.parse.unquote(path)).read_bytes())
@@ -83,7 +103,7 @@ def server(tmp_path, la_dir):
     shutil.copy(la_dir / "test.list", served / "test.list")
 
     handler = type("Handler", (ReleaseHandler,), {"truncate": set(), "drop_once": set(), "corrupt_once": set(),
-                                                  "slow": set(), "requests": []})
+                                                  "slow": set(), "trickle": set(), "loop": set(), "requests": []})
 
     def make(*args, **kwargs):
         return handler(*args, directory=str(served), **kwargs)
@@ -347,3 +367,77 @@ def test_entries_given_directly_are_checked_too(tmp_path):
         with pytest.raises(CamlkitError, match="'../evil' lies outside the destination folder"):
             call()
     assert not (tmp_path / "d").exists()
+
+
+# ----------------------------------------------------------------------------- issue 28: deadlines, local errors
+
+@pytest.mark.parametrize("limits, expected", [
+    (["--min-rate", 100, "--timeout", 1], "below --min-rate 100 bytes/s"),
+    (["--min-rate", 0, "--deadline", 1.5], "the transfer took longer than --deadline 1.5 s"),
+])
+def test_a_server_that_trickles_bytes_is_given_up(server, tmp_path, capsys, limits, expected):
+    case = server["cases"][0]
+    server["handler"].trickle.add(quoted(h5(case)))
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", case, "--retries", 0,
+                        *limits], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "download failed after 1 attempt (" in err and expected in err
+    assert not list((tmp_path / "d").rglob("*.h5")) and not list((tmp_path / "d").rglob(".*tmp*"))
+
+
+def test_the_deadline_and_minimum_rate_are_flags_with_their_defaults_said(capsys):
+    from camlkit.data.fetch import DEADLINE, MIN_RATE
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--deadline S seconds one try of one file may take in all" in text and f"(default: {DEADLINE})" in text
+    assert "--min-rate BYTES_PER_S" in text and f"(default: {MIN_RATE})" in text
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--deadline", 0], "--deadline 0.0: expected a positive number of seconds"),
+    (["--min-rate", -1], "--min-rate -1.0: expected 0 or more bytes per second"),
+])
+def test_bad_deadline_options_are_one_line(tmp_path, capsys, argv, expected):
+    code, _, err = run(["--dest", tmp_path / "d", "--only", "test.list", *argv], capsys)
+    assert code == 2 and err == f"camlkit download: error: {expected}\n"
+
+
+def test_a_redirect_loop_is_one_line(server, tmp_path, capsys):
+    case = server["cases"][0]
+    server["handler"].loop.add(quoted(h5(case)))
+    code, _, err = run(["--dest", tmp_path / "d", "--base-url", server["url"], "--only", case], capsys)
+    url = server["url"] + quoted(h5(case))
+    assert code == 2 and err == (f"camlkit download: error: {url}: HTTP 302, redirected in a loop (more than 10 "
+                                 f"redirects); check --base-url\n")
+
+
+def test_a_local_file_error_is_reported_as_local_and_not_retried(server, tmp_path):
+    # `ulimit -f 64` (KiB): the case file cannot be written whole, however often it is fetched
+    import resource
+    import signal
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+
+    case = server["cases"][0]
+    target = tmp_path / "d" / h5(case)
+    out = subprocess.run([sys.executable, "-m", "camlkit.cli", "download", "--dest", str(tmp_path / "d"),
+                          "--base-url", server["url"], "--only", case, "--retries", "3", "--backoff", "0",
+                          "--quiet"], capture_output=True, text=True, timeout=300, preexec_fn=limit,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert out.returncode == 2 and out.stderr == (f"camlkit download: error: {target}: File too large (a local "
+                                                  f"file error, not the network's: nothing was retried)\n")
+    assert server["handler"].requests.count(quoted(h5(case))) == 1  # not fetched again
+    assert not target.exists() and not list(target.parent.iterdir())
+
+
+def test_an_empty_checksum_list_is_refused(tmp_path, capsys):
+    empty = tmp_path / "sums.txt"
+    empty.write_text("\n")
+    code, out, err = run(["--dest", tmp_path / "d", "--checksums", empty], capsys)
+    assert code == 2 and err == (f"camlkit download: error: --checksums {empty}: no entries, nothing to fetch "
+                                 f"(expected lines '<sha256>  <relative path>')\n")
+    assert "fetched" not in out

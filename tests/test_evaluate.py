@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 
 import h5py
 import numpy as np
@@ -378,24 +379,26 @@ def test_evaluate_refuses_a_run_folder_a_training_holds(tmp_path, data_dir, chec
 
     run = tmp_path / "run"
     old = _finished_run(run)
+    own = run / "model_final.pth"  # the run's own network: the only one whose results go there
+    shutil.copyfile(checkpoint, own)
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\nfrom camlkit.runtime.runfolder import RunLock\n"
         "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)"), str(run)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", run, "--quiet"], capsys)
+        code, _, err = run_cli(["evaluate", own, "--data", data_dir, "--out", run, "--quiet"], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1
         assert f"{run} is in use by process {holder.pid}" in err
         assert {name: (run / name).read_text() for name in old} == old  # nothing replaced mid-run
     finally:
         holder.kill()
         holder.wait()
-    # the training ended: evaluating another checkpoint into the run replaces all three together
-    code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", run, "--quiet"], capsys)
+    # the training ended: evaluating its network again replaces all three together
+    code, _, err = run_cli(["evaluate", own, "--data", data_dir, "--out", run, "--quiet"], capsys)
     assert code == 0, err
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["cases"] == 2 and summary["evaluated"]["checkpoint"] == str(checkpoint.resolve())
+    assert summary["cases"] == 2 and summary["evaluated"]["checkpoint"] == str(own.resolve())
     with open(run / "cases.csv") as f:
         dice = [float(row["dice"]) for row in csv.DictReader(f)]
     assert summary["dice"][0] == pytest.approx(sum(dice) / 2)
@@ -459,3 +462,79 @@ def test_evaluate_weights_from_the_cache_as_the_authors_trained(tmp_path, la_dir
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     code, _, err = run_cli(["evaluate", "--weights", 16, "--data", la_dir, "--out", out, "--cases", 1], capsys)
     assert code == 2 and "not the pinned file any more" in err
+
+
+# ----------------------------------------------------------------------------- issue 28: whose cases, whose folder
+
+def _run_checkpoint(path, labeled, val_ids, val_cases=None):
+    """A model_final.pth as a camlkit run writes it: its config tree and its validation cases."""
+    from camlkit.caml import CAMLConfig, CAMLNet
+    from camlkit.config import make_config, to_dict
+    from camlkit.runtime.checkpoint import save_inference_model
+
+    cfg = make_config("paper", method="supervised", labeled=labeled, scale=0.5, patch_size=(16, 16, 16),
+                      eval_stride=(16, 16, 8), zscore_case=True,
+                      val_cases=len(val_ids) if val_cases is None else val_cases, **{"model.n_filters": 2})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    split = None if val_ids is None else {"val": list(val_ids)}
+    save_inference_model(CAMLNet(CAMLConfig(n_filters=2)), path, inputs=InputSettings.of(cfg),
+                         train=to_dict(cfg), split=split)
+    return path
+
+
+@pytest.fixture
+def val_data(data_dir, tmp_path):
+    """data_dir with a train.list of its two cases (the first labeled, the second held out)."""
+    root = tmp_path / "la"
+    root.mkdir()
+    (root / "2018LA_Seg_Training Set").symlink_to(data_dir / "2018LA_Seg_Training Set")
+    names = (data_dir / "test.list").read_text().split()
+    (root / "test.list").write_text((data_dir / "test.list").read_text())
+    (root / "train.list").write_text("\n".join(names) + "\n")
+    return root, names
+
+
+@pytest.mark.filterwarnings("ignore:case .*empty prediction")
+def test_split_val_scores_the_cases_the_run_held_out_by_id(tmp_path, val_data, capsys):
+    root, names = val_data
+    ckpt = _run_checkpoint(tmp_path / "run" / "model_final.pth", labeled=1, val_ids=[names[1]])
+    argv = ["evaluate", ckpt, "--split", "val", "--data", root, "--quiet"]
+    # a count that differs from the run's: refused, naming the flag (it scored training cases)
+    for count in (2, -2, 0):
+        code, _, err = run_cli([*argv, "--val-cases", count, "--out", tmp_path / "e"], capsys)
+        assert code == 2 and err == (f"camlkit evaluate: error: --val-cases {count}: the run of {ckpt} held "
+                                     f"out 1 validation case(s); --split val scores exactly those (leave "
+                                     f"--val-cases out)\n")
+    assert not (tmp_path / "e").exists()
+    # train.list reordered after training: the case held out is still the one scored
+    (root / "train.list").write_text("\n".join(reversed(names)) + "\n")
+    code, _, err = run_cli([*argv, "--out", tmp_path / "e"], capsys)
+    assert code == 0, err
+    with open(tmp_path / "e" / "cases.csv") as f:
+        assert [row["case"] for row in csv.DictReader(f)] == [names[1]]
+
+
+def test_split_val_of_a_run_without_validation_cases_is_refused(tmp_path, val_data, capsys, no_case_computed):
+    root, names = val_data
+    ckpt = _run_checkpoint(tmp_path / "run" / "model_final.pth", labeled=1, val_ids=[])
+    code, _, err = run_cli(["evaluate", ckpt, "--split", "val", "--data", root, "--out", tmp_path / "e",
+                            "--quiet"], capsys)
+    assert code == 2 and err == (f"camlkit evaluate: error: --split val: the run of {ckpt} held out no "
+                                 f"validation cases (it was trained on every case of train.list); score "
+                                 f"the test cases instead (--split test)\n")
+
+
+def test_the_results_of_a_run_are_written_only_by_its_own_checkpoint(tmp_path, data_dir, checkpoint, capsys,
+                                                                     no_case_computed):
+    run = tmp_path / "run"
+    _run_checkpoint(run / "model_final.pth", labeled=1, val_ids=[])
+    for name in ("summary.json", "summary.md", "cases.csv"):
+        (run / name).write_text(f"the run's own {name}")
+    code, _, err = run_cli(["evaluate", checkpoint, "--data", data_dir, "--out", run, "--cases", 1, "--quiet"],
+                           capsys)
+    assert code == 2 and err == (f"camlkit evaluate: error: --out {run} holds another run (model_final.pth): "
+                                 f"its results are written only from its own checkpoint ({run / 'model_final.pth'}), "
+                                 f"not from {checkpoint}; choose another --out\n")
+    for name in ("summary.json", "summary.md", "cases.csv"):
+        assert (run / name).read_text() == f"the run's own {name}"

@@ -362,3 +362,114 @@ def test_training_seconds_add_up_the_processes_of_a_resumed_run():
     rows = [{"seconds": s} for s in (1.0, 2.0, 3.0, 0.5, 1.5, 0.2)]  # stopped twice, resumed twice
     assert launch.training_seconds(rows) == 3.0 + 1.5 + 0.2
     assert launch.training_seconds([]) == 0.0
+
+
+# ----------------------------------------------------------------------------- issue 28: whose process
+
+def _killed_run_folder(run_dir, data):
+    """The folder of a command-line run that was killed outright: its config.json, its pid left
+    in .lock (nobody holds the lock any more)."""
+    from camlkit.config import to_dict
+
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(to_dict(make_config("smoke", data=data))))
+    (run_dir / "checkpoints").mkdir()
+    return run_dir
+
+
+def test_a_reused_pid_in_a_killed_runs_lock_is_not_signalled(tmp_path, data):
+    run_dir = _killed_run_folder(tmp_path / "run", data)
+    other = subprocess.Popen(["sleep", "600"])  # the pid the kernel gave again, to another process
+    try:
+        (run_dir / ".lock").write_text(f"{other.pid}\n")
+        run = launch.attach(run_dir)
+        assert run.status().state == "stopped" and run.own_pid() is None
+        assert run.stop(timeout_s=5).state == "stopped"
+        time.sleep(0.5)
+        assert other.poll() is None  # the sleep was not signalled
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_process_json_without_start_time_does_not_make_a_process_the_run(tmp_path, data):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    other = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        (run_dir / "process.json").write_text(json.dumps(
+            {"pid": other.pid, "command": process.child_command(["--preset", "smoke"], run_dir),
+             "host": socket.gethostname(), "iterations": 6}))
+        (run_dir / ".lock").write_text(f"{other.pid}\n")
+        run = launch.attach(run_dir)
+        assert not run.is_running() and run.stop(timeout_s=5).state == "failed"
+        time.sleep(0.5)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.parametrize("pid", ["abc", None, -4, True, 2.5])
+def test_a_process_json_with_a_bad_pid_is_one_line(tmp_path, pid):
+    (tmp_path / "process.json").write_text(json.dumps(
+        {"pid": pid, "command": process.child_command(["--preset", "smoke"], tmp_path)}))
+    with pytest.raises(CamlkitError, match=r"process.json: unreadable \(pid .* is not a process id\)"):
+        launch.attach(tmp_path)
+
+
+def test_the_loser_of_a_start_race_is_not_told_to_call_start(tmp_path, data, monkeypatch):
+    # the winner holds the folder's lock and has written train.out, not process.json yet
+    from camlkit.runtime.runfolder import RunLock
+
+    monkeypatch.setattr(launch, "START_WAIT_S", 0.5)
+    run_dir = tmp_path / "run"
+    lock = RunLock(run_dir).acquire()
+    try:
+        (run_dir / "train.out").write_text("# starting\n")
+        cfg = make_config("smoke", data=data)
+        with pytest.raises(CamlkitError, match=f"in use by process {os.getpid()}") as err:
+            launch.start(cfg, run_dir)
+        assert "start(" not in str(err.value) and "\n" not in str(err.value)
+    finally:
+        lock.release()
+
+
+@pytest.mark.slow
+def test_stop_ends_a_command_line_run_that_ignores_sigint(tmp_path, data):
+    # `camlkit train ... &` from a script: a non-interactive shell starts the job ignoring SIGINT
+    run_dir = tmp_path / "run"
+    cfg = make_config("smoke", data=data, iterations=5000, checkpoint_every=2)
+    words = " ".join(f"'{w}'" for w in launch.config_to_args(cfg))
+    script = (f"{sys.executable} -m camlkit.cli train {words} --out '{run_dir}' --quiet "
+              f"2>/dev/null & echo $!; wait")
+    shell = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
+    pid = int(shell.stdout.readline())
+    try:
+        _wait_for(lambda: (run_dir / "checkpoints" / "last.pth").exists())
+        run = launch.attach(run_dir)
+        assert run.own_pid() == pid and process.ignores_signal(pid, 2)
+        status = run.stop(timeout_s=60)
+        assert status.state == "stopped" and status.resumable
+        assert shell.wait(timeout=60) == 0
+    finally:
+        if shell.poll() is None:
+            os.kill(pid, 9)
+            shell.kill()
+
+
+@pytest.mark.slow
+def test_a_command_line_run_finished_with_no_eval_is_finished(tmp_path, data):
+    cfg = make_config("smoke", data=data, iterations=2)
+    run_dir = tmp_path / "run"
+    _train_cli(cfg, run_dir, "--no-eval")
+    assert not (run_dir / "summary.json").exists()
+    status = launch.attach(run_dir).status()
+    assert (status.state, status.resumable) == ("finished", False)
+    assert launch.start(cfg, run_dir)._process is None  # shown, not launched again
+
+
+def test_launch_refuses_a_value_out_of_bounds_before_starting_a_process(tmp_path, data):
+    with pytest.raises(CamlkitError, match=r"^--step.occ_temperature -1.0: expected a finite number > 0$"):
+        launch.launch({"preset": "smoke", "data": data, "step.occ_temperature": -1.0}, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

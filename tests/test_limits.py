@@ -127,3 +127,24 @@ def test_the_file_size_limit_while_writing_a_mask_is_one_line(tmp_path, la_case_
     assert _one_line(out) == (f"camlkit predict: error: the file-size limit (ulimit -f) was reached "
                               f"writing {mask}; no mask was written")
     assert os.listdir(tmp_path) == ["tiny.pth"]
+
+
+def test_no_room_for_the_run_folders_lock_is_one_line(tmp_path, la_dir):
+    # issue 28: a full disk (here `ulimit -f 0`: not a byte may be written) when the lock is taken
+    from camlkit.caml import CAMLConfig, CAMLNet
+    from camlkit.runtime.checkpoint import save_inference_model
+
+    checkpoint = tmp_path / "net.pth"
+    save_inference_model(CAMLNet(CAMLConfig(n_filters=2, proj_dim=8)), checkpoint)
+    commands = {"train": ["train", "--preset", "smoke", "--data", str(la_dir), "--out", str(tmp_path / "run"),
+                          "--iterations", "2", "--quiet"],
+                "evaluate": ["evaluate", str(checkpoint), "--data", str(la_dir), "--out", str(tmp_path / "ev"),
+                             "--cases", "1", "--quiet"]}
+    for name, argv in commands.items():
+        out = subprocess.run([sys.executable, "-m", "camlkit.cli", *argv], capture_output=True, text=True,
+                             timeout=600, preexec_fn=_file_size_limit(0),
+                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        folder = tmp_path / ("run" if name == "train" else "ev")
+        assert _one_line(out) == (f"camlkit {name}: error: {folder / '.lock'}: cannot write the run folder's "
+                                  f"lock (File too large); nothing was started")
+        assert [p.name for p in folder.iterdir()] == [".lock"]

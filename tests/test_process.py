@@ -78,7 +78,7 @@ def test_a_recycled_pid_whose_start_time_shows_is_not_the_run():
 
 def test_the_run_folder_lock_counts_it_as_its_holder(tmp_path, denied):
     (tmp_path / LOCK_NAME).write_text(f"{denied}\n")
-    assert lock_holder(tmp_path) == denied  # a run in progress, not a stale lock
+    assert lock_holder(tmp_path) is None  # a pid in the file alone: nobody holds the lock
     lock = RunLock(tmp_path).acquire()
     try:
         assert lock.stale_pid is None  # not reported as killed

@@ -95,7 +95,8 @@ def test_a_smoke_run_is_evaluated_with_the_inputs_it_stored(trained, la_dir, tmp
 
     _, caml, _ = trained
     config = checkpoint_config(caml / runs.FINAL)
-    assert sorted(config) == ["inputs", "model", "train"]
+    assert sorted(config) == ["inputs", "model", "split", "train"]  # split: its validation cases by id
+    assert config["split"] == {"val": []}
     assert config["inputs"] == {"scale": 0.25, "zscore_case": True, "patch_size": [32, 32, 16],
                                 "stride": [16, 16, 8]}
     out = tmp_path / "eval"

@@ -182,18 +182,22 @@ def test_ddp_two_processes_on_gloo(tmp_path, la_dir):
 # ----------------------------------------------------------------------------- checks before the work
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(iterations=0), "iterations=0: expected a whole number >= 1"),
-    (dict(iterations=-5), "iterations=-5: expected a whole number >= 1"),
-    (dict(checkpoint_every=0), "checkpoint_every=0: expected"),
-    (dict(log_every=0), "log_every=0: expected"),
-    (dict(scale=0.0), "scale=0.0: expected a resampling factor > 0"),
-    (dict(scale=-1.0), "scale=-1.0: expected"),
-    (dict(eval_cases=0), "eval_cases=0: expected >= 1"),
-    (dict(labeled=-1), "labeled=-1: expected 2..78 .*train.list has 80 cases"),
+    (dict(iterations=0), "--iterations 0: expected a whole number >= 1"),
+    (dict(iterations=-5), "--iterations -5: expected a whole number >= 1"),
+    (dict(checkpoint_every=0), "--checkpoint-every 0: expected"),
+    (dict(log_every=0), "--log-every 0: expected"),
+    (dict(scale=0.0), "--scale 0.0: expected a finite number > 0"),
+    (dict(scale=-1.0), "--scale -1.0: expected"),
+    (dict(eval_cases=0), "--eval-cases 0: expected a whole number >= 1"),
+    (dict(labeled=-1), "--labeled -1: expected a whole number >= 0"),
     (dict(labeled=1), "labeled=1: expected 2..78"),
     (dict(labeled=79), "labeled=79: expected 2..78"),
     (dict(labeled=81, method="supervised"), "labeled=81: expected 2..80"),
     (dict(device="gpu0"), "--device gpu0: expected auto, cpu, cuda or cuda:N"),
+    # issue 28: too many validation cases name --val-cases, not --labeled
+    (dict(val_cases=75), r"--val-cases 75: expected 0..74 \(.*train.list has 80 cases, the first 4 labeled"),
+    (dict(labeled=78, val_cases=1), r"--val-cases 1: expected 0..0 \(.*caml needs 2 unlabeled per batch\)"),
+    (dict(val_cases=-2), "--val-cases -2: expected a whole number >= 0"),
 ])
 def test_bad_arguments_stop_before_any_work(tmp_path, la_dir, overrides, message):
     cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), **{**FAST, **overrides})
@@ -371,7 +375,7 @@ def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
     for eval_cases in ("0", "-1"):
         out = subprocess.run(_cli("--data", str(la_dir), "--out", str(run), "--eval-cases", eval_cases),
                              capture_output=True, text=True, timeout=300)
-        assert out.returncode == 2 and out.stderr.count("\n") == 1 and "eval_cases" in out.stderr
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and f"--eval-cases {eval_cases}" in out.stderr
     assert not run.exists()
 
 

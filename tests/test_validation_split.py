@@ -12,6 +12,7 @@ from camlkit import occ
 from camlkit.config import make_config
 from camlkit.data import load_split, read_list
 from camlkit.errors import CamlkitError
+from camlkit.runtime.checkpoint import checkpoint_config
 from camlkit.train import train
 
 
@@ -36,6 +37,9 @@ def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path, cap
     with open(folder / "cases.csv") as f:
         case = next(csv.DictReader(f))["case"]
     assert case == read_list(la_dir / "train.list")[-3]  # the first validation case
+    # the run names its validation cases in both checkpoints (what evaluate --split val scores)
+    for path in (folder / "model_final.pth", folder / "checkpoints" / "last.pth"):
+        assert checkpoint_config(path)["split"]["val"] == read_list(la_dir / "train.list")[-3:]
     with open(folder / "log.csv") as f:
         rows = list(csv.DictReader(f))
     assert set(occ.HEALTH_KEYS) <= set(rows[0])

@@ -293,6 +293,60 @@ def test_pretrained_downloads_once_and_returns_the_network(server, registry, syn
     assert torch.equal(again.pred_a[3].bias, net.pred_a[3].bias)
 
 
+@pytest.mark.parametrize("other", ["another network", "weights changed by 0.01"])
+def test_pretrained_loads_only_the_pinned_file(server, registry, synthetic, tmp_path, other):
+    # issue 28: any file under the cache name loaded silently, even with download=True
+    if other == "another network":
+        data, _ = released_bytes(seed=1)
+    else:
+        state = {k: v.clone() for k, v in synthetic["state"].items()}
+        state["decoder1.out_conv.bias"] += 0.01
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+    path = tmp_path / registry[16].name
+    path.write_bytes(data)
+    with pytest.raises(CamlkitError) as err:
+        pretrained(16, download=False, dest=tmp_path, registry=registry)
+    assert str(err.value) == (f"{path}: not the authors' 16-labeled network (its git blob id is not "
+                              f"{synthetic['blob'][:12]}...): `camlkit download --weights 16` fetches it again")
+    net = pretrained(16, dest=tmp_path, registry=registry, base_url=server["url"], progress=False)
+    assert len(server["handler"].requests) == 1 and path.read_bytes() == synthetic["bytes"]
+    assert torch.equal(net.f_v.decoder.out_conv.bias, synthetic["state"]["decoder1.out_conv.bias"])
+
+
+def test_a_verified_file_is_not_hashed_again_until_it_changes(registry, synthetic, tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / registry[16].name
+    path.write_bytes(synthetic["bytes"])
+    hashed = []
+    real = camlkit.runtime.weights.blob_id
+    monkeypatch.setattr(camlkit.runtime.weights, "blob_id", lambda p: hashed.append(p) or real(p))
+    for _ in range(2):
+        pretrained(16, download=False, dest=tmp_path, registry=registry)
+    assert hashed == [path]  # the second load: size and mtime unchanged, nothing hashed
+    changed = bytearray(synthetic["bytes"])
+    changed[-100] ^= 0x01  # same size; the write moves the modification time
+    path.write_bytes(bytes(changed))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    with pytest.raises(CamlkitError, match="not the authors' 16-labeled network"):
+        pretrained(16, download=False, dest=tmp_path, registry=registry)
+    assert hashed == [path, path]
+
+
+@pytest.mark.parametrize("labeled, registry, expected", [
+    (4.5, None, "labeled=4.5: the authors published networks for 4, 8, 16 labeled scans"),
+    (True, None, "labeled=True: the authors published networks for 4, 8, 16 labeled scans"),
+    (4, {4: "x"}, "registry={4: 'x'}: expected a dict {labeled: ReleasedWeights}"),
+    (1, [1, 2], "registry=[1, 2]: expected a dict {labeled: ReleasedWeights}"),
+])
+def test_pretrained_refuses_what_is_no_entry_in_one_line(tmp_path, labeled, registry, expected):
+    with pytest.raises(CamlkitError) as err:
+        pretrained(labeled, download=False, dest=tmp_path, registry=registry)
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
+
+
 # ----------------------------------------------------------------------------- camlkit download --weights
 
 def download(argv, capsys):
@@ -359,3 +413,32 @@ def test_bright_standin_calls_voxels_above_the_level_atrium_in_both_branches(tmp
     plain = camlkit.load_released_checkpoint(camlkit.runtime.weights.write_standin(tmp_path / "plain.pth")).eval()
     with torch.no_grad():
         assert not torch.equal(plain(x)["logits_v"].argmax(1)[0], (x[0, 0] > 1.5).long())
+
+
+# ----------------------------------------------------------------------------- issue 28: local errors are local
+
+def test_a_partial_file_that_is_a_link_is_one_line_and_not_retried(server, registry, tmp_path):
+    dest = tmp_path / "cache"
+    dest.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"123456789")
+    part = dest / f".{registry[16].name}.part"
+    part.symlink_to(elsewhere)
+    with pytest.raises(CamlkitError) as err:
+        fetch16(server, registry, dest, retries=3)
+    assert str(err.value) == (f"{part} is a symbolic link (to {elsewhere}): camlkit writes this file itself "
+                              f"and never through a link; remove the link (its target is left untouched)")
+    assert server["handler"].requests == [] and elsewhere.read_bytes() == b"123456789"
+
+
+def test_a_partial_file_that_cannot_be_written_is_one_line_and_says_nothing_is_kept(server, registry, tmp_path,
+                                                                                  capsys, monkeypatch):
+    monkeypatch.setattr(camlkit.runtime.weights, "RELEASED", registry)
+    dest = tmp_path / "cache"
+    part = dest / f".{registry[16].name}.part"
+    part.mkdir(parents=True)  # what cannot be opened as a file: the same every time
+    code, _, err = download(["--weights", "16", "--dest", dest, "--base-url", server["url"], "--retries", 3,
+                             "--quiet"], capsys)
+    assert code == 2 and err == (f"camlkit download: error: {part}: Is a directory (a local file error, not the "
+                                 f"network's: nothing was retried)\n")
+    assert server["handler"].requests == []  # nothing fetched, nothing said to be kept

@@ -19,6 +19,7 @@ import re
 import sys
 import types
 
+from camlkit.config import flag_name
 from camlkit.errors import CamlkitError
 from camlkit.runtime.limits import limit_reached
 
@@ -97,11 +98,6 @@ def field_comments(cls) -> dict:
         if match:
             found[match.group(1)] = match.group(2).strip()
     return found
-
-
-def flag_name(path: str) -> str:
-    """``lr_schedule`` -> ``--lr-schedule``; ``step.beta_o`` -> ``--step.beta_o``."""
-    return "--" + (path if "." in path else path.replace("_", "-"))
 
 
 def add_config_arguments(parser, example, defaults_text, skip=(), choices=None):

@@ -171,6 +171,11 @@ def load_split(data_dir, labeled, val=0):
                    val=train[end:])
 
 
+def case_ids(paths) -> list:
+    """The case ids (folder names) of case file paths: what a run stores to name its cases."""
+    return [Path(p).parent.name for p in paths]
+
+
 # ----------------------------------------------------------------------------- resampling
 
 def resample(volume, size, mode):

@@ -36,7 +36,16 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from camlkit.data.fetch import already_there, copy_verified, fetch, file_url, prepare_folder, sha256_of
+from camlkit.data.fetch import (
+    DEADLINE,
+    MIN_RATE,
+    already_there,
+    copy_verified,
+    fetch,
+    file_url,
+    prepare_folder,
+    sha256_of,
+)
 from camlkit.data.fetch import check_base_url as _check_url
 from camlkit.errors import CamlkitError
 from camlkit.runtime.files import atomic_path, sigterm_as_exit
@@ -116,7 +125,7 @@ def check_base_url(base_url):
 
 
 def download_release(dest, entries, base_url=RELEASE_URL, retries=3, backoff=1.0, progress=True,
-                     timeout=60):
+                     timeout=60, deadline=DEADLINE, min_rate=MIN_RATE):
     """Download the ``entries`` ({relative path: sha256}) from ``base_url`` into ``dest``."""
     from tqdm.auto import tqdm
 
@@ -129,7 +138,7 @@ def download_release(dest, entries, base_url=RELEASE_URL, retries=3, backoff=1.0
             report.present.append(relpath)
             continue
         fetch(file_url(check_base_url(base_url), relpath), target, digest, retries=retries,
-              backoff=backoff, timeout=timeout)
+              backoff=backoff, timeout=timeout, deadline=deadline, min_rate=min_rate)
         report.verified.append(relpath)
     return report
 
@@ -184,6 +193,12 @@ def add_arguments(parser):
                         help="first retry delay in seconds, doubled each time (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds to wait for the server before a try counts as failed (default: %(default)s)")
+    parser.add_argument("--deadline", type=float, default=DEADLINE, metavar="S",
+                        help="seconds one try of one file may take in all, however slowly the bytes come "
+                             "(default: %(default)s)")
+    parser.add_argument("--min-rate", type=float, default=MIN_RATE, metavar="BYTES_PER_S",
+                        help="a try slower than this over any --timeout seconds counts as failed; 0: no "
+                             "minimum (default: %(default)s)")
     parser.add_argument("--checksums", default=None, help="checksum file to use (default: the packaged LA list)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
                         help="only these cases (folder names) or files (e.g. test.list) (default: all 102 files)")
@@ -203,6 +218,10 @@ def check_transfer_options(args):
         raise CamlkitError(f"--timeout {args.timeout}: expected a positive number of seconds")
     if args.backoff < 0:
         raise CamlkitError(f"--backoff {args.backoff}: expected 0 or more seconds")
+    if not args.deadline > 0:
+        raise CamlkitError(f"--deadline {args.deadline}: expected a positive number of seconds")
+    if not args.min_rate >= 0:
+        raise CamlkitError(f"--min-rate {args.min_rate}: expected 0 or more bytes per second")
 
 
 def check_dest(dest):
@@ -223,6 +242,9 @@ def download_command(args):
     if not args.source:
         check_base_url(base_url)
     entries = select(read_checksums(args.checksums), args.only)
+    if not entries:
+        raise CamlkitError(f"--checksums {args.checksums}: no entries, nothing to fetch (expected lines "
+                           f"'<sha256>  <relative path>')")
     dest = check_dest(args.dest if args.dest else default_dest())
     try:
         with sigterm_as_exit():
@@ -230,7 +252,8 @@ def download_command(args):
                 report = copy_release(args.source, dest, entries, progress=not args.quiet)
             else:
                 report = download_release(dest, entries, base_url, args.retries, args.backoff,
-                                          progress=not args.quiet, timeout=args.timeout)
+                                          progress=not args.quiet, timeout=args.timeout,
+                                          deadline=args.deadline, min_rate=args.min_rate)
     except OSError as err:  # a full disk, a folder without write permission
         raise CamlkitError(f"{dest}: {err}".splitlines()[0]) from None
     print(f"{dest}: {report.summary()}")

@@ -35,7 +35,13 @@ from camlkit.evaluation.inference import predict_volume
 from camlkit.evaluation.metrics import case_metrics
 from camlkit.paper import METRICS, paper_numbers
 from camlkit.runtime.files import clean_temps, write_text
-from camlkit.runtime.preflight import check_cases, check_output_dir, check_output_files, check_test_set
+from camlkit.runtime.preflight import (
+    check_cases,
+    check_output_dir,
+    check_output_files,
+    check_own_results,
+    check_test_set,
+)
 
 COLUMNS = ("case",) + METRICS
 RESULT_FILES = ("cases.csv", "summary.md", "summary.json")
@@ -161,12 +167,13 @@ def evaluate_command(args):
     out = check_output_dir(args.out)
     check_output_files(out, RESULT_FILES)
     checkpoint = resolve_checkpoint(args)
+    check_own_results(out, checkpoint)  # another run's results are never replaced
     stored = checkpoint_config(checkpoint)  # reads and checks the checkpoint file
     kind = "camlkit" if stored else "released"
     inputs = window_inputs(args, InputSettings.from_config(stored))
     device = resolve_device(args.device)
     args.data = args.data or str(find_data_dir())  # the one rule when --data is not given
-    paths = evaluation_cases(args, stored_setting(stored, "val_cases", 0))
+    paths = evaluation_cases(args, stored, checkpoint)
     blob = blob_id(checkpoint)
     pinned = released_for(blob) if kind == "released" else None
     if args.weights is not None and pinned is None:
@@ -195,21 +202,36 @@ def evaluate_command(args):
     return 0
 
 
-def evaluation_cases(args, run_val_cases=0):
+def evaluation_cases(args, stored, checkpoint):
     """The case files ``camlkit evaluate`` scores: test.list, or with ``--split val`` the
-    validation cases (the last K of train.list; K from ``--val-cases``, else the run's own
-    ``run_val_cases``), each read and validated first."""
+    validation cases the checkpoint's run held out, as its checkpoint names them (``stored``: its
+    config, camlkit.runtime.trained.stored_setting "val_case_ids"; a checkpoint of before they
+    were stored: the last ``val_cases`` of train.list). ``--val-cases`` may only repeat their
+    number. Each case is read and validated first."""
+    from camlkit.data import case_path, load_split
+    from camlkit.runtime.trained import stored_setting
+
     if args.split == "test":
         return check_test_set(args.data, args.cases, flag="--cases")
-    from camlkit.data import load_split
-
-    k = args.val_cases if args.val_cases is not None else int(run_val_cases)
-    if k < 1:
-        raise CamlkitError("--split val: the checkpoint's run held out no validation cases; "
-                           "say how many with --val-cases K (the last K cases of train.list)")
     if args.cases is not None and args.cases < 1:
         raise CamlkitError(f"--cases {args.cases}: expected at least 1 case")
-    return check_cases(load_split(args.data, 0, k).val[: args.cases])
+    ids = stored_setting(stored, "val_case_ids")
+    held = len(ids) if ids is not None else int(stored_setting(stored, "val_cases", 0))
+    run = f"the run of {checkpoint}" if stored else f"{checkpoint} (the authors' network)"
+    if args.val_cases is not None and args.val_cases != held:
+        raise CamlkitError(f"--val-cases {args.val_cases}: {run} held out {held} validation case(s); "
+                           f"--split val scores exactly those (leave --val-cases out)")
+    if held == 0:
+        raise CamlkitError(f"--split val: {run} held out no validation cases (it was trained on "
+                           f"every case of train.list); score the test cases instead (--split test)")
+    if ids is None:  # stored before the ids were: the last K of train.list after its labeled cases
+        labeled = int(stored_setting(stored, "labeled", 0))
+        return check_cases(load_split(args.data, labeled, held).val[: args.cases])
+    paths = [case_path(args.data, case) for case in ids][: args.cases]
+    for case, path in zip(ids, paths):
+        if not path.is_file():
+            raise CamlkitError(f"validation case {case} of {run} is missing: {path} not found")
+    return check_cases(paths)
 
 
 def add_cli(subparsers):
@@ -230,8 +252,8 @@ def add_cli(subparsers):
                         "(default: $CAMLKIT_DATA, else data/LA, else ../shared/LA)")
     parser.add_argument("--out", default="runs/evaluate",
                         help="folder for cases.csv, summary.md and summary.json, created if needed; files "
-                             "of the same name there are replaced; a folder a training holds is refused "
-                             "(default: %(default)s)")
+                             "of the same name there are replaced; a folder a training holds, or one "
+                             "holding another run than the checkpoint's, is refused (default: %(default)s)")
     parser.add_argument("--method", choices=METHODS, default=None,
                         help="paper row to compare with (default: the checkpoint's)")
     parser.add_argument("--labeled", type=int, default=None,
@@ -242,7 +264,8 @@ def add_cli(subparsers):
                         help="score test.list, or the validation cases a run held out (the last K of "
                              "train.list, never trained on): choices made on them leave the test set alone")
     parser.add_argument("--val-cases", type=int, default=None, metavar="K",
-                        help="with --split val: how many validation cases (default: the run's val_cases)")
+                        help="with --split val: the number of validation cases the run held out (they "
+                             "are named in its checkpoint; another number is refused; default: the run's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_window_arguments(parser)
     parser.set_defaults(func=evaluate_command)

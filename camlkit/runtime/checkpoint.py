@@ -20,7 +20,10 @@ tensor and value of the dict in key order (:func:`content_digest`), written by
 its optimizer state on a 2-core CPU). The authors' released files are plain
 state_dicts without a digest: they (and camlkit checkpoints written before the digest existed)
 are checked the weaker way there is, every weight finite and below :data:`MAX_ABS_WEIGHT` in
-magnitude, which catches flipped exponent bits but not a small change of a value.
+magnitude, which catches flipped exponent bits but not a small change of a value. Which camlkit
+files may lack the digest is told by the format version: version 1 files were written before
+it existed (or with it, then it is checked); from version 2 on the digest is always written,
+so a file without one was edited and is refused.
 """
 
 import dataclasses
@@ -37,7 +40,8 @@ from camlkit.errors import CamlkitError
 from camlkit.runtime.files import write_bytes
 
 FORMAT = "camlkit"
-VERSION = 1
+VERSION = 2  # 2: the content digest is always there (1: written before it existed)
+READ_VERSIONS = (1, 2)
 DIGEST = "sha256"  # the key of a camlkit checkpoint's content digest
 MAX_ABS_WEIGHT = 1e6  # no trained CAML weight or BatchNorm statistic comes near it
 
@@ -79,6 +83,10 @@ def read_dict(path_or_state_dict, what):
                            f"(a dict of weights)")
     if state.get("format") == FORMAT and DIGEST in state:
         check_digest(state, path)
+    elif state.get("format") == FORMAT and state.get("version") != 1:
+        raise CamlkitError(f"{path}: camlkit checkpoint version {state.get('version')} without its "
+                           f"{DIGEST!r} digest, which every such file is written with: the file was "
+                           f"edited, its contents cannot be checked; use another copy")
     return state
 
 
@@ -152,17 +160,21 @@ def save_checkpoint(payload: dict, path) -> None:
     write_bytes(buffer.getbuffer(), path)
 
 
-def save_inference_model(net: CAMLNet, path, inputs=None, train=None) -> None:
+def save_inference_model(net: CAMLNet, path, inputs=None, train=None, split=None) -> None:
     """Save a camlkit checkpoint holding the network and its config: ``{"model": CAMLConfig
-    fields, "inputs": how its inputs were prepared, "train": the run's config tree}``.
+    fields, "inputs": how its inputs were prepared, "train": the run's config tree, "split":
+    its validation cases by id}``.
 
     ``inputs`` is a camlkit.runtime.trained.InputSettings (read back by its ``from_config``);
-    ``train`` the run's camlkit.config.to_dict. Either may be left out (a bare network)."""
+    ``train`` the run's camlkit.config.to_dict; ``split`` camlkit.runtime.resume.run_split. Any
+    may be left out (a bare network)."""
     config = {"model": dataclasses.asdict(net.config)}
     if inputs is not None:
         config["inputs"] = inputs.to_dict()
     if train is not None:
         config["train"] = train
+    if split is not None:
+        config["split"] = split
     save_checkpoint({"format": FORMAT, "version": VERSION, "model": net.state_dict(), "config": config}, path)
 
 
@@ -183,9 +195,9 @@ def read_camlkit_checkpoint(path, kind="training") -> dict:
 def _check_camlkit(ckpt, path, kind):
     if ckpt.get("format") != FORMAT:
         raise CamlkitError(f"{path}: not a camlkit checkpoint (no 'format': 'camlkit' entry)")
-    if ckpt.get("version") != VERSION:
+    if ckpt.get("version") not in READ_VERSIONS:
         raise CamlkitError(f"{path}: camlkit checkpoint version {ckpt.get('version')}, "
-                           f"this camlkit reads version {VERSION}")
+                           f"this camlkit reads versions {', '.join(map(str, READ_VERSIONS))}")
     for key in ("model", "config"):
         if not isinstance(ckpt.get(key), dict):
             raise CamlkitError(f"{path}: camlkit checkpoint without its {key!r} entry")

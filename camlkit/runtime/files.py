@@ -149,6 +149,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def start_ticks(pid):
+    """When the process started, in clock ticks after boot (Linux /proc); None when the process
+    is gone or a zombie, or elsewhere than Linux. Raises PermissionError when /proc hides another
+    user's process (mounted with ``hidepid``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except PermissionError:
+        raise
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) "
+    return None if fields[0] == "Z" else int(fields[19])  # state, ..., starttime (field 22)
+
+
 def clean_temps(folder) -> list:
     """Remove the temporary files of :func:`atomic_path` that dead processes left in ``folder``.
 

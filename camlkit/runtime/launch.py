@@ -44,7 +44,17 @@ from pathlib import Path
 from camlkit.cli.train import config_from_args, config_to_args, train_parser
 from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
-from camlkit.runtime.process import OUT_FILE, PROCESS_FILE, child_command, is_alive, spawn, write_record
+from camlkit.runtime.preflight import check_config
+from camlkit.runtime.process import (
+    OUT_FILE,
+    PROCESS_FILE,
+    child_command,
+    ignores_signal,
+    is_alive,
+    spawn,
+    wait_for_start,
+    write_record,
+)
 from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
 from camlkit.runtime.watch import (  # noqa: F401
     STATES,
@@ -58,6 +68,7 @@ from camlkit.runtime.watch import (  # noqa: F401
     watch,
 )
 
+START_WAIT_S = 10  # how long attach waits for a run that holds its folder to write its first file
 HINT = ("attach(run_dir) shows it, start(config, run_dir) shows it or resumes it if stopped; or "
         "choose another folder")
 
@@ -114,6 +125,7 @@ def launch(spec, run_dir=None, runs="runs") -> "Run":
     checkpoint is removed and started again).
     """
     cfg = _as_config(spec)
+    check_config(cfg)  # a value out of its bounds: one line here, not a process that fails
     run_dir = _run_dir(cfg, run_dir, runs)
     process, record = spawn(config_to_args(cfg), run_dir, False, cfg.iterations, HINT)
     return Run(run_dir, record, process)
@@ -125,11 +137,17 @@ def attach(run_dir) -> "Run":
     run_dir`` started from the command line (its settings from ``config.json``)."""
     run_dir = Path(run_dir).resolve()
     path = run_dir / PROCESS_FILE
+    wait_for_start(run_dir, START_WAIT_S)  # a run still starting: its first file, or one line
     if not path.is_file():
         return Run(run_dir, _command_line_record(run_dir))
     try:
         record = json.loads(path.read_text())
         record["pid"], record["command"]  # noqa: B018 (both must be there)
+        pid = record["pid"]
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid < 1:
+            raise ValueError(f"pid {pid!r} is not a process id")
+        if not isinstance(record["command"], list) or "--out" not in record["command"]:
+            raise ValueError(f"command {record['command']!r} is not a camlkit train command")
     except (ValueError, KeyError, TypeError) as err:
         raise CamlkitError(f"{path}: unreadable ({err})") from None
     return Run(run_dir, record)
@@ -208,19 +226,38 @@ class Run:
         return _as_config(self.args)
 
     def is_running(self) -> bool:
+        return self.own_pid() is not None
+
+    def own_pid(self):
+        """The pid of this run's process if camlkit can tell it is this run's, else None: it
+        holds the run folder's lock (camlkit.runtime.runfolder.lock_holder: a probe for the lock
+        fails and the start time written there is the process') and, for a launched run, it is
+        the process launch started (process.json's pid and start time). Every signal camlkit
+        sends goes through this one check, just before it is sent."""
         if self._process is not None and self._process.poll() is not None:
-            return False  # our child has exited (poll also reaps it)
-        if not self.launched:  # a command-line run runs while it holds its folder's lock
-            self.record["pid"] = lock_holder(self.run_dir)
-            return self.pid is not None
-        return is_alive(self.record)
+            return None  # our child has exited (poll also reaps it)
+        holder = lock_holder(self.run_dir)
+        if not self.launched:  # a command-line run: the lock's holder is the run
+            self.record["pid"] = holder
+            return holder
+        return holder if holder == self.pid and is_alive(self.record) else None
+
+    def _signal(self, signum) -> bool:
+        """Send ``signum`` to the run if it is still its own process (:meth:`own_pid`)."""
+        pid = self.own_pid()
+        if pid is None:
+            return False
+        if self.launched:
+            os.killpg(pid, signum)  # its own session: the group is the run
+        else:
+            os.kill(pid, signum)  # a command-line run: its group is the user's shell's
+        return True
 
     def status(self) -> Status:
         rows = read_rows(self.run_dir / "log.csv")
         if self.is_running():
             state = "running"
-        elif (self.run_dir / "summary.json").exists() or (
-                "--no-eval" in self.args and (self.run_dir / "model_final.pth").exists()):
+        elif self.finished():
             state = "finished"
         elif self.record.get("stop_requested") or not self.launched:
             state = "stopped"
@@ -230,6 +267,13 @@ class Run:
         resumable = state in ("stopped", "failed") and (self.run_dir / CHECKPOINT).is_file()
         return Status(self.run_dir, state, done, self.record.get("iterations", done), speed(rows),
                       tail(self.run_dir / OUT_FILE), resumable)
+
+    def finished(self) -> bool:
+        """Whether the run wrote its final files: ``curves.png`` comes last, after
+        ``model_final.pth`` and the evaluation (none with ``--no-eval``); a run evaluated before
+        ``curves.png`` existed has ``summary.json``."""
+        have = [(self.run_dir / name).is_file() for name in ("model_final.pth", "curves.png")]
+        return all(have) or (self.run_dir / "summary.json").is_file()
 
     def wait(self, timeout_s=None, poll_s=1.0) -> Status:
         """Until the process ends (or ``timeout_s`` passes); returns the status."""
@@ -241,21 +285,30 @@ class Run:
         return self.status()
 
     def stop(self, timeout_s=120) -> Status:
-        """Interrupt the run as Ctrl-C would (SIGINT) and wait for it to end. It keeps its last
-        checkpoint (every ``checkpoint_every`` iterations): :meth:`resume` continues from there."""
-        if not self.is_running():
+        """Interrupt the run as Ctrl-C would (SIGINT) and wait for it to end; if it goes on
+        ``timeout_s`` seconds (or ignores SIGINT, as a job a script started with ``&`` does),
+        SIGTERM, which a run also ends on cleanly. It keeps its last checkpoint (every
+        ``checkpoint_every`` iterations): :meth:`resume` continues from there. Only the process
+        camlkit verified as this run's is signalled (:meth:`own_pid`)."""
+        pid = self.own_pid()
+        if pid is None:
             return self.status()
         if self.launched:
             self.record["stop_requested"] = time.time()
             write_record(self.run_dir, self.record)
-            os.killpg(self.pid, signal.SIGINT)  # its own session: the group is the run
-        else:
-            os.kill(self.pid, signal.SIGINT)  # a command-line run: its group is the user's shell's
-        status = self.wait(timeout_s, poll_s=0.2)
-        if status.state == "running":
-            raise CamlkitError(f"{self.run_dir}: pid {self.pid} still runs {timeout_s} s after "
-                               "SIGINT (evaluating? try again, or kill it)")
-        return status
+        sent = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signum == signal.SIGINT and ignores_signal(pid, signum):
+                continue  # it would wait for nothing
+            if not self._signal(signum):
+                return self.status()
+            sent.append(signum.name)
+            status = self.wait(timeout_s, poll_s=0.2)
+            if status.state != "running":
+                return status
+        raise CamlkitError(f"{self.run_dir}: pid {pid} still runs {timeout_s} s after "
+                           f"{' and '.join(sent)}: `kill -9 {pid}` ends it (its last checkpoint "
+                           f"is kept)")
 
     def resume(self, spec=None) -> "Run":
         """Start the run again in the background: from ``checkpoints/last.pth`` (``camlkit train
@@ -269,6 +322,7 @@ class Run:
             args, iterations = self.args, self.record.get("iterations")
         else:
             cfg = _as_config(spec)
+            check_config(cfg)
             args, iterations = config_to_args(cfg), cfg.iterations
         resume = (self.run_dir / CHECKPOINT).is_file()
         self._process, self.record = spawn(args, self.run_dir, resume, iterations, HINT)

@@ -12,26 +12,22 @@ ownership is camlkit.runtime.runfolder's.
 import os
 from pathlib import Path
 
+from camlkit.config import check_bounds
 from camlkit.data import case_path, read_case, read_list
 from camlkit.errors import CamlkitError
 
 
 def check_config(cfg):
-    """The config's own values: counts, sizes, the scale."""
-    for name in ("iterations", "checkpoint_every", "log_every", "batch_size", "labeled_bs"):
-        if getattr(cfg, name) < 1:
-            raise CamlkitError(f"{name}={getattr(cfg, name)}: expected a whole number >= 1")
+    """The config's own values: each numeric field within its bounds (camlkit.config.BOUNDS,
+    the one table), then what relates fields: the batch, the patch, the evaluated split."""
+    check_bounds(cfg)
     if cfg.labeled_bs > cfg.batch_size:
-        raise CamlkitError(f"labeled_bs={cfg.labeled_bs}: expected at most batch_size={cfg.batch_size}")
-    if not cfg.scale > 0:
-        raise CamlkitError(f"scale={cfg.scale}: expected a resampling factor > 0")
+        raise CamlkitError(f"--labeled-bs {cfg.labeled_bs}: expected at most --batch-size {cfg.batch_size}")
     if len(cfg.patch_size) != 3 or any(p < 16 or p % 16 for p in cfg.patch_size):
         raise CamlkitError(f"patch_size={tuple(cfg.patch_size)}: expected three sides, each a "
                            f"positive multiple of 16 (the V-Net halves it four times)")
-    if cfg.eval_cases is not None and cfg.eval_cases < 1:
-        raise CamlkitError(f"eval_cases={cfg.eval_cases}: expected >= 1, or None for every test case")
-    if cfg.val_cases < 0:
-        raise CamlkitError(f"val_cases={cfg.val_cases}: expected >= 0 validation cases")
+    if len(cfg.eval_stride) != 3:
+        raise CamlkitError(f"--eval-stride {tuple(cfg.eval_stride)}: expected three sides")
     if cfg.eval_split not in ("test", "val"):
         raise CamlkitError(f"eval_split={cfg.eval_split!r}: expected 'test' or 'val'")
     if cfg.eval_split == "val" and cfg.val_cases < 1:
@@ -44,14 +40,18 @@ def check_data(cfg, evaluate=True):
 
     split = load_split(cfg.data, 0)  # one line for a missing folder, list or case file
     train = split.unlabeled  # every case of train.list, with 0 labeled
-    low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs - cfg.val_cases
+    low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs
     if not low <= cfg.labeled <= high:
         need = f" and {cfg.unlabeled_bs} unlabeled" if cfg.unlabeled_bs else ""
         raise CamlkitError(f"labeled={cfg.labeled}: expected {low}..{high} ({cfg.method} needs "
                            f"{cfg.labeled_bs} labeled{need} cases per batch; "
                            f"{Path(cfg.data) / 'train.list'} has {len(train)} cases)")
-    if cfg.val_cases:
-        load_split(cfg.data, cfg.labeled, cfg.val_cases)  # one line if too few cases are left
+    spare = len(train) - cfg.labeled - cfg.unlabeled_bs  # what validation may take
+    if cfg.val_cases > spare:
+        need = f" and {cfg.method} needs {cfg.unlabeled_bs} unlabeled per batch" if cfg.unlabeled_bs else ""
+        raise CamlkitError(f"--val-cases {cfg.val_cases}: expected 0..{spare} "
+                           f"({Path(cfg.data) / 'train.list'} has {len(train)} cases, the first "
+                           f"{cfg.labeled} labeled (--labeled){need})")
     if evaluate and cfg.eval_split == "val":
         check_cases(load_split(cfg.data, cfg.labeled, cfg.val_cases).val[: cfg.eval_cases])
         return
@@ -119,3 +119,21 @@ def check_output_files(folder, names, flag="--out"):
     for name in names:
         if (Path(folder) / name).is_dir():
             raise CamlkitError(f"{flag} {folder}: {name} there is a folder, cannot write the file")
+
+
+RUN_MARKS = ("config.json", "model_final.pth", "checkpoints/last.pth")  # what makes a folder a run's
+
+
+def check_own_results(folder, checkpoint, flag="--out"):
+    """A run's results (cases.csv, summary.md, summary.json) are written only by that run's own
+    checkpoint: a ``folder`` holding a run (its config.json, model_final.pth or
+    checkpoints/last.pth) takes results only of a checkpoint inside it; one line otherwise."""
+    folder = Path(folder)
+    marks = [name for name in RUN_MARKS if (folder / name).exists()]
+    if not marks:
+        return
+    inside = Path(checkpoint).resolve().parent in (folder.resolve(), (folder / "checkpoints").resolve())
+    if not inside:
+        raise CamlkitError(f"{flag} {folder} holds another run ({', '.join(marks)}): its results are "
+                           f"written only from its own checkpoint ({folder / 'model_final.pth'}), not "
+                           f"from {checkpoint}; choose another {flag}")

@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from camlkit.runtime.files import open_no_link, pid_alive, write_text
-from camlkit.runtime.runfolder import HANDOVER_ENV, claim
+from camlkit.errors import CamlkitError
+from camlkit.runtime.files import open_no_link, pid_alive, start_ticks, write_text
+from camlkit.runtime.runfolder import HANDOVER_ENV, claim, lock_holder
 
 PROCESS_FILE = "process.json"
 
@@ -26,20 +27,6 @@ OUT_FILE = "train.out"
 
 
 RECORD_ENV = "CAMLKIT_PROCESS_FILE"  # tells the launched process where its process.json is
-
-
-def start_ticks(pid):
-    """When the process started, in clock ticks after boot (Linux /proc); None when the process
-    is gone or a zombie, or elsewhere than Linux. Raises PermissionError when /proc hides another
-    user's process (mounted with ``hidepid``)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except PermissionError:
-        raise
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) "
-    return None if fields[0] == "Z" else int(fields[19])  # state, ..., starttime (field 22)
 
 
 def is_alive(record) -> bool:
@@ -60,6 +47,32 @@ def is_alive(record) -> bool:
         return start_ticks(pid) == record["start_ticks"]  # None for a zombie or a vanished pid
     except PermissionError:  # another user's process, hidden: running, and we cannot tell more
         return True
+
+
+def ignores_signal(pid, signum) -> bool:
+    """Whether the process ignores ``signum`` (Linux /proc: its SigIgn mask). A job that a
+    non-interactive shell starts with ``&`` ignores SIGINT: Ctrl-C's signal cannot stop it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next((line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), "0")
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+def wait_for_start(run_dir, timeout_s):
+    """A run whose process holds the folder but has written neither process.json (:func:`spawn`
+    writes it just after the start) nor config.json yet: wait for one of them, then one line
+    naming the holder. Returns at once when the folder is not held."""
+    deadline = time.monotonic() + timeout_s
+    while not any((Path(run_dir) / n).is_file() for n in (PROCESS_FILE, "config.json")):
+        holder = lock_holder(run_dir)
+        if holder is None:
+            return
+        if time.monotonic() > deadline:
+            raise CamlkitError(f"{run_dir} is in use by process {holder}, a run still starting (no "
+                               f"{PROCESS_FILE} or config.json yet): attach(run_dir) again in a moment")
+        time.sleep(0.05)
 
 
 def child_command(args, run_dir, resume=False):
@@ -94,12 +107,11 @@ def spawn(args, run_dir, resume, iterations, hint=""):
     except BaseException:
         lock.release()
         raise
-    try:
-        record = {"pid": process.pid, "start_ticks": start_ticks(process.pid), "command": command,
-                  "started": time.time(), "host": socket.gethostname(), "iterations": iterations}
-        write_record(run_dir, record)
-    finally:
-        lock.pass_on(process.pid)  # the process holds the run folder from now on
+    lock.pass_on(process.pid)  # the process holds the run folder from now on (before process.json:
+    # whoever reads process.json then finds its pid holding the lock)
+    record = {"pid": process.pid, "start_ticks": start_ticks(process.pid), "command": command,
+              "started": time.time(), "host": socket.gethostname(), "iterations": iterations}
+    write_record(run_dir, record)
     return process, record
 
 

@@ -93,17 +93,18 @@ def load_released_checkpoint(path_or_state_dict, config: CAMLConfig | None = Non
             mapped[released_to_camlkit_key(key)] = value
         except (KeyError, ValueError):
             raise CamlkitError(f"{source}unexpected key {key!r} in a released CAML checkpoint") from None
-    for key, value in mapped.items():
+    for key in mapped:
         if key not in expected:
             raise CamlkitError(f"{source}unexpected key {camlkit_to_released_key(key)!r} "
                                f"in a released CAML checkpoint")
+    missing = [k for k in expected if k not in mapped]  # before the shapes: a missing first
+    if missing:  # convolution leaves the width unknown, and every shape would look wrong
+        raise CamlkitError(f"{source}missing {len(missing)} released key(s), e.g. "
+                           f"{camlkit_to_released_key(missing[0])!r}")
+    for key, value in mapped.items():
         if tuple(value.shape) != tuple(expected[key].shape):
             raise CamlkitError(f"{source}{camlkit_to_released_key(key)!r} has shape "
                                f"{tuple(value.shape)}, expected {tuple(expected[key].shape)}")
-    missing = [k for k in expected if k not in mapped]
-    if missing:
-        raise CamlkitError(f"{source}missing {len(missing)} released key(s), e.g. "
-                           f"{camlkit_to_released_key(missing[0])!r}")
     # no digest to compare: finite and of a sane magnitude is the check there is
     check_finite(state, name if name is not None else "released checkpoint", bound=MAX_ABS_WEIGHT)
     net.load_state_dict(mapped, strict=True)

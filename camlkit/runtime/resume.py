@@ -89,11 +89,22 @@ def _legacy_sizes(data_dir) -> str:
     return hashlib.sha256("\n".join(sizes).encode()).hexdigest()[:16]
 
 
+def run_split(cfg) -> dict:
+    """The run's own cases by id, stored in its checkpoints: ``{"val": [...]}``, the validation
+    cases it held out (never trained on; ``camlkit evaluate --split val`` scores exactly these,
+    whatever train.list says later)."""
+    from camlkit.data import load_split
+    from camlkit.data.cases import case_ids
+
+    return {"val": case_ids(load_split(cfg.data, cfg.labeled, cfg.val_cases).val)}
+
+
 def checkpoint_payload(cfg, net, optimizer, bank, iteration, fingerprint):
     """Everything an exact resume needs (see the module docstring)."""
     return {
         "format": FORMAT, "version": VERSION, "iteration": iteration,
-        "config": {"model": dataclasses.asdict(net.config), "train": to_dict(cfg)},
+        "config": {"model": dataclasses.asdict(net.config), "train": to_dict(cfg),
+                   "split": run_split(cfg)},
         "data": fingerprint,
         "model": net.state_dict(), "optimizer": optimizer.state_dict(),
         "bank": bank.state_dict() if bank is not None else None,

@@ -9,11 +9,15 @@ never removed. Two processes writing there at once would interleave one log and 
 files of two runs, so:
 
 - :class:`RunLock` takes an exclusive ``fcntl.flock`` on ``RUN/.lock`` and writes its pid
-  there. A second process gets one line naming the holder's pid. The kernel drops the lock when
-  its holder ends, however it ends; a pid still written in the file after that is the trace of
+  there (and its start time as the kernel counts it: a recycled pid is another process). A
+  second process gets one line naming the holder's pid. The kernel drops the lock when its
+  holder ends, however it ends; a pid still written in the file after that is the trace of
   a process that was killed (SIGKILL, power loss), and the next taker reports it. camlkit.runtime.launch
   takes the lock before it starts the training process and hands it over (the process inherits
   the locked file; ``$CAMLKIT_RUN_LOCK_FD`` names it), so no other run can slip in between.
+  :func:`lock_holder` is the one answer to "which process is this run?": the pid written there
+  counts only while the lock is actually held (a probe for it fails) and its start time is the
+  one written; camlkit signals no other process.
 - :func:`check_new_run` refuses a folder that holds a run unless the run resumes (``--resume``)
   or replaces it (``--overwrite``, which removes exactly the run's files first so that nothing
   of the two runs mixes). A start that stopped before its first checkpoint (bad data, Ctrl-C,
@@ -34,7 +38,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import clean_temps, link_message, pid_alive, sigterm_as_exit
+from camlkit.runtime.files import clean_temps, link_message, pid_alive, sigterm_as_exit, start_ticks
 
 LOCK_NAME = ".lock"
 HANDOVER_ENV = "CAMLKIT_RUN_LOCK_FD"  # the inherited descriptor of a lock camlkit.runtime.launch took
@@ -140,9 +144,7 @@ class RunLock:
         fd = self._inherited()
         if fd is None:
             fd = self._open()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _lock_now(fd):
                 holder = self._holder(fd)
                 os.close(fd)
                 who = f"process {holder}" if holder else "another process"
@@ -151,9 +153,13 @@ class RunLock:
             previous = _read_pid(fd)
             if previous and previous != os.getpid() and not pid_alive(previous):
                 self.stale_pid = previous
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        os.fsync(fd)
+        try:
+            _write_holder(fd, os.getpid())
+        except OSError as err:  # a full disk (ENOSPC), a quota, `ulimit -f`
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise CamlkitError(f"{self.path}: cannot write the run folder's lock ({err.strerror}); "
+                               f"nothing was started") from None
         self.fd = fd
         return self
 
@@ -207,10 +213,11 @@ class RunLock:
         the process ``pid``, started with the descriptor (``pass_fds``), holds the lock from now
         on, until it releases it or ends."""
         if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, f"{pid}\n".encode(), 0)
-            os.close(self.fd)
-            self.fd = None
+            try:
+                _write_holder(self.fd, pid)
+            finally:
+                os.close(self.fd)
+                self.fd = None
 
     def __enter__(self):
         return self.acquire()
@@ -219,23 +226,74 @@ class RunLock:
         self.release()
 
 
+def _lock_now(fd, tries=5) -> bool:
+    """Take the exclusive lock on ``fd`` without waiting; a few quick tries, since a
+    :func:`lock_holder` probe holds a shared lock for an instant."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(0.02 * (attempt + 1))
+    return False
+
+
+def _write_holder(fd, pid):
+    """``<pid> <start ticks>`` into the lock file: who holds it, and since when (Linux)."""
+    try:
+        ticks = start_ticks(pid)
+    except PermissionError:
+        ticks = None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{pid}{'' if ticks is None else f' {ticks}'}\n".encode(), 0)
+    os.fsync(fd)
+
+
+def _read_holder(fd):
+    """(pid, start ticks or None) written in the lock file, or (None, None)."""
+    words = os.pread(fd, 64, 0).decode(errors="replace").split()
+    if not words or not words[0].isdigit():
+        return None, None
+    ticks = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
+    return int(words[0]), ticks
+
+
 def _read_pid(fd):
-    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-    return int(text) if text.isdigit() else None
+    return _read_holder(fd)[0]
+
+
+def _is_held(fd) -> bool:
+    """Whether some process holds the lock: a shared lock cannot be taken beside it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
 
 
 def lock_holder(folder):
-    """The pid written in ``folder``'s lock file if that process runs (a run in progress), else
-    None. Reads only: the lock is not touched."""
+    """The process that holds ``folder``'s lock (a run in progress), else None.
+
+    The pid written in the lock file counts only if the lock is actually held (a probe for it
+    fails: a killed run's pid left in the file is no holder, even once the pid is reused) and,
+    where the file gives its start time, the process with that pid started then. Every signal
+    camlkit sends to a run goes to this pid (camlkit.runtime.launch.Run)."""
     try:
         fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
-        pid = _read_pid(fd)
+        pid, ticks = _read_holder(fd)
+        held = pid is not None and _is_held(fd)
     finally:
         os.close(fd)
-    return pid if pid and pid_alive(pid) else None
+    if not held or not pid_alive(pid):
+        return None
+    try:
+        return pid if ticks is None or start_ticks(pid) == ticks else None
+    except PermissionError:  # another user's process, its start time hidden: it holds the lock
+        return pid
 
 
 def claim(path, resume=False, overwrite=False, hint=CLI_HINT) -> RunLock:

@@ -39,6 +39,7 @@ STORED_AT = {
     "method": (("method",), ("train", "method")),
     "labeled": (("labeled",), ("train", "labeled")),
     "val_cases": (("val_cases",), ("train", "val_cases")),
+    "val_case_ids": (("split", "val"),),  # the validation cases by id (runs of camlkit 0.2 on)
 }
 
 
