@@ -21,7 +21,7 @@ import math
 import statistics
 from pathlib import Path
 
-from camlkit.evaluation.occ_lock import PLATEAUS, eq1_rows, l_o_plateaus
+from camlkit.diagnostics.occ_lock import PLATEAUS, eq1_rows, l_o_plateaus
 from camlkit.runtime.runlog import read_log
 
 
@@ -36,7 +36,7 @@ def _on(row, name) -> bool:
 
 
 def lock_figures(rows) -> dict:
-    """Counts (camlkit.evaluation.occ_lock.l_o_plateaus) and PLAN.md's medians of one run's Eq. 1 rows."""
+    """Counts (camlkit.diagnostics.occ_lock.l_o_plateaus) and PLAN.md's medians of one run's Eq. 1 rows."""
     eq1 = eq1_rows(rows)
     counts = l_o_plateaus(rows)
     plateau = [r for r in eq1 if _on(r, "9.0-9.6") or _on(r, "above 17")]

@@ -162,7 +162,7 @@ def unlabeled_embeddings(net, feat_v, feat_a, prob_v, prob_a, index, heads_on="a
 def occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
     """The OCC part of one step (Eq. 2-3) after the bank's update: every piece, or None.
 
-    Training (:func:`occ_term`) and analysis (camlkit.evaluation.measure.network_occ) both call this, so
+    Training (:func:`occ_term`) and analysis (camlkit.diagnostics.measure.network_occ) both call this, so
     a figure shows the rows training computes. Draws j prototypes per class from ``bank``, picks
     the top-i agreeing unlabeled voxels per class, runs the heads (``cfg.heads_on``) and builds
     both branches' rows (``cfg.similarity``, ``cfg.occ_temperature``) and l_o (``cfg.occ_log``).

@@ -37,11 +37,11 @@ from camlkit.config import TrainConfig, run_dir, to_dict
 from camlkit.course import find_data_dir
 from camlkit.data.batches import training_loader
 from camlkit.errors import CamlkitError
+from camlkit.files import write_text
 from camlkit.occ import MemoryBank
 from camlkit.runtime.checkpoint import save_checkpoint, save_inference_model
 from camlkit.runtime.device import resolve_device
 from camlkit.runtime.distributed import check_replicas_agree, distributed_context
-from camlkit.runtime.files import write_text
 from camlkit.runtime.preflight import check_config, check_data, check_outputs
 from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
 from camlkit.runtime.runfolder import run_folder
@@ -93,7 +93,7 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
     """Train one run and evaluate its final f_v; returns the run folder.
 
     The logged rows go to ``log.csv`` (and TensorBoard): a notebook watches a run from there
-    (camlkit.runtime.watch). Everything that can be checked is checked before the first iteration
+    (camlkit.lab.watch). Everything that can be checked is checked before the first iteration
     (camlkit.runtime.preflight:
     values, device, data split, every test case the run will evaluate, --out), and the run folder
     is this run's alone while it runs (camlkit.runtime.runfolder: a lock, no overwrite of another run).

@@ -89,7 +89,7 @@ def test_importing_camlkit_after_torch_leaves_a_cpu_free():
 
 @pytest.mark.slow
 def test_after_torch_the_processes_camlkit_starts_still_spin_briefly():
-    """What camlkit.runtime.launch's runs inherit: the short spin, read by their own OpenMP."""
+    """What camlkit.lab.launch's runs inherit: the short spin, read by their own OpenMP."""
     two_cpus()
     child = "import torch; torch.ones(4).sum()"
     shown = torch_first("import camlkit, subprocess\n"
@@ -121,10 +121,10 @@ def test_importing_camlkit_before_torch_keeps_every_thread():
 
 
 def test_the_short_run_of_a_notebook_kernel_trains_with_a_cpu_free(tmp_path):
-    """camlkit.runtime.runs.train_short in a process that imported torch first (a notebook
+    """camlkit.lab.runs.train_short in a process that imported torch first (a notebook
     kernel): the training (camlkit.train.train, replaced here by a probe) runs on one thread of two."""
     two_cpus()
-    shown = torch_first("from camlkit.runtime import runs\nimport camlkit.train\nseen = []\n"
+    shown = torch_first("from camlkit.lab import runs\nimport camlkit.train\nseen = []\n"
                         "camlkit.train.train = lambda cfg, **kw: seen.append(torch.get_num_threads())\n"
                         f"runs.train_short('smoke', {str(tmp_path / 'LA')!r}, root={str(tmp_path / 'runs')!r})\n"
                         "print(json.dumps([before, seen]))")

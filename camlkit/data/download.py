@@ -6,7 +6,7 @@ master, folder ``data/``): 100 cases ``2018LA_Seg_Training Set/<CASE>/mri_norm2.
 for training and 20 for testing, following UA-MT).
 ``resources/la_sha256sums.txt`` holds the checksum of each of those 102 files.
 
-Every file is written under a temporary name in its destination folder (camlkit.runtime.files) and
+Every file is written under a temporary name in its destination folder (camlkit.files) and
 renamed only once its checksum matches, so an interrupted or corrupted transfer never leaves a
 file under the final name; temporary files of killed runs are removed on the next start; files
 already present and verified are skipped, so a rerun resumes. A connection error is retried
@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 from camlkit.data.fetch import already_there, copy_verified, fetch, file_url, prepare_folder, sha256_of
 from camlkit.data.fetch import check_base_url as _check_url
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import atomic_path, sigterm_as_exit
+from camlkit.files import atomic_path, sigterm_as_exit
 
 RELEASE_URL = "https://raw.githubusercontent.com/yulequan/UA-MT/master/data/"
 

@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import atomic_path, clean_temps
+from camlkit.files import atomic_path, clean_temps
 
 CHUNK = 1 << 16
 

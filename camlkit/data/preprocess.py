@@ -18,7 +18,7 @@ variance"):
 The margins are drawn from one seeded generator over the cases in sorted order, so a run repeats
 exactly; the released files came from an unseeded run, so their crops cannot be reproduced.
 
-Each file is written atomically (camlkit.runtime.files): an interrupted run leaves no half-written case.
+Each file is written atomically (camlkit.files): an interrupted run leaves no half-written case.
 Command line: ``camlkit preprocess RAW OUT`` (or ``python data_scripts/preprocess_la.py``).
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from camlkit.data import CASE_FILE, CASES_FOLDER, check_image, check_label
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import atomic_path, clean_temps, sigterm_as_exit
+from camlkit.files import atomic_path, clean_temps, sigterm_as_exit
 
 MARGIN = (10, 20)  # inclusive range of the random x / y margin, in voxels
 

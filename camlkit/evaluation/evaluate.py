@@ -33,8 +33,8 @@ from camlkit.data import read_case
 from camlkit.errors import CamlkitError
 from camlkit.evaluation.inference import predict_volume
 from camlkit.evaluation.metrics import case_metrics
+from camlkit.files import clean_temps, write_text
 from camlkit.paper import METRICS, paper_numbers
-from camlkit.runtime.files import clean_temps, write_text
 from camlkit.runtime.preflight import check_cases, check_output_dir, check_output_files, check_test_set
 
 COLUMNS = ("case",) + METRICS

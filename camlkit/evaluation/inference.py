@@ -193,9 +193,9 @@ def check_window(inputs: InputSettings, batch_size):
 
 
 def predict_command(args):
+    from camlkit.files import clean_temps, sigterm_as_exit
     from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model
     from camlkit.runtime.device import resolve_device
-    from camlkit.runtime.files import clean_temps, sigterm_as_exit
 
     output = check_output_path(args.output, overwrite=args.overwrite)
     if output.exists() and Path(args.input).exists() and output.samefile(args.input):

@@ -34,7 +34,7 @@ import torch
 
 from camlkit.caml import CAMLConfig, CAMLNet
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import write_bytes
+from camlkit.files import write_bytes
 
 FORMAT = "camlkit"
 VERSION = 1
@@ -141,11 +141,11 @@ def check_finite(state: dict, source, bound=None) -> None:
 
 def save_checkpoint(payload: dict, path) -> None:
     """Write ``payload`` with its content digest (``"sha256"``, checked by every load) atomically
-    (camlkit.runtime.files.write_bytes: a temporary file, then a rename).
+    (camlkit.files.write_bytes: a temporary file, then a rename).
 
     The payload is serialised in memory first: torch.save reports a full disk with a cryptic
     "unexpected pos" error, a plain write with ENOSPC, which becomes one line
-    (camlkit.runtime.files.DiskFullError) while ``path`` keeps the previous checkpoint.
+    (camlkit.files.DiskFullError) while ``path`` keeps the previous checkpoint.
     """
     buffer = io.BytesIO()
     torch.save({**payload, DIGEST: content_digest(payload)}, buffer)

@@ -13,7 +13,7 @@ was stopped and resumed equals the log of one that was not.
 import csv
 from pathlib import Path
 
-from camlkit.runtime.files import open_no_link
+from camlkit.files import open_no_link
 
 LOG_FIELDS = ("iteration", "L", "L_s", "l_c", "l_o", "lambda_c", "lambda_o", "lr", "seconds")
 

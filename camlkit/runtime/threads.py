@@ -33,8 +33,8 @@ When the policy can act, and when it cannot:
   thread fewer than the CPUs this process may use, at least one), so that a spinning thread
   cannot take the last core another process needs; on 2 cores that is one thread, which never
   waits for another. The cost: up to one thread's share of speed when the machine is quiet
-  (not measured). The processes it starts (camlkit.runtime.launch's runs) still get the short
-  spin through the environment. camlkit.runtime.runs.train_short, the short run a notebook
+  (not measured). The processes it starts (camlkit.lab.launch's runs) still get the short
+  spin through the environment. camlkit.lab.runs.train_short, the short run a notebook
   trains in its own kernel, runs under whichever of the two applied when camlkit was imported.
 
 A setting the user already made is left alone: any of :data:`WAIT_SETTINGS` (how threads

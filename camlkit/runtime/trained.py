@@ -10,7 +10,7 @@ prediction, evaluation and the notebooks receive it as one object.
 weights with its :class:`TrainedSettings`; :func:`matched_crops` is the one place a notebook
 builds network inputs (cases read, z-scored per case and resampled as the run did, cut to its
 patch size); :func:`random_twin` is the "random weights" baseline. Finding the checkpoint:
-camlkit.runtime.runs.
+camlkit.lab.runs.
 """
 
 import dataclasses
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from camlkit.errors import CamlkitError
+from camlkit.lab.runs import stored_config
 from camlkit.runtime.checkpoint import checkpoint_config
-from camlkit.runtime.runs import stored_config
 from camlkit.step import StepConfig
 
 PATCH_SIZE = (112, 112, 80)  # the released training crop and sliding-window patch
@@ -115,7 +115,7 @@ class TrainedSettings:
 
     ``inputs`` is the checkpoint's :class:`InputSettings`. ``step`` is the run's whole stored
     camlkit.step.StepConfig, so an analysis computes OCC as training did
-    (camlkit.evaluation.structure.network_occ): j, top_i, similarity, occ_temperature, occ_log,
+    (camlkit.diagnostics.structure.network_occ): j, top_i, similarity, occ_temperature, occ_log,
     bank_fa_rows, heads_on. A checkpoint without a run config (the authors' released weights)
     gets the released step, ``StepConfig()``.
     """

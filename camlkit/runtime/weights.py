@@ -27,7 +27,7 @@ import torch
 
 from camlkit.data.fetch import already_there, blob_id, check_base_url, copy_verified, fetch, file_url
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import sigterm_as_exit
+from camlkit.files import sigterm_as_exit
 
 COMMIT = "b63547927eef5b7ae47bd62452e28517d13545e4"
 BASE_URL = f"https://raw.githubusercontent.com/Herschel555/CAML/{COMMIT}/"
@@ -158,7 +158,7 @@ def write_standin(path, n_filters=2, seed=0, bright_is_atrium=False) -> Path:
     predicts both, as a trained network does, at no training cost.
     """
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.runtime.files import atomic_path
+    from camlkit.files import atomic_path
     from camlkit.runtime.released import camlkit_to_released_key
 
     torch.manual_seed(seed)

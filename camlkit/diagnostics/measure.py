@@ -2,12 +2,12 @@
 
 :func:`network_attention` reads CMA's weights of a CAMLNet on a batch; :func:`network_occ` runs one
 training step's OCC part (camlkit.step.occ_part) on crops. Both return the rows or weights with
-their figures (camlkit.evaluation.structure), which notebooks 4 and 5 print and draw.
+their figures (camlkit.diagnostics.structure), which notebooks 4 and 5 print and draw.
 """
 
 import torch
 
-from camlkit.evaluation.structure import attention_figures, occ_figures, token_atrium
+from camlkit.diagnostics.structure import attention_figures, occ_figures, token_atrium
 
 
 def network_attention(net, image, label) -> dict:

@@ -2,7 +2,7 @@
 
 A training run inside a notebook kernel dies with the kernel and cannot be seen once its tab is
 closed; on a GPU the ``paper`` preset runs for most of a day. As nanoGPT and MONAI users do, the
-notebooks instead start ``python -m camlkit.runtime.process train ...`` (``camlkit train`` with SIGINT and
+notebooks instead start ``python -m camlkit.lab.process train ...`` (``camlkit train`` with SIGINT and
 SIGTERM at their defaults, whatever the parent ignores) as a process of its own (its own session,
 so a kernel restart or an interrupt of the notebook does not reach it) and watch the files it
 writes into its run folder:
@@ -27,7 +27,7 @@ Each function works alone from a notebook cell::
     run.status()                       # running / finished / stopped / failed, iteration, ETA
     run.stop(); run.resume(); run.wait()
     watch(run)                         # live progress bar and curves, redrawn from log.csv
-                                       # (camlkit.runtime.watch, re-exported here with curves and
+                                       # (camlkit.lab.watch, re-exported here with curves and
                                        # summary_markdown; smoke_runs_dir from camlkit.course)
 
 A run is *finished* when its process is gone and its final files are there, *stopped* when its
@@ -44,9 +44,8 @@ from pathlib import Path
 from camlkit.cli.train import config_from_args, config_to_args, train_parser
 from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
-from camlkit.runtime.process import OUT_FILE, PROCESS_FILE, child_command, is_alive, spawn, write_record
-from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
-from camlkit.runtime.watch import (  # noqa: F401
+from camlkit.lab.process import OUT_FILE, PROCESS_FILE, child_command, is_alive, spawn, write_record
+from camlkit.lab.watch import (  # noqa: F401
     STATES,
     Status,
     curves,
@@ -57,6 +56,7 @@ from camlkit.runtime.watch import (  # noqa: F401
     training_seconds,
     watch,
 )
+from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
 
 HINT = ("attach(run_dir) shows it, start(config, run_dir) shows it or resumes it if stopped; or "
         "choose another folder")
