@@ -4,7 +4,7 @@ Each sub-command lives beside the code it drives and registers itself through an
 ``add_cli(subparsers)`` function that sets ``func`` on its parser. Errors that come from bad
 input (:class:`camlkit.errors.CamlkitError`, missing files) are printed as one line and give
 exit status 2, and so does a limit of the machine reached (memory, ``ulimit -f``;
-camlkit.runtime.limits) where no closer code said more; Ctrl-C prints one line (the command may say how
+camlkit.limits) where no closer code said more; Ctrl-C prints one line (the command may say how
 to continue) and gives 130.
 
 :func:`add_config_arguments` turns a config dataclass tree into flags, one per field, with the
@@ -20,7 +20,7 @@ import sys
 import types
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.limits import limit_reached
+from camlkit.limits import limit_reached
 
 # module that defines add_cli(), in the order they appear in --help
 COMMAND_MODULES = ("camlkit.cli.train", "camlkit.evaluation.evaluate", "camlkit.evaluation.inference",

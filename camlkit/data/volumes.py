@@ -15,7 +15,7 @@ import numpy as np
 from camlkit.data import check_image, read_h5_image
 from camlkit.errors import CamlkitError
 from camlkit.files import atomic_path
-from camlkit.runtime.limits import limit_reached
+from camlkit.limits import limit_reached
 
 
 def _nrrd_affine(header):

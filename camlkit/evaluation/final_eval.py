@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from camlkit.errors import CamlkitError
 from camlkit.evaluation.evaluate import evaluate_cases, format_table, summarize, write_csv
 from camlkit.files import write_text
-from camlkit.runtime.limits import limit_reached
+from camlkit.limits import limit_reached
 from camlkit.runtime.trained import InputSettings
 
 

@@ -32,8 +32,8 @@ import torch
 from camlkit.config import to_dict
 from camlkit.errors import CamlkitError
 from camlkit.files import DiskFullError, is_disk_full
+from camlkit.limits import limit_reached
 from camlkit.runtime.checkpoint import FORMAT, VERSION, net_from_checkpoint, read_camlkit_checkpoint
-from camlkit.runtime.limits import limit_reached
 
 # fields a resumed run may change (``data`` is compared by its fingerprint instead)
 MAY_CHANGE = ("out", "data", "device", "num_workers", "checkpoint_every", "log_every", "progress",
