@@ -62,7 +62,7 @@ class TrainConfig:
     method: str = "caml"  # supervised, mcnet, mcnet+occ, mcnet+cma or caml
     labeled: int = 4  # the first N cases of train.list are labeled
     seed: int = 3407  # the released runs' seed
-    data: str | None = None  # LA folder; None: $CAMLKIT_DATA, data/LA, ../shared/LA (course.find_data_dir)
+    data: str | None = None  # LA folder; None: $CAMLKIT_DATA, else data/LA here or in the parent (data.folder)
     out: str | None = None  # run folder; None: runs/<preset>-<method>-<labeled>L-seed<seed>
     # optimisation (released values)
     iterations: int = 15000  # training iterations (one batch each)
@@ -166,6 +166,12 @@ def config_fields(cfg, prefix=""):
             yield from config_fields(value, f"{prefix}{f.name}.")
         else:
             yield f"{prefix}{f.name}", f, type(cfg)
+
+
+def flag_name(path: str) -> str:
+    """The ``camlkit train`` flag of a field: ``lr_schedule`` -> ``--lr-schedule``;
+    ``step.beta_o`` -> ``--step.beta_o`` (camlkit.cli.add_config_arguments)."""
+    return "--" + (path if "." in path else path.replace("_", "-"))
 
 
 def get_field(cfg, path):

@@ -34,9 +34,11 @@ from torch import nn
 
 from camlkit.caml import CAMLNet
 from camlkit.config import TrainConfig, run_dir, to_dict
-from camlkit.course import find_data_dir
 from camlkit.data.batches import training_loader
+from camlkit.data.folder import find_data_dir
 from camlkit.errors import CamlkitError
+from camlkit.evaluation.evaluate import evaluation_failed_message
+from camlkit.evaluation.final_eval import evaluate_run
 from camlkit.files import write_text
 from camlkit.occ import MemoryBank
 from camlkit.runtime.checkpoint import save_checkpoint, save_inference_model
@@ -48,6 +50,7 @@ from camlkit.runtime.runfolder import run_folder
 from camlkit.runtime.runlog import RunLog, log_fields
 from camlkit.runtime.trained import InputSettings
 from camlkit.step import StepConfig, caml_step
+from camlkit.viz.curves import save_curves
 
 
 def seed_everything(seed):
@@ -100,7 +103,7 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
     Ctrl-C raises KeyboardInterrupt whose message says where the last checkpoint is.
     """
     cfg = cfg.resolved()
-    if cfg.data is None:  # the one data-folder rule: $CAMLKIT_DATA, data/LA, ../shared/LA
+    if cfg.data is None:  # the one data-folder rule (camlkit.data.folder)
         cfg.data = str(find_data_dir())
     cfg.data = str(Path(cfg.data).resolve())  # config.json says where, whatever the working folder
     check_config(cfg)
@@ -252,14 +255,10 @@ def _finish(cfg, place: Place, net, evaluate) -> Path:
                              train=to_dict(cfg))
     summary = None
     if evaluate:
-        from camlkit.evaluation.evaluate import evaluation_failed_message
-        from camlkit.evaluation.final_eval import evaluate_run
-
         try:
             summary = evaluate_run(cfg, net.f_v, folder)
         except CamlkitError as err:
             raise CamlkitError(evaluation_failed_message(folder, err)) from None
-    from camlkit.viz.curves import save_curves
 
     save_curves(folder, folder / "curves.png", summary)
     if place.world > 1:

@@ -21,11 +21,12 @@ import types
 
 from camlkit.errors import CamlkitError
 from camlkit.limits import limit_reached
+from camlkit.runtime.threads import share_cpu
 
 # module that defines add_cli(), in the order they appear in --help
 COMMAND_MODULES = ("camlkit.cli.train", "camlkit.evaluation.evaluate", "camlkit.evaluation.inference",
                    "camlkit.evaluation.report",
-                   "camlkit.data.download", "camlkit.data.preprocess")
+                   "camlkit.cli.download", "camlkit.data.preprocess")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -48,6 +49,7 @@ def build_parser():
 
 
 def main(argv=None):
+    share_cpu()  # before the commands load torch: how OpenMP threads wait (camlkit.runtime.threads)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
@@ -99,11 +101,6 @@ def field_comments(cls) -> dict:
     return found
 
 
-def flag_name(path: str) -> str:
-    """``lr_schedule`` -> ``--lr-schedule``; ``step.beta_o`` -> ``--step.beta_o``."""
-    return "--" + (path if "." in path else path.replace("_", "-"))
-
-
 def add_config_arguments(parser, example, defaults_text, skip=(), choices=None):
     """One flag per leaf field of the dataclass tree ``example``; returns the paths added.
 
@@ -112,7 +109,9 @@ def add_config_arguments(parser, example, defaults_text, skip=(), choices=None):
     """
     choices = choices or {}
     paths, groups = [], {}
-    from camlkit.config import config_fields
+    # the one camlkit import inside a function here: camlkit.config loads torch, and main() sets
+    # the CPU-sharing policy first (camlkit.runtime.threads); the commands' modules load after it
+    from camlkit.config import config_fields, flag_name
 
     for path, f, owner in config_fields(example):
         if path in skip:

@@ -26,12 +26,11 @@ with ``camlkit download --weights 16`` (camlkit.runtime.weights: the authors' tr
 against their git blob ids, a cut transfer resumed where it stopped).
 
 Destination: ``--dest``, else ``$CAMLKIT_DATA``, else ``data/LA`` in the repository.
-Command line: ``camlkit download`` (or ``python data_scripts/download_la.py``).
+Command line: ``camlkit download`` (camlkit.cli.download; or ``python data_scripts/download_la.py``).
 """
 
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -215,10 +214,6 @@ def check_dest(dest):
 def download_command(args):
     """Run a download from parsed arguments; raises CamlkitError for any failure."""
     check_transfer_options(args)
-    if args.weights:
-        from camlkit.runtime.weights import weights_command
-
-        return weights_command(args)
     base_url = args.base_url or RELEASE_URL
     if not args.source:
         check_base_url(base_url)
@@ -239,23 +234,3 @@ def download_command(args):
     if report.skipped:
         print(f"  not in the source ({len(report.skipped)} files), e.g. {report.skipped[0]}")
     return 0
-
-
-def add_cli(subparsers):
-    parser = subparsers.add_parser("download", help="download the LA data (or the authors' networks) and verify it",
-                                   description=DESCRIPTION + " Files already present and verified "
-                                   "are skipped, so a rerun resumes. Examples: camlkit download --dest data/LA; "
-                                   "camlkit download --weights 16")
-    add_arguments(parser)
-    parser.set_defaults(func=download_command)
-
-
-def main(argv=None):
-    """``python data_scripts/download_la.py ARGS``: the same as ``camlkit download ARGS``."""
-    from camlkit.cli import run_script
-
-    return run_script("download", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

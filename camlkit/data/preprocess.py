@@ -22,7 +22,6 @@ Each file is written atomically (camlkit.files): an interrupted run leaves no ha
 Command line: ``camlkit preprocess RAW OUT`` (or ``python data_scripts/preprocess_la.py``).
 """
 
-import sys
 from pathlib import Path
 
 import h5py
@@ -139,13 +138,3 @@ def add_cli(subparsers):
     add_arguments(parser)
     parser.set_defaults(func=preprocess_command)
 
-
-def main(argv=None):
-    """``python data_scripts/preprocess_la.py ARGS``: the same as ``camlkit preprocess ARGS``."""
-    from camlkit.cli import run_script
-
-    return run_script("preprocess", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,6 +7,7 @@ their figures (camlkit.diagnostics.structure), which notebooks 4 and 5 print and
 
 import torch
 
+from camlkit import occ, step
 from camlkit.diagnostics.structure import attention_figures, occ_figures, token_atrium
 
 
@@ -55,7 +56,6 @@ def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1)
     import copy
     import dataclasses
 
-    from camlkit import occ, step
 
     n_l = len(labeled["image"])
     image = torch.cat([labeled["image"], unlabeled])  # (b_l + b_u, 1, h, w, d)

@@ -35,6 +35,7 @@ from camlkit.diagnostics.sentences import (
 )
 from camlkit.errors import CamlkitError
 from camlkit.evaluation.results import drop_copies, read_result, read_run
+from camlkit.files import write_text
 from camlkit.paper import METHODS, METRICS, paper_numbers
 from camlkit.runtime.weights import COMMIT
 
@@ -230,8 +231,6 @@ def add_cli(subparsers):
 def report_command(args):
     text = report(args.runs)
     if args.out:
-        from camlkit.files import write_text
-
         write_text(text, args.out)
     else:
         print(text, end="")

@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 
 from camlkit.cli.train import config_from_args, config_to_args, train_parser
+from camlkit.config import TrainConfig, from_dict, make_config, to_dict
+from camlkit.config import run_dir as config_run_dir
 from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
 from camlkit.lab.process import OUT_FILE, PROCESS_FILE, child_command, is_alive, spawn, write_record
@@ -56,6 +58,7 @@ from camlkit.lab.watch import (  # noqa: F401
     training_seconds,
     watch,
 )
+from camlkit.runtime.resume import MAY_CHANGE
 from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
 
 HINT = ("attach(run_dir) shows it, start(config, run_dir) shows it or resumes it if stopped; or "
@@ -68,8 +71,6 @@ def _as_config(spec):
     """A resolved TrainConfig from a TrainConfig, a dict of its fields by path (with "preset";
     ``{"preset": "smoke", "step.similarity": "cosine"}``) or ``camlkit train`` options (read by
     camlkit.cli.train.config_from_args, as the command line reads them)."""
-    from camlkit.config import TrainConfig, make_config
-
     if isinstance(spec, TrainConfig):
         return spec.resolved()
     if isinstance(spec, dict):
@@ -84,17 +85,12 @@ def _as_config(spec):
 
 
 def _run_dir(spec_config, run_dir, runs):
-    from camlkit.config import run_dir as config_run_dir
-
     return Path(run_dir if run_dir is not None else config_run_dir(spec_config, runs)).resolve()
 
 
 def _differs(have, want):
     """The first setting where two configs differ, as resume compares them (camlkit.runtime.resume:
     where the run is written, its data folder's name and how it logs may differ); None if none."""
-    from camlkit.config import to_dict
-    from camlkit.runtime.resume import MAY_CHANGE
-
     theirs, mine = to_dict(have), to_dict(want)
     for key in mine:
         if key not in MAY_CHANGE and theirs.get(key) != mine[key]:
@@ -138,8 +134,6 @@ def attach(run_dir) -> "Run":
 def _command_line_record(run_dir):
     """What process.json would say of a run ``camlkit train`` started itself: its settings from
     config.json; its pid, while it runs, from the run folder's lock."""
-    from camlkit.config import from_dict
-
     path = run_dir / "config.json"
     if not path.is_file():
         held = ", ".join(run_files(run_dir)) or "nothing"

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from camlkit.cli import main
 from camlkit.files import open_no_link, pid_alive, write_text
 from camlkit.runtime.runfolder import HANDOVER_ENV, claim
 
@@ -121,7 +122,6 @@ def child_main():
     if record.get("pid") == os.getpid() and record.get("stop_requested"):
         print("camlkit train: interrupted before it started", file=sys.stderr)
         return 130
-    from camlkit.cli import main
 
     return main()
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from camlkit.errors import CamlkitError
 from camlkit.runtime.runlog import read_log
+from camlkit.viz.curves import curves_figure, read_run
+from camlkit.viz.widgets import displayable
 
 STATES = ("running", "finished", "stopped", "failed")
 
@@ -103,8 +105,6 @@ def curves(run_dir):
     """The training curves of a run folder as a matplotlib Figure: camlkit.viz.curves's panels
     (one per loss part, lambda(t) beside them) with the final metrics once ``summary.json`` is
     there. Safe to call while the run writes its files (camlkit.viz.curves.read_run)."""
-    from camlkit.viz.curves import curves_figure, read_run
-
     return curves_figure(*read_run(run_dir))
 
 
@@ -117,7 +117,6 @@ def watch(run, every_s=3.0, until_iteration=None):
     import ipywidgets as widgets
     from IPython.display import clear_output, display
 
-    from camlkit.viz.widgets import displayable
 
     status = run.status()
     bar = widgets.IntProgress(value=0, min=0, max=max(status.total, 1), description="iteration")

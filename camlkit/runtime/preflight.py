@@ -12,7 +12,7 @@ ownership is camlkit.runtime.runfolder's.
 import os
 from pathlib import Path
 
-from camlkit.data import case_path, read_case, read_list
+from camlkit.data import case_path, load_split, read_case, read_list
 from camlkit.errors import CamlkitError
 
 
@@ -40,8 +40,6 @@ def check_config(cfg):
 
 def check_data(cfg, evaluate=True):
     """The data folder: both lists readable, their cases present, ``labeled`` within its bounds."""
-    from camlkit.data import load_split
-
     split = load_split(cfg.data, 0)  # one line for a missing folder, list or case file
     train = split.unlabeled  # every case of train.list, with 0 labeled
     low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs - cfg.val_cases

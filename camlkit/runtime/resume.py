@@ -29,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from camlkit.config import to_dict
+from camlkit.config import flag_name, to_dict
+from camlkit.data import case_path, read_list
 from camlkit.errors import CamlkitError
 from camlkit.files import DiskFullError, is_disk_full
 from camlkit.limits import limit_reached
@@ -59,8 +60,6 @@ LEGACY_SIZES = "case sizes"  # the key of the size-only fingerprint of older che
 
 def data_fingerprint(data_dir) -> dict:
     """{path in the data folder: SHA-256} of train.list, test.list and every case they name."""
-    from camlkit.data import case_path, read_list
-
     data_dir = Path(data_dir)
     found = {}
     for name in ("train.list", "test.list"):
@@ -81,8 +80,6 @@ def file_sha256(path) -> str:
 
 def _legacy_sizes(data_dir) -> str:
     """The size-only digest older checkpoints stored under "case sizes"."""
-    from camlkit.data import case_path, read_list
-
     sizes = [f"{case} {case_path(data_dir, case).stat().st_size}"
              for name in ("train.list", "test.list") for case in read_list(Path(data_dir) / name)]
     return hashlib.sha256("\n".join(sizes).encode()).hexdigest()[:16]
@@ -164,8 +161,6 @@ def check_same_data(stored, fingerprint, data_dir, path) -> list:
 
 def _flag(key, value):
     """The ``camlkit train`` words that set ``key`` to ``value``."""
-    from camlkit.cli import flag_name
-
     if isinstance(value, bool):
         name = flag_name(key)
         return name if value else "--no-" + name[2:]

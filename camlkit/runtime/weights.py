@@ -25,9 +25,11 @@ from pathlib import Path
 
 import torch
 
+from camlkit.caml import CAMLConfig, CAMLNet
 from camlkit.data.fetch import already_there, blob_id, check_base_url, copy_verified, fetch, file_url
 from camlkit.errors import CamlkitError
-from camlkit.files import sigterm_as_exit
+from camlkit.files import atomic_path, sigterm_as_exit
+from camlkit.runtime.released import camlkit_to_released_key, load_released_checkpoint
 
 COMMIT = "b63547927eef5b7ae47bd62452e28517d13545e4"
 BASE_URL = f"https://raw.githubusercontent.com/Herschel555/CAML/{COMMIT}/"
@@ -134,8 +136,6 @@ def pretrained(labeled=16, download=True, dest=None, registry=None, base_url=BAS
     with ``download=False`` a missing file is one line naming the command that fetches it.
     The architecture is read from the file (camlkit.runtime.released.load_released_checkpoint).
     """
-    from camlkit.runtime.released import load_released_checkpoint
-
     path = cached(labeled, dest, registry)
     if path is None:
         if not download:
@@ -157,10 +157,6 @@ def write_standin(path, n_filters=2, seed=0, bright_is_atrium=False) -> Path:
     predicts one class almost everywhere, and OCC's memory bank then lacks a class; this one
     predicts both, as a trained network does, at no training cost.
     """
-    from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.files import atomic_path
-    from camlkit.runtime.released import camlkit_to_released_key
-
     torch.manual_seed(seed)
     net = CAMLNet(CAMLConfig(n_filters=n_filters))
     if bright_is_atrium:

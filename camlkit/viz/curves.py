@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 
 from camlkit.errors import CamlkitError
 from camlkit.files import atomic_path
+from camlkit.runtime.runlog import read_log
 
 PANEL_TITLES = {
     "L": "L = w L_s + λ_c l_c + λ_o l_o  (Eq. 1; w = 0.5 as released)",
@@ -162,7 +163,6 @@ def read_run(run_dir) -> tuple[list[dict], dict | None]:
     """
     import json
 
-    from camlkit.runtime.runlog import read_log
 
     run_dir = Path(run_dir)
     log = run_dir / "log.csv"

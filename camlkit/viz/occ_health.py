@@ -3,6 +3,9 @@ rows — saturated and mismatched shares, embedding norms, logit gap, |∂l_o/�
 
 from __future__ import annotations
 
+from camlkit.diagnostics.occ_lock import LOCKED_L_O
+from camlkit.viz.curves import curve_panels, draw_panel
+
 
 def health_figure(rows, x: str = "iteration"):
     """A matplotlib Figure of l_o and OCC's health panels (camlkit.viz.curves.curve_panels) for
@@ -11,8 +14,6 @@ def health_figure(rows, x: str = "iteration"):
     defined in a few iterations only (NaN elsewhere) would not show as a line."""
     from matplotlib.figure import Figure
 
-    from camlkit.diagnostics.occ_lock import LOCKED_L_O
-    from camlkit.viz.curves import curve_panels, draw_panel
 
     rows = list(rows)
     panels = [p for p in curve_panels(rows, x) if p.keys == ("l_o",) or p.title.startswith("OCC")]
