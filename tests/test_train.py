@@ -376,6 +376,8 @@ def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
 
 @pytest.mark.slow
 def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir, monkeypatch):
+    import camlkit.train
+
     data, copy, real = _data_with_own_case_folders(tmp_path, la_dir)
     copy.symlink_to(real)  # sound when checked before training ...
     cfg = make_config("smoke", data=str(data), out=str(tmp_path / "run"), iterations=2, **FAST)
