@@ -7,7 +7,7 @@ For each run folder (its ``log.csv``), over the logged Eq. 1 iterations (lambda_
 * how often l_o sits where one-hot rows put it: in [9.0, 9.6] (½ · −log 1e-8 = 9.21: every row of
   one class picks another prototype in the two branches), above 17 (18.42: every row does), below
   1 (rows agree);
-* with the health columns (camlkit.occ.row_health, runs from this version on): the median share
+* with the health columns (camlkit.diagnostics.health.row_health, runs from this version on): the median share
   of saturated rows, and of those mismatched, and the median |∂l_o/∂z| in the plateau iterations
   against the iterations with l_o in [1, 9) — results/occ_regime/PLAN.md's test of the mechanism:
   confirmed when most plateau iterations have ≥ 90 % saturated rows with some mismatched, and

@@ -36,6 +36,7 @@ from camlkit.caml import CAMLNet
 from camlkit.config import TrainConfig, run_dir, to_dict
 from camlkit.data.batches import training_loader
 from camlkit.data.folder import find_data_dir
+from camlkit.diagnostics.health import HEALTH_KEYS, HealthWatch
 from camlkit.errors import CamlkitError
 from camlkit.evaluation.evaluate import evaluation_failed_message
 from camlkit.evaluation.final_eval import evaluate_run
@@ -47,7 +48,7 @@ from camlkit.runtime.distributed import check_replicas_agree, distributed_contex
 from camlkit.runtime.preflight import check_config, check_data, check_outputs
 from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
 from camlkit.runtime.runfolder import run_folder
-from camlkit.runtime.runlog import RunLog, log_fields
+from camlkit.runtime.runlog import LOG_FIELDS, RunLog
 from camlkit.runtime.trained import InputSettings
 from camlkit.step import StepConfig, caml_step
 from camlkit.viz.curves import save_curves
@@ -80,14 +81,31 @@ def learning_rate(cfg: TrainConfig, iteration: int) -> float:
 
 
 class Eq1Module(nn.Module):
-    """The network wrapped so that one forward is one Eq. 1 step (what DDP needs to see)."""
+    """The network wrapped so that one forward is one Eq. 1 step (what DDP needs to see). With
+    ``step.occ_health`` the parts it returns hold OCC's health figures too (camlkit.diagnostics.health)."""
 
     def __init__(self, net: CAMLNet, cfg: StepConfig, bank: MemoryBank | None):
         super().__init__()
         self.net, self.cfg, self.bank = net, cfg, bank
+        self.health = HealthWatch() if logs_health(cfg) else None
 
     def forward(self, image, label, labeled_bs, iteration, slots):
-        return caml_step(self.net, image, label, labeled_bs, iteration, self.cfg, self.bank, slots)
+        if self.health is None:
+            return caml_step(self.net, image, label, labeled_bs, iteration, self.cfg, self.bank, slots)
+        self.health.reset()
+        loss, parts = caml_step(self.net, image, label, labeled_bs, iteration, self.cfg, self.bank, slots,
+                                watch=self.health)
+        return loss, {**parts, **self.health.figures}
+
+
+def logs_health(step: StepConfig) -> bool:
+    """Whether a run logs OCC's health figures (camlkit.diagnostics.health)."""
+    return step.use_occ and step.occ_health
+
+
+def log_fields(step: StepConfig) -> tuple:
+    """The columns of a run's log.csv: the parts of Eq. 1, plus OCC's health when it is logged."""
+    return LOG_FIELDS + (HEALTH_KEYS if logs_health(step) else ())
 
 
 # ----------------------------------------------------------------------------- the run

@@ -72,7 +72,7 @@ def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1)
     step.update_memory(net, bank, out, p_v[:n_l], p_a[:n_l], labeled["label"], range(n_l),
                        step_cfg.bank_fa_rows)
     cfg = dataclasses.replace(step_cfg, j=min(step_cfg.j, int(bank.class_counts().min())))
-    if cfg.j < occ.MIN_ROWS:
+    if cfg.j < occ.MIN_PROTOTYPES:
         raise ValueError(f"the memory bank holds {bank.class_counts().tolist()} embeddings per "
                          "class: no prototype of some class (an untrained network?)")
     result = {"bank": bank, "j": cfg.j, "draws": []}

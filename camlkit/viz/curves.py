@@ -29,7 +29,7 @@ PANEL_TITLES = {
     "l_o": "l_o: omni-correlation consistency (Eq. 3)",
 }
 WEIGHTS_TITLE = "ramped weights λ_c(t), λ_o(t)"
-# OCC's health (camlkit.occ.row_health): is l_o still teaching? Shares on one axis, sizes on a log axis
+# OCC's health (camlkit.diagnostics.health.row_health): is l_o still teaching? Shares on one axis, sizes on a log axis
 HEALTH_PANELS = (
     ("OCC health: saturated rows; of those, mismatched",
      ("occ_saturated", "occ_sat_mismatch"), False),
