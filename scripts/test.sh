@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole camlkit test suite on a fresh machine: installs what it needs into .venv, then runs
-# ruff, then the unit tests, the end-to-end tests, every notebook (nbval, smoke sizes) and the real-browser
-# test. Usage: bash scripts/test.sh [extra pytest arguments]
+# ruff and lint-imports, then the unit tests, the end-to-end tests, every notebook (nbval, smoke
+# sizes) and the real-browser test. Usage: bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export CAMLKIT_DATA=${CAMLKIT_DATA:-$(cd .. && pwd)/shared/LA}
 # the linter first (configured in pyproject.toml): a finding stops the run before the long tests
 .venv/bin/ruff check camlkit tests bench data_scripts notebooks
+# then the layers (pyproject.toml's [tool.importlinter]): no module imports from a room above it
+.venv/bin/lint-imports
 # two workers (TEST_WORKERS=1 for one); --dist loadfile keeps each file, and so each notebook's
 # cells, on one worker in order: 17 min -> 11 min on the project's 2-core machine
 exec .venv/bin/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
