@@ -80,7 +80,7 @@ class StepConfig:
     detach_targets: bool = False  # released: gradients flow through the sharpened targets
     beta_c: float = 1.0
     beta_o: float = 0.05  # released value; the paper writes 0.1
-    ramp_length: float = 15  # R in epochs: 40 / 20 / 15 for 4 / 8 / 16 labeled
+    ramp_length: float | None = 15  # R in epochs: 40 / 20 / 15 for 4 / 8 / 16 labeled; None: by labeled count
     iterations_per_epoch: int = ITERATIONS_PER_EPOCH
     ramp_offset: int = 1  # released: e = (iteration + 1) // 150; 0: iteration // 150
     j: int = 256  # memory prototypes drawn per class

@@ -140,7 +140,7 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
     with owner:
         # --resume of a start that stopped before its first checkpoint starts it again (runfolder)
         resume = resume and (folder / "checkpoints" / "last.pth").is_file()
-        return _run(cfg, Place(folder, device, rank, world), resume, evaluate)
+        return _run(cfg, Replica(folder, device, rank, world), resume, evaluate)
 
 
 def train_iteration(module, optimizer, batch, cfg, iteration, device, layout):
@@ -161,8 +161,9 @@ def train_iteration(module, optimizer, batch, cfg, iteration, device, layout):
 
 
 @dataclass
-class Place:
-    """Where a run runs: its folder, its device, and its rank among ``world`` DDP processes."""
+class Replica:
+    """This process's share of a run: the run folder, its device, and its rank among ``world`` DDP
+    processes (one replica of the network each; rank 0 writes the folder)."""
     folder: Path
     device: torch.device
     rank: int = 0
@@ -174,7 +175,7 @@ class Place:
 
 
 @dataclass
-class Session:
+class LoopState:
     """What the loop works on: the network, its optimizer, OCC's memory bank, the Eq. 1 module
     (DDP-wrapped when ``world`` > 1), the batches, the log, and the first iteration to run."""
     net: CAMLNet
@@ -188,47 +189,47 @@ class Session:
     fingerprint: dict
 
 
-def _run(cfg, place: Place, resume, evaluate):
+def _run(cfg, replica: Replica, resume, evaluate):
     """Set up, loop, finish: the three parts of a run, each a function of its own."""
-    session = _setup(cfg, place, resume)
-    _loop(cfg, place, session, resume)
-    return _finish(cfg, place, session.net, evaluate)
+    state = _setup(cfg, replica, resume)
+    _loop(cfg, replica, state, resume)
+    return _finish(cfg, replica, state.net, evaluate)
 
 
-def _setup(cfg, place: Place, resume) -> Session:
+def _setup(cfg, replica: Replica, resume) -> LoopState:
     """Seeds, network, optimizer and bank (restored from last.pth on --resume), config.json, the
     Eq. 1 module and the batches from the first iteration still to run."""
     fingerprint = data_fingerprint(cfg.data)
-    seed_everything(cfg.seed + place.rank)
+    seed_everything(cfg.seed + replica.rank)
     layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    net = CAMLNet(cfg.model).to(place.device).to(memory_format=layout)
+    net = CAMLNet(cfg.model).to(replica.device).to(memory_format=layout)
     optimizer = make_optimizer(cfg, net)
     bank = MemoryBank(cfg.labeled, cfg.model.proj_dim) if cfg.step.use_occ else None
-    start = restore(place.last, cfg, net, optimizer, bank, place.device, fingerprint) if resume else 0
-    if place.rank == 0:
-        (place.folder / "checkpoints").mkdir(exist_ok=True)
-        write_text(json.dumps(to_dict(cfg), indent=2) + "\n", place.folder / "config.json")
+    start = restore(replica.last, cfg, net, optimizer, bank, replica.device, fingerprint) if resume else 0
+    if replica.rank == 0:
+        (replica.folder / "checkpoints").mkdir(exist_ok=True)
+        write_text(json.dumps(to_dict(cfg), indent=2) + "\n", replica.folder / "config.json")
     module = Eq1Module(net, cfg.step, bank)
-    if place.world > 1:
+    if replica.world > 1:
         module = nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
     if cfg.compile:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
-    loader = training_loader(cfg, place.rank, place.world, start)
-    log = RunLog(place.folder, resume, start, log_fields(cfg.step)) if place.rank == 0 else None
-    return Session(net, optimizer, bank, module, loader, log, start, layout, fingerprint)
+    loader = training_loader(cfg, replica.rank, replica.world, start)
+    log = RunLog(replica.folder, resume, start, log_fields(cfg.step)) if replica.rank == 0 else None
+    return LoopState(net, optimizer, bank, module, loader, log, start, layout, fingerprint)
 
 
-def _loop(cfg, place: Place, s: Session, resume):
+def _loop(cfg, replica: Replica, s: LoopState, resume):
     """Iterations ``s.start`` .. ``cfg.iterations``: the step, the log every ``log_every``, an
     atomic checkpoint every ``checkpoint_every`` and at the end. Ctrl-C says what was kept."""
-    last = place.last
-    nonfinite = torch.zeros((), dtype=torch.bool, device=place.device)
-    bar = _progress(cfg, place.rank, s.start)
+    last = replica.last
+    nonfinite = torch.zeros((), dtype=torch.bool, device=replica.device)
+    bar = _progress(cfg, replica.rank, s.start)
     saved, iteration, t0 = s.start if resume else None, s.start, time.time()
     s.net.train()
     try:
         for iteration, batch in zip(range(s.start, cfg.iterations), s.loader):
-            loss, parts = train_iteration(s.module, s.optimizer, batch, cfg, iteration, place.device, s.layout)
+            loss, parts = train_iteration(s.module, s.optimizer, batch, cfg, iteration, replica.device, s.layout)
             nonfinite |= ~torch.isfinite(loss.detach())
             done = iteration + 1
             # log: log.csv, TensorBoard, the progress bar
@@ -242,7 +243,7 @@ def _loop(cfg, place: Place, s: Session, resume):
             if bar is not None:
                 bar.update(1)
             # checkpoint: atomically, every checkpoint_every iterations and at the end
-            if place.rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
+            if replica.rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
                 _check_finite(nonfinite, parts, iteration, last)
                 with disk_full_said(last, last):
                     payload = checkpoint_payload(cfg, s.net, s.optimizer, s.bank, done, s.fingerprint)
@@ -259,16 +260,16 @@ def _loop(cfg, place: Place, s: Session, resume):
             s.log.close()
 
 
-def _finish(cfg, place: Place, net, evaluate) -> Path:
+def _finish(cfg, replica: Replica, net, evaluate) -> Path:
     """model_final.pth, the end-of-run evaluation (camlkit.evaluation.final_eval) and curves.png;
     under DDP the replicas are checked to agree and only rank 0 writes."""
-    folder = place.folder
-    if place.world > 1:
+    folder = replica.folder
+    if replica.world > 1:
         check_replicas_agree(net)
-    if place.rank != 0:
+    if replica.rank != 0:
         dist.barrier()  # wait for rank 0's files, so no rank tears the group down early
         return folder
-    with disk_full_said(folder / "model_final.pth", place.last):
+    with disk_full_said(folder / "model_final.pth", replica.last):
         save_inference_model(net, folder / "model_final.pth", inputs=InputSettings.of(cfg),
                              train=to_dict(cfg))
     summary = None
@@ -279,7 +280,7 @@ def _finish(cfg, place: Place, net, evaluate) -> Path:
             raise CamlkitError(evaluation_failed_message(folder, err)) from None
 
     save_curves(folder, folder / "curves.png", summary)
-    if place.world > 1:
+    if replica.world > 1:
         dist.barrier()
     return folder
 
