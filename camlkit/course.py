@@ -1,10 +1,11 @@
 """Notebook helpers: the run-size switch (``CAMLKIT_SMOKE``), the one rule that finds the LA
 data, and :func:`show`, which puts camlkit's own code under the equation it implements.
 
-Every notebook starts with ``course.share_cpu()`` (the kernel's CPU-sharing policy),
-``course.smoke()`` (CI runs them at their smallest size) and
+Every notebook starts with ``course.smoke()`` (CI runs them at their smallest size) and
 ``course.find_data_dir()`` (camlkit.data.folder, the rule ``camlkit train`` and ``camlkit
-evaluate`` follow when ``--data`` is not given).
+evaluate`` follow when ``--data`` is not given). ``course.share_cpu()`` is a kernel's
+CPU-sharing policy (camlkit.runtime.threads; camlkit.lab.runs.train_short applies it before it
+trains in the kernel).
 The method notebooks call ``course.show(occ.occ_loss)`` where an equation is explained: the
 learner reads the library's code, not a copy of it (the d2l habit).
 """

@@ -10,6 +10,11 @@ to continue) and gives 130.
 :func:`add_config_arguments` turns a config dataclass tree into flags, one per field, with the
 field's comment as help text: ``--lr 0.05`` for a top-level field, ``--step.beta_o 0.1`` for a
 field of a nested config (minGPT's ``--trainer.lr`` idea).
+
+:func:`main` is an entry point: it applies the CPU-sharing policy (camlkit.runtime.threads)
+before any command loads torch, so this module imports nothing that does (``import camlkit``
+itself changes nothing). ``camlkit download`` is camlkit.cli.download's: the LA data or the
+authors' networks.
 """
 
 import argparse
