@@ -106,7 +106,7 @@ def briefly_trained_net(data, steps, patch=(64, 64, 48), batch=2):
 
 
 def checkpoint_net(path):
-    from camlkit.runtime.checkpoint import load_inference_model
+    from camlkit.runtime.trained import load_inference_model
 
     return load_inference_model(path)
 

@@ -1,4 +1,4 @@
-"""What OCC's health figures cost per Eq. 1 iteration (camlkit.occ.row_health + |grad l_o|).
+"""What OCC's health figures cost per Eq. 1 iteration (camlkit.diagnostics.health.row_health + |grad l_o|).
 
     python -m bench.bench_occ_health [--repeats 20] [--step]
 
@@ -17,7 +17,7 @@ import time
 import torch
 
 from camlkit import occ
-from camlkit.step import _grad_norm_at_backward
+from camlkit.diagnostics.health import grad_norm_at_backward, row_health
 
 
 def _rows(m, n, dim=32, seed=0):
@@ -39,8 +39,8 @@ def time_health(m, n, repeats):
             sim_v, sim_a = logits_v.softmax(1), logits_a.softmax(1)
             l_o = occ.occ_loss(sim_v, sim_a)
             if with_health:
-                occ.row_health(sim_v, sim_a, logits_v, logits_a, z_v, z_a, z_p)
-                norm = _grad_norm_at_backward(l_o, 0.05, z_v, z_a)
+                row_health(sim_v, sim_a, logits_v, logits_a, z_v, z_a, z_p)
+                norm = grad_norm_at_backward(l_o, 0.05, z_v, z_a)
             l_o.backward()
             if with_health:
                 float(norm)

@@ -235,7 +235,7 @@ def occ_both(net, batch, cfg, layout, repeats):
     of agreeing unlabeled voxels the heads run on).
 
     One real batch (camlkit's last) forwarded once by camlkit's network (train mode, no
-    gradient): camlkit's OCC (update_memory + occ_term) gets the features in camlkit's memory
+    gradient): camlkit's OCC (update_memory + occ_part) gets the features in camlkit's memory
     format, the release's (release_step.released_occ) contiguous copies, as its own network
     gives them. Both banks start with the same full contents (bench.inputs.full_bank); the two sides
     alternate, ``repeats`` times each.
@@ -245,7 +245,7 @@ def occ_both(net, batch, cfg, layout, repeats):
     from bench.inputs import filled_bank, full_bank
     from bench.release_step import released_occ
     from camlkit import occ
-    from camlkit.step import occ_term, update_memory, voxels
+    from camlkit.step import occ_part, update_memory, voxels
 
     lb, step = cfg.labeled_bs, cfg.step
     image = batch["image"].to(memory_format=layout)
@@ -262,7 +262,8 @@ def occ_both(net, batch, cfg, layout, repeats):
 
     def camlkit_run():
         update_memory(net, bank, kit, p_v[:lb], p_a[:lb], label[:lb], slots, step.bank_fa_rows)
-        return occ_term(net, bank, kit, p_v, p_a, lb, step)[0]
+        part = occ_part(net, bank, kit, p_v, p_a, lb, step)
+        return part["l_o"] if part is not None else p_v.new_zeros(())
 
     def release_run():
         return released_occ(net, emb_v, emb_a, soft_v, soft_a, label, slots, memory, step.j,

@@ -7,7 +7,7 @@ For each run folder (its ``log.csv``), over the logged Eq. 1 iterations (lambda_
 * how often l_o sits where one-hot rows put it: in [9.0, 9.6] (½ · −log 1e-8 = 9.21: every row of
   one class picks another prototype in the two branches), above 17 (18.42: every row does), below
   1 (rows agree);
-* with the health columns (camlkit.occ.row_health, runs from this version on): the median share
+* with the health columns (camlkit.diagnostics.health.row_health, runs from this version on): the median share
   of saturated rows, and of those mismatched, and the median |∂l_o/∂z| in the plateau iterations
   against the iterations with l_o in [1, 9) — results/occ_regime/PLAN.md's test of the mechanism:
   confirmed when most plateau iterations have ≥ 90 % saturated rows with some mismatched, and
@@ -21,7 +21,7 @@ import math
 import statistics
 from pathlib import Path
 
-from camlkit.evaluation.occ_lock import PLATEAUS, eq1_rows, l_o_plateaus
+from camlkit.diagnostics.occ_lock import PLATEAUS, eq1_rows, l_o_plateaus
 from camlkit.runtime.runlog import read_log
 
 
@@ -36,7 +36,7 @@ def _on(row, name) -> bool:
 
 
 def lock_figures(rows) -> dict:
-    """Counts (camlkit.evaluation.occ_lock.l_o_plateaus) and PLAN.md's medians of one run's Eq. 1 rows."""
+    """Counts (camlkit.diagnostics.occ_lock.l_o_plateaus) and PLAN.md's medians of one run's Eq. 1 rows."""
     eq1 = eq1_rows(rows)
     counts = l_o_plateaus(rows)
     plateau = [r for r in eq1 if _on(r, "9.0-9.6") or _on(r, "above 17")]

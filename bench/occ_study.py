@@ -5,7 +5,7 @@ writes cosine similarity. With dot products an embedding of large norm can domin
 of the omni-correlation matrix (a collapse onto one prototype); cosine bounds every logit to
 [-1/t, 1/t]. This study trains CAML with each similarity for several seeds, evaluates Dice at
 the final iteration (camlkit.train), and measures OCC's structure on a fixed set of crops
-(camlkit.evaluation.measure.network_occ, which calls the training step's own OCC code): the memory bank
+(camlkit.diagnostics.measure.network_occ, which calls the training step's own OCC code): the memory bank
 filled from the first 4 labeled training cases, the rows from the first ``--crops`` test cases,
 one seeded crop each, prepared as the network was trained (camlkit.runtime.trained.matched_crops). Each
 network is measured with the Eq. 1 step it was trained with (its stored StepConfig: similarity,
@@ -72,9 +72,9 @@ def fixed_crops(data, settings, n_crops):
 
 def measure(run_dir, data, n_crops) -> dict:
     """Dice from the run's evaluation, OCC's structure figures on the fixed crops, and l_o."""
-    from camlkit.evaluation import measure
+    from camlkit.diagnostics import measure
+    from camlkit.lab.runs import FINAL
     from camlkit.runtime.runlog import read_log
-    from camlkit.runtime.runs import FINAL
     from camlkit.runtime.trained import load_trained
 
     net, settings = load_trained(run_dir / FINAL)
@@ -125,7 +125,7 @@ def table(rows) -> str:
 def write_results(rows, out: Path):
     import io
 
-    from camlkit.runtime.files import write_text
+    from camlkit.files import write_text
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, FIELDS)

@@ -2,7 +2,10 @@
 data, and :func:`show`, which puts camlkit's own code under the equation it implements.
 
 Every notebook starts with ``course.smoke()`` (CI runs them at their smallest size) and
-``course.find_data_dir()``; the training command's ``--data`` default follows the same rule.
+``course.find_data_dir()`` (camlkit.data.folder, the rule ``camlkit train`` and ``camlkit
+evaluate`` follow when ``--data`` is not given). ``course.share_cpu()`` is a kernel's
+CPU-sharing policy (camlkit.runtime.threads; camlkit.lab.runs.train_short applies it before it
+trains in the kernel).
 The method notebooks call ``course.show(occ.occ_loss)`` where an equation is explained: the
 learner reads the library's code, not a copy of it (the d2l habit).
 """
@@ -18,11 +21,11 @@ import textwrap
 from pathlib import Path
 
 from camlkit import exercises
+from camlkit.data.folder import DATA_ENV, data_candidates, find_data_dir  # noqa: F401 (the notebooks' names)
 from camlkit.errors import CamlkitError
+from camlkit.runtime import threads
 
 SMOKE_ENV = "CAMLKIT_SMOKE"  # CAMLKIT_SMOKE=1: every notebook runs at its smallest size (CI)
-DATA_ENV = "CAMLKIT_DATA"  # where the preprocessed LA folder is, if not in a default place
-DATA_PLACES = ("data/LA", "../shared/LA")  # tried in this order, see find_data_dir
 
 
 def smoke() -> bool:
@@ -30,32 +33,11 @@ def smoke() -> bool:
     return os.environ.get(SMOKE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def data_candidates(path=None) -> list[Path]:
-    """The folders :func:`find_data_dir` tries, in order.
-
-    ``path`` if given, else ``$CAMLKIT_DATA`` if set (nothing else then: a wrong setting is an
-    error, not a silent fallback), else ``data/LA`` and then ``../shared/LA``, each relative to
-    the working folder, its parent (a notebook runs in ``notebooks/``) and the repository root.
-    """
-    if path is not None or os.environ.get(DATA_ENV):
-        return [Path(path if path is not None else os.environ[DATA_ENV]).expanduser()]
-    repo = Path(__file__).resolve().parents[1]
-    bases = dict.fromkeys([Path.cwd(), Path.cwd().parent, repo])
-    return [Path(os.path.normpath(base / place)) for place in DATA_PLACES for base in bases]
-
-
-def find_data_dir(path=None) -> Path:
-    """The preprocessed LA folder (the one holding ``train.list``): see :func:`data_candidates`.
-
-    Raises a CamlkitError listing every place it looked.
-    """
-    candidates = data_candidates(path)
-    for candidate in candidates:
-        if (candidate / "train.list").is_file():
-            return candidate.resolve()
-    looked = ", ".join(str(c) for c in candidates)
-    raise CamlkitError(f"no LA data folder (with train.list) found; looked in: {looked}. "
-                       f"Set {DATA_ENV}=/path/to/LA or put the preprocessed release in data/LA.")
+def share_cpu() -> dict:
+    """The CPU-sharing policy of a notebook kernel (camlkit.runtime.threads): the processes it
+    starts get the short spin, and, as torch is loaded already, one CPU is left free of this
+    kernel's threads. A setting the user made is left alone. Returns the settings it made."""
+    return threads.share_cpu()
 
 
 def smoke_runs_dir() -> Path:

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 LOG_EPS = 1e-8
 MIN_ROWS = 2  # a class with fewer picked unlabeled voxels gives no rows (released: "> 1")
+MIN_PROTOTYPES = 2  # a memory class needs j >= 2 prototypes to give columns (released)
 
 
 class MemoryBank:
@@ -155,21 +156,20 @@ def agreeing(prob_v: torch.Tensor, prob_a: torch.Tensor) -> torch.Tensor:
     return prob_v.detach().argmax(dim=1) == prob_a.detach().argmax(dim=1)
 
 
-def sample_unlabeled(prob_v: torch.Tensor, prob_a: torch.Tensor, top_i: int,
-                     min_rows: int = MIN_ROWS):
+def sample_unlabeled(prob_v: torch.Tensor, prob_a: torch.Tensor, top_i: int):
     """Confident-sample voxels of unlabeled data where both branches agree.
 
     prob_v, prob_a: (n_voxels, C) softmax probabilities. Returns (index (m,), cls (m,)): per class
     (in class order) the voxels where argmax p_v == argmax p_a == c, the top ``top_i`` by f_v's
-    confidence max p_v, most confident first. A class with fewer than ``min_rows`` picked voxels
-    is left out (released: a class needs at least 2); None when no class is left.
+    confidence max p_v, most confident first. A class with fewer than :data:`MIN_ROWS` picked
+    voxels is left out (released: a class needs at least 2); None when no class is left.
     """
     conf, pred_v = prob_v.detach().max(dim=1)
     agree = agreeing(prob_v, prob_a)
     index, cls = [], []
     for c in range(prob_v.shape[1]):
         candidates = torch.nonzero(agree & (pred_v == c)).squeeze(1)
-        if min(top_i, len(candidates)) < min_rows:
+        if min(top_i, len(candidates)) < MIN_ROWS:
             continue
         top = torch.topk(conf[candidates], min(top_i, len(candidates))).indices
         index.append(candidates[top])
@@ -193,14 +193,17 @@ def correlation_logits(z: torch.Tensor, z_p: torch.Tensor, temperature: float = 
 
 
 def omni_correlation(z: torch.Tensor, z_p: torch.Tensor, temperature: float = 0.1,
-                     similarity: str = "dot") -> torch.Tensor:
+                     similarity: str = "dot", with_logits: bool = False):
     """Eq. 2: row-wise softmax of similarity(z, z_p) / temperature.
 
     z: (m, c') unlabeled embeddings (rows), z_p: (n, c') memory prototypes (columns) -> (m, n),
     each row a distribution over the prototypes. ``similarity``: "dot" (released) or "cosine"
-    (paper).
+    (paper). ``with_logits``: return ``(sim, logits)``, the logits it took the softmax of (the
+    training step reads them for l_o's log_softmax form, camlkit.step.occ_part).
     """
-    return torch.softmax(correlation_logits(z, z_p, temperature, similarity), dim=1)
+    logits = correlation_logits(z, z_p, temperature, similarity)  # (m, n)
+    sim = torch.softmax(logits, dim=1)
+    return (sim, logits) if with_logits else sim
 
 
 def occ_loss(sim_v: torch.Tensor, sim_a: torch.Tensor, log_sim_v: torch.Tensor | None = None) -> torch.Tensor:
@@ -211,65 +214,8 @@ def occ_loss(sim_v: torch.Tensor, sim_a: torch.Tensor, log_sim_v: torch.Tensor |
     ``log(sim_v + 1e-8)``. The two agree wherever sim_v is not ~0. Where a row is saturated
     (one-hot) and the branches pick different prototypes, the released form sits at its ceiling
     -log(1e-8) = 18.42 and its gradient with respect to the logits, p(1 - p)/(p + 1e-8), is ~0;
-    the log_softmax form keeps a gradient of (1 - p) there (:func:`saturation_toy`).
+    the log_softmax form keeps a gradient of (1 - p) there
+    (camlkit.diagnostics.health.saturation_toy).
     """
     log_v = torch.log(sim_v + LOG_EPS) if log_sim_v is None else log_sim_v
     return -(sim_a * log_v).sum(dim=1).mean()
-
-
-def saturation_toy(gap: float = 40.0) -> dict:
-    """One saturated, mismatched row under both forms of Eq. 3: l_o and its gradient.
-
-    Branch v's logits put ``gap`` on prototype 0, branch a's on prototype 1 (both rows one-hot
-    after the softmax). Returns ``{"eps": (l_o, |d l_o / d logits_v|), "log_softmax": (...)}``.
-    """
-    out = {}
-    for form in ("eps", "log_softmax"):
-        logits_v = torch.tensor([[gap, 0.0]], requires_grad=True)
-        sim_a = torch.softmax(torch.tensor([[0.0, gap]]), dim=1)
-        sim_v = torch.softmax(logits_v, dim=1)
-        log_v = torch.log_softmax(logits_v, dim=1) if form == "log_softmax" else None
-        l_o = occ_loss(sim_v, sim_a, log_v)
-        (grad,) = torch.autograd.grad(l_o, logits_v)
-        out[form] = (float(l_o.detach()), float(grad.norm()))
-    return out
-
-
-SATURATED = 1 - 1e-6  # a row is saturated when its largest probability is above this
-
-
-@torch.no_grad()
-def row_health(sim_v, sim_a, logits_v, logits_a, z_v, z_a, z_p) -> dict:
-    """How the omni-correlation rows of one step look: is OCC still teaching? (0-d tensors)
-
-    * ``occ_saturated`` — share of rows saturated in both branches (max probability > 1 - 1e-6);
-    * ``occ_sat_mismatch`` — of those, the share whose argmax differs between the branches
-      (NaN when no row is saturated): in the released form such a row's cross-entropy is
-      -log(1e-8) = 18.42, with no gradient;
-    * ``occ_norm_zv``, ``occ_norm_za``, ``occ_norm_zp`` — mean L2 norm of the embeddings and
-      drawn prototypes (with the dot product, nothing bounds a logit but these norms);
-    * ``occ_logit_gap`` — mean gap between a row's largest and second-largest logit, both branches
-      (NaN with a single column).
-    """
-    if logits_v.shape[1] > 1:  # the top-2 logits of each row give its argmax, max p and gap
-        top_v, top_a = logits_v.detach().topk(2, dim=1), logits_a.detach().topk(2, dim=1)
-        gap = torch.cat([top_v.values[:, 0] - top_v.values[:, 1],
-                         top_a.values[:, 0] - top_a.values[:, 1]]).float().mean()
-        arg_v, arg_a = top_v.indices[:, :1], top_a.indices[:, :1]
-    else:
-        gap = logits_v.new_tensor(float("nan"))
-        arg_v = arg_a = torch.zeros_like(logits_v, dtype=torch.long)
-    sat = (sim_v.gather(1, arg_v) > SATURATED) & (sim_a.gather(1, arg_a) > SATURATED)
-    sat, differ = sat.squeeze(1), (arg_v != arg_a).squeeze(1)
-    return {
-        "occ_saturated": sat.float().mean(),
-        "occ_sat_mismatch": (sat & differ).sum().float() / sat.sum().float(),  # 0/0: NaN
-        "occ_norm_zv": z_v.float().norm(dim=1).mean(),
-        "occ_norm_za": z_a.float().norm(dim=1).mean(),
-        "occ_norm_zp": z_p.float().norm(dim=1).mean(),
-        "occ_logit_gap": gap,
-    }
-
-
-HEALTH_KEYS = ("occ_saturated", "occ_sat_mismatch", "occ_norm_zv", "occ_norm_za", "occ_norm_zp",
-               "occ_logit_gap", "occ_grad")

@@ -26,7 +26,7 @@ camlkit.occ); the random stream differs. The health figures are not computed in 
 import torch
 import torch.nn.functional as F
 
-from camlkit.occ import LOG_EPS, MIN_ROWS
+from camlkit.occ import LOG_EPS, MIN_PROTOTYPES, MIN_ROWS
 
 FAR = 1e4  # a masked-out column's logit lies this far below the smallest real one: softmax 0
 
@@ -150,7 +150,7 @@ def occ_term(net, bank: DeviceBank, feat_v, feat_a, prob_v, prob_a, cfg):
     feat_*: (n_voxels, n_filters) decoder features of the unlabeled half, prob_*: (n_voxels, C).
     ``cfg``: the step's config (j, top_i, heads_on, similarity, occ_temperature, occ_log).
     """
-    drawn = bank.sample(cfg.j) if cfg.j >= MIN_ROWS else None
+    drawn = bank.sample(cfg.j) if cfg.j >= MIN_PROTOTYPES else None
     if drawn is None:
         return prob_v.new_zeros(())
     z_p, _, cols = drawn  # (n, c')

@@ -11,6 +11,7 @@ in the paper: Dice and Jaccard in %, 95HD and ASD in voxels. Method keys:
 
 METHODS = ("supervised", "mcnet", "mcnet+occ", "mcnet+cma", "caml")
 METRICS = ("dice", "jaccard", "hd95", "asd")
+PERCENT = ("dice", "jaccard")  # the metrics the paper writes in %
 
 # (method, labeled) -> ((dice, std), (jaccard, std), (hd95, std), (asd, std)), source
 _TABLE = {

@@ -80,7 +80,7 @@ class StepConfig:
     detach_targets: bool = False  # released: gradients flow through the sharpened targets
     beta_c: float = 1.0
     beta_o: float = 0.05  # released value; the paper writes 0.1
-    ramp_length: float = 15  # R in epochs: 40 / 20 / 15 for 4 / 8 / 16 labeled
+    ramp_length: float | None = 15  # R in epochs: 40 / 20 / 15 for 4 / 8 / 16 labeled; None: by labeled count
     iterations_per_epoch: int = ITERATIONS_PER_EPOCH
     ramp_offset: int = 1  # released: e = (iteration + 1) // 150; 0: iteration // 150
     j: int = 256  # memory prototypes drawn per class
@@ -91,7 +91,7 @@ class StepConfig:
     heads_on: str = "agreeing"  # released; "picked": heads on the top-i voxels only
     warmup: int = 0  # iterations of labeled-only training of both branches before Eq. 1 (released: 0)
     occ_log: str = "eps"  # l_o's log: "eps" log(softmax + 1e-8) as released | "log_softmax" (stable)
-    occ_health: bool = True  # log how the OCC rows look (camlkit.occ.row_health) and |grad l_o|
+    occ_health: bool = True  # camlkit.train logs how the OCC rows look (camlkit.diagnostics.health)
 
     def __post_init__(self):
         if self.bank_fa_rows not in ("scrambled", "per_voxel"):
@@ -167,8 +167,8 @@ def unlabeled_embeddings(net, feat_v, feat_a, prob_v, prob_a, index, heads_on="a
 def occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
     """The OCC part of one step (Eq. 2-3) after the bank's update: every piece, or None.
 
-    Training (:func:`occ_term`) and analysis (camlkit.evaluation.measure.network_occ) both call this, so
-    a figure shows the rows training computes. Draws j prototypes per class from ``bank``, picks
+    Training (:func:`caml_step`) and analysis (camlkit.diagnostics.measure.network_occ) both
+    call this, so a figure shows the rows training computes. Draws j prototypes per class from ``bank``, picks
     the top-i agreeing unlabeled voxels per class, runs the heads (``cfg.heads_on``) and builds
     both branches' rows (``cfg.similarity``, ``cfg.occ_temperature``) and l_o (``cfg.occ_log``).
 
@@ -176,7 +176,7 @@ def occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
     "logits_vp", "logits_ap", "sim_vp", "sim_ap" (m, n), "l_o"}``; None when l_o is 0 as
     released: no class with j prototypes, no unlabeled sample, or no class with 2 picked voxels.
     """
-    drawn = bank.sample(cfg.j) if cfg.j >= occ.MIN_ROWS else None
+    drawn = bank.sample(cfg.j) if cfg.j >= occ.MIN_PROTOTYPES else None
     if drawn is None or p_v.shape[0] == labeled_bs:
         return None
     z_p, col_class = drawn  # (n, c')
@@ -189,68 +189,26 @@ def occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
                                     voxels(out["feat_a"][labeled_bs:]), prob_v, prob_a, index,
                                     cfg.heads_on)  # (m, c') each
     z_p = z_p.to(z_v.dtype)
-    logits_vp = occ.correlation_logits(z_v, z_p, cfg.occ_temperature, cfg.similarity)
-    logits_ap = occ.correlation_logits(z_a, z_p, cfg.occ_temperature, cfg.similarity)
-    sim_vp, sim_ap = torch.softmax(logits_vp, dim=1), torch.softmax(logits_ap, dim=1)
+    # Eq. 2, one row per picked voxel, one column per prototype: (m, n) each
+    sim_vp, logits_vp = occ.omni_correlation(z_v, z_p, cfg.occ_temperature, cfg.similarity, with_logits=True)
+    sim_ap, logits_ap = occ.omni_correlation(z_a, z_p, cfg.occ_temperature, cfg.similarity, with_logits=True)
     log_vp = torch.log_softmax(logits_vp, dim=1) if cfg.occ_log == "log_softmax" else None
     return {"z_v": z_v, "z_a": z_a, "z_p": z_p, "row_class": row_class, "index": index,
             "col_class": col_class, "logits_vp": logits_vp, "logits_ap": logits_ap,
             "sim_vp": sim_vp, "sim_ap": sim_ap, "l_o": occ.occ_loss(sim_vp, sim_ap, log_vp)}
 
 
-def occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig, lambda_o=1.0):
-    """l_o on the unlabeled part of the batch (Eq. 2-3), and the rows' health figures.
-
-    As released: memory classes without prototypes are left out of the columns, unlabeled
-    classes with fewer than 2 picked voxels out of the rows; l_o is 0 only when nothing is left.
-    With ``cfg.occ_health`` the health figures (camlkit.occ.row_health) and ``occ_grad``, the
-    norm of l_o's gradient at the embeddings z_v and z_a (filled in by the backward of the loss
-    that weighs l_o by ``lambda_o``), are returned too (NaN when l_o is 0).
-    """
-    part = occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg)
-    if part is None:
-        return p_v.new_zeros(()), _no_health(cfg)
-    health = {}
-    if cfg.occ_health:
-        health = occ.row_health(part["sim_vp"], part["sim_ap"], part["logits_vp"],
-                                part["logits_ap"], part["z_v"], part["z_a"], part["z_p"])
-        health["occ_grad"] = _grad_norm_at_backward(part["l_o"], lambda_o, part["z_v"], part["z_a"])
-    return part["l_o"], health
-
-
-def _grad_norm_at_backward(l_o, lambda_o, z_v, z_a):
-    """|d l_o / d(z_v, z_a)|, read from the step's own backward at no extra cost.
-
-    z_v and z_a feed nothing but l_o, so the gradient L's backward sends them is lambda_o times
-    l_o's. Returns a tensor that is NaN until ``loss.backward()`` has run (and stays NaN when
-    lambda_o is 0 or nothing flows back).
-    """
-    norm = l_o.detach().new_full((), float("nan"))
-    if not (l_o.requires_grad and lambda_o > 0):
-        return norm
-    squares = []
-
-    def hook(grad):
-        squares.append(grad.detach().float().pow(2).sum())
-        if len(squares) == 2:  # both branches' gradients have arrived
-            norm.copy_(torch.sqrt(squares[0] + squares[1]) / lambda_o)
-
-    z_v.register_hook(hook)
-    z_a.register_hook(hook)
-    return norm
-
-
-def _no_health(cfg):
-    return {k: torch.tensor(float("nan")) for k in occ.HEALTH_KEYS} if cfg.occ_health else {}
-
-
-def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=None, slots=None):
+def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=None, slots=None,
+              watch=None):
     """Forward the batch and return (L, parts) of Eq. 1.
 
     image: (b, 1, h, w, d) with the ``labeled_bs`` labeled samples first; label: (b, h, w, d)
     (only the labeled rows are read); ``bank``/``slots``: the memory bank and the slot of each
     labeled sample (needed when ``cfg.use_occ``). ``parts`` holds detached tensors: L, L_s, l_c,
-    l_o, lambda_c, lambda_o.
+    l_o, lambda_c, lambda_o. ``watch``: called as ``watch(part, lambda_o)`` with the step's OCC
+    part (:func:`occ_part`) when l_o is computed (camlkit.diagnostics.health.HealthWatch).
+
+    As released, l_o is 0 when :func:`occ_part` finds no rows or no columns.
     """
     y = label[:labeled_bs]
     if cfg.supervised_only:
@@ -260,8 +218,7 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
         return loss_s, _parts(loss_s, loss_s, zero, zero, 0.0, 0.0)
 
     if iteration < cfg.warmup:
-        loss, parts = warmup_step(net, image[:labeled_bs], y, cfg)
-        return loss, {**parts, **(_no_health(cfg) if cfg.use_occ else {})}
+        return warmup_step(net, image[:labeled_bs], y, cfg)
     iteration -= cfg.warmup  # the ramps start after the warm-up
 
     out = net(image)
@@ -274,7 +231,7 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
     lambda_c = loss_weight(ramp_iteration, cfg.beta_c, cfg.ramp_length, cfg.iterations_per_epoch)
     l_c = cps_loss(p_v, p_a, cfg.sharpen_T, cfg.detach_targets) if cfg.use_cps else zero
 
-    lambda_o, l_o, health = 0.0, zero, {}
+    lambda_o, l_o = 0.0, zero
     if cfg.use_occ:
         if bank is None or slots is None:
             raise ValueError("use_occ needs the memory bank and the labeled samples' slots")
@@ -283,12 +240,16 @@ def caml_step(net, image, label, labeled_bs, iteration, cfg: StepConfig, bank=No
         if isinstance(bank, occ_device.DeviceBank) and p_v.shape[0] > labeled_bs:  # --fast: no host sync
             feats = voxels(out["feat_v"][labeled_bs:]), voxels(out["feat_a"][labeled_bs:])
             probs = voxels(p_v[labeled_bs:]), voxels(p_a[labeled_bs:])
-            l_o, health = occ_device.occ_term(net, bank, *feats, *probs, cfg), _no_health(cfg)
+            l_o = occ_device.occ_term(net, bank, *feats, *probs, cfg)  # no watch: its figures would sync
         else:
-            l_o, health = occ_term(net, bank, out, p_v, p_a, labeled_bs, cfg, lambda_o)
+            part = occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg)
+            if part is not None:
+                l_o = part["l_o"]
+                if watch is not None:
+                    watch(part, lambda_o)
 
     loss = cfg.weight_s * loss_s + lambda_c * l_c + lambda_o * l_o
-    return loss, {**_parts(loss, loss_s, l_c, l_o, lambda_c, lambda_o), **health}
+    return loss, _parts(loss, loss_s, l_c, l_o, lambda_c, lambda_o)
 
 
 def warmup_step(net, image, y, cfg: StepConfig):

@@ -34,21 +34,25 @@ from torch import nn
 
 from camlkit.caml import CAMLNet
 from camlkit.config import TrainConfig, run_dir, to_dict
-from camlkit.course import find_data_dir
 from camlkit.data.batches import training_loader
+from camlkit.data.folder import find_data_dir
+from camlkit.diagnostics.health import HEALTH_KEYS, HealthWatch
 from camlkit.errors import CamlkitError
+from camlkit.evaluation.evaluate import evaluation_failed_message
+from camlkit.evaluation.final_eval import evaluate_run
+from camlkit.files import write_text
 from camlkit.occ import MemoryBank
 from camlkit.runtime import fast
 from camlkit.runtime.checkpoint import save_checkpoint, save_inference_model
 from camlkit.runtime.device import resolve_device
 from camlkit.runtime.distributed import check_replicas_agree, distributed_context
-from camlkit.runtime.files import write_text
 from camlkit.runtime.preflight import check_config, check_data, check_outputs
 from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore, run_split
 from camlkit.runtime.runfolder import run_folder
-from camlkit.runtime.runlog import RunLog, log_fields
+from camlkit.runtime.runlog import LOG_FIELDS, RunLog
 from camlkit.runtime.trained import InputSettings
 from camlkit.step import StepConfig, caml_step
+from camlkit.viz.curves import save_curves
 
 
 def seed_everything(seed):
@@ -78,14 +82,31 @@ def learning_rate(cfg: TrainConfig, iteration: int) -> float:
 
 
 class Eq1Module(nn.Module):
-    """The network wrapped so that one forward is one Eq. 1 step (what DDP needs to see)."""
+    """The network wrapped so that one forward is one Eq. 1 step (what DDP needs to see). With
+    ``step.occ_health`` the parts it returns hold OCC's health figures too (camlkit.diagnostics.health)."""
 
     def __init__(self, net: CAMLNet, cfg: StepConfig, bank: MemoryBank | None):
         super().__init__()
         self.net, self.cfg, self.bank = net, cfg, bank
+        self.health = HealthWatch() if logs_health(cfg) else None
 
     def forward(self, image, label, labeled_bs, iteration, slots):
-        return caml_step(self.net, image, label, labeled_bs, iteration, self.cfg, self.bank, slots)
+        if self.health is None:
+            return caml_step(self.net, image, label, labeled_bs, iteration, self.cfg, self.bank, slots)
+        self.health.reset()
+        loss, parts = caml_step(self.net, image, label, labeled_bs, iteration, self.cfg, self.bank, slots,
+                                watch=self.health)
+        return loss, {**parts, **self.health.figures}
+
+
+def logs_health(step: StepConfig) -> bool:
+    """Whether a run logs OCC's health figures (camlkit.diagnostics.health)."""
+    return step.use_occ and step.occ_health
+
+
+def log_fields(step: StepConfig) -> tuple:
+    """The columns of a run's log.csv: the parts of Eq. 1, plus OCC's health when it is logged."""
+    return LOG_FIELDS + (HEALTH_KEYS if logs_health(step) else ())
 
 
 # ----------------------------------------------------------------------------- the run
@@ -94,14 +115,14 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
     """Train one run and evaluate its final f_v; returns the run folder.
 
     The logged rows go to ``log.csv`` (and TensorBoard): a notebook watches a run from there
-    (camlkit.runtime.watch). Everything that can be checked is checked before the first iteration
+    (camlkit.lab.watch). Everything that can be checked is checked before the first iteration
     (camlkit.runtime.preflight:
     values, device, data split, every test case the run will evaluate, --out), and the run folder
     is this run's alone while it runs (camlkit.runtime.runfolder: a lock, no overwrite of another run).
     Ctrl-C raises KeyboardInterrupt whose message says where the last checkpoint is.
     """
     cfg = cfg.resolved()
-    if cfg.data is None:  # the one data-folder rule: $CAMLKIT_DATA, data/LA, ../shared/LA
+    if cfg.data is None:  # the one data-folder rule (camlkit.data.folder)
         cfg.data = str(find_data_dir())
     cfg.data = str(Path(cfg.data).resolve())  # config.json says where, whatever the working folder
     check_config(cfg)
@@ -121,7 +142,7 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
     with owner:
         # --resume of a start that stopped before its first checkpoint starts it again (runfolder)
         resume = resume and (folder / "checkpoints" / "last.pth").is_file()
-        return _run(cfg, Place(folder, device, rank, world), resume, evaluate)
+        return _run(cfg, Replica(folder, device, rank, world), resume, evaluate)
 
 
 def train_iteration(module, optimizer, batch, cfg, iteration, device, layout, scaler=None):
@@ -141,8 +162,9 @@ def train_iteration(module, optimizer, batch, cfg, iteration, device, layout, sc
 
 
 @dataclass
-class Place:
-    """Where a run runs: its folder, its device, and its rank among ``world`` DDP processes."""
+class Replica:
+    """This process's share of a run: the run folder, its device, and its rank among ``world`` DDP
+    processes (one replica of the network each; rank 0 writes the folder)."""
     folder: Path
     device: torch.device
     rank: int = 0
@@ -154,7 +176,7 @@ class Place:
 
 
 @dataclass
-class Session:
+class LoopState:
     """What the loop works on: the network, its optimizer, OCC's memory bank, the Eq. 1 module
     (DDP-wrapped when ``world`` > 1), the batches, the log, and the first iteration to run."""
     net: CAMLNet
@@ -169,48 +191,48 @@ class Session:
     scaler: torch.amp.GradScaler | None = None  # fp16 under --fast (camlkit.runtime.fast)
 
 
-def _run(cfg, place: Place, resume, evaluate):
+def _run(cfg, replica: Replica, resume, evaluate):
     """Set up, loop, finish: the three parts of a run, each a function of its own."""
-    session = _setup(cfg, place, resume)
-    _loop(cfg, place, session, resume)
-    return _finish(cfg, place, session.net, evaluate)
+    state = _setup(cfg, replica, resume)
+    _loop(cfg, replica, state, resume)
+    return _finish(cfg, replica, state.net, evaluate)
 
 
-def _setup(cfg, place: Place, resume) -> Session:
+def _setup(cfg, replica: Replica, resume) -> LoopState:
     """Seeds, network, optimizer and bank (restored from last.pth on --resume), config.json, the
     Eq. 1 module and the batches from the first iteration still to run."""
     fingerprint = data_fingerprint(cfg.data)
-    seed_everything(cfg.seed + place.rank)
-    scaler = fast.setup(cfg, place.device)  # --fast: cuDNN autotuning, TF32, the fp16 scaler
-    layout = fast.layout(cfg, place.device)
-    net = CAMLNet(cfg.model).to(place.device).to(memory_format=layout)
+    seed_everything(cfg.seed + replica.rank)
+    scaler = fast.setup(cfg, replica.device)  # --fast: cuDNN autotuning, TF32, the fp16 scaler
+    layout = fast.layout(cfg, replica.device)
+    net = CAMLNet(cfg.model).to(replica.device).to(memory_format=layout)
     optimizer = make_optimizer(cfg, net)
     bank = fast.memory_bank(cfg)  # camlkit.occ's, or the fixed-shape one under --fast
-    start = restore(place.last, cfg, net, optimizer, bank, place.device, fingerprint) if resume else 0
-    if place.rank == 0:
-        (place.folder / "checkpoints").mkdir(exist_ok=True)
-        write_text(json.dumps(to_dict(cfg), indent=2) + "\n", place.folder / "config.json")
+    start = restore(replica.last, cfg, net, optimizer, bank, replica.device, fingerprint) if resume else 0
+    if replica.rank == 0:
+        (replica.folder / "checkpoints").mkdir(exist_ok=True)
+        write_text(json.dumps(to_dict(cfg), indent=2) + "\n", replica.folder / "config.json")
     module = Eq1Module(net, cfg.step, bank)
-    if place.world > 1:
+    if replica.world > 1:
         module = nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
     if cfg.compile:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
-    loader = training_loader(cfg, place.rank, place.world, start)
-    log = RunLog(place.folder, resume, start, log_fields(cfg.step)) if place.rank == 0 else None
-    return Session(net, optimizer, bank, module, loader, log, start, layout, fingerprint, scaler)
+    loader = training_loader(cfg, replica.rank, replica.world, start)
+    log = RunLog(replica.folder, resume, start, log_fields(cfg.step)) if replica.rank == 0 else None
+    return LoopState(net, optimizer, bank, module, loader, log, start, layout, fingerprint, scaler)
 
 
-def _loop(cfg, place: Place, s: Session, resume):
+def _loop(cfg, replica: Replica, s: LoopState, resume):
     """Iterations ``s.start`` .. ``cfg.iterations``: the step, the log every ``log_every``, an
     atomic checkpoint every ``checkpoint_every`` and at the end. Ctrl-C says what was kept."""
-    last = place.last
-    nonfinite = torch.zeros((), dtype=torch.bool, device=place.device)
-    bar = _progress(cfg, place.rank, s.start)
+    last = replica.last
+    nonfinite = torch.zeros((), dtype=torch.bool, device=replica.device)
+    bar = _progress(cfg, replica.rank, s.start)
     saved, iteration, t0 = s.start if resume else None, s.start, time.time()
     s.net.train()
     try:
         for iteration, batch in zip(range(s.start, cfg.iterations), s.loader):
-            loss, parts = train_iteration(s.module, s.optimizer, batch, cfg, iteration, place.device,
+            loss, parts = train_iteration(s.module, s.optimizer, batch, cfg, iteration, replica.device,
                                           s.layout, s.scaler)
             nonfinite |= ~torch.isfinite(loss.detach())
             done = iteration + 1
@@ -225,7 +247,7 @@ def _loop(cfg, place: Place, s: Session, resume):
             if bar is not None:
                 bar.update(1)
             # checkpoint: atomically, every checkpoint_every iterations and at the end
-            if place.rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
+            if replica.rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
                 _check_finite(nonfinite, parts, iteration, last)
                 with disk_full_said(last, last):
                     payload = checkpoint_payload(cfg, s.net, s.optimizer, s.bank, done, s.fingerprint)
@@ -242,31 +264,27 @@ def _loop(cfg, place: Place, s: Session, resume):
             s.log.close()
 
 
-def _finish(cfg, place: Place, net, evaluate) -> Path:
+def _finish(cfg, replica: Replica, net, evaluate) -> Path:
     """model_final.pth, the end-of-run evaluation (camlkit.evaluation.final_eval) and curves.png;
     under DDP the replicas are checked to agree and only rank 0 writes."""
-    folder = place.folder
-    if place.world > 1:
+    folder = replica.folder
+    if replica.world > 1:
         check_replicas_agree(net)
-    if place.rank != 0:
+    if replica.rank != 0:
         dist.barrier()  # wait for rank 0's files, so no rank tears the group down early
         return folder
-    with disk_full_said(folder / "model_final.pth", place.last):
+    with disk_full_said(folder / "model_final.pth", replica.last):
         save_inference_model(net, folder / "model_final.pth", inputs=InputSettings.of(cfg),
                              train=to_dict(cfg), split=run_split(cfg))
     summary = None
     if evaluate:
-        from camlkit.evaluation.evaluate import evaluation_failed_message
-        from camlkit.evaluation.final_eval import evaluate_run
-
         try:
             summary = evaluate_run(cfg, net.f_v, folder)
         except CamlkitError as err:
             raise CamlkitError(evaluation_failed_message(folder, err)) from None
-    from camlkit.viz.curves import save_curves
 
     save_curves(folder, folder / "curves.png", summary)
-    if place.world > 1:
+    if replica.world > 1:
         dist.barrier()
     return folder
 

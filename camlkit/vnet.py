@@ -74,7 +74,7 @@ class UpBlock(nn.Sequential):
 class Encoder(nn.Module):
     """Five stages, four downsamplings; returns the five stage outputs (the skips)."""
 
-    def __init__(self, in_channels=1, n_filters=16, dropout=True, cma=None):
+    def __init__(self, in_channels=1, n_filters=16, cma=None):
         super().__init__()
         f = n_filters
         self.stage1 = ConvBlock(1, in_channels, f)
@@ -86,7 +86,7 @@ class Encoder(nn.Module):
         self.stage4 = ConvBlock(3, 8 * f, 8 * f)
         self.down4 = DownBlock(8 * f, 16 * f)
         self.stage5 = ConvBlock(3, 16 * f, 16 * f)
-        self.dropout = nn.Dropout3d(p=0.5) if dropout else nn.Identity()
+        self.dropout = nn.Dropout3d(p=0.5)  # as released, training mode only
         self.cma = cma  # None for f_v; a camlkit.cma.CMA for f_a (stage-4 output, 1/8 res)
 
     def to_stage4(self, x):
@@ -108,7 +108,7 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Four upsamplings with additive skips; returns logits and the last feature map."""
 
-    def __init__(self, n_classes=2, n_filters=16, upsampling="transpose", dropout=True):
+    def __init__(self, n_classes=2, n_filters=16, upsampling="transpose"):
         super().__init__()
         f = n_filters
         self.up4 = UpBlock(16 * f, 8 * f, upsampling)
@@ -119,7 +119,7 @@ class Decoder(nn.Module):
         self.dec2 = ConvBlock(2, 2 * f, 2 * f)
         self.up1 = UpBlock(2 * f, f, upsampling)
         self.dec1 = ConvBlock(1, f, f)
-        self.dropout = nn.Dropout3d(p=0.5) if dropout else nn.Identity()
+        self.dropout = nn.Dropout3d(p=0.5)  # as released, training mode only
         self.out_conv = PointwiseConv3d(f, n_classes)
 
     def forward(self, skips):
@@ -139,18 +139,16 @@ class VNet(nn.Module):
         n_classes: output logits (2: background, atrium).
         n_filters: channels of the first stage (16 in the paper; smaller for CPU presets).
         upsampling: "transpose" (f_v) or "trilinear" (f_a).
-        dropout: Dropout3d(0.5) on the deepest encoder and the last decoder feature, active in
-            training mode only.
         cma: an optional module applied to the stage-4 encoder features (CAML's f_a).
 
-    The input's spatial size must be divisible by 16.
+    As released, Dropout3d(0.5) acts on the deepest encoder and the last decoder feature, in
+    training mode only. The input's spatial size must be divisible by 16.
     """
 
-    def __init__(self, in_channels=1, n_classes=2, n_filters=16, upsampling="transpose",
-                 dropout=True, cma=None):
+    def __init__(self, in_channels=1, n_classes=2, n_filters=16, upsampling="transpose", cma=None):
         super().__init__()
-        self.encoder = Encoder(in_channels, n_filters, dropout, cma)
-        self.decoder = Decoder(n_classes, n_filters, upsampling, dropout)
+        self.encoder = Encoder(in_channels, n_filters, cma)
+        self.decoder = Decoder(n_classes, n_filters, upsampling)
 
     def forward(self, x, return_features=False):
         """x: (b, in_channels, h, w, d) -> logits (b, n_classes, h, w, d) [, features]."""

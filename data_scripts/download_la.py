@@ -8,7 +8,7 @@ exit status 0 when every file verified. camlkit must be installed (``pip install
 
 import sys
 
-from camlkit.data.download import main
+from camlkit.cli import run_script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script("download"))

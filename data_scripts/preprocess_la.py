@@ -8,7 +8,7 @@ for the steps). camlkit must be installed (``pip install -e .``).
 
 import sys
 
-from camlkit.data.preprocess import main
+from camlkit.cli import run_script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script("preprocess"))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole camlkit test suite on a fresh machine: installs what it needs into .venv, finds (or
-# fetches) the LA data, then runs ruff, then the unit tests, the end-to-end tests, every notebook
-# (nbval, smoke sizes) and the real-browser test. Usage: bash scripts/test.sh [extra pytest arguments]
+# fetches) the LA data, then runs ruff and lint-imports, then the unit tests, the end-to-end tests,
+# every notebook (nbval, smoke sizes) and the real-browser test. Usage: bash scripts/test.sh [extra pytest arguments]
 #   CAMLKIT_DATA=DIR   the preprocessed LA folder to test on; unset: data/LA in the repository,
 #                      fetched there first by camlkit's own downloader (files already present
 #                      are verified against their SHA-256 and kept, missing or damaged ones fetched)
@@ -33,6 +33,8 @@ export CAMLKIT_SMOKE=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # the linter first (configured in pyproject.toml): a finding stops the run before the long tests
 .venv/bin/ruff check camlkit tests bench data_scripts notebooks
+# then the layers (pyproject.toml's [tool.importlinter]): no module imports from a room above it
+.venv/bin/lint-imports
 # two workers (TEST_WORKERS=1 for one); --dist loadfile keeps each file, and so each notebook's
 # cells, on one worker in order: 17 min -> 11 min on the project's 2-core machine
 exec .venv/bin/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \

@@ -53,7 +53,7 @@ CASES = {
 AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb")
 
 # notebook -> text its outputs must hold: the network it found (or trained) and uses, the structure
-# figures of both networks with their sentences (camlkit.evaluation.structure.read_attention / read_occ)
+# figures of both networks with their sentences (camlkit.diagnostics.structure.read_attention / read_occ)
 EXPECTED_OUTPUT = {
     "04_cma.ipynb": ("network (authors): ", "caml_la_16labeled_iter15000.pth",
                      "not a file camlkit pins", "attention on atrium tokens",

@@ -5,9 +5,9 @@ import torch
 
 from camlkit import CAMLNet, load_released_checkpoint
 from camlkit.errors import CamlkitError
-from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model, save_inference_model
+from camlkit.runtime.checkpoint import checkpoint_config, save_inference_model
 from camlkit.runtime.released import released_to_camlkit_key
-from camlkit.runtime.trained import InputSettings
+from camlkit.runtime.trained import InputSettings, load_inference_model
 
 KEYS_TSV = Path(__file__).resolve().parent / "data" / "caml_state_dict_keys.tsv"  # the released keys and shapes
 

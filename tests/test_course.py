@@ -83,18 +83,24 @@ def test_find_data_dir_prefers_the_environment(tmp_path, monkeypatch):
         course.find_data_dir()
 
 
-def test_find_data_dir_tries_data_la_before_shared_la(tmp_path, monkeypatch):
+def test_find_data_dir_tries_the_working_folder_then_its_parent(tmp_path, monkeypatch):
+    """data/LA of the working folder, else of its parent (a notebook runs in notebooks/); nothing
+    beside the repository: a folder two levels up is not found."""
     monkeypatch.delenv("CAMLKIT_DATA", raising=False)
-    work = tmp_path / "repo" / "notebooks"
-    shared = tmp_path / "repo" / "shared" / "LA"  # ../shared/LA seen from the notebooks folder
+    repo = tmp_path / "outside" / "repo"
+    work = repo / "notebooks"
+    above = repo / "data" / "LA"  # data/LA of the repository, seen from notebooks/
     local = work / "data" / "LA"
-    for folder in (work, shared):
-        folder.mkdir(parents=True)
-    (shared / "train.list").write_text("A\n")
+    beside = tmp_path / "outside" / "data" / "LA"  # beside the repository: never looked at
+    for folder in (work, above, beside):
+        folder.mkdir(parents=True, exist_ok=True)
+    (beside / "train.list").write_text("A\n")
     monkeypatch.chdir(work)
-    assert course.find_data_dir() == shared.resolve()
+    with pytest.raises(CamlkitError, match="looked in"):
+        course.find_data_dir()
+    (above / "train.list").write_text("A\n")
+    assert course.find_data_dir() == above.resolve()
     local.mkdir(parents=True)
     (local / "train.list").write_text("A\n")
     assert course.find_data_dir() == local.resolve()
-    candidates = course.data_candidates()
-    assert candidates.index(local) < candidates.index(shared)
+    assert course.data_candidates() == [local, above]

@@ -13,10 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from camlkit.cli import run_script
 from camlkit.data import CASES_FOLDER, read_case, read_list
-from camlkit.data.download import file_url, main, read_checksums
+from camlkit.data.download import file_url, read_checksums
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv):
+    """``python data_scripts/download_la.py ARGS``: ``camlkit download ARGS``."""
+    return run_script("download", argv)
 
 
 class ReleaseHandler(http.server.SimpleHTTPRequestHandler):

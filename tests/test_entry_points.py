@@ -32,7 +32,7 @@ def _named():
 
 def test_the_sources_name_the_entry_points_a_user_meets():
     names = dict(_named())
-    for expected in ("python -m camlkit.data.download", "python -m camlkit.cli", "camlkit train",
+    for expected in ("python -m camlkit.cli", "camlkit download", "camlkit train",
                      "camlkit evaluate", "python -m bench.bench_train", "python data_scripts/download_la.py"):
         assert expected in names, expected
 

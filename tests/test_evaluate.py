@@ -199,7 +199,7 @@ def test_evaluate_cli_reports_missing_case(tmp_path, data_dir, checkpoint, capsy
 
 
 def test_written_results_are_readable_by_everyone(tmp_path):
-    from camlkit.runtime.files import write_text
+    from camlkit.files import write_text
 
     write_text("x\n", tmp_path / "summary.md")
     assert (tmp_path / "summary.md").stat().st_mode & 0o777 == 0o644

@@ -159,8 +159,18 @@ def sample_no_agreement(prob_v, prob_a, top_i):
     return occ.sample_unlabeled(prob_v, prob_v, top_i)
 
 
-def sample_keeps_singletons(prob_v, prob_a, top_i):
-    return occ.sample_unlabeled(prob_v, prob_a, top_i, min_rows=1)
+def sample_keeps_singletons(prob_v, prob_a, top_i):  # no "at least 2 rows a class" rule
+    conf, pred_v = prob_v.max(dim=1)
+    agree = pred_v == prob_a.argmax(dim=1)
+    index, cls = [], []
+    for c in range(prob_v.shape[1]):
+        candidates = torch.nonzero(agree & (pred_v == c)).squeeze(1)
+        if len(candidates) == 0:
+            continue
+        top = torch.topk(conf[candidates], min(top_i, len(candidates))).indices
+        index.append(candidates[top])
+        cls.append(torch.full((len(top),), c, dtype=torch.long))
+    return (torch.cat(index), torch.cat(cls)) if index else None
 
 
 def sample_unsorted(prob_v, prob_a, top_i):

@@ -1,4 +1,4 @@
-"""camlkit/runtime/files.py: atomic writes with the user's umask, and temporary files of killed writers.
+"""camlkit/files.py: atomic writes with the user's umask, and temporary files of killed writers.
 
 The process tests run real Python subprocesses and send them real signals.
 """
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import (
+from camlkit.files import (
     TEMP_NAME,
     atomic_path,
     clean_temps,
@@ -97,7 +97,7 @@ def test_missing_folder_is_one_line(tmp_path):
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from camlkit.runtime.files import atomic_path, sigterm_as_exit
+    from camlkit.files import atomic_path, sigterm_as_exit
     with sigterm_as_exit():
         with atomic_path(Path(sys.argv[1])) as tmp:
             tmp.write_text("a part of the results")
@@ -170,7 +170,7 @@ def test_pid_alive():
 def test_a_forked_child_ends_on_sigterm_without_running_the_parents_cleanup(tmp_path):
     script = textwrap.dedent("""
         import os, signal, sys, time
-        from camlkit.runtime.files import sigterm_as_exit
+        from camlkit.files import sigterm_as_exit
         with sigterm_as_exit():
             child = os.fork()
             if child == 0:
@@ -200,8 +200,8 @@ def small_disk(tmp_path):
 
 
 def test_full_disk_is_one_line_and_keeps_the_previous_file(small_disk):
+    from camlkit.files import DiskFullError
     from camlkit.runtime.checkpoint import save_checkpoint
-    from camlkit.runtime.files import DiskFullError
 
     last = small_disk / "last.pth"
     save_checkpoint({"w": torch.zeros(1000)}, last)

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 import torch
 
 from bench import gpu_clock
@@ -12,6 +13,7 @@ def test_peak_is_the_flag_or_the_device_name():
     assert gpu_clock.peak_flops(torch.device("cpu"), "bf16") is None  # a CPU has no entry
 
 
+@pytest.mark.slow  # a training step three ways and one case's evaluation: ~20 s on 2 busy cores
 def test_smoke_clock_reports_both_steps_and_the_evaluation(la_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("OUT", raising=False)
     out = tmp_path / "clock.md"

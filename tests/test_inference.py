@@ -282,7 +282,7 @@ WINDOW = ["--patch", 16, 16, 16, "--stride", 8, 8, 8, "--device", "cpu"]
 
 
 def test_predict_cli_writes_mask_with_input_affine(tmp_path, checkpoint, capsys):
-    from camlkit.runtime.checkpoint import load_inference_model
+    from camlkit.runtime.trained import load_inference_model
 
     image = np.random.default_rng(0).normal(50.0, 10.0, size=(20, 18, 17)).astype(np.float32)
     nibabel.save(nibabel.Nifti1Image(image, AFFINE), tmp_path / "in.nii.gz")
@@ -335,7 +335,8 @@ def test_a_mask_from_an_h5_input_has_the_identity_as_its_sform(tmp_path, checkpo
 
 def test_model_trained_on_zscored_cases_predicts_on_zscored_h5(tmp_path, la_case_paths, capsys):
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model, save_inference_model
+    from camlkit.runtime.checkpoint import checkpoint_config, save_inference_model
+    from camlkit.runtime.trained import load_inference_model
 
     window = ["--patch", 32, 32, 32, "--stride", 32, 32, 32, "--device", "cpu"]
     path = tmp_path / "z.pth"
@@ -361,7 +362,7 @@ def test_predict_uses_an_old_checkpoints_inputs_and_a_flag_changes_one(tmp_path,
     import dataclasses
 
     from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.runtime.checkpoint import load_inference_model
+    from camlkit.runtime.trained import load_inference_model
 
     torch.manual_seed(0)
     net = CAMLNet(CAMLConfig(n_filters=2)).eval()

@@ -1,4 +1,4 @@
-"""camlkit.runtime.launch with real training processes at smoke size on the real LA data
+"""camlkit.lab.launch with real training processes at smoke size on the real LA data
 (tests/conftest.py's la_dir: $CAMLKIT_DATA, else the shared folder)."""
 
 import csv
@@ -16,7 +16,7 @@ import pytest
 
 from camlkit.config import default_run_dir, make_config
 from camlkit.errors import CamlkitError
-from camlkit.runtime import launch, process
+from camlkit.lab import launch, process
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def data(la_dir):
 
 def _status_elsewhere(run_dir):
     """Attach from a fresh Python process (as after a kernel restart); its status as a dict."""
-    code = ("import json, sys; from camlkit.runtime import launch; s = launch.attach(sys.argv[1]).status();"
+    code = ("import json, sys; from camlkit.lab import launch; s = launch.attach(sys.argv[1]).status();"
             "print(json.dumps({'state': s.state, 'iteration': s.iteration, 'total': s.total}))")
     out = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True,
                          text=True, timeout=120)
@@ -251,7 +251,7 @@ def _end_run(run_dir):
 IGNORING_PARENT = """
 import json, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-from camlkit.runtime import launch
+from camlkit.lab import launch
 from camlkit.config import make_config
 run = launch.launch(make_config("smoke", data=sys.argv[1], iterations=5000), sys.argv[2])
 while len(launch.read_rows(run.run_dir / "log.csv")) < int(sys.argv[3]) and run.is_running():
@@ -279,7 +279,7 @@ def test_a_parent_that_ignores_sigint_can_stop_its_run(tmp_path, data, rows):
 STARTER = """
 import json, sys, time
 from pathlib import Path
-from camlkit.runtime import launch
+from camlkit.lab import launch
 from camlkit.config import make_config
 from camlkit.errors import CamlkitError
 cfg = make_config("smoke", data=sys.argv[1], iterations=5000)
@@ -344,7 +344,8 @@ def test_a_process_of_another_user_is_alive_to_launch_as_to_files(tmp_path):
     try:
         record = {"pid": pid, "start_ticks": process.start_ticks(pid),
                   "host": socket.gethostname()}
-        code = ("import json, os, sys; from camlkit.runtime import files, process; r = json.loads(sys.argv[1])\n"
+        code = ("import json, os, sys\nfrom camlkit import files\nfrom camlkit.lab import process\n"
+                "r = json.loads(sys.argv[1])\n"
                 "try:\n    os.kill(r['pid'], 0); denied = False\n"
                 "except PermissionError:\n    denied = True\n"
                 "print(json.dumps([denied, files.pid_alive(r['pid']), process.is_alive(r)]))")

@@ -1,4 +1,4 @@
-"""camlkit/runtime/limits.py: out of memory and the file-size limit are one line, in real processes under
+"""camlkit/limits.py: out of memory and the file-size limit are one line, in real processes under
 real limits (``resource.setrlimit``), naming what ran out and what was kept."""
 
 import os
@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from camlkit.runtime.limits import file_too_large, limit_reached, out_of_memory
+from camlkit.limits import file_too_large, limit_reached, out_of_memory
 
 # A camlkit command whose function ``module:name`` runs under an address-space limit of the
 # process's size when it is called plus HEADROOM MiB: what comes before (imports, training) runs

@@ -121,18 +121,21 @@ def test_has_checked_cells_and_asserts(path):
 
 # method notebook -> the camlkit code it must show (course.show), by the names the notebook uses
 SHOWN = {
+    "02_vnet.ipynb": {"losses.dice_loss"},
     "03_mutual_learning.ipynb": {"cps.sharpen", "cps.cps_loss"},
     "04_cma.ipynb": {"CMA.forward"},
     "05_occ.ipynb": {"occ.omni_correlation", "occ.correlation_logits", "occ.occ_loss",
-                     "occ.MemoryBank.update"},
-    "06_caml_training.ipynb": {"step.caml_step"},
+                     "occ.MemoryBank.update", "step.occ_part", "occ.MemoryBank.sample", "occ.sample_unlabeled"},
+    "06_caml_training.ipynb": {"step.caml_step", "ramps.sigmoid_rampup", "ramps.loss_weight"},
 }
 
 
 def imported_names(sources):
     """{name: module or object} bound by the import statements of the notebook's code cells."""
     names = {}
-    for node in ast.walk(ast.parse("\n".join(sources))):
+    python = [line for source in sources for line in source.splitlines()
+              if not line.lstrip().startswith(("%", "!"))]  # IPython magics and shell lines
+    for node in ast.walk(ast.parse("\n".join(python))):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 top = alias.name.split(".")[0]

@@ -8,6 +8,7 @@ import torch
 
 from camlkit import occ
 from camlkit.caml import CAMLConfig, CAMLNet
+from camlkit.diagnostics import health
 from camlkit.step import StepConfig, caml_step
 from camlkit.viz.curves import curve_panels
 
@@ -27,7 +28,7 @@ def test_both_forms_agree_where_nothing_saturates():
 
 
 def test_a_saturated_mismatched_row_has_a_gradient_only_in_the_stable_form():
-    toy = occ.saturation_toy(gap=40.0)
+    toy = health.saturation_toy(gap=40.0)
     l_eps, g_eps = toy["eps"]
     l_log, g_log = toy["log_softmax"]
     assert l_eps == pytest.approx(-math.log(1e-8), rel=1e-6)  # the ceiling, 18.42
@@ -41,16 +42,16 @@ def test_row_health_on_hand_made_rows():
     logits_v = torch.tensor([[big, 0.0], [big, 0.0], [big, 0.0], [1.0, 0.0]])
     logits_a = torch.tensor([[big, 0.0], [big, 0.0], [0.0, big], [0.0, 1.0]])
     z = torch.tensor([[3.0, 4.0]] * 4)
-    health = occ.row_health(logits_v.softmax(1), logits_a.softmax(1), logits_v, logits_a, z, 2 * z,
-                            torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
-    assert float(health["occ_saturated"]) == pytest.approx(3 / 4)
-    assert float(health["occ_sat_mismatch"]) == pytest.approx(1 / 3)
-    assert float(health["occ_norm_zv"]) == pytest.approx(5.0)
-    assert float(health["occ_norm_za"]) == pytest.approx(10.0)
-    assert float(health["occ_norm_zp"]) == pytest.approx(1.0)
-    assert float(health["occ_logit_gap"]) == pytest.approx((6 * big + 2 * 1.0) / 8)
-    none = occ.row_health(logits_v[3:].softmax(1), logits_a[3:].softmax(1), logits_v[3:],
-                          logits_a[3:], z[:1], z[:1], z[:1])
+    figures = health.row_health(logits_v.softmax(1), logits_a.softmax(1), logits_v, logits_a, z, 2 * z,
+                                torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    assert float(figures["occ_saturated"]) == pytest.approx(3 / 4)
+    assert float(figures["occ_sat_mismatch"]) == pytest.approx(1 / 3)
+    assert float(figures["occ_norm_zv"]) == pytest.approx(5.0)
+    assert float(figures["occ_norm_za"]) == pytest.approx(10.0)
+    assert float(figures["occ_norm_zp"]) == pytest.approx(1.0)
+    assert float(figures["occ_logit_gap"]) == pytest.approx((6 * big + 2 * 1.0) / 8)
+    none = health.row_health(logits_v[3:].softmax(1), logits_a[3:].softmax(1), logits_v[3:],
+                             logits_a[3:], z[:1], z[:1], z[:1])
     assert float(none["occ_saturated"]) == 0 and math.isnan(float(none["occ_sat_mismatch"]))
 
 
@@ -76,14 +77,40 @@ def test_caml_step_reports_the_health_of_its_rows(form):
     # an untrained net: fill the bank with its own features at every voxel of the labeled crops
     bank.update(0, torch.randn(500, 8), torch.randint(0, 2, (500,)))
     bank.update(1, torch.randn(500, 8), torch.randint(0, 2, (500,)))
-    loss, parts = caml_step(net, image, label, 2, 10, cfg, bank, [0, 1])
-    for key in occ.HEALTH_KEYS:
-        assert key in parts, key
+    watch = health.HealthWatch()
+    loss, parts = caml_step(net, image, label, 2, 10, cfg, bank, [0, 1], watch=watch)
+    figures = watch.figures
+    assert set(figures) == set(health.HEALTH_KEYS)
     assert float(parts["l_o"]) > 0
-    assert math.isnan(float(parts["occ_grad"]))  # filled in by the backward
-    assert 0 <= float(parts["occ_saturated"]) <= 1 and float(parts["occ_norm_zp"]) > 0
+    assert math.isnan(float(figures["occ_grad"]))  # filled in by the backward
+    assert 0 <= float(figures["occ_saturated"]) <= 1 and float(figures["occ_norm_zp"]) > 0
     loss.backward()
-    assert float(parts["occ_grad"]) > 0
+    assert float(figures["occ_grad"]) > 0
+
+
+@pytest.mark.parametrize("watched", [False, True])
+def test_hooks_are_registered_only_when_health_is_logged(watched, monkeypatch):
+    """Without a watch (step.occ_health off) the step leaves z_v and z_a without hooks."""
+    from camlkit import step
+
+    torch.manual_seed(0)
+    net = CAMLNet(CAMLConfig(n_filters=2, proj_dim=8)).train()
+    cfg = StepConfig(j=8, top_i=64, ramp_length=1, iterations_per_epoch=2)
+    bank = occ.MemoryBank(2, 8)
+    for slot in (0, 1):
+        bank.update(slot, torch.randn(500, 8), torch.randint(0, 2, (500,)))
+    image, label = _batch()
+    seen = []
+
+    def occ_part(*args, real=step.occ_part):
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(step, "occ_part", occ_part)
+    caml_step(net, image, label, 2, 10, cfg, bank, [0, 1], watch=health.HealthWatch() if watched else None)
+    assert seen and seen[0] is not None
+    hooked = [bool(seen[0][z]._backward_hooks) for z in ("z_v", "z_a")]
+    assert hooked == [watched, watched]
 
 
 def test_the_logged_gradient_is_l_o_s_own():
@@ -94,9 +121,7 @@ def test_the_logged_gradient_is_l_o_s_own():
     l_o = occ.occ_loss(occ.omni_correlation(z_v, z_p), occ.omni_correlation(z_a, z_p))
     direct = torch.autograd.grad(l_o, (z_v, z_a), retain_graph=True)
     expected = torch.sqrt(sum(g.pow(2).sum() for g in direct))
-    from camlkit.step import _grad_norm_at_backward
-
-    norm = _grad_norm_at_backward(l_o, 0.05, z_v, z_a)
+    norm = health.grad_norm_at_backward(l_o, 0.05, z_v, z_a)
     (3.0 + 0.05 * l_o).backward()  # L: other terms do not reach z_v, z_a
     assert float(norm) == pytest.approx(float(expected), rel=1e-5)
 
@@ -104,9 +129,13 @@ def test_the_logged_gradient_is_l_o_s_own():
 def test_warmup_iterations_log_nan_health():
     net = CAMLNet(CAMLConfig(n_filters=2, proj_dim=8))
     image, label = _batch()
-    _, parts = caml_step(net, image, label, 2, 0, StepConfig(warmup=5, j=8, top_i=64),
-                         occ.MemoryBank(2, 8), [0, 1])
-    assert all(math.isnan(float(parts[k])) for k in occ.HEALTH_KEYS)
+    watch = health.HealthWatch()
+    watch.figures = {}  # what a step that computes rows would leave
+    watch.reset()  # before each step, as camlkit.train's Eq1Module does
+    caml_step(net, image, label, 2, 0, StepConfig(warmup=5, j=8, top_i=64), occ.MemoryBank(2, 8), [0, 1],
+              watch=watch)
+    assert set(watch.figures) == set(health.HEALTH_KEYS)
+    assert all(math.isnan(float(v)) for v in watch.figures.values())
 
 
 def test_health_panels_group_the_log_columns():
@@ -120,7 +149,7 @@ def test_health_panels_group_the_log_columns():
     assert not any(t.startswith("occ_") for t in titles)  # no panel per health column
     shares = next(p for p in panels if "saturated" in p.title)
     assert shares.keys == ("occ_saturated",)  # a column with no number is not drawn
-    nan_rows = [{**r, **{k: float("nan") for k in occ.HEALTH_KEYS}} for r in rows]
+    nan_rows = [{**r, **{k: float("nan") for k in health.HEALTH_KEYS}} for r in rows]
     assert not any(p.title.startswith("OCC health") for p in curve_panels(nan_rows))
 
 

@@ -1,11 +1,11 @@
-"""camlkit.evaluation.occ_lock: l_o's plateaus and the health columns of a run's log, read into a sentence."""
+"""camlkit.diagnostics.occ_lock: l_o's plateaus and the health columns of a run's log, read into a sentence."""
 
 import math
 from pathlib import Path
 
 import pytest
 
-from camlkit.evaluation import occ_lock
+from camlkit.diagnostics import occ_lock
 from camlkit.runtime.runlog import read_log
 
 MINI = Path(__file__).resolve().parents[1] / "results" / "mini_table2"

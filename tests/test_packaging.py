@@ -193,7 +193,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 def _fake_venv_run(tmp_path, data_env, download_fails=False):
     """scripts/test.sh in a copy of the repository whose .venv/bin holds stand-ins that log their
-    arguments (python, camlkit, ruff). Returns (exit code, output, the log's lines)."""
+    arguments (python, camlkit, ruff, lint-imports). Returns (exit code, output, the log's lines)."""
     import os
 
     repo = tmp_path / "repo"
@@ -202,7 +202,7 @@ def _fake_venv_run(tmp_path, data_env, download_fails=False):
         (repo / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
     bin_dir, log = repo / ".venv" / "bin", tmp_path / "log"
     bin_dir.mkdir(parents=True)
-    for tool in ("python", "camlkit", "ruff"):
+    for tool in ("python", "camlkit", "ruff", "lint-imports"):
         fails = "exit 3" if tool == "camlkit" and download_fails else "exit 0"
         (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $* CAMLKIT_DATA=$CAMLKIT_DATA" >> {log}\n{fails}\n')
         (bin_dir / tool).chmod(0o755)

@@ -8,11 +8,17 @@ import nrrd
 import numpy as np
 import pytest
 
+from camlkit.cli import run_script
 from camlkit.data import case_path, read_case
-from camlkit.data.preprocess import MARGIN, main, preprocess_case
+from camlkit.data.preprocess import MARGIN, preprocess_case
 from camlkit.errors import CamlkitError
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv):
+    """``python data_scripts/preprocess_la.py ARGS``: ``camlkit preprocess ARGS``."""
+    return run_script("preprocess", argv)
 
 
 def raw_case(shape=(80, 70, 12), box=((30, 50), (25, 40), (3, 9)), seed=0):

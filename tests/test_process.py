@@ -1,6 +1,6 @@
 """One liveness rule everywhere: a process camlkit may not signal or look into (another user's:
-PermissionError) is running, to camlkit.runtime.files.pid_alive, the run-folder lock
-(camlkit.runtime.runfolder), the leftover cleaner and camlkit.runtime.process.is_alive.
+PermissionError) is running, to camlkit.files.pid_alive, the run-folder lock
+(camlkit.runtime.runfolder), the leftover cleaner and camlkit.lab.process.is_alive.
 
 The kernel's refusal is simulated (``os.kill`` and the read of ``/proc/<pid>/stat`` raise
 PermissionError, as for another user's process under ``/proc`` mounted with ``hidepid``) for a
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from camlkit.runtime import process
-from camlkit.runtime.files import clean_temps, pid_alive
+from camlkit.files import clean_temps, pid_alive
+from camlkit.lab import process
 from camlkit.runtime.runfolder import LOCK_NAME, RunLock, lock_holder
 
 

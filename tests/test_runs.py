@@ -1,4 +1,4 @@
-"""camlkit.runtime.runs on real smoke-trained checkpoints: finding one, its settings, matched inputs."""
+"""camlkit.lab.runs on real smoke-trained checkpoints: finding one, its settings, matched inputs."""
 
 import os
 import time
@@ -10,7 +10,7 @@ import torch
 from camlkit.config import make_config
 from camlkit.data import LADataset, load_split
 from camlkit.errors import CamlkitError
-from camlkit.runtime import runs
+from camlkit.lab import runs
 from camlkit.runtime.checkpoint import save_inference_model
 from camlkit.runtime.trained import InputSettings, TrainedSettings, load_trained, matched_crops, random_twin
 from camlkit.train import train

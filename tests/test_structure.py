@@ -1,11 +1,11 @@
-"""camlkit.evaluation.structure: each figure on small hand-made inputs whose answer is known."""
+"""camlkit.diagnostics.structure: each figure on small hand-made inputs whose answer is known."""
 
 import math
 
 import pytest
 import torch
 
-from camlkit.evaluation import measure, structure
+from camlkit.diagnostics import measure, structure
 
 
 def test_entropy_uniform_one_hot_and_two_point():
@@ -148,7 +148,7 @@ def test_collapse_weight_tells_a_bright_column_from_broad_rows_sharing_an_argmax
 def smoke_net(la_dir, tmp_path_factory):
     """A smoke-trained CAMLNet (both classes predicted), its settings and real LA crops."""
     from camlkit.data import load_split
-    from camlkit.runtime.runs import train_short
+    from camlkit.lab.runs import train_short
     from camlkit.runtime.trained import load_trained, matched_crops
 
     root = tmp_path_factory.mktemp("runs")

@@ -1,5 +1,7 @@
 """camlkit/runtime/threads.py: the OpenMP wait settings are made, respected and really reach
-OpenMP; after ``import torch`` a CPU is left free instead."""
+OpenMP through the entry points that apply them (the command line, a launched run); in a
+notebook kernel, where torch is imported first, a CPU is left free instead. ``import camlkit``
+itself changes nothing."""
 
 import json
 import os
@@ -47,11 +49,24 @@ def test_the_settings_reach_openmp_when_made_before_torch():
 
 
 @pytest.mark.slow
-def test_importing_camlkit_applies_the_policy():
+@pytest.mark.parametrize("entry", ["camlkit.cli", "camlkit.lab.process"])
+def test_the_command_line_and_a_launched_run_apply_the_policy(entry):
+    """``camlkit ...`` and the child a launch starts (camlkit.lab.process) set the short spin
+    before torch loads; libgomp prints what it read when torch loads it."""
     env = {**clean_environment(), "OMP_DISPLAY_ENV": "VERBOSE"}
-    shown = subprocess.run([sys.executable, "-c", "import camlkit, torch; torch.ones(4).sum()"],
-                           env=env, capture_output=True, text=True, check=True)
+    shown = subprocess.run([sys.executable, "-m", entry, "train", "--help"], env=env, capture_output=True,
+                           text=True, check=True)
     assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown.stderr + shown.stdout
+
+
+@pytest.mark.slow
+def test_importing_camlkit_changes_nothing():
+    code = ("import os, torch; e = dict(os.environ); t = torch.get_num_threads(); import camlkit\n"
+            "camlkit.CAMLNet, camlkit.pretrained  # the names at the top load without a change either\n"
+            "assert dict(os.environ) == e and torch.get_num_threads() == t, 'changed'")
+    env = {k: v for k, v in clean_environment().items() if k not in THREAD_SETTINGS}
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
 
 
 # ----------------------------------------------------------------------------- torch imported first
@@ -76,9 +91,9 @@ def two_cpus():
 
 
 @pytest.mark.slow
-def test_importing_camlkit_after_torch_leaves_a_cpu_free():
+def test_a_notebook_kernel_leaves_a_cpu_free():
     two_cpus()
-    shown = torch_first("import camlkit\n"
+    shown = torch_first("from camlkit import course\ncourse.share_cpu()\n"
                         "print(json.dumps([before, torch.get_num_threads(), os.environ.get('GOMP_SPINCOUNT')]))")
     before, after, spin = shown
     if before < 2:
@@ -88,11 +103,11 @@ def test_importing_camlkit_after_torch_leaves_a_cpu_free():
 
 
 @pytest.mark.slow
-def test_after_torch_the_processes_camlkit_starts_still_spin_briefly():
-    """What camlkit.runtime.launch's runs inherit: the short spin, read by their own OpenMP."""
+def test_after_torch_the_processes_a_kernel_starts_still_spin_briefly():
+    """What a kernel's own subprocesses inherit: the short spin, read by their own OpenMP."""
     two_cpus()
     child = "import torch; torch.ones(4).sum()"
-    shown = torch_first("import camlkit, subprocess\n"
+    shown = torch_first("from camlkit import course\nimport subprocess\ncourse.share_cpu()\n"
                         f"out = subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True)\n"
                         "print(json.dumps(out.stdout + out.stderr))", OMP_DISPLAY_ENV="VERBOSE")
     assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in shown
@@ -101,20 +116,21 @@ def test_after_torch_the_processes_camlkit_starts_still_spin_briefly():
 @pytest.mark.slow
 def test_after_torch_a_choice_of_the_user_is_left_alone():
     two_cpus()
-    report = "import camlkit\nprint(json.dumps([before, torch.get_num_threads()]))"
+    report = "from camlkit import course\ncourse.share_cpu()\nprint(json.dumps([before, torch.get_num_threads()]))"
     assert torch_first(report, OMP_NUM_THREADS="2") == [2, 2]  # the user chose the count
     before, after = torch_first(report, OMP_WAIT_POLICY="ACTIVE")  # the user chose how they wait
     assert after == before
 
 
 @pytest.mark.slow
-def test_importing_camlkit_before_torch_keeps_every_thread():
-    """The short spin reached OpenMP (test above): no thread needs to be given up."""
+def test_the_policy_before_torch_keeps_every_thread():
+    """The short spin reached OpenMP (test above; what the command line does): no thread needs
+    to be given up."""
     two_cpus()
     code = ("import os; os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])\n"
-            "import camlkit, torch\nprint(torch.get_num_threads())")
+            "from camlkit.runtime.threads import share_cpu; share_cpu()\nimport torch\nprint(torch.get_num_threads())")
     env = {k: v for k, v in clean_environment().items() if k not in THREAD_SETTINGS}
-    alone = subprocess.run([sys.executable, "-c", code.replace("camlkit, ", "")], env=env,
+    alone = subprocess.run([sys.executable, "-c", code.replace("share_cpu()", "")], env=env,
                            capture_output=True, text=True, check=True)
     shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert int(shown.stdout) == int(alone.stdout)
@@ -122,11 +138,11 @@ def test_importing_camlkit_before_torch_keeps_every_thread():
 
 @pytest.mark.slow  # a short training run beside a busy process
 def test_the_short_run_of_a_notebook_kernel_trains_with_a_cpu_free(tmp_path):
-    """camlkit.runtime.runs.train_short in a process that imported torch first (a notebook
-    kernel): the training (camlkit.train.train, replaced here by a probe) runs on one thread of two."""
+    """camlkit.lab.runs.train_short in a process that imported torch first (a notebook
+    kernel): the training (camlkit.train.train as runs calls it, replaced here by a probe) runs on one thread of two."""
     two_cpus()
-    shown = torch_first("from camlkit.runtime import runs\nimport camlkit.train\nseen = []\n"
-                        "camlkit.train.train = lambda cfg, **kw: seen.append(torch.get_num_threads())\n"
+    shown = torch_first("from camlkit.lab import runs\nseen = []\n"
+                        "runs.train = lambda cfg, **kw: seen.append(torch.get_num_threads())\n"
                         f"runs.train_short('smoke', {str(tmp_path / 'LA')!r}, root={str(tmp_path / 'runs')!r})\n"
                         "print(json.dumps([before, seen]))")
     before, seen = shown

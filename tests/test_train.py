@@ -21,8 +21,7 @@ from camlkit.evaluation.inference import predict_volume
 from camlkit.evaluation.metrics import case_metrics
 from camlkit.evaluation.report import report
 from camlkit.paper import METRICS
-from camlkit.runtime.checkpoint import load_inference_model
-from camlkit.runtime.trained import InputSettings
+from camlkit.runtime.trained import InputSettings, load_inference_model
 from camlkit.train import learning_rate, make_optimizer, train
 
 FAST = dict(progress=False, eval_cases=1)
@@ -381,6 +380,8 @@ def test_a_damaged_test_case_stops_before_training(tmp_path, la_dir):
 
 @pytest.mark.slow
 def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir, monkeypatch):
+    import camlkit.train
+
     data, copy, real = _data_with_own_case_folders(tmp_path, la_dir)
     copy.symlink_to(real)  # sound when checked before training ...
     cfg = make_config("smoke", data=str(data), out=str(tmp_path / "run"), iterations=2, **FAST)
@@ -392,7 +393,7 @@ def test_a_failed_evaluation_says_resume_redoes_only_it(tmp_path, la_dir, monkey
             return evaluate_run(*args, **kwargs)
         return damage_then_evaluate
 
-    monkeypatch.setattr(final_eval, "evaluate_run", damaged_before(final_eval.evaluate_run))
+    monkeypatch.setattr(camlkit.train, "evaluate_run", damaged_before(final_eval.evaluate_run))  # as train calls it
     with pytest.raises(CamlkitError, match="evaluation failed: .*with --resume: it redoes only the evaluation"):
         train(cfg)
     monkeypatch.undo()

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from camlkit import occ
 from camlkit.config import make_config
 from camlkit.data import load_split, read_list
+from camlkit.diagnostics import health
 from camlkit.errors import CamlkitError
 from camlkit.runtime.checkpoint import checkpoint_config
 from camlkit.train import train
@@ -42,7 +42,7 @@ def test_a_run_scores_its_validation_cases_and_logs_health(la_dir, tmp_path, cap
         assert checkpoint_config(path)["split"]["val"] == read_list(la_dir / "train.list")[-3:]
     with open(folder / "log.csv") as f:
         rows = list(csv.DictReader(f))
-    assert set(occ.HEALTH_KEYS) <= set(rows[0])
+    assert set(health.HEALTH_KEYS) <= set(rows[0])
     after = [r for r in rows if int(r["iteration"]) >= cfg.step.warmup]
     assert any(math.isfinite(float(r["occ_norm_zv"])) for r in after)
     assert "Validation cases" in (folder / "summary.md").read_text()

@@ -1,9 +1,9 @@
-"""camlkit.viz.occ_lock: l_o and OCC's health panels of a run's log, drawn."""
+"""camlkit.viz.occ_health: l_o and OCC's health panels of a run's log, drawn."""
 
 import math
 
 from camlkit import viz
-from camlkit.evaluation.occ_lock import LOCKED_L_O
+from camlkit.diagnostics.occ_lock import LOCKED_L_O
 
 
 def test_health_figure_marks_the_locked_values_and_keeps_shares_on_0_to_1():

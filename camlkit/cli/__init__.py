@@ -4,12 +4,17 @@ Each sub-command lives beside the code it drives and registers itself through an
 ``add_cli(subparsers)`` function that sets ``func`` on its parser. Errors that come from bad
 input (:class:`camlkit.errors.CamlkitError`, missing files) are printed as one line and give
 exit status 2, and so does a limit of the machine reached (memory, ``ulimit -f``;
-camlkit.runtime.limits) where no closer code said more; Ctrl-C prints one line (the command may say how
+camlkit.limits) where no closer code said more; Ctrl-C prints one line (the command may say how
 to continue) and gives 130.
 
 :func:`add_config_arguments` turns a config dataclass tree into flags, one per field, with the
 field's comment as help text: ``--lr 0.05`` for a top-level field, ``--step.beta_o 0.1`` for a
 field of a nested config (minGPT's ``--trainer.lr`` idea).
+
+:func:`main` is an entry point: it applies the CPU-sharing policy (camlkit.runtime.threads)
+before any command loads torch, so this module imports nothing that does (``import camlkit``
+itself changes nothing). ``camlkit download`` is camlkit.cli.download's: the LA data or the
+authors' networks.
 """
 
 import argparse
@@ -21,12 +26,13 @@ import types
 
 from camlkit.config import flag_name
 from camlkit.errors import CamlkitError
-from camlkit.runtime.limits import limit_reached
+from camlkit.limits import limit_reached
+from camlkit.runtime.threads import share_cpu
 
 # module that defines add_cli(), in the order they appear in --help
 COMMAND_MODULES = ("camlkit.cli.train", "camlkit.evaluation.evaluate", "camlkit.evaluation.inference",
                    "camlkit.evaluation.report",
-                   "camlkit.data.download", "camlkit.data.preprocess")
+                   "camlkit.cli.download", "camlkit.data.preprocess")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -49,6 +55,7 @@ def build_parser():
 
 
 def main(argv=None):
+    share_cpu()  # before the commands load torch: how OpenMP threads wait (camlkit.runtime.threads)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
@@ -108,6 +115,8 @@ def add_config_arguments(parser, example, defaults_text, skip=(), choices=None):
     """
     choices = choices or {}
     paths, groups = [], {}
+    # the one camlkit import inside a function here: camlkit.config loads torch, and main() sets
+    # the CPU-sharing policy first (camlkit.runtime.threads); the commands' modules load after it
     from camlkit.config import config_fields
 
     for path, f, owner in config_fields(example):

@@ -10,9 +10,11 @@ import os
 import shlex
 from pathlib import Path
 
-from camlkit.cli import HelpFormatter, add_config_arguments
-from camlkit.config import METHOD_SWITCHES, METHODS, PRESETS, make_config
+from camlkit.cli import HelpFormatter, add_config_arguments, build_parser
+from camlkit.config import METHOD_SWITCHES, METHODS, PRESETS, config_fields, get_field, make_config
 from camlkit.errors import CamlkitError
+from camlkit.runtime.checkpoint import read_camlkit_checkpoint
+from camlkit.train import train
 
 DESCRIPTION = """\
 Train CAML or one of its ablations on the LA cases of --data, then evaluate the model of the
@@ -37,8 +39,6 @@ NOT_FLAGS = ("preset", "data", "out", "progress") + METHOD_SWITCHES  # written b
 
 def defaults_text(path):
     """The default a preset gives: one value if the presets agree, else each preset's."""
-    from camlkit.config import get_field
-
     values = {name: get_field(cfg, path) for name, cfg in PRESETS.items()}
     if len(set(map(repr, values.values()))) == 1:
         return f"default: {_show(values['paper'])}"
@@ -56,8 +56,8 @@ def add_cli(subparsers):
                    help="the values every other flag overrides")
     p.add_argument("--data", default=None,
                    help="LA folder holding train.list, test.list and the case files (default: "
-                        "$CAMLKIT_DATA when set, else data/LA, else ../shared/LA; "
-                        "camlkit.course.find_data_dir)")
+                        "$CAMLKIT_DATA when set, else data/LA of the working folder or of its parent; "
+                        "camlkit.data.folder.find_data_dir)")
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/<preset>-<method>-<labeled>L-seed<seed>)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="LAST_PTH",
@@ -82,8 +82,6 @@ def config_from_args(args):
 
 
 def train_command(args):
-    from camlkit.train import train
-
     cfg = config_from_args(args)
     try:
         run_dir = train(cfg, resume=bool(args.resume), evaluate=args.evaluate, overwrite=args.overwrite)
@@ -102,8 +100,6 @@ def train_command(args):
 
 def resume_folder(last: Path, out):
     """The run folder of a ``--resume LAST_PTH``; an inference checkpoint is one clear line."""
-    from camlkit.runtime.checkpoint import read_camlkit_checkpoint
-
     read_camlkit_checkpoint(last)  # one line for anything but a training checkpoint
     folder = last.parent.parent
     if last.name != "last.pth" or last.parent.name != "checkpoints":
@@ -117,8 +113,6 @@ def resume_folder(last: Path, out):
 
 def train_parser():
     """The ``camlkit train`` parser, as the console script builds it."""
-    from camlkit.cli import build_parser
-
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices["train"]
@@ -142,8 +136,6 @@ def config_to_args(cfg) -> list:
     ``--out`` never. What ``method`` decides (camlkit.config.METHOD_SWITCHES, the ramp by labeled
     count) is compared after resolving the preset with the same method and labeled count, so it
     is never a flag."""
-    from camlkit.config import config_fields, get_field
-
     preset = PRESETS[cfg.preset]
     resolved = make_config(cfg.preset, method=cfg.method, labeled=cfg.labeled)
     actions = {a.dest: a for a in train_parser()._actions if a.option_strings}

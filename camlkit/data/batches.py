@@ -11,6 +11,7 @@ number of workers, nor on whether the run was stopped and resumed.
 import numpy as np
 import torch
 
+from camlkit.data import LADataset, TwoStreamBatchSampler, load_split, seed_worker, train_transform
 from camlkit.errors import CamlkitError
 
 
@@ -37,8 +38,6 @@ class IterationBatches(torch.utils.data.Dataset):
 
 def batch_schedule(n_labeled, n_unlabeled, cfg, n_batches):
     """The first ``n_batches`` batches of the two-stream sampler, as lists of dataset indices."""
-    from camlkit.data import TwoStreamBatchSampler
-
     sampler = TwoStreamBatchSampler(
         range(n_labeled), range(n_labeled, n_labeled + n_unlabeled),
         cfg.batch_size if cfg.unlabeled_bs else cfg.labeled_bs, cfg.unlabeled_bs, seed=cfg.seed,
@@ -51,8 +50,6 @@ def batch_schedule(n_labeled, n_unlabeled, cfg, n_batches):
 
 def training_loader(cfg, rank=0, world=1, start=0):
     """DataLoader yielding the batches of iterations start..cfg.iterations-1 for this rank."""
-    from camlkit.data import LADataset, load_split, seed_worker, train_transform
-
     split = load_split(cfg.data, cfg.labeled, cfg.val_cases)  # validation cases never trained on
     unlabeled = split.unlabeled if cfg.unlabeled_bs else []
     if cfg.unlabeled_bs and len(unlabeled) < cfg.unlabeled_bs:

@@ -6,7 +6,7 @@ master, folder ``data/``): 100 cases ``2018LA_Seg_Training Set/<CASE>/mri_norm2.
 for training and 20 for testing, following UA-MT).
 ``resources/la_sha256sums.txt`` holds the checksum of each of those 102 files.
 
-Every file is written under a temporary name in its destination folder (camlkit.runtime.files) and
+Every file is written under a temporary name in its destination folder (camlkit.files) and
 renamed only once its checksum matches, so an interrupted or corrupted transfer never leaves a
 file under the final name; temporary files of killed runs are removed on the next start; files
 already present and verified are skipped, so a rerun resumes. A connection error is retried
@@ -26,12 +26,11 @@ with ``camlkit download --weights 16`` (camlkit.runtime.weights: the authors' tr
 against their git blob ids, a cut transfer resumed where it stopped).
 
 Destination: ``--dest``, else ``$CAMLKIT_DATA``, else ``data/LA`` in the repository.
-Command line: ``camlkit download`` (or ``python data_scripts/download_la.py``).
+Command line: ``camlkit download`` (camlkit.cli.download; or ``python data_scripts/download_la.py``).
 """
 
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -48,7 +47,7 @@ from camlkit.data.fetch import (
 )
 from camlkit.data.fetch import check_base_url as _check_url
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import atomic_path, sigterm_as_exit
+from camlkit.files import atomic_path, sigterm_as_exit
 
 RELEASE_URL = "https://raw.githubusercontent.com/yulequan/UA-MT/master/data/"
 
@@ -234,10 +233,6 @@ def check_dest(dest):
 def download_command(args):
     """Run a download from parsed arguments; raises CamlkitError for any failure."""
     check_transfer_options(args)
-    if args.weights:
-        from camlkit.runtime.weights import weights_command
-
-        return weights_command(args)
     base_url = args.base_url or RELEASE_URL
     if not args.source:
         check_base_url(base_url)
@@ -262,23 +257,3 @@ def download_command(args):
     if report.skipped:
         print(f"  not in the source ({len(report.skipped)} files), e.g. {report.skipped[0]}")
     return 0
-
-
-def add_cli(subparsers):
-    parser = subparsers.add_parser("download", help="download the LA data (or the authors' networks) and verify it",
-                                   description=DESCRIPTION + " Files already present and verified "
-                                   "are skipped, so a rerun resumes. Examples: camlkit download --dest data/LA; "
-                                   "camlkit download --weights 16")
-    add_arguments(parser)
-    parser.set_defaults(func=download_command)
-
-
-def main(argv=None):
-    """``python data_scripts/download_la.py ARGS``: the same as ``camlkit download ARGS``."""
-    from camlkit.cli import run_script
-
-    return run_script("download", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

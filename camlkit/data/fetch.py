@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import atomic_path, clean_temps, link_message
+from camlkit.files import atomic_path, clean_temps, link_message
 
 CHUNK = 1 << 16
 DEADLINE = 1800.0  # seconds one try of one file may take, however the bytes come (--deadline)

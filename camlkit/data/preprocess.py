@@ -18,11 +18,10 @@ variance"):
 The margins are drawn from one seeded generator over the cases in sorted order, so a run repeats
 exactly; the released files came from an unseeded run, so their crops cannot be reproduced.
 
-Each file is written atomically (camlkit.runtime.files): an interrupted run leaves no half-written case.
+Each file is written atomically (camlkit.files): an interrupted run leaves no half-written case.
 Command line: ``camlkit preprocess RAW OUT`` (or ``python data_scripts/preprocess_la.py``).
 """
 
-import sys
 from pathlib import Path
 
 import h5py
@@ -30,7 +29,7 @@ import numpy as np
 
 from camlkit.data import CASE_FILE, CASES_FOLDER, check_image, check_label
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import atomic_path, clean_temps, sigterm_as_exit
+from camlkit.files import atomic_path, clean_temps, sigterm_as_exit
 
 MARGIN = (10, 20)  # inclusive range of the random x / y margin, in voxels
 
@@ -139,13 +138,3 @@ def add_cli(subparsers):
     add_arguments(parser)
     parser.set_defaults(func=preprocess_command)
 
-
-def main(argv=None):
-    """``python data_scripts/preprocess_la.py ARGS``: the same as ``camlkit preprocess ARGS``."""
-    from camlkit.cli import run_script
-
-    return run_script("preprocess", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,8 +14,8 @@ import numpy as np
 
 from camlkit.data import check_image, read_h5_image
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import atomic_path
-from camlkit.runtime.limits import limit_reached
+from camlkit.files import atomic_path
+from camlkit.limits import limit_reached
 
 
 def _nrrd_affine(header):
@@ -88,7 +88,7 @@ def check_output_path(path, overwrite=True):
 
 
 def write_mask_nifti(mask, affine, path, like=None):
-    """Write a uint8 mask as NIfTI atomically (camlkit.runtime.files.atomic_path).
+    """Write a uint8 mask as NIfTI atomically (camlkit.files.atomic_path).
 
     ``like``: the input volume the mask was predicted from. A NIfTI input gives the mask its
     header: the same NIfTI version (a NIfTI-2 input gives a NIfTI-2 mask), the same qform and

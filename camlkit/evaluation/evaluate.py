@@ -24,17 +24,20 @@ output folder and every test case (camlkit.runtime.preflight: ``check_output_dir
 """
 
 import csv
+import io
 import json
 import statistics
 from pathlib import Path
 
-from camlkit.course import find_data_dir
-from camlkit.data import read_case
+from camlkit.data import case_path, load_split, read_case
+from camlkit.data.folder import find_data_dir
 from camlkit.errors import CamlkitError
-from camlkit.evaluation.inference import predict_volume
+from camlkit.evaluation.inference import add_window_arguments, predict_volume, window_inputs
 from camlkit.evaluation.metrics import case_metrics
-from camlkit.paper import METRICS, paper_numbers
-from camlkit.runtime.files import clean_temps, write_text
+from camlkit.files import clean_temps, write_text
+from camlkit.paper import METHODS, METRICS, paper_numbers
+from camlkit.runtime.checkpoint import checkpoint_config
+from camlkit.runtime.device import resolve_device
 from camlkit.runtime.preflight import (
     check_cases,
     check_output_dir,
@@ -42,6 +45,9 @@ from camlkit.runtime.preflight import (
     check_own_results,
     check_test_set,
 )
+from camlkit.runtime.runfolder import RunLock
+from camlkit.runtime.trained import InputSettings, load_inference_model, stored_setting
+from camlkit.runtime.weights import blob_id, cached, default_dest, download_command_hint, entry, released_for
 
 COLUMNS = ("case",) + METRICS
 RESULT_FILES = ("cases.csv", "summary.md", "summary.json")
@@ -78,8 +84,6 @@ def summarize(rows):
 
 def write_csv(rows, path):
     """Per-case rows as CSV (columns case, dice, jaccard, hd95, asd), written atomically."""
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -127,8 +131,6 @@ def evaluation_failed_message(run_dir, err) -> str:
 def resolve_checkpoint(args):
     """The file to evaluate: the CHECKPOINT given, or with ``--weights N`` the authors' network
     for N labeled scans in the cache (camlkit.runtime.weights), which must be the pinned file."""
-    from camlkit.runtime.weights import cached, default_dest, download_command_hint, entry
-
     if args.checkpoint is not None and args.weights is not None:
         raise CamlkitError(f"{args.checkpoint} and --weights {args.weights}: give one of them")
     if args.checkpoint is None and args.weights is None:
@@ -148,8 +150,6 @@ def evaluation_record(path, blob, kind, method, labeled, inputs, data):
     """What summary.json says about the evaluation: the file (path and git blob id: which bytes
     were evaluated), whether it is one of the authors' pinned files, and the settings (the
     fields of the InputSettings ``inputs``: patch_size, stride, scale, zscore_case)."""
-    from camlkit.runtime.weights import released_for
-
     pinned = released_for(blob)
     return {"checkpoint": str(Path(path).resolve()), "blob_id": blob, "kind": kind,
             "pinned_labeled": pinned.labeled if pinned else None, "method": method, "labeled": labeled,
@@ -157,13 +157,6 @@ def evaluation_record(path, blob, kind, method, labeled, inputs, data):
 
 
 def evaluate_command(args):
-    from camlkit.evaluation.inference import window_inputs
-    from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model
-    from camlkit.runtime.device import resolve_device
-    from camlkit.runtime.runfolder import RunLock
-    from camlkit.runtime.trained import InputSettings, stored_setting
-    from camlkit.runtime.weights import blob_id, released_for
-
     out = check_output_dir(args.out)
     check_output_files(out, RESULT_FILES)
     checkpoint = resolve_checkpoint(args)
@@ -208,9 +201,6 @@ def evaluation_cases(args, stored, checkpoint):
     config, camlkit.runtime.trained.stored_setting "val_case_ids"; a checkpoint of before they
     were stored: the last ``val_cases`` of train.list). ``--val-cases`` may only repeat their
     number. Each case is read and validated first."""
-    from camlkit.data import case_path, load_split
-    from camlkit.runtime.trained import stored_setting
-
     if args.split == "test":
         return check_test_set(args.data, args.cases, flag="--cases")
     if args.cases is not None and args.cases < 1:
@@ -235,9 +225,6 @@ def evaluation_cases(args, stored, checkpoint):
 
 
 def add_cli(subparsers):
-    from camlkit.evaluation.inference import add_window_arguments
-    from camlkit.paper import METHODS
-
     parser = subparsers.add_parser(
         "evaluate", help="Table 1 metrics of a checkpoint on the LA test cases",
         description="Evaluate f_v of a checkpoint on the cases of test.list with the paper's protocol "
@@ -249,7 +236,7 @@ def add_cli(subparsers):
                         help="the authors' network for N = 4, 8 or 16 labeled scans, from the cache "
                              "(camlkit download --weights N puts it there)")
     parser.add_argument("--data", default=None, help="LA folder with test.list and '2018LA_Seg_Training Set' "
-                        "(default: $CAMLKIT_DATA, else data/LA, else ../shared/LA)")
+                        "(default: $CAMLKIT_DATA, else data/LA here or in the parent folder; camlkit.data.folder)")
     parser.add_argument("--out", default="runs/evaluate",
                         help="folder for cases.csv, summary.md and summary.json, created if needed; files "
                              "of the same name there are replaced; a folder a training holds, or one "

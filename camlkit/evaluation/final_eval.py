@@ -16,17 +16,16 @@ ended, where its weights are and how to evaluate them again
 import json
 from contextlib import contextmanager
 
+from camlkit.data import load_split
 from camlkit.errors import CamlkitError
 from camlkit.evaluation.evaluate import evaluate_cases, format_table, summarize, write_csv
-from camlkit.runtime.files import write_text
-from camlkit.runtime.limits import limit_reached
+from camlkit.files import write_text
+from camlkit.limits import limit_reached
 from camlkit.runtime.trained import InputSettings
 
 
 def evaluate_run(cfg, f_v, run_dir):
     """Evaluate f_v on the run's test (or validation) cases: cases.csv, summary.md, summary.json."""
-    from camlkit.data import load_split
-
     split = load_split(cfg.data, cfg.labeled, cfg.val_cases)
     cases = list(split.val if cfg.eval_split == "val" else split.test)[: cfg.eval_cases]
     f_v.eval()

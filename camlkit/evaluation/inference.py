@@ -29,11 +29,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camlkit.data import zscore
+from camlkit.data import resample, scaled_size, zscore
 from camlkit.data.augment import pad_widths
 from camlkit.data.volumes import check_output_path, read_volume, write_mask_nifti
 from camlkit.errors import CamlkitError
-from camlkit.runtime.trained import PATCH_SIZE, STRIDE, InputSettings  # the paper's patch and stride
+from camlkit.files import clean_temps, sigterm_as_exit
+from camlkit.runtime.checkpoint import checkpoint_config
+from camlkit.runtime.device import resolve_device
+from camlkit.runtime.trained import (  # the paper's patch and stride
+    PATCH_SIZE,
+    STRIDE,
+    InputSettings,
+    load_inference_model,
+)
+from camlkit.speedups import fold_batchnorm
 
 # ----------------------------------------------------------------------------- window arithmetic
 
@@ -64,8 +73,6 @@ def inference_model(model):
     (bench/bench_evaluate.py). A model in training mode or compiled with ``torch.compile`` is
     returned as it is. The caller's model is never changed.
     """
-    from camlkit.speedups import fold_batchnorm
-
     if model.training or hasattr(model, "_orig_mod"):  # _orig_mod: a torch.compile wrapper
         return model
     folded = fold_batchnorm(model)
@@ -137,8 +144,6 @@ def predict_volume(model, image, inputs: InputSettings, batch_size=4):
     probabilities are brought back to the image's own grid (trilinear) before the argmax, so the
     mask matches the input voxel for voxel. Returns (label_map uint8, prob_map float32).
     """
-    from camlkit.data import resample, scaled_size
-
     window = (inputs.patch_size, inputs.stride, batch_size)
     if inputs.zscore_case:
         image = zscore(image)
@@ -193,10 +198,6 @@ def check_window(inputs: InputSettings, batch_size):
 
 
 def predict_command(args):
-    from camlkit.runtime.checkpoint import checkpoint_config, load_inference_model
-    from camlkit.runtime.device import resolve_device
-    from camlkit.runtime.files import clean_temps, sigterm_as_exit
-
     output = check_output_path(args.output, overwrite=args.overwrite)
     if output.exists() and Path(args.input).exists() and output.samefile(args.input):
         raise CamlkitError(f"{output}: is the input volume; choose another output name")

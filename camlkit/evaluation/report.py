@@ -13,7 +13,7 @@ of its own beside the paper's, "authors' weights, evaluated by camlkit", naming 
 git blob id and whether it is the pinned file.
 
 Each table names the run folders and seeds it averages, shows "±" only over two or more seeds, and
-is followed by sentences computed from its numbers (camlkit.evaluation.sentences): what CAML gains
+is followed by sentences computed from its numbers (camlkit.diagnostics.sentences): what CAML gains
 or loses against each other method (Table 1) and what each module adds to the MC-Net baseline (Table
 2).
 
@@ -24,9 +24,7 @@ import json
 import statistics
 from pathlib import Path
 
-from camlkit.errors import CamlkitError
-from camlkit.evaluation.results import drop_copies, read_result, read_run
-from camlkit.evaluation.sentences import (
+from camlkit.diagnostics.sentences import (
     ABLATION,
     NAMES,
     evaluation_sentences,
@@ -35,6 +33,9 @@ from camlkit.evaluation.sentences import (
     table1_sentences,
     table2_sentences,
 )
+from camlkit.errors import CamlkitError
+from camlkit.evaluation.results import drop_copies, read_result, read_run
+from camlkit.files import write_text
 from camlkit.paper import METHODS, METRICS, paper_numbers
 from camlkit.runtime.weights import COMMIT
 
@@ -230,8 +231,6 @@ def add_cli(subparsers):
 def report_command(args):
     text = report(args.runs)
     if args.out:
-        from camlkit.runtime.files import write_text
-
         write_text(text, args.out)
     else:
         print(text, end="")

@@ -18,10 +18,9 @@ import json
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
-from camlkit.paper import METHODS, METRICS
+from camlkit.paper import METHODS, METRICS, PERCENT
 from camlkit.runtime.resume import ADDED_LATER
-
-PERCENT = ("dice", "jaccard")
+from camlkit.runtime.weights import released_for
 
 # settings that do not change what a run computes, or that name the run itself
 NOT_SETTINGS = ("seed", "out", "data", "progress", "device", "num_workers", "checkpoint_every",
@@ -83,8 +82,6 @@ def read_evaluation(folder) -> dict:
     ``pinned``: the blob id is one of camlkit.runtime.weights.RELEASED (checked here, not taken from
     the file); ``released``: the file was an authors'-layout state_dict.
     """
-    from camlkit.runtime.weights import released_for
-
     folder = Path(folder)
     summary_path = folder / "summary.json"
     if not summary_path.is_file():

@@ -4,7 +4,7 @@
 
 **camlkit checkpoints** are dicts ``{"format": "camlkit", "version", "model", "config", ...}``
 written by camlkit.train (which adds optimizer, memory bank and RNG states for ``--resume``).
-:func:`load_inference_model` reads either kind (or an authors' file) and returns f_v ready for
+:func:`camlkit.runtime.trained.load_inference_model` reads either kind (or an authors' file) and returns f_v ready for
 inference.
 All loading uses ``torch.load(..., weights_only=True)`` and checks what it read: a file that is
 not a PyTorch file, one whose pickle asks to run code (refused by that safety check; never to be
@@ -37,7 +37,7 @@ import torch
 
 from camlkit.caml import CAMLConfig, CAMLNet
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import write_bytes
+from camlkit.files import write_bytes
 
 FORMAT = "camlkit"
 VERSION = 2  # 2: the content digest is always there (1: written before it existed)
@@ -149,11 +149,11 @@ def check_finite(state: dict, source, bound=None) -> None:
 
 def save_checkpoint(payload: dict, path) -> None:
     """Write ``payload`` with its content digest (``"sha256"``, checked by every load) atomically
-    (camlkit.runtime.files.write_bytes: a temporary file, then a rename).
+    (camlkit.files.write_bytes: a temporary file, then a rename).
 
     The payload is serialised in memory first: torch.save reports a full disk with a cryptic
     "unexpected pos" error, a plain write with ENOSPC, which becomes one line
-    (camlkit.runtime.files.DiskFullError) while ``path`` keeps the previous checkpoint.
+    (camlkit.files.DiskFullError) while ``path`` keeps the previous checkpoint.
     """
     buffer = io.BytesIO()
     torch.save({**payload, DIGEST: content_digest(payload)}, buffer)
@@ -242,18 +242,6 @@ def net_from_checkpoint(ckpt: dict, path="checkpoint") -> CAMLNet:
         text = " ".join(str(err).split())  # the whole message, on one line
         raise CamlkitError(f"{path}: weights do not fit the architecture in its config: {text}") from None
     return net
-
-
-def load_inference_model(path, map_location="cpu"):
-    """f_v in eval mode, from a camlkit checkpoint (either kind) or an authors' released state_dict."""
-    state = read_dict(path, "checkpoint")
-    if state.get("format") == FORMAT:
-        net = net_from_checkpoint(_check_camlkit(state, path, "inference"), path)
-    else:
-        from camlkit.runtime.released import load_released_checkpoint  # it builds on this module
-
-        net = load_released_checkpoint(state, name=path)
-    return net.f_v.to(map_location).eval()
 
 
 def checkpoint_config(path) -> dict:

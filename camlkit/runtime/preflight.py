@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from camlkit.config import check_bounds
-from camlkit.data import case_path, read_case, read_list
+from camlkit.data import case_path, load_split, read_case, read_list
 from camlkit.errors import CamlkitError
 
 
@@ -36,8 +36,6 @@ def check_config(cfg):
 
 def check_data(cfg, evaluate=True):
     """The data folder: both lists readable, their cases present, ``labeled`` within its bounds."""
-    from camlkit.data import load_split
-
     split = load_split(cfg.data, 0)  # one line for a missing folder, list or case file
     train = split.unlabeled  # every case of train.list, with 0 labeled
     low, high = cfg.labeled_bs, len(train) - cfg.unlabeled_bs

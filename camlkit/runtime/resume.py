@@ -29,11 +29,13 @@ from pathlib import Path
 
 import torch
 
-from camlkit.config import to_dict
+from camlkit.config import flag_name, to_dict
+from camlkit.data import case_path, load_split, read_list
+from camlkit.data.cases import case_ids
 from camlkit.errors import CamlkitError
+from camlkit.files import DiskFullError, is_disk_full
+from camlkit.limits import limit_reached
 from camlkit.runtime.checkpoint import FORMAT, VERSION, net_from_checkpoint, read_camlkit_checkpoint
-from camlkit.runtime.files import DiskFullError, is_disk_full
-from camlkit.runtime.limits import limit_reached
 
 # fields a resumed run may change (``data`` is compared by its fingerprint instead)
 MAY_CHANGE = ("out", "data", "device", "num_workers", "checkpoint_every", "log_every", "progress",
@@ -60,8 +62,6 @@ LEGACY_SIZES = "case sizes"  # the key of the size-only fingerprint of older che
 
 def data_fingerprint(data_dir) -> dict:
     """{path in the data folder: SHA-256} of train.list, test.list and every case they name."""
-    from camlkit.data import case_path, read_list
-
     data_dir = Path(data_dir)
     found = {}
     for name in ("train.list", "test.list"):
@@ -82,8 +82,6 @@ def file_sha256(path) -> str:
 
 def _legacy_sizes(data_dir) -> str:
     """The size-only digest older checkpoints stored under "case sizes"."""
-    from camlkit.data import case_path, read_list
-
     sizes = [f"{case} {case_path(data_dir, case).stat().st_size}"
              for name in ("train.list", "test.list") for case in read_list(Path(data_dir) / name)]
     return hashlib.sha256("\n".join(sizes).encode()).hexdigest()[:16]
@@ -93,9 +91,6 @@ def run_split(cfg) -> dict:
     """The run's own cases by id, stored in its checkpoints: ``{"val": [...]}``, the validation
     cases it held out (never trained on; ``camlkit evaluate --split val`` scores exactly these,
     whatever train.list says later)."""
-    from camlkit.data import load_split
-    from camlkit.data.cases import case_ids
-
     return {"val": case_ids(load_split(cfg.data, cfg.labeled, cfg.val_cases).val)}
 
 
@@ -176,8 +171,6 @@ def check_same_data(stored, fingerprint, data_dir, path) -> list:
 
 def _flag(key, value):
     """The ``camlkit train`` words that set ``key`` to ``value``."""
-    from camlkit.cli import flag_name
-
     if isinstance(value, bool):
         name = flag_name(key)
         return name if value else "--no-" + name[2:]

@@ -2,7 +2,7 @@
 
 ``camlkit train --out RUN`` writes ``config.json``, ``log.csv``, ``tb/events.out.tfevents.*``,
 ``checkpoints/last.pth``, ``model_final.pth`` and the results (``cases.csv``, ``summary.md``,
-``summary.json``, ``curves.png``) into RUN; a run started by camlkit.runtime.launch also has
+``summary.json``, ``curves.png``) into RUN; a run started by camlkit.lab.launch also has
 ``process.json`` and ``train.out``. These names (:data:`RUN_FILES`, :data:`CHECKPOINT`,
 :data:`TB_EVENTS`, :data:`LAUNCH_FILES`) are the run's; anything else in RUN is the user's and is
 never removed. Two processes writing there at once would interleave one log and mix the final
@@ -12,7 +12,7 @@ files of two runs, so:
   there (and its start time as the kernel counts it: a recycled pid is another process). A
   second process gets one line naming the holder's pid. The kernel drops the lock when its
   holder ends, however it ends; a pid still written in the file after that is the trace of
-  a process that was killed (SIGKILL, power loss), and the next taker reports it. camlkit.runtime.launch
+  a process that was killed (SIGKILL, power loss), and the next taker reports it. camlkit.lab.launch
   takes the lock before it starts the training process and hands it over (the process inherits
   the locked file; ``$CAMLKIT_RUN_LOCK_FD`` names it), so no other run can slip in between.
   :func:`lock_holder` is the one answer to "which process is this run?": the pid written there
@@ -25,7 +25,7 @@ files of two runs, so:
 - No file of the run is written through a symbolic link: a link planted under one of its names
   (or as ``.lock``) is refused in one line, and its target is left untouched.
 - :func:`run_folder` does all of it, cleans the temporary files killed writers left
-  (camlkit.runtime.files), and turns SIGTERM into a clean exit, for the duration of a ``with`` block.
+  (camlkit.files), and turns SIGTERM into a clean exit, for the duration of a ``with`` block.
 """
 
 import errno
@@ -38,16 +38,16 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import clean_temps, link_message, pid_alive, sigterm_as_exit, start_ticks
+from camlkit.files import clean_temps, link_message, pid_alive, sigterm_as_exit, start_ticks
 
 LOCK_NAME = ".lock"
-HANDOVER_ENV = "CAMLKIT_RUN_LOCK_FD"  # the inherited descriptor of a lock camlkit.runtime.launch took
+HANDOVER_ENV = "CAMLKIT_RUN_LOCK_FD"  # the inherited descriptor of a lock camlkit.lab.launch took
 RUN_FILES = ("config.json", "log.csv", "model_final.pth", "summary.md", "summary.json", "cases.csv",
              "curves.png")
 CHECKPOINTS = "checkpoints"
 CHECKPOINT = "checkpoints/last.pth"
 TB_EVENTS = "tb/events.out.tfevents.*"  # TensorBoard's scalars (camlkit.runtime.runlog)
-LAUNCH_FILES = ("process.json", "train.out")  # written by camlkit.runtime.launch around the process
+LAUNCH_FILES = ("process.json", "train.out")  # written by camlkit.lab.launch around the process
 # what a run has written before its first checkpoint: nothing there to resume or to keep
 STARTUP_FILES = ("config.json", "log.csv", TB_EVENTS, *LAUNCH_FILES)
 RUN_FOLDERS = (CHECKPOINTS, "tb")
@@ -96,7 +96,7 @@ def check_new_run(folder, resume=False, overwrite=False, launched=False, hint=CL
     ``resume``: the folder must hold ``checkpoints/last.pth``. ``overwrite``: the old run's files
     are removed (exactly :func:`run_files`; a user's own files stay). A start that stopped
     before its first checkpoint is removed, with one line on stderr, and the run starts again
-    (with or without ``resume``). ``launched``: this process was started by camlkit.runtime.launch, so
+    (with or without ``resume``). ``launched``: this process was started by camlkit.lab.launch, so
     ``process.json`` and ``train.out`` are its own. ``hint``: what the refusal suggests.
     """
     folder = Path(folder)
@@ -128,7 +128,7 @@ class RunLock:
     ``acquire()`` creates the folder if needed and raises a one-line CamlkitError naming the
     holder's pid if another process holds the lock. ``stale_pid`` is the pid a killed holder
     left in the file (None if the last holder released the lock normally); ``handed_over`` is
-    True when camlkit.runtime.launch took the lock for this process before starting it.
+    True when camlkit.lab.launch took the lock for this process before starting it.
     """
 
     def __init__(self, folder):
@@ -174,7 +174,7 @@ class RunLock:
                                f"({err.strerror})") from None
 
     def _inherited(self):
-        """The descriptor of this folder's lock that camlkit.runtime.launch locked and passed to this
+        """The descriptor of this folder's lock that camlkit.lab.launch locked and passed to this
         process ($CAMLKIT_RUN_LOCK_FD), or None."""
         text = os.environ.get(HANDOVER_ENV, "")
         try:

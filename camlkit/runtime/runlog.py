@@ -3,9 +3,9 @@
 
 One row per logged iteration with the parts of Eq. 1 (L, L_s, l_c, l_o), the two ramp weights
 (lambda_c, lambda_o), the learning rate and the seconds since the (re)start; a run with OCC adds
-the health of its omni-correlation rows (camlkit.occ.row_health: ``occ_saturated``,
+the health of its omni-correlation rows (camlkit.diagnostics.health: ``occ_saturated``,
 ``occ_sat_mismatch``, ``occ_norm_zv``/``za``/``zp``, ``occ_logit_gap``, ``occ_grad``; NaN where
-no row was computed, e.g. during the warm-up). A resumed run keeps
+no row was computed, e.g. during the warm-up; camlkit.train.log_fields names the columns). A resumed run keeps
 the rows before the iteration it restarts from and rewrites the rest, so the log of a run that
 was stopped and resumed equals the log of one that was not.
 """
@@ -13,16 +13,9 @@ was stopped and resumed equals the log of one that was not.
 import csv
 from pathlib import Path
 
-from camlkit.runtime.files import open_no_link
+from camlkit.files import open_no_link
 
 LOG_FIELDS = ("iteration", "L", "L_s", "l_c", "l_o", "lambda_c", "lambda_o", "lr", "seconds")
-
-
-def log_fields(step) -> tuple:
-    """The columns of a run's log.csv: :data:`LOG_FIELDS`, plus OCC's health when it is logged."""
-    from camlkit.occ import HEALTH_KEYS
-
-    return LOG_FIELDS + (HEALTH_KEYS if step.use_occ and step.occ_health else ())
 
 
 def tensorboard_writer(folder, purge_step):

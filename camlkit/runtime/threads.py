@@ -21,21 +21,21 @@ single-threaded process, two rounds):
 
 With one of the two cores taken, x2 is the fair share for a step that keeps two threads busy.
 
-When the policy can act, and when it cannot:
+Who applies it (``import camlkit`` itself changes nothing), and what it can do there:
 
-* ``import camlkit`` before ``import torch`` (the command line, a launched run, a script): the
-  short spin above, in this process and every process it starts.
-* ``import torch`` first (every notebook does): libgomp read ``GOMP_SPINCOUNT`` and
-  ``OMP_WAIT_POLICY`` when torch loaded it, and offers no call to change how its threads wait
-  afterwards (Intel's runtime has ``kmp_set_blocktime``; PyTorch's wheels ship libgomp), so the
-  threads of *this* process keep libgomp's long default spin. What can still be set is how many
-  of them there are: :func:`spare_a_cpu` leaves one CPU free (``torch.set_num_threads``, one
-  thread fewer than the CPUs this process may use, at least one), so that a spinning thread
-  cannot take the last core another process needs; on 2 cores that is one thread, which never
-  waits for another. The cost: up to one thread's share of speed when the machine is quiet
-  (not measured). The processes it starts (camlkit.runtime.launch's runs) still get the short
-  spin through the environment. camlkit.runtime.runs.train_short, the short run a notebook
-  trains in its own kernel, runs under whichever of the two applied when camlkit was imported.
+* the command line and a launched run (camlkit.cli.main, which camlkit.lab.process's child runs
+  too) call :func:`share_cpu` before their commands load torch: the short spin above, in this
+  process and every process it starts.
+* a notebook kernel (camlkit.course.share_cpu, and camlkit.lab.runs.train_short before it
+  trains) has imported torch first: libgomp read ``GOMP_SPINCOUNT`` and ``OMP_WAIT_POLICY`` when
+  torch loaded it, and offers no call to change how its threads wait afterwards (Intel's runtime
+  has ``kmp_set_blocktime``; PyTorch's wheels ship libgomp), so the threads of *this* process
+  keep libgomp's long default spin. What can still be set is how many of them there are:
+  :func:`spare_a_cpu` leaves one CPU free (``torch.set_num_threads``, one thread fewer than the
+  CPUs this process may use, at least one), so that a spinning thread cannot take the last core
+  another process needs; on 2 cores that is one thread, which never waits for another. The
+  cost: up to one thread's share of speed when the machine is quiet (not measured). The runs it
+  launches (camlkit.lab.launch) set the short spin themselves, as every command line does.
 
 A setting the user already made is left alone: any of :data:`WAIT_SETTINGS` (how threads
 wait), and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` (how many there are).

@@ -10,7 +10,7 @@ prediction, evaluation and the notebooks receive it as one object.
 weights with its :class:`TrainedSettings`; :func:`matched_crops` is the one place a notebook
 builds network inputs (cases read, z-scored per case and resampled as the run did, cut to its
 patch size); :func:`random_twin` is the "random weights" baseline. Finding the checkpoint:
-camlkit.runtime.runs.
+camlkit.lab.runs.
 """
 
 import dataclasses
@@ -19,9 +19,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from camlkit.caml import CAMLNet
+from camlkit.config import from_dict
+from camlkit.data import LADataset, RandomCrop
 from camlkit.errors import CamlkitError
-from camlkit.runtime.checkpoint import checkpoint_config
-from camlkit.runtime.runs import stored_config
+from camlkit.runtime.checkpoint import (
+    FORMAT,
+    checkpoint_config,
+    net_from_checkpoint,
+    read_camlkit_checkpoint,
+    read_dict,
+)
+from camlkit.runtime.released import load_released_checkpoint
 from camlkit.step import StepConfig
 
 PATCH_SIZE = (112, 112, 80)  # the released training crop and sliding-window patch
@@ -41,6 +50,25 @@ STORED_AT = {
     "val_cases": (("val_cases",), ("train", "val_cases")),
     "val_case_ids": (("split", "val"),),  # the validation cases by id (runs of camlkit 0.2 on)
 }
+
+
+def stored_config(path, config=None):
+    """The camlkit.config.TrainConfig a checkpoint's run was trained with, or None when the
+    checkpoint stores none (the authors' released weights, a bare camlkit inference file).
+
+    camlkit.train stores the whole config tree by path (camlkit.config.to_dict) under
+    ``config["train"]``; camlkit.config.from_dict reads it back. A checkpoint whose stored
+    config this camlkit cannot read (written by an older version) is one line naming the file.
+    ``config``: the checkpoint's stored config when the caller has read it already.
+    """
+    stored = (checkpoint_config(path) if config is None else config).get("train")
+    if not stored:
+        return None
+    try:
+        return from_dict(stored)
+    except (CamlkitError, TypeError) as err:
+        raise CamlkitError(f"{path}: its stored training config does not fit this camlkit "
+                           f"({err}); it was written by another version: train it again") from None
 
 
 def stored_setting(config: dict, name: str, default=None):
@@ -116,7 +144,7 @@ class TrainedSettings:
 
     ``inputs`` is the checkpoint's :class:`InputSettings`. ``step`` is the run's whole stored
     camlkit.step.StepConfig, so an analysis computes OCC as training did
-    (camlkit.evaluation.structure.network_occ): j, top_i, similarity, occ_temperature, occ_log,
+    (camlkit.diagnostics.structure.network_occ): j, top_i, similarity, occ_temperature, occ_log,
     bank_fa_rows, heads_on. A checkpoint without a run config (the authors' released weights)
     gets the released step, ``StepConfig()``.
     """
@@ -157,9 +185,6 @@ def load_trained(path):
     """(CAMLNet with the checkpoint's weights, in eval mode; its :class:`TrainedSettings`).
 
     Reads camlkit checkpoints and the authors' released weights (camlkit.runtime.checkpoint)."""
-    from camlkit.runtime.checkpoint import net_from_checkpoint, read_camlkit_checkpoint
-    from camlkit.runtime.released import load_released_checkpoint
-
     settings = TrainedSettings.from_checkpoint(path)
     if settings.model:  # a camlkit checkpoint stores its model config; the authors' files nothing
         net = net_from_checkpoint(read_camlkit_checkpoint(path, kind=None), path)
@@ -170,10 +195,18 @@ def load_trained(path):
     return net.eval(), settings
 
 
+def load_inference_model(path, map_location="cpu"):
+    """f_v in eval mode, from a camlkit checkpoint (either kind) or an authors' released state_dict."""
+    state = read_dict(path, "checkpoint")
+    if state.get("format") == FORMAT:
+        net = net_from_checkpoint(read_camlkit_checkpoint(path, kind=None), path)  # read again, checked
+    else:
+        net = load_released_checkpoint(state, name=path)
+    return net.f_v.to(map_location).eval()
+
+
 def random_twin(net, seed=0):
     """A freshly initialised CAMLNet of the same architecture (the "random weights" baseline)."""
-    from camlkit.caml import CAMLNet
-
     torch.manual_seed(seed)
     return CAMLNet(net.config).eval()
 
@@ -181,8 +214,6 @@ def random_twin(net, seed=0):
 def matched_dataset(paths, settings: TrainedSettings, transform=None):
     """camlkit.data.LADataset reading ``paths`` as the checkpoint's training did (scale,
     per-case z-score); ``transform`` defaults to a random crop of the trained patch size."""
-    from camlkit.data import LADataset, RandomCrop
-
     inputs = settings.inputs
     transform = transform if transform is not None else RandomCrop(inputs.patch_size)
     return LADataset(paths, transform=transform, scale=inputs.scale, zscore_case=inputs.zscore_case)
@@ -197,8 +228,6 @@ def matched_crops(paths, settings: TrainedSettings, seed=0, foreground=True) -> 
     have something to show. Returns ``{"image": (b, 1, h, w, d) float, "label": (b, h, w, d)
     long, "cases": [names]}``.
     """
-    from camlkit.data import RandomCrop
-
     dataset = matched_dataset(paths, settings, transform=None)
     crop = RandomCrop(settings.inputs.patch_size)
     rng = np.random.default_rng(seed)

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import torch
 
+from camlkit.caml import CAMLConfig, CAMLNet
 from camlkit.data.fetch import DEADLINE, MIN_RATE, blob_id, check_base_url, copy_verified, fetch, file_url
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import sigterm_as_exit, write_text
+from camlkit.files import atomic_path, sigterm_as_exit, write_text
+from camlkit.runtime.released import camlkit_to_released_key, load_released_checkpoint
 
 COMMIT = "b63547927eef5b7ae47bd62452e28517d13545e4"
 BASE_URL = f"https://raw.githubusercontent.com/Herschel555/CAML/{COMMIT}/"
@@ -175,8 +177,6 @@ def pretrained(labeled=16, download=True, dest=None, registry=None, base_url=BAS
     is fetched again (``download=True``) or refused in one line. The architecture is read from
     the file (camlkit.runtime.released.load_released_checkpoint).
     """
-    from camlkit.runtime.released import load_released_checkpoint
-
     weights = entry(labeled, registry)
     path = cached(weights.labeled, dest, registry)
     if path is not None and not verified(path, weights.blob):
@@ -205,10 +205,6 @@ def write_standin(path, n_filters=2, seed=0, bright_is_atrium=False) -> Path:
     predicts one class almost everywhere, and OCC's memory bank then lacks a class; this one
     predicts both, as a trained network does, at no training cost.
     """
-    from camlkit.caml import CAMLConfig, CAMLNet
-    from camlkit.runtime.files import atomic_path
-    from camlkit.runtime.released import camlkit_to_released_key
-
     torch.manual_seed(seed)
     net = CAMLNet(CAMLConfig(n_filters=n_filters))
     if bright_is_atrium:

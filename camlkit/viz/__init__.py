@@ -73,7 +73,7 @@ from camlkit.viz.occ import (
                              order_rows_cols,
                              top_per_class,
 )
-from camlkit.viz.occ_lock import health_figure
+from camlkit.viz.occ_health import health_figure
 from camlkit.viz.results import error_voxels, mesh_figure, scene_box, slice_comparison, surface_mesh, thin_points
 from camlkit.viz.widgets import FigureExplorer, Table, displayable, png_bytes
 

@@ -92,7 +92,7 @@ def attention_spread(attn_intra, percentile: float = 99.0) -> dict:
 
 def read_attention_map(spread, figures=None) -> str:
     """Sentences on what the E_1 maps can show, chosen from :func:`attention_spread`; with
-    ``figures`` (camlkit.evaluation.structure.attention_figures of the same weights), also how much atrium
+    ``figures`` (camlkit.diagnostics.structure.attention_figures of the same weights), also how much atrium
     queries favour atrium tokens, as a multiple of chance."""
     top = spread["top"]
     text = (f"The map's colours span weight x k from {1 / top:.3g} to {top:.3g} (at least "

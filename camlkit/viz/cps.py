@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from camlkit import cps
 from camlkit.viz.images import to_numpy
 from camlkit.viz.widgets import FigureExplorer
 
@@ -16,8 +17,7 @@ def sharpen_curve(T: float = 0.1, sharpen: Callable | None = None):
     import plotly.graph_objects as go
     import torch
 
-    if sharpen is None:
-        from camlkit.cps import sharpen
+    sharpen = sharpen if sharpen is not None else cps.sharpen
     p = torch.linspace(0.0, 1.0, 201, dtype=torch.float64)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=p.numpy(), y=p.numpy(), name="p (no sharpening, T = 1)",

@@ -6,7 +6,7 @@ The parts have very different sizes (l_o can be ten times L_s early on), so one 
 flattens the small ones into a line at zero: every part gets its own panel. :func:`curve_panels`
 is the one panel spec; :func:`curves_figure` draws it with matplotlib: ``curves.png`` of a run
 (:func:`save_curves`), and the live curves of a run a notebook watches, redrawn from the run
-folder (:func:`read_run`; camlkit.runtime.watch). Matplotlib is used through
+folder (:func:`read_run`; camlkit.lab.watch). Matplotlib is used through
 ``matplotlib.figure.Figure`` only: no pyplot state, no backend switch.
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import atomic_path
+from camlkit.files import atomic_path
+from camlkit.runtime.runlog import read_log
 
 PANEL_TITLES = {
     "L": "L = w L_s + λ_c l_c + λ_o l_o  (Eq. 1; w = 0.5 as released)",
@@ -28,7 +29,7 @@ PANEL_TITLES = {
     "l_o": "l_o: omni-correlation consistency (Eq. 3)",
 }
 WEIGHTS_TITLE = "ramped weights λ_c(t), λ_o(t)"
-# OCC's health (camlkit.occ.row_health): is l_o still teaching? Shares on one axis, sizes on a log axis
+# OCC's health (camlkit.diagnostics.health.row_health): is l_o still teaching? Shares on one axis, sizes on a log axis
 HEALTH_PANELS = (
     ("OCC health: saturated rows; of those, mismatched",
      ("occ_saturated", "occ_sat_mismatch"), False),
@@ -162,7 +163,6 @@ def read_run(run_dir) -> tuple[list[dict], dict | None]:
     """
     import json
 
-    from camlkit.runtime.runlog import read_log
 
     run_dir = Path(run_dir)
     log = run_dir / "log.csv"
@@ -181,7 +181,7 @@ def save_curves(rows_or_run_dir, path, summary: Mapping | None = None, dpi: int 
 
     ``rows_or_run_dir``: the log rows, or a run folder whose ``log.csv`` (and, when ``summary``
     is not given, ``summary.json``) are read. The image is written through
-    camlkit.runtime.files.atomic_path, so a reader never sees half a picture.
+    camlkit.files.atomic_path, so a reader never sees half a picture.
     """
     if isinstance(rows_or_run_dir, (str, os.PathLike)):
         rows, found = read_run(rows_or_run_dir)

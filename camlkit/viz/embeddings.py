@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from camlkit.viz.colors import class_ink
+from camlkit.viz.colors import class_ink, predicted_ink
 from camlkit.viz.images import to_numpy
 
 
@@ -82,7 +82,6 @@ def pca_2d(memory_feats, memory_cls, unl_feats, unl_cls, max_points: int = 600, 
     """
     import plotly.graph_objects as go
 
-    from camlkit.viz.colors import predicted_ink
 
     (mem, unl), explained = pca_project(memory_feats, unl_feats)
     memory_cls, unl_cls = to_numpy(memory_cls).ravel(), to_numpy(unl_cls).ravel()

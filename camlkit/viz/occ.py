@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from camlkit import occ
 from camlkit.viz.colors import class_ink
 from camlkit.viz.images import to_numpy
 from camlkit.viz.widgets import FigureExplorer
@@ -181,7 +182,6 @@ def omni_correlation_figure(z_v, z_a, z_p, row_class, row_conf, col_class, tempe
     import torch
     from plotly.subplots import make_subplots
 
-    from camlkit import occ
 
     rows = top_per_class(row_class, row_conf, i)
     cols = first_per_class(col_class, j)

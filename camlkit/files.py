@@ -134,7 +134,7 @@ def pid_alive(pid: int) -> bool:
     """Whether a process with this id runs on this machine (ours counts as running).
 
     camlkit's one liveness rule, for run-folder locks, leftover temporary files and launched runs
-    (camlkit.runtime.process.is_alive): a process we may not signal (another user's: the kernel
+    (camlkit.lab.process.is_alive): a process we may not signal (another user's: the kernel
     answers PermissionError) exists, so it counts as running."""
     if pid == os.getpid():
         return True

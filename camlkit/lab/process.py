@@ -1,7 +1,7 @@
 """One training run as an operating-system process: spawn it, recognise it, its entry point.
 
-camlkit.runtime.launch builds the notebook functions (launch, start, attach, Run) on these:
-:func:`spawn` claims the run folder's lock, starts ``python -m camlkit.runtime.process train ...``
+camlkit.lab.launch builds the notebook functions (launch, start, attach, Run) on these:
+:func:`spawn` claims the run folder's lock, starts ``python -m camlkit.lab.process train ...``
 in a session of its own with the lock handed over, and writes ``process.json`` (pid, command,
 start time, host and the process' start time as the kernel counts it, so that :func:`is_alive`
 can tell this run from a recycled pid).
@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from camlkit.cli import main
 from camlkit.errors import CamlkitError
-from camlkit.runtime.files import open_no_link, pid_alive, start_ticks, write_text
+from camlkit.files import open_no_link, pid_alive, start_ticks, write_text
 from camlkit.runtime.runfolder import HANDOVER_ENV, claim, lock_holder
 
 PROCESS_FILE = "process.json"
@@ -32,7 +33,7 @@ RECORD_ENV = "CAMLKIT_PROCESS_FILE"  # tells the launched process where its proc
 def is_alive(record) -> bool:
     """True if the process of ``record`` (process.json) is running and is that run.
 
-    The one rule (camlkit.runtime.files.pid_alive): a process we may not signal or look into
+    The one rule (camlkit.files.pid_alive): a process we may not signal or look into
     (another user's, PermissionError) counts as running. Where /proc shows its start time, that
     time must be the recorded one: a recycled pid is another process, not the run.
     """
@@ -78,7 +79,7 @@ def wait_for_start(run_dir, timeout_s):
 def child_command(args, run_dir, resume=False):
     """The launched process: ``camlkit train ARGS --out RUN_DIR [--resume]`` through this
     module's entry point (default signal handling, see :func:`child_main`)."""
-    return [sys.executable, "-m", "camlkit.runtime.process", "train", *args, "--out", str(run_dir),
+    return [sys.executable, "-m", "camlkit.lab.process", "train", *args, "--out", str(run_dir),
             *(["--resume"] if resume else [])]
 
 
@@ -116,7 +117,7 @@ def spawn(args, run_dir, resume, iterations, hint=""):
 
 
 def child_main():
-    """``python -m camlkit.runtime.process train ...``: ``camlkit train`` as camlkit.runtime.launch
+    """``python -m camlkit.lab.process train ...``: ``camlkit train`` as camlkit.lab.launch
     starts it.
 
     A process inherits the signals its parent ignores (a background job of a shell, a service
@@ -133,7 +134,6 @@ def child_main():
     if record.get("pid") == os.getpid() and record.get("stop_requested"):
         print("camlkit train: interrupted before it started", file=sys.stderr)
         return 130
-    from camlkit.cli import main
 
     return main()
 

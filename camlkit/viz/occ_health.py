@@ -1,18 +1,19 @@
-"""OCC's lock, seen in a run's log (notebook 5, camlkit.evaluation.occ_lock): l_o beside the health of its
+"""OCC's lock, seen in a run's log (notebook 5, camlkit.diagnostics.occ_lock): l_o beside the health of its
 rows — saturated and mismatched shares, embedding norms, logit gap, |∂l_o/∂z|."""
 
 from __future__ import annotations
 
+from camlkit.diagnostics.occ_lock import LOCKED_L_O
+from camlkit.viz.curves import curve_panels, draw_panel
+
 
 def health_figure(rows, x: str = "iteration"):
     """A matplotlib Figure of l_o and OCC's health panels (camlkit.viz.curves.curve_panels) for
-    log rows, at most two panels a row, with l_o's one-hot values (camlkit.evaluation.occ_lock.LOCKED_L_O) marked on its
-    panel. Points are marked too: a share defined in a few iterations only (NaN elsewhere)
-    would not show as a line."""
+    log rows, at most two panels a row, with l_o's one-hot values
+    (camlkit.diagnostics.occ_lock.LOCKED_L_O) marked on its panel. Points are marked too: a share
+    defined in a few iterations only (NaN elsewhere) would not show as a line."""
     from matplotlib.figure import Figure
 
-    from camlkit.evaluation.occ_lock import LOCKED_L_O
-    from camlkit.viz.curves import curve_panels, draw_panel
 
     rows = list(rows)
     panels = [p for p in curve_panels(rows, x) if p.keys == ("l_o",) or p.title.startswith("OCC")]

@@ -7,8 +7,7 @@ Dice beside the paper's row. camlkit.evaluation.report builds the tables and cal
 
 import statistics
 
-from camlkit.evaluation.results import PERCENT
-from camlkit.paper import paper_numbers
+from camlkit.paper import PERCENT, paper_numbers
 
 ABLATION = ("mcnet", "mcnet+occ", "mcnet+cma", "caml")
 

@@ -22,7 +22,12 @@ import os
 import time
 from pathlib import Path
 
+from camlkit.config import default_run_dir, get_field, make_config, with_fields
 from camlkit.errors import CamlkitError
+from camlkit.runtime.threads import spare_a_cpu
+from camlkit.runtime.trained import TrainedSettings, stored_config  # noqa: F401 (runs.stored_config)
+from camlkit.runtime.weights import blob_id, cached, released_for
+from camlkit.train import train
 
 CHECKPOINT_ENV = "CAMLKIT_CHECKPOINT"
 FINAL = "model_final.pth"
@@ -56,38 +61,9 @@ def list_runs(root=None) -> list[Path]:
     return [p.parent for p in finals]
 
 
-def stored_config(path, config=None):
-    """The camlkit.config.TrainConfig a checkpoint's run was trained with, or None when the
-    checkpoint stores none (the authors' released weights, a bare camlkit inference file).
-
-    camlkit.train stores the whole config tree by path (camlkit.config.to_dict) under
-    ``config["train"]``; camlkit.config.from_dict reads it back. A checkpoint whose stored
-    config this camlkit cannot read (written by an older version) is one line naming the file.
-    ``config``: the checkpoint's stored config when the caller has read it already.
-    """
-    from camlkit.config import from_dict
-
-    stored = (_config(path) if config is None else config).get("train")
-    if not stored:
-        return None
-    try:
-        return from_dict(stored)
-    except (CamlkitError, TypeError) as err:
-        raise CamlkitError(f"{path}: its stored training config does not fit this camlkit "
-                           f"({err}); it was written by another version: train it again") from None
-
-
-def _config(path) -> dict:
-    from camlkit.runtime.checkpoint import checkpoint_config
-
-    return checkpoint_config(path)
-
-
 def _matches(path, where: dict, method=None) -> bool:
     """True if the run of ``path`` has every ``where`` field (by path, e.g. "step.similarity")
     and, if given, ``method``. A checkpoint without a readable run config matches nothing."""
-    from camlkit.config import get_field
-
     try:
         cfg = stored_config(path)
     except CamlkitError:
@@ -134,8 +110,6 @@ def find_network(checkpoint=None, labeled=16, root=None, method="caml", where=No
     "authors"); the newest finished run under :func:`runs_root` (:func:`find_checkpoint`,
     source "run"); else ``(None, "none")``: the notebook trains a short run.
     """
-    from camlkit.runtime.weights import cached
-
     chosen = checkpoint if checkpoint is not None or not env else os.environ.get(CHECKPOINT_ENV) or None
     if chosen is not None:
         return find_checkpoint(chosen), "CHECKPOINT"  # it must exist
@@ -148,8 +122,6 @@ def find_network(checkpoint=None, labeled=16, root=None, method="caml", where=No
 
 def describe(path) -> str:
     """One line naming a checkpoint and how it was trained, for a notebook to print."""
-    from camlkit.runtime.trained import TrainedSettings  # it builds on this module
-
     settings = TrainedSettings.from_checkpoint(path)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(Path(path).stat().st_mtime))
     trained = ", ".join(f"{k} {v}" for k, v in (("preset", settings.preset),
@@ -166,8 +138,6 @@ def describe(path) -> str:
 
 def released_text(path) -> str:
     """'the authors' network, N labeled (git blob …, the pinned file)', or that it is not theirs."""
-    from camlkit.runtime.weights import blob_id, released_for
-
     blob = blob_id(path)
     pinned = released_for(blob)
     if pinned is not None:
@@ -194,8 +164,6 @@ SHORT = "short"  # short runs live in <runs root>/short/, named as every run is
 def short_config(size, data, root=None, seed=3407, **overrides):
     """The camlkit.config.TrainConfig of a short run of ``size`` ("full" or "smoke"), written to
     ``<runs root>/short/<preset>-caml-<labeled>L-seed<seed>`` (camlkit.config.default_run_dir)."""
-    from camlkit.config import default_run_dir, make_config, with_fields
-
     if size not in SHORT_RUNS:
         raise CamlkitError(f"unknown short-run size {size!r}: choose from {', '.join(SHORT_RUNS)}")
     preset, fields = SHORT_RUNS[size]
@@ -207,16 +175,15 @@ def train_short(size, data, root=None, seed=3407, progress=True, **overrides) ->
     """Train the short run of :func:`short_config` (resuming it if a previous try was cut
     short) and return its ``model_final.pth``. No final evaluation: notebook 7 reads full runs.
 
-    It trains in the calling process (a notebook's kernel), under camlkit.runtime.threads'
-    CPU-sharing policy as it applied when camlkit was imported: the short spin, or, in a kernel
-    that imported torch first, one CPU left free of torch's threads."""
-    from camlkit.train import train
-
+    It trains in the calling process (a notebook's kernel, which imported torch first), with one
+    CPU left free of torch's threads (camlkit.runtime.threads.spare_a_cpu; a thread count the
+    user set is left alone)."""
     cfg = short_config(size, data, root, seed, progress=progress, **overrides)
     final = Path(cfg.out) / FINAL
     if final.is_file():
         return final
     resume = (Path(cfg.out) / "checkpoints" / "last.pth").is_file()
+    spare_a_cpu()  # the CPU-sharing policy of a kernel (camlkit.runtime.threads)
     train(cfg, resume=resume, evaluate=False)
     return final
 

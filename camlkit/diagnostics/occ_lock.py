@@ -4,13 +4,13 @@ With the released dot product / t nothing bounds a logit, so OCC's rows (Eq. 2) 
 one-hot. Where both branches' rows are one-hot, l_o (Eq. 3, released ``log(p + 1e-8)``) can take
 only a few values: 0 when the rows agree, ½·(−log 1e-8) = 9.21 when the rows of one class
 disagree, −log 1e-8 = 18.42 when every row does — and in a mismatched one-hot row its gradient
-p(1 − p)/(p + 1e-8) is ~0 (camlkit.occ.saturation_toy): l_o adds a constant and no signal.
+p(1 − p)/(p + 1e-8) is ~0 (camlkit.diagnostics.health.saturation_toy): l_o adds a constant and no signal.
 
 Two readings of a run's ``log.csv`` rows (camlkit.runtime.runlog.read_log), over the logged Eq. 1
 iterations where OCC acts (lambda_o > 0):
 
 * :func:`l_o_plateaus` — how many sit at l_o < 1, in [9.0, 9.6], above 17 (every run has l_o);
-* :func:`health_summary` — the per-iteration health columns (camlkit.occ.row_health and
+* :func:`health_summary` — the per-iteration health columns (camlkit.diagnostics.health.row_health and
   ``occ_grad``, logged by runs of this camlkit; older logs have none);
 
 and :func:`read_lock` turns both into a sentence chosen from the numbers.

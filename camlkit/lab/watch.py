@@ -1,11 +1,11 @@
-"""The notebook side of a run (camlkit.runtime.launch): its status, live view, curves and summary.
+"""The notebook side of a run (camlkit.lab.launch): its status, live view, curves and summary.
 
 :class:`Status` is what a run folder says of its run (state, iteration / total, speed, the last
 lines of its output); ``watch(run)`` shows a progress bar and the training curves, redrawn from
 the files the run writes (``log.csv``, ``summary.json``) while it runs; ``curves(run_dir)`` is
 that figure alone (camlkit.viz.curves, the same panels as the run's ``curves.png``);
 ``summary_markdown(run_dir)`` renders the final table (the paper's Table 1 layout). Nothing here
-starts or stops a process: camlkit.runtime.launch does, and re-exports these names
+starts or stops a process: camlkit.lab.launch does, and re-exports these names
 (``launch.watch(run)``).
 """
 
@@ -16,6 +16,8 @@ from pathlib import Path
 
 from camlkit.errors import CamlkitError
 from camlkit.runtime.runlog import read_log
+from camlkit.viz.curves import curves_figure, read_run
+from camlkit.viz.widgets import displayable
 
 STATES = ("running", "finished", "stopped", "failed")
 
@@ -103,13 +105,11 @@ def curves(run_dir):
     """The training curves of a run folder as a matplotlib Figure: camlkit.viz.curves's panels
     (one per loss part, lambda(t) beside them) with the final metrics once ``summary.json`` is
     there. Safe to call while the run writes its files (camlkit.viz.curves.read_run)."""
-    from camlkit.viz.curves import curves_figure, read_run
-
     return curves_figure(*read_run(run_dir))
 
 
 def watch(run, every_s=3.0, until_iteration=None):
-    """Show a run (a camlkit.runtime.launch.Run) in a notebook: a progress bar (iteration / total, s/it,
+    """Show a run (a camlkit.lab.launch.Run) in a notebook: a progress bar (iteration / total, s/it,
     time left) and its curves, redrawn from ``log.csv`` every ``every_s`` seconds while it runs;
     once when it is over. Returns its Status when the run ends or has logged
     ``until_iteration`` iterations. Interrupting the cell (Kernel > Interrupt) stops the
@@ -117,7 +117,6 @@ def watch(run, every_s=3.0, until_iteration=None):
     import ipywidgets as widgets
     from IPython.display import clear_output, display
 
-    from camlkit.viz.widgets import displayable
 
     status = run.status()
     bar = widgets.IntProgress(value=0, min=0, max=max(status.total, 1), description="iteration")

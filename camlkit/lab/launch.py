@@ -2,7 +2,7 @@
 
 A training run inside a notebook kernel dies with the kernel and cannot be seen once its tab is
 closed; on a GPU the ``paper`` preset runs for most of a day. As nanoGPT and MONAI users do, the
-notebooks instead start ``python -m camlkit.runtime.process train ...`` (``camlkit train`` with SIGINT and
+notebooks instead start ``python -m camlkit.lab.process train ...`` (``camlkit train`` with SIGINT and
 SIGTERM at their defaults, whatever the parent ignores) as a process of its own (its own session,
 so a kernel restart or an interrupt of the notebook does not reach it) and watch the files it
 writes into its run folder:
@@ -27,7 +27,7 @@ Each function works alone from a notebook cell::
     run.status()                       # running / finished / stopped / failed, iteration, ETA
     run.stop(); run.resume(); run.wait()
     watch(run)                         # live progress bar and curves, redrawn from log.csv
-                                       # (camlkit.runtime.watch, re-exported here with curves and
+                                       # (camlkit.lab.watch, re-exported here with curves and
                                        # summary_markdown; smoke_runs_dir from camlkit.course)
 
 A run is *finished* when its process is gone and its final files are there, *stopped* when its
@@ -42,10 +42,11 @@ import time
 from pathlib import Path
 
 from camlkit.cli.train import config_from_args, config_to_args, train_parser
+from camlkit.config import TrainConfig, from_dict, make_config, to_dict
+from camlkit.config import run_dir as config_run_dir
 from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
-from camlkit.runtime.preflight import check_config
-from camlkit.runtime.process import (
+from camlkit.lab.process import (
     OUT_FILE,
     PROCESS_FILE,
     child_command,
@@ -55,8 +56,7 @@ from camlkit.runtime.process import (
     wait_for_start,
     write_record,
 )
-from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
-from camlkit.runtime.watch import (  # noqa: F401
+from camlkit.lab.watch import (  # noqa: F401
     STATES,
     Status,
     curves,
@@ -67,6 +67,9 @@ from camlkit.runtime.watch import (  # noqa: F401
     training_seconds,
     watch,
 )
+from camlkit.runtime.preflight import check_config
+from camlkit.runtime.resume import MAY_CHANGE
+from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
 
 START_WAIT_S = 10  # how long attach waits for a run that holds its folder to write its first file
 HINT = ("attach(run_dir) shows it, start(config, run_dir) shows it or resumes it if stopped; or "
@@ -79,8 +82,6 @@ def _as_config(spec):
     """A resolved TrainConfig from a TrainConfig, a dict of its fields by path (with "preset";
     ``{"preset": "smoke", "step.similarity": "cosine"}``) or ``camlkit train`` options (read by
     camlkit.cli.train.config_from_args, as the command line reads them)."""
-    from camlkit.config import TrainConfig, make_config
-
     if isinstance(spec, TrainConfig):
         return spec.resolved()
     if isinstance(spec, dict):
@@ -95,17 +96,12 @@ def _as_config(spec):
 
 
 def _run_dir(spec_config, run_dir, runs):
-    from camlkit.config import run_dir as config_run_dir
-
     return Path(run_dir if run_dir is not None else config_run_dir(spec_config, runs)).resolve()
 
 
 def _differs(have, want):
     """The first setting where two configs differ, as resume compares them (camlkit.runtime.resume:
     where the run is written, its data folder's name and how it logs may differ); None if none."""
-    from camlkit.config import to_dict
-    from camlkit.runtime.resume import MAY_CHANGE
-
     theirs, mine = to_dict(have), to_dict(want)
     for key in mine:
         if key not in MAY_CHANGE and theirs.get(key) != mine[key]:
@@ -156,8 +152,6 @@ def attach(run_dir) -> "Run":
 def _command_line_record(run_dir):
     """What process.json would say of a run ``camlkit train`` started itself: its settings from
     config.json; its pid, while it runs, from the run folder's lock."""
-    from camlkit.config import from_dict
-
     path = run_dir / "config.json"
     if not path.is_file():
         held = ", ".join(run_files(run_dir)) or "nothing"

@@ -2,12 +2,13 @@
 
 :func:`network_attention` reads CMA's weights of a CAMLNet on a batch; :func:`network_occ` runs one
 training step's OCC part (camlkit.step.occ_part) on crops. Both return the rows or weights with
-their figures (camlkit.evaluation.structure), which notebooks 4 and 5 print and draw.
+their figures (camlkit.diagnostics.structure), which notebooks 4 and 5 print and draw.
 """
 
 import torch
 
-from camlkit.evaluation.structure import attention_figures, occ_figures, token_atrium
+from camlkit import occ, step
+from camlkit.diagnostics.structure import attention_figures, occ_figures, token_atrium
 
 
 def network_attention(net, image, label) -> dict:
@@ -55,7 +56,6 @@ def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1)
     import copy
     import dataclasses
 
-    from camlkit import occ, step
 
     n_l = len(labeled["image"])
     image = torch.cat([labeled["image"], unlabeled])  # (b_l + b_u, 1, h, w, d)
@@ -72,7 +72,7 @@ def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1)
     step.update_memory(net, bank, out, p_v[:n_l], p_a[:n_l], labeled["label"], range(n_l),
                        step_cfg.bank_fa_rows)
     cfg = dataclasses.replace(step_cfg, j=min(step_cfg.j, int(bank.class_counts().min())))
-    if cfg.j < occ.MIN_ROWS:
+    if cfg.j < occ.MIN_PROTOTYPES:
         raise ValueError(f"the memory bank holds {bank.class_counts().tolist()} embeddings per "
                          "class: no prototype of some class (an untrained network?)")
     result = {"bank": bank, "j": cfg.j, "draws": []}
