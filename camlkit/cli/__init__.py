@@ -24,7 +24,6 @@ import re
 import sys
 import types
 
-from camlkit.config import flag_name
 from camlkit.errors import CamlkitError
 from camlkit.limits import limit_reached
 from camlkit.runtime.threads import share_cpu
@@ -117,7 +116,7 @@ def add_config_arguments(parser, example, defaults_text, skip=(), choices=None):
     paths, groups = [], {}
     # the one camlkit import inside a function here: camlkit.config loads torch, and main() sets
     # the CPU-sharing policy first (camlkit.runtime.threads); the commands' modules load after it
-    from camlkit.config import config_fields
+    from camlkit.config import config_fields, flag_name
 
     for path, f, owner in config_fields(example):
         if path in skip:
