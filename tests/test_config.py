@@ -1,5 +1,6 @@
 """The config tree: presets as data, overrides by path, what the method decides, the generated CLI."""
 
+import json
 import subprocess
 import sys
 
@@ -127,6 +128,24 @@ def test_every_field_of_the_tree_is_set_from_the_command_line(tmp_path):
     for path, value in expected.items():
         assert get_field(cfg, path) == value, path
     assert len(expected) + len(METHOD_SWITCHES) == len(list(config_fields(cfg)))
+
+
+def test_train_config_reads_a_runs_config_json_and_flags_override_it(tmp_path):
+    cfg = make_config("smoke", method="mcnet", labeled=4, seed=9, lr=0.02, data=str(tmp_path),
+                      **{"model.n_filters": 4})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(to_dict(cfg)))
+    parse = build_parser().parse_args
+    # a preset typed beside --config does not replace what the file says
+    read = config_from_args(parse(["train", "--config", str(path), "--preset", "paper"]))
+    assert read == cfg
+    changed = config_from_args(parse(["train", "--config", str(path), "--iterations", "7",
+                                      "--step.beta_o", "0.2", "--out", str(tmp_path / "r")]))
+    assert (changed.iterations, changed.step.beta_o, changed.out) == (7, 0.2, str(tmp_path / "r"))
+    assert changed.lr == 0.02 and changed.method == "mcnet" and changed.model.n_filters == 4
+    path.write_text('{"lr": 0.1, "no_such_field": 1}')
+    with pytest.raises(CamlkitError, match=r"^--config .*config.json: not a camlkit config.json .*no_such_field"):
+        config_from_args(parse(["train", "--config", str(path)]))
 
 
 def test_the_method_switch_flags_do_not_exist():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from camlkit.config import default_run_dir, make_config
+from camlkit.config import default_run_dir, from_dict, make_config
 from camlkit.errors import CamlkitError
 from camlkit.lab import launch, process
 
@@ -47,7 +47,11 @@ def test_launch_attach_stop_resume_finish(tmp_path, data):
     cfg = make_config("smoke", method="caml", data=data, iterations=100, checkpoint_every=2)
     run = launch.launch(cfg, tmp_path / "run")
     record = json.loads((tmp_path / "run" / "process.json").read_text())
-    assert record["pid"] == run.pid and "--iterations" in record["command"]
+    assert record["pid"] == run.pid
+    # the child trains the run's config.json (written before it started), not options rebuilt from it
+    config_json = tmp_path / "run" / "config.json"
+    assert record["command"][3:6] == ["train", "--config", str(config_json)]
+    assert from_dict(json.loads(config_json.read_text())) == cfg.resolved()
 
     _wait_for(lambda: (tmp_path / "run" / "checkpoints" / "last.pth").exists()
               and launch.read_rows(tmp_path / "run" / "log.csv"))
@@ -218,7 +222,7 @@ def test_overwrite_leaves_nothing_of_the_launched_run_it_replaces(tmp_path, data
     run_dir = tmp_path / "run"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    old = process.child_command(["--preset", "smoke", "--iterations", "400"], run_dir)
+    old = process.child_command(run_dir)
     run_dir.mkdir()
     (run_dir / "process.json").write_text(json.dumps(
         {"pid": dead.pid, "command": old, "host": socket.gethostname(), "iterations": 400,
@@ -399,7 +403,7 @@ def test_a_process_json_without_start_time_does_not_make_a_process_the_run(tmp_p
     other = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
         (run_dir / "process.json").write_text(json.dumps(
-            {"pid": other.pid, "command": process.child_command(["--preset", "smoke"], run_dir),
+            {"pid": other.pid, "command": process.child_command(run_dir),
              "host": socket.gethostname(), "iterations": 6}))
         (run_dir / ".lock").write_text(f"{other.pid}\n")
         run = launch.attach(run_dir)
@@ -414,7 +418,7 @@ def test_a_process_json_without_start_time_does_not_make_a_process_the_run(tmp_p
 @pytest.mark.parametrize("pid", ["abc", None, -4, True, 2.5])
 def test_a_process_json_with_a_bad_pid_is_one_line(tmp_path, pid):
     (tmp_path / "process.json").write_text(json.dumps(
-        {"pid": pid, "command": process.child_command(["--preset", "smoke"], tmp_path)}))
+        {"pid": pid, "command": process.child_command(tmp_path)}))
     with pytest.raises(CamlkitError, match=r"process.json: unreadable \(pid .* is not a process id\)"):
         launch.attach(tmp_path)
 

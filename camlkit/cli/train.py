@@ -6,12 +6,23 @@ network's and the step's. A flag overrides the preset; the rest comes from ``--p
 """
 
 import argparse
+import json
 import os
 import shlex
 from pathlib import Path
 
 from camlkit.cli import HelpFormatter, add_config_arguments, build_parser
-from camlkit.config import METHOD_SWITCHES, METHODS, PRESETS, config_fields, get_field, make_config
+from camlkit.config import (
+    METHOD_SWITCHES,
+    METHODS,
+    PRESETS,
+    TrainConfig,
+    config_fields,
+    from_dict,
+    get_field,
+    make_config,
+    with_fields,
+)
 from camlkit.errors import CamlkitError
 from camlkit.runtime.checkpoint import read_camlkit_checkpoint
 from camlkit.train import train
@@ -54,6 +65,10 @@ def add_cli(subparsers):
                               description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                    help="the values every other flag overrides")
+    p.add_argument("--config", default=None, metavar="CONFIG_JSON",
+                   help="a run's config.json: train exactly that config (instead of --preset; flags "
+                        "typed beside it override its values). A run launched from Python "
+                        "(camlkit.lab.launch) is started this way")
     p.add_argument("--data", default=None,
                    help="LA folder holding train.list, test.list and the case files (default: "
                         "$CAMLKIT_DATA when set, else data/LA of the working folder or of its parent; "
@@ -73,12 +88,23 @@ def add_cli(subparsers):
 
 
 def config_from_args(args):
-    """The preset of ``--preset`` with every flag the user typed (make_config resolves it)."""
+    """The preset of ``--preset`` (or the config.json of ``--config``) with every flag the user
+    typed (make_config resolves it)."""
     overrides = {path: getattr(args, path) for path in args.config_paths if hasattr(args, path)}
     overrides.update(data=args.data, out=args.out, progress=args.progress)
     if args.resume not in (False, True):
         overrides["out"] = resume_folder(Path(args.resume), args.out)
+    if getattr(args, "config", None) is not None:
+        return with_fields(read_config(args.config), {k: v for k, v in overrides.items() if v is not None}).resolved()
     return make_config(args.preset, **overrides)
+
+
+def read_config(path) -> TrainConfig:
+    """The TrainConfig a run's config.json holds; one line for a file that is not one."""
+    try:
+        return from_dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, TypeError, AttributeError, CamlkitError) as err:
+        raise CamlkitError(f"--config {path}: not a camlkit config.json ({err})") from None
 
 
 def train_command(args):

@@ -123,7 +123,7 @@ def launch(spec, run_dir=None, runs="runs") -> "Run":
     cfg = _as_config(spec)
     check_config(cfg)  # a value out of its bounds: one line here, not a process that fails
     run_dir = _run_dir(cfg, run_dir, runs)
-    process, record = spawn(config_to_args(cfg), run_dir, False, cfg.iterations, HINT)
+    process, record = spawn(cfg, run_dir, False, HINT)
     return Run(run_dir, record, process)
 
 
@@ -161,8 +161,8 @@ def _command_line_record(run_dir):
         cfg = from_dict(json.loads(path.read_text()))
     except (ValueError, TypeError, AttributeError, CamlkitError) as err:
         raise CamlkitError(f"{path}: unreadable ({err})") from None
-    return {"pid": lock_holder(run_dir), "command": child_command(config_to_args(cfg), run_dir),
-            "iterations": cfg.iterations, "launched": False}
+    return {"pid": lock_holder(run_dir), "command": child_command(run_dir), "iterations": cfg.iterations,
+            "launched": False}
 
 
 def start(spec, run_dir=None, runs="runs") -> "Run":
@@ -216,7 +216,14 @@ class Run:
         return [w for w in words[:out] + words[out + 2:] if w != "--resume"]
 
     def config(self):
-        """The run's TrainConfig (from its options)."""
+        """The run's TrainConfig: its config.json (what the launched process trains), else the
+        options of a process.json written before the child read config.json."""
+        path = self.run_dir / "config.json"
+        if path.is_file() or "--config" in self.record["command"]:
+            try:
+                return from_dict(json.loads(path.read_text()))
+            except (OSError, ValueError, TypeError, AttributeError, CamlkitError) as err:
+                raise CamlkitError(f"{path}: unreadable ({err})") from None
         return _as_config(self.args)
 
     def is_running(self) -> bool:
@@ -312,14 +319,10 @@ class Run:
         state = self.status().state
         if state in ("running", "finished"):
             raise CamlkitError(f"{self.run_dir}: the run is {state}; nothing to resume")
-        if spec is None:
-            args, iterations = self.args, self.record.get("iterations")
-        else:
-            cfg = _as_config(spec)
-            check_config(cfg)
-            args, iterations = config_to_args(cfg), cfg.iterations
+        cfg = self.config() if spec is None else _as_config(spec)
+        check_config(cfg)
         resume = (self.run_dir / CHECKPOINT).is_file()
-        self._process, self.record = spawn(args, self.run_dir, resume, iterations, HINT)
+        self._process, self.record = spawn(cfg, self.run_dir, resume, HINT)
         return self
 
 

@@ -7,6 +7,7 @@ start time, host and the process' start time as the kernel counts it, so that :f
 can tell this run from a recycled pid).
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,6 +18,8 @@ import time
 from pathlib import Path
 
 from camlkit.cli import main
+from camlkit.config import from_dict, to_dict
+from camlkit.data.folder import find_data_dir
 from camlkit.errors import CamlkitError
 from camlkit.files import open_no_link, pid_alive, start_ticks, write_text
 from camlkit.runtime.runfolder import HANDOVER_ENV, claim, lock_holder
@@ -76,28 +79,47 @@ def wait_for_start(run_dir, timeout_s):
         time.sleep(0.05)
 
 
-def child_command(args, run_dir, resume=False):
-    """The launched process: ``camlkit train ARGS --out RUN_DIR [--resume]`` through this
-    module's entry point (default signal handling, see :func:`child_main`)."""
-    return [sys.executable, "-m", "camlkit.lab.process", "train", *args, "--out", str(run_dir),
-            *(["--resume"] if resume else [])]
+def child_command(run_dir, resume=False):
+    """The launched process: ``camlkit train --config RUN_DIR/config.json --out RUN_DIR
+    [--resume]`` through this module's entry point (default signal handling, see
+    :func:`child_main`): the child trains the config the run folder holds."""
+    run_dir = Path(run_dir)
+    return [sys.executable, "-m", "camlkit.lab.process", "train", "--config", str(run_dir / "config.json"),
+            "--out", str(run_dir), *(["--resume"] if resume else [])]
 
 
 def write_record(run_dir, record):
     write_text(json.dumps(record, indent=2) + "\n", Path(run_dir) / PROCESS_FILE)
 
 
-def spawn(args, run_dir, resume, iterations, hint=""):
-    """Claim ``run_dir`` (its lock, then the checks of camlkit.runtime.runfolder.check_new_run), start
-    ``camlkit train ARGS`` there in its own session with the lock handed over, output appended
-    to train.out; write process.json. Returns (Popen, record)."""
+def settled(cfg, run_dir):
+    """The config the child trains, written to ``run_dir/config.json`` (its data folder as an
+    absolute path: the child may start elsewhere); ``cfg`` None: the one already there."""
+    path = Path(run_dir) / "config.json"
+    if cfg is None:
+        try:
+            return from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, AttributeError, CamlkitError) as err:
+            raise CamlkitError(f"{path}: unreadable ({err}); resume(spec) with the run's settings") from None
+    data = Path(cfg.data) if cfg.data is not None else find_data_dir()
+    cfg = dataclasses.replace(cfg, data=str(data.resolve()))
+    write_text(json.dumps(to_dict(cfg), indent=2) + "\n", path)
+    return cfg
+
+
+def spawn(cfg, run_dir, resume, hint=""):
+    """Claim ``run_dir`` (its lock, then the checks of camlkit.runtime.runfolder.check_new_run),
+    write ``cfg`` there as config.json (``cfg`` None: the run's own config.json, to resume as it
+    was), start ``camlkit train --config`` on it in its own session with the lock handed over,
+    output appended to train.out; write process.json. Returns (Popen, record)."""
     run_dir = Path(run_dir)
-    command = child_command(args, run_dir, resume)
+    command = child_command(run_dir, resume)
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
     package_root = str(Path(__file__).resolve().parents[1])  # so the child imports this camlkit
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     lock = claim(run_dir, resume=resume, hint=hint)  # one line if another process holds it
     try:
+        cfg = settled(cfg, run_dir)
         env[HANDOVER_ENV], env[RECORD_ENV] = str(lock.fd), str(run_dir / PROCESS_FILE)
         with open_no_link(run_dir / OUT_FILE, "ab") as out:
             out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n".encode())
@@ -111,7 +133,7 @@ def spawn(args, run_dir, resume, iterations, hint=""):
     lock.pass_on(process.pid)  # the process holds the run folder from now on (before process.json:
     # whoever reads process.json then finds its pid holding the lock)
     record = {"pid": process.pid, "start_ticks": start_ticks(process.pid), "command": command,
-              "started": time.time(), "host": socket.gethostname(), "iterations": iterations}
+              "started": time.time(), "host": socket.gethostname(), "iterations": cfg.iterations}
     write_record(run_dir, record)
     return process, record
 

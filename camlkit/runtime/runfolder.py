@@ -97,7 +97,8 @@ def check_new_run(folder, resume=False, overwrite=False, launched=False, hint=CL
     are removed (exactly :func:`run_files`; a user's own files stay). A start that stopped
     before its first checkpoint is removed, with one line on stderr, and the run starts again
     (with or without ``resume``). ``launched``: this process was started by camlkit.lab.launch, so
-    ``process.json`` and ``train.out`` are its own. ``hint``: what the refusal suggests.
+    ``process.json``, ``train.out`` and ``config.json`` (the config it trains) are its own.
+    ``hint``: what the refusal suggests.
     """
     folder = Path(folder)
     if resume and overwrite:
@@ -105,7 +106,7 @@ def check_new_run(folder, resume=False, overwrite=False, launched=False, hint=CL
     if folder.exists() and not folder.is_dir():
         raise CamlkitError(f"--out {folder}: is an existing file, expected a run folder")
     refuse_links(folder)
-    present = [n for n in run_files(folder) if not (launched and n in LAUNCH_FILES)]
+    present = [n for n in run_files(folder) if not (launched and n in (*LAUNCH_FILES, "config.json"))]
     if resume and (folder / CHECKPOINT).is_file():
         return
     if is_startup_only(present):
