@@ -46,6 +46,7 @@ from camlkit.runtime.preflight import check_config, check_data, check_outputs
 from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore
 from camlkit.runtime.runfolder import run_folder
 from camlkit.runtime.runlog import RunLog, log_fields
+from camlkit.runtime.runs import runs_root
 from camlkit.runtime.trained import InputSettings
 from camlkit.step import StepConfig, caml_step
 
@@ -106,7 +107,7 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
     check_config(cfg)
     device = resolve_device(cfg.device)
     check_data(cfg, evaluate)
-    folder = run_dir(cfg)
+    folder = run_dir(cfg, runs_root())  # --out, else <runs root>/<preset>-<method>-...
     check_outputs(folder)
     cfg.out = str(folder)
     rank, world = distributed_context()

@@ -85,8 +85,10 @@ def _as_config(spec):
 
 def _run_dir(spec_config, run_dir, runs):
     from camlkit.config import run_dir as config_run_dir
+    from camlkit.runtime.runs import runs_root
 
-    return Path(run_dir if run_dir is not None else config_run_dir(spec_config, runs)).resolve()
+    chosen = run_dir if run_dir is not None else config_run_dir(spec_config, runs_root(runs))
+    return Path(chosen).resolve()
 
 
 def _differs(have, want):
@@ -104,12 +106,13 @@ def _differs(have, want):
 
 # ----------------------------------------------------------------------------- the functions
 
-def launch(spec, run_dir=None, runs="runs") -> "Run":
+def launch(spec, run_dir=None, runs=None) -> "Run":
     """Start ``camlkit train`` for ``spec`` in the background, writing ``run_dir``.
 
     ``spec``: a TrainConfig, a dict of its fields by path (with "preset"), or ``camlkit train``
     options as a list of words. ``run_dir`` defaults to the config's ``out``, else
-    ``<runs>/<preset>-<method>-<labeled>L-seed<seed>`` (camlkit.config.run_dir). Returns at once.
+    ``<runs>/<preset>-<method>-<labeled>L-seed<seed>`` (camlkit.config.run_dir; ``runs``: by
+    camlkit.runtime.runs.runs_root's rule when not given). Returns at once.
     A folder holding a run is refused in one line (a start that stopped before its first
     checkpoint is removed and started again).
     """
@@ -153,7 +156,7 @@ def _command_line_record(run_dir):
             "iterations": cfg.iterations, "launched": False}
 
 
-def start(spec, run_dir=None, runs="runs") -> "Run":
+def start(spec, run_dir=None, runs=None) -> "Run":
     """What a notebook cell wants: the run of ``spec`` in its folder (as in :func:`launch`).
 
     Nothing there (or a start that stopped before its first checkpoint): launch it. A run of the

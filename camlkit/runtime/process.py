@@ -10,6 +10,7 @@ can tell this run from a recycled pid).
 import json
 import os
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -69,6 +70,20 @@ def child_command(args, run_dir, resume=False):
             *(["--resume"] if resume else [])]
 
 
+def child_env(environ=None) -> dict:
+    """The launched process's environment: this one, unbuffered, with the folder that holds
+    this ``camlkit`` package first on ``PYTHONPATH`` so that the child imports the same camlkit
+    (a checkout used without installing it) — the folder *above* the package, never ``camlkit/``
+    itself (that would make ``config``, ``errors``, ... importable as top-level modules), and
+    nothing when that folder is one of the interpreter's site-packages (an installed camlkit)."""
+    env = dict(os.environ if environ is None else environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
+    above = Path(__file__).resolve().parents[2]  # the folder holding camlkit/
+    installed = {Path(p).resolve() for p in site.getsitepackages() + [site.getusersitepackages()]}
+    if above not in installed:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(above), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def write_record(run_dir, record):
     write_text(json.dumps(record, indent=2) + "\n", Path(run_dir) / PROCESS_FILE)
 
@@ -79,9 +94,7 @@ def spawn(args, run_dir, resume, iterations, hint=""):
     to train.out; write process.json. Returns (Popen, record)."""
     run_dir = Path(run_dir)
     command = child_command(args, run_dir, resume)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
-    package_root = str(Path(__file__).resolve().parents[1])  # so the child imports this camlkit
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env = child_env()
     lock = claim(run_dir, resume=resume, hint=hint)  # one line if another process holds it
     try:
         env[HANDOVER_ENV], env[RECORD_ENV] = str(lock.fd), str(run_dir / PROCESS_FILE)

@@ -25,23 +25,24 @@ from pathlib import Path
 from camlkit.errors import CamlkitError
 
 CHECKPOINT_ENV = "CAMLKIT_CHECKPOINT"
+RUNS_ENV = "CAMLKIT_RUNS"  # where run folders go, if not in runs/ (see runs_root)
 FINAL = "model_final.pth"
 
 
 # ----------------------------------------------------------------------------- run folders
 
 def runs_root(root=None) -> Path:
-    """The folder holding run folders: ``root`` if given, else the first existing ``runs/`` of
-    the working folder, its parent (a notebook runs in ``notebooks/``) and the repository;
-    ``runs`` beside the repository when none exists yet."""
+    """The folder holding run folders, by one rule: ``root`` if given, else ``$CAMLKIT_RUNS``,
+    else ``runs/`` beside ``notebooks/`` when the working folder is a ``notebooks/`` folder (a
+    notebook's kernel runs there), else ``runs/`` in the working folder. It never depends on
+    where camlkit is installed, nor on which folders exist yet: notebook 4 and notebook 5 (and
+    ``camlkit train`` started beside ``notebooks/``) always name the same folder."""
+    if root is None:
+        root = os.environ.get(RUNS_ENV) or None
     if root is not None:
         return Path(root).expanduser()
-    repo = Path(__file__).resolve().parents[1]
-    candidates = [Path.cwd() / "runs", Path.cwd().parent / "runs", repo / "runs"]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return repo / "runs"
+    here = Path.cwd()
+    return (here.parent if here.name == "notebooks" else here) / "runs"
 
 
 def list_runs(root=None) -> list[Path]:
