@@ -6,10 +6,11 @@ on a shared 2-core machine two spinning OpenMP threads can make a smoke run 50x 
 
 At smoke size, notebooks 4, 5 and 7 get a throw-away PyTorch cache (``TORCH_HOME``) holding a
 tiny stand-in for the authors' 16-labeled network, in their file layout
-(camlkit.runtime.weights.write_standin), so they take the path a learner takes after
+(``tests/standins.py``), so they take the path a learner takes after
 ``camlkit download --weights 16`` without the 80 MB file and without touching a real cache. The
-stand-in calls bright voxels atrium (``bright_is_atrium``): OCC needs a network that predicts
-both classes, and a fresh one predicts one. The other notebooks get an empty cache.
+stand-in calls bright voxels atrium and its CMA attends to bright tokens (``bright_is_atrium``):
+OCC needs a network that predicts both classes, and notebook 4 a map with something in it.
+The other notebooks get an empty cache.
 """
 
 import os
@@ -25,7 +26,9 @@ AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb", "07_results.ipynb")  # driven th
 
 def standin_torch_home() -> str:
     """A fresh TORCH_HOME whose camlkit cache holds a stand-in for the authors' 16-labeled file."""
-    from camlkit.runtime.weights import default_dest, entry, write_standin
+    from standins import write_standin  # tests/standins.py (pytest's pythonpath)
+
+    from camlkit.runtime.weights import default_dest, entry
 
     home = tempfile.mkdtemp(prefix="camlkit-torch-home-")
     write_standin(default_dest(home) / entry(16).name, bright_is_atrium=True)

@@ -48,7 +48,7 @@ CASES = {
 
 # notebooks opened with a stand-in for the authors' 16-labeled network in the PyTorch cache (a
 # tiny network in their file layout that calls bright voxels atrium, so that OCC's bank holds both
-# classes: camlkit.runtime.weights.write_standin), as after `camlkit download --weights 16`; the others
+# classes: tests/standins.py), as after `camlkit download --weights 16`; the others
 # with an empty cache
 AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb")
 
@@ -98,7 +98,9 @@ def jupyter_lab(tmp_path_factory, request):
     """A JupyterLab server (no token) on a free port serving a copy of notebooks/, with a
     throw-away PyTorch cache: holding the authors'-network stand-in for a notebook in
     :data:`AUTHORS_PATH`, empty otherwise."""
-    from camlkit.runtime.weights import default_dest, entry, write_standin
+    from standins import write_standin
+
+    from camlkit.runtime.weights import default_dest, entry
 
     _require_chromium()
     root = tmp_path_factory.mktemp("lab")

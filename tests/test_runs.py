@@ -204,7 +204,9 @@ def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch
 
 def test_find_network_order_checkpoint_authors_run(tmp_path, monkeypatch):
     """CHECKPOINT, then the authors' network in the cache, then the newest run, then none."""
-    from camlkit.runtime.weights import cached, write_standin
+    from standins import write_standin
+
+    from camlkit.runtime.weights import cached
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("CAMLKIT_CHECKPOINT", raising=False)
