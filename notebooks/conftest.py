@@ -1,8 +1,9 @@
 """pytest settings for running the notebooks with nbval (``pytest --nbval-lax notebooks``).
 
 Kernels inherit this process' environment, so the notebooks run at smoke size unless
-CAMLKIT_SMOKE is set explicitly (``CAMLKIT_SMOKE=0`` for the full sizes), with one torch thread:
-on a shared 2-core machine two spinning OpenMP threads can make a smoke run 50x slower.
+CAMLKIT_SMOKE is set explicitly (``CAMLKIT_SMOKE=0`` for the full sizes), with one torch thread
+(on a shared 2-core machine two spinning OpenMP threads can make a smoke run 50x slower), and
+write their runs to a temporary ``CAMLKIT_RUNS``, not the repository's runs/, unless it is set.
 
 At smoke size, notebooks 4, 5 and 7 get a throw-away PyTorch cache (``TORCH_HOME``) holding a
 tiny stand-in for the authors' 16-labeled network, in their file layout
@@ -19,6 +20,9 @@ from pathlib import Path
 
 os.environ.setdefault("CAMLKIT_SMOKE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the notebooks' runs go to runs/ beside notebooks/ (camlkit.runtime.runs.runs_root); a test
+# session writes them to a folder of its own instead, shared by the notebooks it runs
+os.environ.setdefault("CAMLKIT_RUNS", tempfile.mkdtemp(prefix="camlkit-nb-runs-"))
 
 
 AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb", "07_results.ipynb")  # driven through the authors'-weights path

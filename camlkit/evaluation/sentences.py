@@ -3,9 +3,16 @@
 Which method beats which and by how much (Table 1), whether the paper's ordering CAML > MC-Net >
 labeled-only V-Net holds, what each module adds to MC-Net (Table 2), and an evaluated file's
 Dice beside the paper's row. camlkit.evaluation.report builds the tables and calls these.
+
+Under an omni-correlation matrix (paper §2.3, Eq. 2; notebook 5): :func:`occ_row_sentences`, one
+sentence per class of rows — where that class's weight goes and how much of it — since a matrix
+can hold a bright column for atrium rows and broad background rows at once.
 """
 
+import math
 import statistics
+
+import torch
 
 from camlkit.evaluation.results import PERCENT
 from camlkit.paper import paper_numbers
@@ -131,3 +138,70 @@ def _paper_gap(method, labeled):
     if ours is None or base is None:
         return "no row"
     return f"{ours['dice'] - base['dice']:+.2f}"
+
+
+# ----------------------------------------------------------------------------- OCC rows
+
+CLASS_NAMES = ("background", "atrium")  # the LA task's classes, as camlkit.viz.colors names them
+BRIGHT = 0.5  # a prototype holding this much of a row class's weight is a bright column
+PEAKED = 0.5  # rows whose largest weight averages this much are peaked (one prototype each)
+AT_CHANCE = 0.1  # own-class mass within this of its chance reads "as uniform rows would"
+
+
+def _name(c) -> str:
+    return CLASS_NAMES[c] if c in (0, 1) else f"class {c}"
+
+
+def occ_row_class(sim, row_class, col_class, c) -> dict:
+    """The figures of the rows of class ``c`` of an omni-correlation matrix ``sim`` ``(m, n)``
+    (rows: unlabeled voxels with f_v's predicted class ``row_class`` ``(m,)``; columns: memory
+    prototypes of class ``col_class`` ``(n,)``): how many rows; their mean weight on prototypes
+    of their own class and its chance (that class's share of the prototypes); the prototype they
+    read most (``top``, its class and its mean weight over these rows: a bright column when
+    large); their mean largest weight (``peak``); their normalised entropy."""
+    sim = torch.as_tensor(sim, dtype=torch.float64)
+    row_class, col_class = torch.as_tensor(row_class), torch.as_tensor(col_class)
+    rows = sim[row_class == c]  # (m_c, n)
+    column = rows.mean(0)  # (n,): each prototype's mean weight over these rows
+    top = int(column.argmax())
+    entropy = -(rows * rows.clamp_min(1e-300).log()).sum(1).mean() / math.log(sim.shape[1])
+    return {"rows": len(rows), "own": float(rows[:, col_class == c].sum(1).mean()),
+            "chance": float((col_class == c).double().mean()), "top": top,
+            "top_class": int(col_class[top]), "top_weight": float(column[top]),
+            "peak": float(rows.max(1).values.mean()), "entropy": float(entropy),
+            "prototypes": sim.shape[1]}
+
+
+def _where(f, c) -> str:
+    """Words for where the weight of one row class goes, chosen from occ_row_class's figures."""
+    own, other = _name(c), _name(1 - c) if c in (0, 1) else "other"
+    if f["own"] > f["chance"] + AT_CHANCE:
+        side = f"{f['own']:.0%} of their weight on {own} prototypes (chance {f['chance']:.0%}): their own class"
+    elif f["own"] < f["chance"] - AT_CHANCE:
+        side = (f"{1 - f['own']:.0%} of their weight on {other} prototypes (chance "
+                f"{1 - f['chance']:.0%}): the other class")
+    else:
+        side = (f"{f['own']:.0%} of their weight on {own} prototypes, as rows blind to the class "
+                f"would put (chance {f['chance']:.0%})")
+    top = f"prototype {f['top']} ({_name(f['top_class'])})"
+    if f["top_weight"] >= BRIGHT:
+        shape = f"a bright column: {top} takes {f['top_weight']:.0%} of their weight"
+    elif f["peak"] >= PEAKED:
+        shape = (f"peaked rows, each on a prototype of its own (largest weight {f['peak']:.0%} on "
+                 f"average; no prototype takes more than {f['top_weight']:.0%} of them)")
+    else:
+        shape = (f"broad rows: their largest weight is {f['peak']:.0%} on average (a uniform row: "
+                 f"{1 / f['prototypes']:.1%}), {top} takes the most, {f['top_weight']:.0%}")
+    return f"{side}; {shape}; entropy {f['entropy']:.3f}"
+
+
+def occ_row_sentences(sim, row_class, col_class, who="") -> list:
+    """One sentence per class of rows of an omni-correlation matrix, from its own numbers
+    (:func:`occ_row_class`): where that class's weight goes (own class, other class, or blind
+    to the class) and how (a bright column, peaked rows, broad rows)."""
+    who = f"{who}: " if who else ""
+    sentences = []
+    for c in torch.unique(torch.as_tensor(row_class)).tolist():
+        f = occ_row_class(sim, row_class, col_class, c)
+        sentences.append(f"{who}{_name(c)} rows ({f['rows']:,}): {_where(f, c)}.")
+    return sentences
