@@ -13,7 +13,6 @@ import html
 import inspect
 import os
 import reprlib
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -55,13 +54,6 @@ def find_data_dir(path=None) -> Path:
     looked = ", ".join(str(c) for c in candidates)
     raise CamlkitError(f"no LA data folder (with train.list) found; looked in: {looked}. "
                        f"Set {DATA_ENV}=/path/to/LA or put the preprocessed release in data/LA.")
-
-
-def smoke_runs_dir() -> Path:
-    """A throw-away runs folder for smoke-sized notebook runs (CI): in the temporary folder, one
-    per parent process. A notebook kernel's parent is the Jupyter server (or nbval), so a
-    restarted kernel finds its runs again while two test sessions never share them."""
-    return Path(tempfile.gettempdir()) / f"camlkit-smoke-runs-{os.getppid()}"
 
 
 # ----------------------------------------------------------------------------- showing the code

@@ -28,7 +28,7 @@ Each function works alone from a notebook cell::
     run.stop(); run.resume(); run.wait()
     watch(run)                         # live progress bar and curves, redrawn from log.csv
                                        # (camlkit.runtime.watch, re-exported here with curves and
-                                       # summary_markdown; smoke_runs_dir from camlkit.course)
+                                       # summary_markdown)
 
 A run is *finished* when its process is gone and its final files are there, *stopped* when its
 process is gone after :meth:`Run.stop` asked it to stop (a run of the command line: whenever it
@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 from camlkit.cli.train import config_from_args, config_to_args, train_parser
-from camlkit.course import smoke_runs_dir
 from camlkit.errors import CamlkitError
 from camlkit.runtime.process import OUT_FILE, PROCESS_FILE, child_command, is_alive, spawn, write_record
 from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
@@ -278,6 +277,6 @@ class Run:
         return self
 
 
-__all__ = ["launch", "attach", "start", "Run", "Status", "watch", "curves", "smoke_runs_dir",
+__all__ = ["launch", "attach", "start", "Run", "Status", "watch", "curves",
            "config_to_args", "read_rows", "summary_markdown", "training_seconds"]
 
