@@ -89,6 +89,9 @@ class Source:
         # dark text on a light box whatever the notebook's theme, line numbers as in the file
         body = highlight(self.code, PythonLexer(), HtmlFormatter(
             noclasses=True, style="friendly", linenos="inline", linenostart=self.first))
+        # long lines scroll sideways instead of wrapping mid-word ("torch.Ten / sor")
+        body = body.replace('<pre style="', '<pre style="white-space: pre; word-break: normal; '
+                            'overflow-x: auto; ', 1)
         head = f'<div style="font-family: monospace; color: #555">{html.escape(self.header)}</div>'
         return (f'<div class="camlkit-source" style="color: #222; background: #f0f0f0; '
                 f'padding: 4px 8px">{head}{body}</div>')

@@ -26,7 +26,6 @@ from test_browser import (
     CHROMIUM_ARGS,
     _run_all_cells,
     _wait_for_kernel,
-    _wait_until_executed,
     serve_lab,
 )
 
@@ -62,8 +61,26 @@ def _run_all(page, url, notebook, timeout_s=300):
     """Open ``notebook``, Run All, wait for every cell; its outputs' text, with no traceback."""
     _open(page, url, notebook)
     _run_all_cells(page)
-    _wait_until_executed(page, timeout_s)
+    _wait_for_all(page, timeout_s)
     return _checked_outputs(page)
+
+
+def _wait_for_all(page, timeout_s):
+    """Until every code cell has run; fails at once, with the outputs, when Run All stopped early
+    (a cell failed: the cells after it are never run)."""
+    deadline, idle_since = time.monotonic() + timeout_s, None
+    while True:
+        prompts = _code_cells(page).locator(".jp-InputPrompt").all_inner_texts()
+        if prompts and all(p.strip()[1:-2].strip().isdigit() for p in prompts):
+            return
+        if any("*" in p for p in prompts):
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since > 10:
+            raise AssertionError(f"Run All stopped early at {prompts}: {_outputs(page)[-3000:]}")
+        assert time.monotonic() < deadline, f"cells still running after {timeout_s} s: {prompts}"
+        time.sleep(1.0)
 
 
 def _checked_outputs(page):
@@ -80,7 +97,7 @@ def _run_all_again(page, timeout_s=300):
     while _code_cells(page).locator(".jp-InputPrompt").last.inner_text() == before[-1]:
         assert time.monotonic() < deadline, "Run All did not reach the last cell"
         time.sleep(1.0)
-    _wait_until_executed(page, timeout_s)
+    _wait_for_all(page, timeout_s)
     return _checked_outputs(page)
 
 
@@ -100,7 +117,7 @@ def _screenshot(page, cell_text, name):
     folder = os.environ.get("CAMLKIT_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        output = _code_cells(page).nth(_index_of(page, cell_text)).locator(".jp-OutputArea")
+        output = _code_cells(page).nth(_index_of(page, cell_text)).locator(".jp-Cell-outputArea")
         output.scroll_into_view_if_needed()
         time.sleep(1.0)  # plotly draws after it is on screen
         output.screenshot(path=str(Path(folder) / f"{name}.png"))
@@ -143,7 +160,7 @@ def _interrupt(page):
 
 
 WATCHED = {  # notebook -> (text of its watch cell, its run folder)
-    "03_mutual_learning.ipynb": ("status = launch.watch(run)\nassert", "smoke-mcnet-4L-seed3407"),
+    "03_mutual_learning.ipynb": ("MC-Net has no OCC term", "smoke-mcnet-4L-seed3407"),
     "06_caml_training.ipynb": ("launch.watch(run, until_iteration=WATCH_UNTIL)", "smoke-caml-4L-seed3407"),
 }
 
@@ -171,7 +188,7 @@ def test_an_interrupted_watch_stops_run_all_and_not_the_run(page, tmp_path, note
             while any("*" in p for p in _code_cells(page).locator(".jp-InputPrompt").all_inner_texts()):
                 assert time.monotonic() < deadline, "cells still queued after the interrupt"
                 time.sleep(0.5)
-            said = watch.locator(".jp-OutputArea").inner_text()
+            said = watch.locator(".jp-Cell-outputArea").inner_text()
             assert "stopped watching" in said and "the run goes on" in said, said
             assert "Traceback" not in _outputs(page), _outputs(page)[-3000:]
             prompts = _code_cells(page).locator(".jp-InputPrompt").all_inner_texts()

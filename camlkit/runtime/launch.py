@@ -187,7 +187,8 @@ class Run:
 
     def __repr__(self):
         started = "" if self.launched else "camlkit train from a terminal, "
-        return f"Run({str(self.run_dir)!r}, {started}pid={self.pid})"
+        process = f"pid={self.pid}" if self.pid is not None else "no process running"
+        return f"Run({str(self.run_dir)!r}, {started}{process})"
 
     @property
     def pid(self):
