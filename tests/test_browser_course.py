@@ -210,7 +210,7 @@ def test_notebook_7_with_no_run_at_all(page, tmp_path):
             assert needs in text, needs
         assert "Table 2 — ablation" in text and text.count("Table 1 — LA") == 2  # mini Table 2, 5 seeds
         assert "labeled: not in" in text  # the authors' networks: where to get them, one line each
-        _screenshot(page, 'MINI_DIR = Path("..")', "nb07-no-run")
+        _screenshot(page, "MINI_DIR = RESULTS", "nb07-no-run")
 
 
 def test_notebook_7_twice_after_the_authors_evaluation(page, tmp_path):

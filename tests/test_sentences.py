@@ -54,3 +54,20 @@ def test_rows_on_the_other_class_and_peaked_rows_on_different_prototypes():
     assert "100% of their weight on atrium prototypes (chance 50%): the other class" in background
     assert "peaked rows, each on a prototype of its own (largest weight 100% on average" in background
     assert "a bright column: prototype 0 (background) takes 100% of their weight" in atrium
+
+
+def test_draws_read_per_class_of_rows_and_say_when_the_reading_changes():
+    from camlkit.evaluation.sentences import occ_draw_sentences, occ_row_classes
+
+    broad = [0.14, 0.14, 0.14, 0.14, 0.11, 0.11, 0.11, 0.11]
+    column = [0.01, 0.01, 0.0, 0.0, 0.01, 0.94, 0.02, 0.01]
+    spread_out = [0.0, 0.0, 0.0, 0.0, 0.25, 0.25, 0.25, 0.25]
+    same = _rows(*[broad] * 8, *[column] * 4)
+    other = _rows(*[broad] * 8, *[spread_out] * 4)
+    draws = [{"by_class": occ_row_classes(m, ROWS, COLS)} for m in (same, same, other)]
+    background, atrium = occ_draw_sentences(draws, "trained")
+    assert background == ("trained: background rows over 3 draws: own-class mass 56% ± 0%, the most-read "
+                          "prototype takes 14% ± 0%; every draw reads the same (class-blind, broad rows).")
+    assert atrium.startswith("trained: atrium rows over 3 draws: own-class mass 99% ± 1%, the most-read "
+                             "prototype takes 71% ± 40%")
+    assert atrium.endswith("the reading depends on the draw: own class, a bright column / own class, broad rows.")
