@@ -16,7 +16,6 @@ import html
 import inspect
 import os
 import reprlib
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -38,13 +37,6 @@ def share_cpu() -> dict:
     starts get the short spin, and, as torch is loaded already, one CPU is left free of this
     kernel's threads. A setting the user made is left alone. Returns the settings it made."""
     return threads.share_cpu()
-
-
-def smoke_runs_dir() -> Path:
-    """A throw-away runs folder for smoke-sized notebook runs (CI): in the temporary folder, one
-    per parent process. A notebook kernel's parent is the Jupyter server (or nbval), so a
-    restarted kernel finds its runs again while two test sessions never share them."""
-    return Path(tempfile.gettempdir()) / f"camlkit-smoke-runs-{os.getppid()}"
 
 
 # ----------------------------------------------------------------------------- showing the code
@@ -80,6 +72,9 @@ class Source:
         # dark text on a light box whatever the notebook's theme, line numbers as in the file
         body = highlight(self.code, PythonLexer(), HtmlFormatter(
             noclasses=True, style="friendly", linenos="inline", linenostart=self.first))
+        # long lines scroll sideways instead of wrapping mid-word ("torch.Ten / sor")
+        body = body.replace('<pre style="', '<pre style="white-space: pre; word-break: normal; '
+                            'overflow-x: auto; ', 1)
         head = f'<div style="font-family: monospace; color: #555">{html.escape(self.header)}</div>'
         return (f'<div class="camlkit-source" style="color: #222; background: #f0f0f0; '
                 f'padding: 4px 8px">{head}{body}</div>')

@@ -46,6 +46,7 @@ from camlkit.runtime import fast
 from camlkit.runtime.checkpoint import save_checkpoint, save_inference_model
 from camlkit.runtime.device import resolve_device
 from camlkit.runtime.distributed import check_replicas_agree, distributed_context
+from camlkit.runtime.places import runs_root
 from camlkit.runtime.preflight import check_config, check_data, check_outputs
 from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore, run_split
 from camlkit.runtime.runfolder import run_folder
@@ -129,7 +130,7 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
     device = resolve_device(cfg.device)
     fast.check(cfg, device)  # --fast: CUDA only
     check_data(cfg, evaluate)
-    folder = run_dir(cfg)
+    folder = run_dir(cfg, runs_root())  # --out, else <runs root>/<preset>-<method>-...
     check_outputs(folder)
     cfg.out = str(folder)
     rank, world = distributed_context()

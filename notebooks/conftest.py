@@ -1,15 +1,17 @@
 """pytest settings for running the notebooks with nbval (``pytest --nbval-lax notebooks``).
 
 Kernels inherit this process' environment, so the notebooks run at smoke size unless
-CAMLKIT_SMOKE is set explicitly (``CAMLKIT_SMOKE=0`` for the full sizes), with one torch thread:
-on a shared 2-core machine two spinning OpenMP threads can make a smoke run 50x slower.
+CAMLKIT_SMOKE is set explicitly (``CAMLKIT_SMOKE=0`` for the full sizes), with one torch thread
+(on a shared 2-core machine two spinning OpenMP threads can make a smoke run 50x slower), and
+write their runs to a temporary ``CAMLKIT_RUNS``, not the repository's runs/, unless it is set.
 
 At smoke size, notebooks 4, 5 and 7 get a throw-away PyTorch cache (``TORCH_HOME``) holding a
 tiny stand-in for the authors' 16-labeled network, in their file layout
-(camlkit.runtime.weights.write_standin), so they take the path a learner takes after
+(``tests/standins.py``), so they take the path a learner takes after
 ``camlkit download --weights 16`` without the 80 MB file and without touching a real cache. The
-stand-in calls bright voxels atrium (``bright_is_atrium``): OCC needs a network that predicts
-both classes, and a fresh one predicts one. The other notebooks get an empty cache.
+stand-in calls bright voxels atrium and its CMA attends to bright tokens (``bright_is_atrium``):
+OCC needs a network that predicts both classes, and notebook 4 a map with something in it.
+The other notebooks get an empty cache.
 
 Every notebook cell is marked ``slow``: a notebook runs as one kernel whose cells depend on the
 ones before, so the fast loop (``-m "not slow"``) leaves whole notebooks out, never single cells.
@@ -23,6 +25,9 @@ import pytest
 
 os.environ.setdefault("CAMLKIT_SMOKE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the notebooks' runs go to runs/ beside notebooks/ (camlkit.runtime.places.runs_root); a test
+# session writes them to a folder of its own instead, shared by the notebooks it runs
+os.environ.setdefault("CAMLKIT_RUNS", tempfile.mkdtemp(prefix="camlkit-nb-runs-"))
 
 
 AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb", "07_results.ipynb")  # driven through the authors'-weights path
@@ -30,7 +35,9 @@ AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb", "07_results.ipynb")  # driven th
 
 def standin_torch_home() -> str:
     """A fresh TORCH_HOME whose camlkit cache holds a stand-in for the authors' 16-labeled file."""
-    from camlkit.runtime.weights import default_dest, entry, write_standin
+    from standins import write_standin  # tests/standins.py (pytest's pythonpath)
+
+    from camlkit.runtime.weights import default_dest, entry
 
     home = tempfile.mkdtemp(prefix="camlkit-torch-home-")
     write_standin(default_dest(home) / entry(16).name, bright_is_atrium=True)

@@ -11,6 +11,7 @@ Skipped when chromium is absent on a developer machine; **fails** when absent un
 set), where the CI script installs it. Run alone with ``pytest -m browser tests/test_browser.py``.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -48,20 +49,22 @@ CASES = {
 
 # notebooks opened with a stand-in for the authors' 16-labeled network in the PyTorch cache (a
 # tiny network in their file layout that calls bright voxels atrium, so that OCC's bank holds both
-# classes: camlkit.runtime.weights.write_standin), as after `camlkit download --weights 16`; the others
+# classes: tests/standins.py), as after `camlkit download --weights 16`; the others
 # with an empty cache
 AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb")
 
 # notebook -> text its outputs must hold: the network it found (or trained) and uses, the structure
-# figures of both networks with their sentences (camlkit.diagnostics.structure.read_attention / read_occ)
+# figures of both networks with their sentences (camlkit.diagnostics.structure.read_attention,
+# camlkit.diagnostics.sentences.occ_row_sentences)
 EXPECTED_OUTPUT = {
     "04_cma.ipynb": ("network (authors): ", "caml_la_16labeled_iter15000.pth",
                      "not a file camlkit pins", "attention on atrium tokens",
                      "random weights: atrium queries put", "trained: atrium queries put",
                      "chance"),
     "05_occ.ipynb": ("network (authors): ", "caml_la_16labeled_iter15000.pth",
-                     "random weights: same-class mass",
-                     "trained: same-class mass", "collapse", "source: ", "prototype norms"),
+                     "random weights: same-class mass", "trained: same-class mass", "collapse",
+                     "trained: background rows (", "trained: atrium rows (", "random weights: atrium rows (",
+                     "source: ", "prototype norms"),
 }
 
 
@@ -93,18 +96,20 @@ def _wait_for_server(url, proc, timeout_s=60):
     raise TimeoutError(f"jupyter lab did not answer at {url} within {timeout_s} s")
 
 
-@pytest.fixture
-def jupyter_lab(tmp_path_factory, request):
-    """A JupyterLab server (no token) on a free port serving a copy of notebooks/, with a
-    throw-away PyTorch cache: holding the authors'-network stand-in for a notebook in
-    :data:`AUTHORS_PATH`, empty otherwise."""
-    from camlkit.runtime.weights import default_dest, entry, write_standin
+@contextlib.contextmanager
+def serve_lab(root, standin=False, smoke=True, timeout_s=SERVER_TIMEOUT_S):
+    """A JupyterLab server (no token) on a free port serving a copy of notebooks/ in
+    ``root/notebooks``, with a throw-away PyTorch cache in ``root/torch`` (holding the
+    authors'-network stand-in when ``standin``) and ``CAMLKIT_SMOKE`` set by ``smoke``. Runs go
+    where a learner's go, ``root/runs`` beside the copied notebooks/. Yields its URL."""
+    from standins import write_standin
+
+    from camlkit.runtime.weights import default_dest, entry
 
     _require_chromium()
-    root = tmp_path_factory.mktemp("lab")
+    root = Path(root)
     torch_home = root / "torch"
-    callspec = getattr(request.node, "callspec", None)
-    if callspec is not None and callspec.params.get("notebook") in AUTHORS_PATH:
+    if standin:
         write_standin(default_dest(torch_home) / entry(16).name, bright_is_atrium=True)
     workdir = root / "notebooks"
     shutil.copytree(NOTEBOOKS, workdir, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
@@ -114,7 +119,8 @@ def jupyter_lab(tmp_path_factory, request):
         path = settings / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    env = {**os.environ, "CAMLKIT_SMOKE": "1", "JUPYTER_CONFIG_DIR": str(root / "config"),
+    env = {**{k: v for k, v in os.environ.items() if k not in ("CAMLKIT_RUNS", "CAMLKIT_CHECKPOINT")},
+           "CAMLKIT_SMOKE": "1" if smoke else "0", "JUPYTER_CONFIG_DIR": str(root / "config"),
            "TORCH_HOME": str(torch_home),
            "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(settings),
            "PYTHONUNBUFFERED": "1",
@@ -122,7 +128,7 @@ def jupyter_lab(tmp_path_factory, request):
            # notebook's warm-up 50x slower (2 s -> 98 s) whenever another process was busy
            "OMP_NUM_THREADS": "1"}
     jupyter = Path(sys.executable).with_name("jupyter")
-    cmd = ["timeout", str(SERVER_TIMEOUT_S), str(jupyter), "lab", "--allow-root", "--no-browser",
+    cmd = ["timeout", str(timeout_s), str(jupyter), "lab", "--allow-root", "--no-browser",
            "--ServerApp.token=", "--ServerApp.password=", f"--port={port}", "--ip=127.0.0.1",
            f"--notebook-dir={workdir}",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
@@ -141,6 +147,16 @@ def jupyter_lab(tmp_path_factory, request):
             proc.kill()
             proc.wait(timeout=5)
         log.close()
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path_factory, request):
+    """:func:`serve_lab` for the test's notebook: the stand-in in the cache for a notebook in
+    :data:`AUTHORS_PATH`, an empty cache otherwise."""
+    callspec = getattr(request.node, "callspec", None)
+    standin = callspec is not None and callspec.params.get("notebook") in AUTHORS_PATH
+    with serve_lab(tmp_path_factory.mktemp("lab"), standin=standin) as url:
+        yield url
 
 
 @pytest.fixture

@@ -309,7 +309,7 @@ def test_the_digest_covers_every_tensor_and_value_of_a_training_checkpoint(tmp_p
 
 
 def test_a_checkpoint_whose_digest_was_removed_is_refused(tmp_path):
-    # issue 28: only files of before the digest (version 1) take the weaker check
+    # only files of before the digest (version 1) take the weaker check
     from camlkit.runtime.checkpoint import read_camlkit_checkpoint, save_checkpoint
 
     net = CAMLNet(n_filters=2, proj_dim=8)
@@ -338,8 +338,8 @@ def test_a_checkpoint_whose_digest_was_removed_is_refused(tmp_path):
 
 @pytest.mark.parametrize("which", [0, -1])  # the first key (it gives the width) and the last
 def test_a_released_file_missing_a_key_names_it(tmp_path, which):
-    # issue 28: without the first key the width was unknown and a shape mismatch was reported
-    from camlkit.runtime.weights import write_standin
+    # without the first key the width was unknown and a shape mismatch was reported
+    from standins import write_standin
 
     path = write_standin(tmp_path / "standin.pth", n_filters=2)
     state = torch.load(path, weights_only=True)

@@ -167,7 +167,7 @@ def test_train_help_describes_shows_an_example_and_every_default():
         assert action.help, action.option_strings  # every flag says what it does
 
 
-# ----------------------------------------------------------------------------- bounds (issue 28)
+# ----------------------------------------------------------------------------- bounds
 
 def _outside(bound):
     """Values just outside ``bound`` (camlkit.config.Bound); a fraction for a whole-number field,

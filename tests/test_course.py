@@ -23,6 +23,7 @@ def test_a_function_shows_its_source_in_plain_text_and_html():
     # the HTML is highlighted: the keyword and the name sit in their own styled spans
     assert '<span style="color: #007020; font-weight: bold">def</span>' in page
     assert ">sharpen</span>" in page and "p_pow" in page
+    assert '<pre style="white-space: pre; word-break: normal; overflow-x: auto; ' in page  # no mid-word wrap
     assert shown.header in page
 
 

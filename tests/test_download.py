@@ -375,7 +375,7 @@ def test_entries_given_directly_are_checked_too(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-# ----------------------------------------------------------------------------- issue 28: deadlines, local errors
+# ----------------------------------------------------------------------------- deadlines, local errors
 
 @pytest.mark.parametrize("limits, expected", [
     (["--min-rate", 100, "--timeout", 1], "below --min-rate 100 bytes/s"),

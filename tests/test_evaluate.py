@@ -464,7 +464,7 @@ def test_evaluate_weights_from_the_cache_as_the_authors_trained(tmp_path, la_dir
     assert code == 2 and "not the pinned file any more" in err
 
 
-# ----------------------------------------------------------------------------- issue 28: whose cases, whose folder
+# ----------------------------------------------------------------------------- whose cases, whose folder
 
 def _run_checkpoint(path, labeled, val_ids, val_cases=None):
     """A model_final.pth as a camlkit run writes it: its config tree and its validation cases."""

@@ -369,7 +369,7 @@ def test_training_seconds_add_up_the_processes_of_a_resumed_run():
     assert launch.training_seconds([]) == 0.0
 
 
-# ----------------------------------------------------------------------------- issue 28: whose process
+# ----------------------------------------------------------------------------- whose process
 
 def _killed_run_folder(run_dir, data):
     """The folder of a command-line run that was killed outright: its config.json, its pid left

@@ -130,7 +130,7 @@ def test_the_file_size_limit_while_writing_a_mask_is_one_line(tmp_path, la_case_
 
 
 def test_no_room_for_the_run_folders_lock_is_one_line(tmp_path, la_dir):
-    # issue 28: a full disk (here `ulimit -f 0`: not a byte may be written) when the lock is taken
+    # a full disk (here `ulimit -f 0`: not a byte may be written) when the lock is taken
     from camlkit.caml import CAMLConfig, CAMLNet
     from camlkit.runtime.checkpoint import save_inference_model
 

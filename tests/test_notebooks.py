@@ -175,6 +175,42 @@ def test_method_notebooks_show_the_code_of_their_equations(name):
         assert source.shown_path.startswith("camlkit/"), (dotted, source.header)
 
 
+AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb", "07_results.ipynb")  # as notebooks/conftest.py
+
+
+# notebook 6 launches, stops and resumes a process; notebook 7 trains and evaluates: both are run
+# twice by the browser tests (test_browser_training, test_browser_course) instead
+TWICE = [p for p in NOTEBOOKS if p.name[:2] not in ("06", "07")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", TWICE, ids=lambda p: p.name)
+def test_every_cell_runs_twice_in_a_row(path, tmp_path, monkeypatch, la_dir):
+    """A learner runs a cell again: each code cell, in order, is executed twice before the next
+    one (smoke size, runs in a temporary CAMLKIT_RUNS, the authors'-network stand-in in a
+    temporary cache for the notebooks on that path). A cell that overwrites a name an earlier
+    cell needs, or deletes what it deletes twice, fails here."""
+    import nbformat
+    from nbclient import NotebookClient
+    from standins import write_standin
+
+    from camlkit.runtime.weights import default_dest, entry
+
+    if path.name in AUTHORS_PATH:
+        write_standin(default_dest(tmp_path / "torch") / entry(16).name, bright_is_atrium=True)
+    for name, value in (("CAMLKIT_SMOKE", "1"), ("OMP_NUM_THREADS", "1"), ("CAMLKIT_DATA", str(la_dir)),
+                        ("CAMLKIT_RUNS", str(tmp_path / "runs")), ("TORCH_HOME", str(tmp_path / "torch"))):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CAMLKIT_CHECKPOINT", raising=False)
+    nb = nbformat.read(path, as_version=4)
+    twice = []
+    for cell in nb.cells:  # each code cell followed by a copy of itself
+        twice += [cell, *([nbformat.v4.new_code_cell(cell.source)] if cell.cell_type == "code" else [])]
+    nb.cells = twice
+    NotebookClient(nb, timeout=600, iopub_timeout=5, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()  # raises on a failed cell
+
+
 def refresh(path, timeout_s=600):
     """Execute a notebook at smoke size (cwd notebooks/), store it, then strip it."""
     import os

@@ -11,7 +11,7 @@ from camlkit.runtime.runlog import read_log
 MINI = Path(__file__).resolve().parents[1] / "results" / "mini_table2"
 
 
-def test_the_committed_mini_logs_give_the_counts_issue_19_quotes():
+def test_the_committed_mini_logs_give_the_counts_the_occ_study_quotes():
     """Seeds 1 and 2 of the mini CAML runs: 80 logged Eq. 1 iterations each, l_o in [9.0, 9.6]
     in 21 and 24, above 17 in 15 and 1, below 1 in 18 and 31."""
     one = occ_lock.l_o_plateaus(read_log(MINI / "mini-caml-4L-seed1" / "log.csv"))
@@ -21,7 +21,7 @@ def test_the_committed_mini_logs_give_the_counts_issue_19_quotes():
     sentence = occ_lock.read_lock(read_log(MINI / "mini-caml-4L-seed1" / "log.csv"), "seed 1")
     assert sentence.startswith("seed 1: of 80 logged Eq. 1 iterations, l_o is below 1 in 18, "
                                "in [9.0, 9.6] in 21, above 17 in 15; 45% sit")
-    assert "Rows saturated" not in sentence  # an older log: no health columns
+    assert "saturated in both" not in sentence  # an older log: no health columns
 
 
 def _row(iteration, l_o, lambda_o=0.01, **health):
@@ -47,11 +47,19 @@ def test_health_columns_are_summarised_and_the_locked_gradient_named():
             _row(2, 9.21, occ_saturated=0.5, occ_sat_mismatch=1.0, occ_grad=1e-8),
             _row(3, 0.5, occ_saturated=0.0, occ_sat_mismatch=nan, occ_grad=0.3)]
     health = occ_lock.health_summary(rows)
-    assert health == pytest.approx({"saturated": 0.5, "mismatch": 1.0, "grad": 1e-8, "grad_locked": 5.5e-9})
+    assert health == pytest.approx({"saturated": 0.5, "with_saturated": 2, "iterations": 3, "mismatch": 1.0,
+                                    "grad": 1e-8, "grad_locked": 5.5e-9})
     sentence = occ_lock.read_lock(rows)
     assert "67% sit on the plateaus of one-hot rows that pick different prototypes" in sentence
-    assert "Rows saturated in both branches: 50% on average, of those 100% pick different" in sentence
+    assert ("In 2 of 3 logged Eq. 1 iterations some rows were saturated in both branches (largest "
+            "probability above 1 - 1e-6): 50% of the rows on average over all 3; of the saturated rows, "
+            "100% pick different prototypes") in sentence
     assert "median |∂l_o/∂z| 1e-08, 5.5e-09 in iterations with l_o > 9." in sentence
     assert occ_lock.health_summary([_row(1, 1.0)]) is None
     none = [_row(1, 3.0, occ_saturated=0.0, occ_sat_mismatch=nan, occ_grad=0.5)]
-    assert "Rows saturated in both branches: none; median |∂l_o/∂z| 0.5." in occ_lock.read_lock(none)
+    assert ("No row was saturated in both branches in any logged Eq. 1 iteration; median |∂l_o/∂z| 0.5."
+            in occ_lock.read_lock(none))
+    rare = [_row(1, 3.0, occ_saturated=0.003, occ_sat_mismatch=1.0, occ_grad=0.5),
+            _row(2, 3.0, occ_saturated=0.0, occ_sat_mismatch=nan, occ_grad=0.5)]
+    assert "In 1 of 2 logged Eq. 1 iterations" in occ_lock.read_lock(rare)
+    assert ": 0.15% of the rows on average over all 2" in occ_lock.read_lock(rare)  # never "0%"

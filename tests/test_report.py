@@ -9,14 +9,14 @@ from camlkit.evaluation.report import report
 from camlkit.evaluation.results import cases_table, read_cases
 
 
-def _run(path, method, labeled, seed, dice, hd95=10.0, lr=0.05):
+def _run(path, method, labeled, seed, dice, hd95=10.0, lr=0.05, cases=20):
     path.mkdir()
     (path / "config.json").write_text(json.dumps(
         {"method": method, "labeled": labeled, "seed": seed, "preset": "quick", "lr": lr,
          "out": str(path), "data": "data/LA"}))
     (path / "summary.json").write_text(json.dumps(
         {"dice": [dice, 0.01], "jaccard": [dice - 0.1, 0.01], "hd95": [hd95, 1.0],
-         "asd": [2.0, 0.1], "cases": 20}))
+         "asd": [2.0, 0.1], "cases": cases}))
     return path
 
 
@@ -38,6 +38,12 @@ def test_seeds_are_averaged_and_the_paper_row_sits_beside(tmp_path):
     # what the comparisons show, from the numbers
     assert "CAML (quick) beats MC-Net (quick) by 15.00 Dice on 2 seeds against 1 seed" in text
     assert "adding CMA + OCC (CAML) to MC-Net raises Dice by 15.00 to 85.00 %" in text
+
+
+def test_a_run_scored_on_part_of_the_test_set_says_so(tmp_path):
+    text = report([_run(tmp_path / "smoke", "caml", 4, 1, 0.5, cases=2), _run(tmp_path / "full", "mcnet", 4, 1, 0.6)])
+    assert "`smoke` (scored on 2 of the 20 test cases)" in text
+    assert "`full` (scored" not in text
 
 
 def test_when_caml_loses_the_sentence_says_so(tmp_path):

@@ -1,7 +1,11 @@
 """camlkit.lab.runs on real smoke-trained checkpoints: finding one, its settings, matched inputs."""
 
 import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from camlkit.config import make_config
 from camlkit.data import LADataset, load_split
 from camlkit.errors import CamlkitError
 from camlkit.lab import runs
+from camlkit.lab.process import child_env
 from camlkit.runtime.checkpoint import save_inference_model
 from camlkit.runtime.trained import InputSettings, TrainedSettings, load_trained, matched_crops, random_twin
 from camlkit.train import train
@@ -203,7 +208,9 @@ def test_train_short_names_its_folder_and_is_found(la_dir, tmp_path, monkeypatch
 
 def test_find_network_order_checkpoint_authors_run(tmp_path, monkeypatch):
     """CHECKPOINT, then the authors' network in the cache, then the newest run, then none."""
-    from camlkit.runtime.weights import cached, write_standin
+    from standins import write_standin
+
+    from camlkit.runtime.weights import cached
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("CAMLKIT_CHECKPOINT", raising=False)
@@ -227,3 +234,68 @@ def test_find_network_order_checkpoint_authors_run(tmp_path, monkeypatch):
     assert settings.n_filters == net.config.n_filters == 2
     assert settings.inputs == InputSettings(scale=1.0, zscore_case=False, patch_size=(112, 112, 80),
                                             stride=(18, 18, 4))
+
+
+# ----------------------------------------------------------------------------- where runs go
+
+def test_runs_root_follows_one_rule(tmp_path, monkeypatch):
+    monkeypatch.delenv(runs.RUNS_ENV, raising=False)
+    notebooks = tmp_path / "course" / "notebooks"
+    notebooks.mkdir(parents=True)
+    monkeypatch.chdir(notebooks)  # a notebook's kernel: runs/ beside notebooks/, existing or not
+    assert runs.runs_root() == tmp_path / "course" / "runs"
+    (notebooks / "runs").mkdir()  # a folder appearing elsewhere changes nothing
+    assert runs.runs_root() == tmp_path / "course" / "runs"
+    monkeypatch.chdir(tmp_path)  # anywhere else: runs/ of the working folder
+    assert runs.runs_root() == tmp_path / "runs"
+    monkeypatch.setenv(runs.RUNS_ENV, str(tmp_path / "elsewhere"))
+    assert runs.runs_root() == tmp_path / "elsewhere"
+    assert runs.runs_root(tmp_path / "given") == tmp_path / "given"  # an explicit root wins
+
+
+def test_the_launched_child_never_has_the_package_folder_on_its_path():
+    package = Path(runs.__file__).resolve().parents[1]
+    env = child_env({"PYTHONPATH": "/somewhere"})
+    entries = env["PYTHONPATH"].split(os.pathsep)
+    assert str(package) not in entries
+    assert entries[-1] == "/somewhere"  # what the caller had is kept
+    assert entries[:-1] in ([], [str(package.parent)])  # at most the folder holding camlkit/
+
+
+@pytest.mark.slow
+def test_a_read_only_camlkit_writes_runs_where_the_rule_says(la_dir, tmp_path):
+    """camlkit as an installed copy nobody may write to: the short run of notebooks 4/5 and
+    ``camlkit train`` land in runs/ beside notebooks/ (or of the working folder), and notebook 5
+    finds notebook 4's short run after runs/ holds another run."""
+    site_dir, course_dir = tmp_path / "site", tmp_path / "course"
+    shutil.copytree(Path(runs.__file__).resolve().parents[1], site_dir / "camlkit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (course_dir / "notebooks").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in (runs.RUNS_ENV, runs.CHECKPOINT_ENV)}
+    env.update(PYTHONPATH=str(site_dir), PYTHONDONTWRITEBYTECODE="1", TORCH_HOME=str(tmp_path / "torch"))
+    short = ("from camlkit.lab import runs; import camlkit; assert camlkit.__file__.startswith({site!r});"
+             "final = runs.train_short('smoke', {data!r}, progress=False, iterations=4, **{{'step.warmup': 2}});"
+             "print(final); print(runs.find_network(labeled=None)[0])")
+    read_only = [p for p in (site_dir / "camlkit").rglob("*")] + [site_dir / "camlkit"]
+    for path in read_only:
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        code = short.format(site=str(site_dir), data=str(la_dir))
+        nb4 = subprocess.run([sys.executable, "-c", code], cwd=course_dir / "notebooks", env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert nb4.returncode == 0, nb4.stderr
+        final = Path(nb4.stdout.split()[0])
+        assert final.is_relative_to(course_dir / "runs" / "short") and final.is_file()
+        train_cli = subprocess.run([sys.executable, "-m", "camlkit.cli", "train", "--preset", "smoke",
+                                    "--iterations", "2", "--data", str(la_dir), "--no-progress"],
+                                   cwd=course_dir, env=env, capture_output=True, text=True, timeout=600)
+        assert train_cli.returncode == 0, train_cli.stderr
+        assert (course_dir / "runs" / "smoke-caml-4L-seed3407" / runs.FINAL).is_file()
+        nb5 = subprocess.run([sys.executable, "-c", code], cwd=course_dir / "notebooks", env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert nb5.returncode == 0, nb5.stderr
+        assert nb5.stdout.split()[0] == str(final)  # the same short run, not trained again
+    finally:
+        for path in read_only:
+            path.chmod(path.stat().st_mode | 0o200)
+    assert not any(p.name == "runs" for p in (site_dir / "camlkit").rglob("*"))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from camlkit.diagnostics import measure, structure
+from camlkit.diagnostics.sentences import occ_row_classes
 
 
 def test_entropy_uniform_one_hot_and_two_point():
@@ -193,7 +194,9 @@ def test_network_figures_on_real_crops(la_dir, smoke_net):
     assert torch.allclose(sim.sum(1), torch.ones(len(sim), dtype=sim.dtype))
     assert measured["figures"] == structure.occ_figures(sim, measured["row_class"], measured["col_class"])
     assert [d["seed"] for d in measured["draws"]] == [0, 1, 2]
-    assert measured["draws"][0] == {"seed": 0, "l_o": measured["l_o"], "figures": measured["figures"]}
+    assert measured["draws"][0] == {"seed": 0, "l_o": measured["l_o"], "figures": measured["figures"],
+                                    "by_class": occ_row_classes(measured["sim_vp"], measured["row_class"],
+                                                                measured["col_class"])}
     assert len({d["l_o"] for d in measured["draws"]}) > 1  # other prototypes, another l_o
     again = measure.network_occ(net, labeled, unlabeled, cfg)
     assert torch.equal(again["sim_vp"], sim)  # seeded

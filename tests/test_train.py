@@ -193,7 +193,7 @@ def test_ddp_two_processes_on_gloo(tmp_path, la_dir):
     (dict(labeled=79), "labeled=79: expected 2..78"),
     (dict(labeled=81, method="supervised"), "labeled=81: expected 2..80"),
     (dict(device="gpu0"), "--device gpu0: expected auto, cpu, cuda or cuda:N"),
-    # issue 28: too many validation cases name --val-cases, not --labeled
+    # too many validation cases name --val-cases, not --labeled
     (dict(val_cases=75), r"--val-cases 75: expected 0..74 \(.*train.list has 80 cases, the first 4 labeled"),
     (dict(labeled=78, val_cases=1), r"--val-cases 1: expected 0..0 \(.*caml needs 2 unlabeled per batch\)"),
     (dict(val_cases=-2), "--val-cases -2: expected a whole number >= 0"),

@@ -31,12 +31,16 @@ def test_attention_scale_comes_from_a_percentile_not_from_one_outlier():
     k = 64
     uniform = torch.full((2, 2, k, k), 1 / k)
     assert viz_cma.attention_scale(uniform) == 1.05  # exactly uniform: not stretched into colour
+    flat = viz_cma.attention_spread(uniform)
+    assert flat["narrowest"] and "the map is one colour" in viz_cma.read_attention_map(flat)
+    assert "between 1 and 1 times a uniform row's" in viz_cma.read_attention_map(flat)
     near = _near_uniform(k=k)
     near[1, 0, 3] = torch.eye(k)[5]  # one query puts everything on token 5: weight x k = 64
     top = viz_cma.attention_scale(near)
     assert top == pytest.approx(1 / 0.9)  # 0.9 is the farthest from 1 of the common weights
     assert viz_cma.attention_scale(near, percentile=100) == pytest.approx(1e12)  # the zeros
     spread = viz_cma.attention_spread(near)
+    assert not spread["narrowest"]
     assert spread["largest"] == pytest.approx(k) and spread["top"] == pytest.approx(top)
     assert spread["above_twice"] == pytest.approx(1 / near.numel())
     assert "not hot spots" in viz_cma.read_attention_map(spread)

@@ -15,9 +15,9 @@ import urllib.parse
 
 import pytest
 import torch
+from standins import write_standin
 
 import camlkit
-import camlkit.runtime.weights
 from camlkit import CAMLConfig, CAMLNet
 from camlkit.errors import CamlkitError
 from camlkit.runtime.released import camlkit_to_released_key
@@ -295,7 +295,7 @@ def test_pretrained_downloads_once_and_returns_the_network(server, registry, syn
 
 @pytest.mark.parametrize("other", ["another network", "weights changed by 0.01"])
 def test_pretrained_loads_only_the_pinned_file(server, registry, synthetic, tmp_path, other):
-    # issue 28: any file under the cache name loaded silently, even with download=True
+    # any file under the cache name loaded silently, even with download=True
     if other == "another network":
         data, _ = released_bytes(seed=1)
     else:
@@ -400,7 +400,7 @@ def test_download_weights_corrupt_is_one_line_from_the_command(server, registry,
 def test_bright_standin_calls_voxels_above_the_level_atrium_in_both_branches(tmp_path):
     """The course's stand-in for the authors' network (notebooks 4, 5, 7 at smoke size) must
     predict both classes: atrium exactly where the eval-mode input exceeds 1.5."""
-    path = camlkit.runtime.weights.write_standin(tmp_path / "standin.pth", bright_is_atrium=True)
+    path = write_standin(tmp_path / "standin.pth", bright_is_atrium=True)
     net = camlkit.load_released_checkpoint(path).eval()
     x = torch.full((1, 1, 16, 16, 16), -1.0)
     x[..., 4:9, 4:9, 4:9] = 3.0  # a bright block, well above the level
@@ -410,12 +410,12 @@ def test_bright_standin_calls_voxels_above_the_level_atrium_in_both_branches(tmp
     for branch in ("logits_v", "logits_a"):
         atrium = out[branch].argmax(1)[0]
         assert torch.equal(atrium, (x[0, 0] > 1.5).long()), branch
-    plain = camlkit.load_released_checkpoint(camlkit.runtime.weights.write_standin(tmp_path / "plain.pth")).eval()
+    plain = camlkit.load_released_checkpoint(write_standin(tmp_path / "plain.pth")).eval()
     with torch.no_grad():
         assert not torch.equal(plain(x)["logits_v"].argmax(1)[0], (x[0, 0] > 1.5).long())
 
 
-# ----------------------------------------------------------------------------- issue 28: local errors are local
+# ----------------------------------------------------------------------------- local errors are local
 
 def test_a_partial_file_that_is_a_link_is_one_line_and_not_retried(server, registry, tmp_path):
     dest = tmp_path / "cache"

@@ -8,6 +8,7 @@ their figures (camlkit.diagnostics.structure), which notebooks 4 and 5 print and
 import torch
 
 from camlkit import occ, step
+from camlkit.diagnostics.sentences import occ_row_classes
 from camlkit.diagnostics.structure import attention_figures, occ_figures, token_atrium
 
 
@@ -50,7 +51,8 @@ def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1)
 
     Returns the first draw's ``{"sim_vp", "sim_ap" (m, n), "row_class", "row_conf" (m,),
     "col_class" (n,), "z_v", "z_a" (m, c'), "z_p" (n, c'), "bank", "j", "l_o", "figures"}``
-    (figures of sim_vp) and ``"draws"``: ``[{"seed", "l_o", "figures"}]`` of every draw.
+    (figures of sim_vp) and ``"draws"``: ``[{"seed", "l_o", "figures", "by_class"}]`` of every
+    draw (``by_class``: camlkit.diagnostics.sentences.occ_row_classes).
     ValueError when a class has no stored prototype or no unlabeled voxel is picked.
     """
     import copy
@@ -83,7 +85,9 @@ def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1)
             raise ValueError("no confident unlabeled voxel: the branches never agree on 2 voxels "
                              "of a class")
         figures = occ_figures(part["sim_vp"], part["row_class"], part["col_class"])
-        result["draws"].append({"seed": seed + k, "l_o": float(part["l_o"]), "figures": figures})
+        by_class = occ_row_classes(part["sim_vp"], part["row_class"], part["col_class"])
+        result["draws"].append({"seed": seed + k, "l_o": float(part["l_o"]), "figures": figures,
+                                "by_class": by_class})
         if k == 0:
             conf = step.voxels(p_v[n_l:])[part["index"]].max(1).values  # f_v's confidence
             result.update({key: part[key] for key in ("sim_vp", "sim_ap", "row_class",

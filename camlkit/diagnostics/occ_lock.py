@@ -43,7 +43,8 @@ def _finite(rows, key) -> list:
 
 def health_summary(rows) -> dict | None:
     """Means over the logged Eq. 1 iterations of the saturated share and, of those rows, the
-    mismatched share; the median |∂l_o/∂(z_v, z_a)| overall and in iterations on a disagreeing
+    mismatched share (over the iterations that had saturated rows: ``with_saturated`` of
+    ``iterations``); the median |∂l_o/∂(z_v, z_a)| overall and in iterations on a disagreeing
     plateau (l_o > 9, None when there is none). None when the log has no health columns."""
     rows = eq1_rows(rows)
     saturated = _finite(rows, "occ_saturated")
@@ -53,6 +54,7 @@ def health_summary(rows) -> dict | None:
     grad = _finite(rows, "occ_grad")
     locked = _finite([r for r in rows if r["l_o"] > 9.0], "occ_grad")
     return {"saturated": statistics.mean(saturated),
+            "with_saturated": sum(v > 0 for v in saturated), "iterations": len(saturated),
             "mismatch": statistics.mean(mismatch) if mismatch else None,
             "grad": statistics.median(grad) if grad else None,
             "grad_locked": statistics.median(locked) if locked else None}
@@ -82,15 +84,23 @@ def read_lock(rows, who="") -> str:
     health = health_summary(rows)
     if health is not None:
         if health["mismatch"] is None:
-            saturated = "Rows saturated in both branches: none"
+            saturated = "No row was saturated in both branches in any logged Eq. 1 iteration"
         else:
-            saturated = (f"Rows saturated in both branches: {health['saturated']:.0%} on average, "
-                         f"of those {health['mismatch']:.0%} pick different prototypes")
+            saturated = (f"In {health['with_saturated']} of {health['iterations']} logged Eq. 1 "
+                         f"iterations some rows were saturated in both branches (largest "
+                         f"probability above 1 - 1e-6): {_share(health['saturated'])} of the rows "
+                         f"on average over all {health['iterations']}; of the saturated rows, "
+                         f"{_share(health['mismatch'])} pick different prototypes in the two branches")
         sentence += f" {saturated}; median |∂l_o/∂z| {_g(health['grad'])}"
         if health["grad_locked"] is not None:
             sentence += f", {_g(health['grad_locked'])} in iterations with l_o > 9"
         sentence += "."
     return sentence
+
+
+def _share(value) -> str:
+    """A share in per cent that never reads 0 % when it is not 0 (0.3 % stays 0.3 %)."""
+    return f"{value:.0%}" if value == 0 or value >= 0.01 else f"{value:.2%}"
 
 
 def _g(value) -> str:

@@ -3,9 +3,16 @@
 Which method beats which and by how much (Table 1), whether the paper's ordering CAML > MC-Net >
 labeled-only V-Net holds, what each module adds to MC-Net (Table 2), and an evaluated file's
 Dice beside the paper's row. camlkit.evaluation.report builds the tables and calls these.
+
+Under an omni-correlation matrix (paper §2.3, Eq. 2; notebook 5): :func:`occ_row_sentences`, one
+sentence per class of rows — where that class's weight goes and how much of it — since a matrix
+can hold a bright column for atrium rows and broad background rows at once.
 """
 
+import math
 import statistics
+
+import torch
 
 from camlkit.paper import PERCENT, paper_numbers
 
@@ -130,3 +137,105 @@ def _paper_gap(method, labeled):
     if ours is None or base is None:
         return "no row"
     return f"{ours['dice'] - base['dice']:+.2f}"
+
+
+# ----------------------------------------------------------------------------- OCC rows
+
+CLASS_NAMES = ("background", "atrium")  # the LA task's classes, as camlkit.viz.colors names them
+BRIGHT = 0.5  # a prototype holding this much of a row class's weight is a bright column
+PEAKED = 0.5  # rows whose largest weight averages this much are peaked (one prototype each)
+AT_CHANCE = 0.1  # own-class mass within this of its chance reads "as uniform rows would"
+
+
+def _name(c) -> str:
+    return CLASS_NAMES[c] if c in (0, 1) else f"class {c}"
+
+
+def occ_row_class(sim, row_class, col_class, c) -> dict:
+    """The figures of the rows of class ``c`` of an omni-correlation matrix ``sim`` ``(m, n)``
+    (rows: unlabeled voxels with f_v's predicted class ``row_class`` ``(m,)``; columns: memory
+    prototypes of class ``col_class`` ``(n,)``): how many rows; their mean weight on prototypes
+    of their own class and its chance (that class's share of the prototypes); the prototype they
+    read most (``top``, its class and its mean weight over these rows: a bright column when
+    large); their mean largest weight (``peak``); their normalised entropy."""
+    sim = torch.as_tensor(sim, dtype=torch.float64)
+    row_class, col_class = torch.as_tensor(row_class), torch.as_tensor(col_class)
+    rows = sim[row_class == c]  # (m_c, n)
+    column = rows.mean(0)  # (n,): each prototype's mean weight over these rows
+    top = int(column.argmax())
+    entropy = -(rows * rows.clamp_min(1e-300).log()).sum(1).mean() / math.log(sim.shape[1])
+    return {"rows": len(rows), "own": float(rows[:, col_class == c].sum(1).mean()),
+            "chance": float((col_class == c).double().mean()), "top": top,
+            "top_class": int(col_class[top]), "top_weight": float(column[top]),
+            "peak": float(rows.max(1).values.mean()), "entropy": float(entropy),
+            "prototypes": sim.shape[1]}
+
+
+def _side(f) -> str:
+    """Where a row class's weight goes, in one word: "own class", "other class", "class-blind"."""
+    if f["own"] > f["chance"] + AT_CHANCE:
+        return "own class"
+    return "other class" if f["own"] < f["chance"] - AT_CHANCE else "class-blind"
+
+
+def _shape(f) -> str:
+    """How a row class's rows peak: "a bright column", "peaked rows", "broad rows"."""
+    if f["top_weight"] >= BRIGHT:
+        return "a bright column"
+    return "peaked rows" if f["peak"] >= PEAKED else "broad rows"
+
+
+def _where(f, c) -> str:
+    """Words for where the weight of one row class goes, chosen from occ_row_class's figures."""
+    own, other = _name(c), _name(1 - c) if c in (0, 1) else "other"
+    side = {"own class": f"{f['own']:.0%} of their weight on {own} prototypes (chance {f['chance']:.0%}): "
+                         "their own class",
+            "other class": f"{1 - f['own']:.0%} of their weight on {other} prototypes (chance "
+                           f"{1 - f['chance']:.0%}): the other class",
+            "class-blind": f"{f['own']:.0%} of their weight on {own} prototypes, as rows blind to the "
+                           f"class would put (chance {f['chance']:.0%})"}[_side(f)]
+    top = f"prototype {f['top']} ({_name(f['top_class'])})"
+    shape = {"a bright column": f"a bright column: {top} takes {f['top_weight']:.0%} of their weight",
+             "peaked rows": f"peaked rows, each on a prototype of its own (largest weight {f['peak']:.0%} "
+                            f"on average; no prototype takes more than {f['top_weight']:.0%} of them)",
+             "broad rows": f"broad rows: their largest weight is {f['peak']:.0%} on average (a uniform "
+                           f"row: {1 / f['prototypes']:.1%}), {top} takes the most, {f['top_weight']:.0%}"}[_shape(f)]
+    return f"{side}; {shape}; entropy {f['entropy']:.3f}"
+
+
+def occ_row_classes(sim, row_class, col_class) -> dict:
+    """{class: :func:`occ_row_class`} for every class of rows present."""
+    return {c: occ_row_class(sim, row_class, col_class, c)
+            for c in torch.unique(torch.as_tensor(row_class)).tolist()}
+
+
+def _std(values) -> float:
+    return float(values.std()) if len(values) > 1 else 0.0
+
+
+def occ_draw_sentences(draws, who="") -> list:
+    """Per class of rows, over several draws of prototypes (each draw's ``"by_class"``: its
+    :func:`occ_row_classes`): own-class mass and the most-read prototype's weight as mean ± std,
+    and whether where the weight goes and how the rows peak stay the same from draw to draw."""
+    who = f"{who}: " if who else ""
+    sentences = []
+    for c in sorted({c for d in draws for c in d["by_class"]}):
+        figures = [d["by_class"][c] for d in draws if c in d["by_class"]]
+        own = torch.tensor([f["own"] for f in figures], dtype=torch.float64)
+        top = torch.tensor([f["top_weight"] for f in figures], dtype=torch.float64)
+        readings = list(dict.fromkeys(f"{_side(f)}, {_shape(f)}" for f in figures))
+        said = (f"every draw reads the same ({readings[0]})" if len(readings) == 1 else
+                f"the reading depends on the draw: {' / '.join(readings)}")
+        sentences.append(f"{who}{_name(c)} rows over {len(figures)} draws: own-class mass "
+                         f"{own.mean():.0%} ± {_std(own):.0%}, the most-read prototype takes "
+                         f"{top.mean():.0%} ± {_std(top):.0%}; {said}.")
+    return sentences
+
+
+def occ_row_sentences(sim, row_class, col_class, who="") -> list:
+    """One sentence per class of rows of an omni-correlation matrix, from its own numbers
+    (:func:`occ_row_class`): where that class's weight goes (own class, other class, or blind
+    to the class) and how (a bright column, peaked rows, broad rows)."""
+    who = f"{who}: " if who else ""
+    return [f"{who}{_name(c)} rows ({f['rows']:,}): {_where(f, c)}."
+            for c, f in occ_row_classes(sim, row_class, col_class).items()]

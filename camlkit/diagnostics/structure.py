@@ -27,7 +27,7 @@ OCC (§2.3, Eq. 2; ``sim`` of shape ``(m, n)``: unlabeled voxels x memory protot
 figures of several draws of prototypes (and whether the reading depends on the draw).
 
 The figures of a network (its attention on real crops, OCC's rows computed with the training
-step's own functions) are camlkit.evaluation.measure's ``network_attention`` and ``network_occ``.
+step's own functions) are camlkit.diagnostics.measure's ``network_attention`` and ``network_occ``.
 """
 
 import math

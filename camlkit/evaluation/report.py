@@ -98,6 +98,7 @@ def _rows(groups, methods=METHODS):
         yield method, labeled, name, runs, following != (method, labeled)
 
 
+TEST_CASES = 20  # the LA test set (test.list of the standard split)
 HEADER = "Dice (%) | Jaccard (%) | 95HD (voxel) | ASD (voxel)"
 
 
@@ -146,11 +147,19 @@ def table2(groups) -> str:
     return "\n".join(lines)
 
 
+def _scored(run) -> str:
+    """' (scored on 2 of the 20 test cases)' for a run evaluated on part of the test set."""
+    cases = run.get("cases")
+    if cases is None or cases >= TEST_CASES or run.get("split") == "val":
+        return ""
+    return f" (scored on {cases} of the {TEST_CASES} test cases)"
+
+
 def runs_text(groups, methods=METHODS, evaluations=()) -> str:
     """Which run folders each row averages, and which file each evaluation row measured."""
     lines = []
     for method, labeled, name, runs, _ in _rows(groups, methods):
-        folders = ", ".join(f"`{r['dir']}`" for r in runs)
+        folders = ", ".join(f"`{r['dir']}`" + _scored(r) for r in runs)
         lines.append(f"- {labeled} labeled, {NAMES[method]} ({name}): {folders}")
     for ev in evaluations:
         whose = "the authors' network" if ev["released"] else "a camlkit checkpoint"

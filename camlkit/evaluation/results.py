@@ -54,8 +54,8 @@ def _check_method(method, where):
 
 
 def read_run(run_dir) -> dict:
-    """{"kind": "run", "method", "labeled", "seed", "preset", "settings", "dir", "path",
-    "fingerprint", "dice", "jaccard", "hd95", "asd"}."""
+    """{"kind": "run", "method", "labeled", "seed", "preset", "settings", "dir", "path", "cases"
+    (how many test cases its evaluation scored), "fingerprint", "dice", "jaccard", "hd95", "asd"}."""
     run_dir = Path(run_dir)
     config_path, summary_path = run_dir / "config.json", run_dir / "summary.json"
     for path in (config_path, summary_path):
@@ -67,6 +67,7 @@ def read_run(run_dir) -> dict:
         run["settings"] = run_settings(config)
         run["dir"], run["path"] = run_dir.name, str(run_dir)
         run["split"] = summary.get("split", "test")
+        run["cases"] = summary.get("cases")
         run.update(_metrics(summary))
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise CamlkitError(f"{run_dir}: unreadable config.json/summary.json ({err})") from None

@@ -28,7 +28,7 @@ Each function works alone from a notebook cell::
     run.stop(); run.resume(); run.wait()
     watch(run)                         # live progress bar and curves, redrawn from log.csv
                                        # (camlkit.lab.watch, re-exported here with curves and
-                                       # summary_markdown; smoke_runs_dir from camlkit.course)
+                                       # summary_markdown)
 
 A run is *finished* when its process is gone and its final files are there, *stopped* when its
 process is gone after :meth:`Run.stop` asked it to stop (a run of the command line: whenever it
@@ -42,9 +42,9 @@ import time
 from pathlib import Path
 
 from camlkit.cli.train import config_from_args, config_to_args, train_parser
-from camlkit.config import TrainConfig, from_dict, make_config, to_dict
+from camlkit.config import TrainConfig, from_dict, make_config, to_dict, with_fields
 from camlkit.config import run_dir as config_run_dir
-from camlkit.course import smoke_runs_dir
+from camlkit.data.folder import find_data_dir
 from camlkit.errors import CamlkitError
 from camlkit.lab.process import (
     OUT_FILE,
@@ -67,6 +67,7 @@ from camlkit.lab.watch import (  # noqa: F401
     training_seconds,
     watch,
 )
+from camlkit.runtime.places import runs_root
 from camlkit.runtime.preflight import check_config
 from camlkit.runtime.resume import MAY_CHANGE
 from camlkit.runtime.runfolder import CHECKPOINT, is_startup_only, lock_holder, run_files
@@ -96,7 +97,15 @@ def _as_config(spec):
 
 
 def _run_dir(spec_config, run_dir, runs):
-    return Path(run_dir if run_dir is not None else config_run_dir(spec_config, runs)).resolve()
+    chosen = run_dir if run_dir is not None else config_run_dir(spec_config, runs_root(runs))
+    return Path(chosen).resolve()
+
+
+def config_json(cfg) -> str:
+    """``cfg`` as the config.json the launched child trains (camlkit train --config): its data
+    folder an absolute path, since the child may start elsewhere."""
+    data = Path(cfg.data) if cfg.data is not None else find_data_dir()
+    return json.dumps(to_dict(with_fields(cfg, {"data": str(data.resolve())})), indent=2) + "\n"
 
 
 def _differs(have, want):
@@ -111,19 +120,20 @@ def _differs(have, want):
 
 # ----------------------------------------------------------------------------- the functions
 
-def launch(spec, run_dir=None, runs="runs") -> "Run":
+def launch(spec, run_dir=None, runs=None) -> "Run":
     """Start ``camlkit train`` for ``spec`` in the background, writing ``run_dir``.
 
     ``spec``: a TrainConfig, a dict of its fields by path (with "preset"), or ``camlkit train``
     options as a list of words. ``run_dir`` defaults to the config's ``out``, else
-    ``<runs>/<preset>-<method>-<labeled>L-seed<seed>`` (camlkit.config.run_dir). Returns at once.
+    ``<runs>/<preset>-<method>-<labeled>L-seed<seed>`` (camlkit.config.run_dir; ``runs``: by
+    camlkit.runtime.places.runs_root's rule when not given). Returns at once.
     A folder holding a run is refused in one line (a start that stopped before its first
     checkpoint is removed and started again).
     """
     cfg = _as_config(spec)
     check_config(cfg)  # a value out of its bounds: one line here, not a process that fails
     run_dir = _run_dir(cfg, run_dir, runs)
-    process, record = spawn(cfg, run_dir, False, HINT)
+    process, record = spawn(config_json(cfg), run_dir, False, cfg.iterations, HINT)
     return Run(run_dir, record, process)
 
 
@@ -165,7 +175,7 @@ def _command_line_record(run_dir):
             "launched": False}
 
 
-def start(spec, run_dir=None, runs="runs") -> "Run":
+def start(spec, run_dir=None, runs=None) -> "Run":
     """What a notebook cell wants: the run of ``spec`` in its folder (as in :func:`launch`).
 
     Nothing there (or a start that stopped before its first checkpoint): launch it. A run of the
@@ -197,7 +207,8 @@ class Run:
 
     def __repr__(self):
         started = "" if self.launched else "camlkit train from a terminal, "
-        return f"Run({str(self.run_dir)!r}, {started}pid={self.pid})"
+        process = f"pid={self.pid}" if self.pid is not None else "no process running"
+        return f"Run({str(self.run_dir)!r}, {started}{process})"
 
     @property
     def pid(self):
@@ -322,10 +333,11 @@ class Run:
         cfg = self.config() if spec is None else _as_config(spec)
         check_config(cfg)
         resume = (self.run_dir / CHECKPOINT).is_file()
-        self._process, self.record = spawn(cfg, self.run_dir, resume, HINT)
+        text = None if spec is None else config_json(cfg)  # None: the run's own config.json
+        self._process, self.record = spawn(text, self.run_dir, resume, cfg.iterations, HINT)
         return self
 
 
-__all__ = ["launch", "attach", "start", "Run", "Status", "watch", "curves", "smoke_runs_dir",
+__all__ = ["launch", "attach", "start", "Run", "Status", "watch", "curves",
            "config_to_args", "read_rows", "summary_markdown", "training_seconds"]
 

@@ -7,10 +7,10 @@ start time, host and the process' start time as the kernel counts it, so that :f
 can tell this run from a recycled pid).
 """
 
-import dataclasses
 import json
 import os
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 
 from camlkit.cli import main
-from camlkit.config import from_dict, to_dict
-from camlkit.data.folder import find_data_dir
 from camlkit.errors import CamlkitError
 from camlkit.files import open_no_link, pid_alive, start_ticks, write_text
 from camlkit.runtime.runfolder import HANDOVER_ENV, claim, lock_holder
@@ -88,38 +86,36 @@ def child_command(run_dir, resume=False):
             "--out", str(run_dir), *(["--resume"] if resume else [])]
 
 
+def child_env(environ=None) -> dict:
+    """The launched process's environment: this one, unbuffered, with the folder that holds
+    this ``camlkit`` package first on ``PYTHONPATH`` so that the child imports the same camlkit
+    (a checkout used without installing it) — the folder *above* the package, never ``camlkit/``
+    itself (that would make ``config``, ``errors``, ... importable as top-level modules), and
+    nothing when that folder is one of the interpreter's site-packages (an installed camlkit)."""
+    env = dict(os.environ if environ is None else environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
+    above = Path(__file__).resolve().parents[2]  # the folder holding camlkit/
+    installed = {Path(p).resolve() for p in site.getsitepackages() + [site.getusersitepackages()]}
+    if above not in installed:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(above), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def write_record(run_dir, record):
     write_text(json.dumps(record, indent=2) + "\n", Path(run_dir) / PROCESS_FILE)
 
 
-def settled(cfg, run_dir):
-    """The config the child trains, written to ``run_dir/config.json`` (its data folder as an
-    absolute path: the child may start elsewhere); ``cfg`` None: the one already there."""
-    path = Path(run_dir) / "config.json"
-    if cfg is None:
-        try:
-            return from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError, AttributeError, CamlkitError) as err:
-            raise CamlkitError(f"{path}: unreadable ({err}); resume(spec) with the run's settings") from None
-    data = Path(cfg.data) if cfg.data is not None else find_data_dir()
-    cfg = dataclasses.replace(cfg, data=str(data.resolve()))
-    write_text(json.dumps(to_dict(cfg), indent=2) + "\n", path)
-    return cfg
-
-
-def spawn(cfg, run_dir, resume, hint=""):
+def spawn(config_json, run_dir, resume, iterations, hint=""):
     """Claim ``run_dir`` (its lock, then the checks of camlkit.runtime.runfolder.check_new_run),
-    write ``cfg`` there as config.json (``cfg`` None: the run's own config.json, to resume as it
-    was), start ``camlkit train --config`` on it in its own session with the lock handed over,
-    output appended to train.out; write process.json. Returns (Popen, record)."""
+    write ``config_json`` there as config.json (None: keep the run's own, to resume as it was),
+    start ``camlkit train --config`` on it in its own session with the lock handed over, output
+    appended to train.out; write process.json. Returns (Popen, record)."""
     run_dir = Path(run_dir)
     command = child_command(run_dir, resume)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="5")
-    package_root = str(Path(__file__).resolve().parents[1])  # so the child imports this camlkit
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env = child_env()
     lock = claim(run_dir, resume=resume, hint=hint)  # one line if another process holds it
     try:
-        cfg = settled(cfg, run_dir)
+        if config_json is not None:
+            write_text(config_json, run_dir / "config.json")
         env[HANDOVER_ENV], env[RECORD_ENV] = str(lock.fd), str(run_dir / PROCESS_FILE)
         with open_no_link(run_dir / OUT_FILE, "ab") as out:
             out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n".encode())
@@ -133,7 +129,7 @@ def spawn(cfg, run_dir, resume, hint=""):
     lock.pass_on(process.pid)  # the process holds the run folder from now on (before process.json:
     # whoever reads process.json then finds its pid holding the lock)
     record = {"pid": process.pid, "start_ticks": start_ticks(process.pid), "command": command,
-              "started": time.time(), "host": socket.gethostname(), "iterations": cfg.iterations}
+              "started": time.time(), "host": socket.gethostname(), "iterations": iterations}
     write_record(run_dir, record)
     return process, record
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from camlkit.config import default_run_dir, get_field, make_config, with_fields
 from camlkit.errors import CamlkitError
+from camlkit.runtime.places import RUNS_ENV, runs_root  # noqa: F401 (runs.runs_root, runs.RUNS_ENV)
 from camlkit.runtime.threads import spare_a_cpu
 from camlkit.runtime.trained import TrainedSettings, stored_config  # noqa: F401 (runs.stored_config)
 from camlkit.runtime.weights import blob_id, cached, released_for
@@ -34,20 +35,6 @@ FINAL = "model_final.pth"
 
 
 # ----------------------------------------------------------------------------- run folders
-
-def runs_root(root=None) -> Path:
-    """The folder holding run folders: ``root`` if given, else the first existing ``runs/`` of
-    the working folder, its parent (a notebook runs in ``notebooks/``) and the repository;
-    ``runs`` beside the repository when none exists yet."""
-    if root is not None:
-        return Path(root).expanduser()
-    repo = Path(__file__).resolve().parents[1]
-    candidates = [Path.cwd() / "runs", Path.cwd().parent / "runs", repo / "runs"]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return repo / "runs"
-
 
 def list_runs(root=None) -> list[Path]:
     """Finished run folders (those holding ``model_final.pth``) under ``root``, newest first.

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from camlkit.errors import CamlkitError
+from camlkit.errors import CamlkitError, Stopped
 from camlkit.runtime.runlog import read_log
 from camlkit.viz.curves import curves_figure, read_run
 from camlkit.viz.widgets import displayable
@@ -113,7 +113,8 @@ def watch(run, every_s=3.0, until_iteration=None):
     time left) and its curves, redrawn from ``log.csv`` every ``every_s`` seconds while it runs;
     once when it is over. Returns its Status when the run ends or has logged
     ``until_iteration`` iterations. Interrupting the cell (Kernel > Interrupt) stops the
-    watching, not the run."""
+    watching, not the run: it raises camlkit.errors.Stopped, one line in the notebook, and *Run
+    All* halts there (the cells after it, which may stop the run, do not run)."""
     import ipywidgets as widgets
     from IPython.display import clear_output, display
 
@@ -139,7 +140,8 @@ def watch(run, every_s=3.0, until_iteration=None):
                 break
             time.sleep(every_s if until_iteration is None else min(every_s, 0.2))
     except KeyboardInterrupt:
-        print("stopped watching; the run goes on (run.stop() stops it)")
+        raise Stopped(f"stopped watching {run.run_dir.name}; the run goes on (run.stop() stops it, "
+                      "launch.watch(run) watches it again)") from None
     if status.state == "failed":
         print(status)
     return status

@@ -279,7 +279,7 @@ def lock_holder(folder):
     The pid written in the lock file counts only if the lock is actually held (a probe for it
     fails: a killed run's pid left in the file is no holder, even once the pid is reused) and,
     where the file gives its start time, the process with that pid started then. Every signal
-    camlkit sends to a run goes to this pid (camlkit.runtime.launch.Run)."""
+    camlkit sends to a run goes to this pid (camlkit.lab.launch.Run)."""
     try:
         fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:

@@ -28,13 +28,12 @@ import operator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import torch.hub
 
-from camlkit.caml import CAMLConfig, CAMLNet
 from camlkit.data.fetch import DEADLINE, MIN_RATE, blob_id, check_base_url, copy_verified, fetch, file_url
 from camlkit.errors import CamlkitError
-from camlkit.files import atomic_path, sigterm_as_exit, write_text
-from camlkit.runtime.released import camlkit_to_released_key, load_released_checkpoint
+from camlkit.files import sigterm_as_exit, write_text
+from camlkit.runtime.released import load_released_checkpoint
 
 COMMIT = "b63547927eef5b7ae47bd62452e28517d13545e4"
 BASE_URL = f"https://raw.githubusercontent.com/Herschel555/CAML/{COMMIT}/"
@@ -69,8 +68,6 @@ RELEASED = {
 def default_dest(torch_home=None) -> Path:
     """``torch.hub.get_dir()/checkpoints/camlkit``: PyTorch's weight cache (``$TORCH_HOME`` moves
     it; ``torch_home`` names another TORCH_HOME, whose hub folder is ``<torch_home>/hub``)."""
-    import torch.hub
-
     hub = Path(torch_home) / "hub" if torch_home is not None else Path(torch.hub.get_dir())
     return hub / "checkpoints" / "camlkit"
 
@@ -192,53 +189,6 @@ def pretrained(labeled=16, download=True, dest=None, registry=None, base_url=BAS
                                f"`{download_command_hint(weights.labeled)}` fetches it")
         path, _ = fetch_weights(weights.labeled, dest, base_url, registry=registry, progress=progress)
     return load_released_checkpoint(path).eval()
-
-
-def write_standin(path, n_filters=2, seed=0, bright_is_atrium=False) -> Path:
-    """A freshly initialised CAMLNet saved in the authors' layout (a plain state_dict under their
-    key names): what the course's smoke runs and tests put in a throw-away cache in place of the
-    authors' file. It is *not* their network; its git blob id is no pinned one (so
-    ``camlkit evaluate`` and the report say so). Written atomically.
-
-    ``bright_is_atrium``: set a few layers by hand so that both branches call a voxel atrium
-    where the (z-scored) image exceeds 1.5 (see :func:`_threshold_intensity`). A fresh network
-    predicts one class almost everywhere, and OCC's memory bank then lacks a class; this one
-    predicts both, as a trained network does, at no training cost.
-    """
-    torch.manual_seed(seed)
-    net = CAMLNet(CAMLConfig(n_filters=n_filters))
-    if bright_is_atrium:
-        for vnet in (net.f_v, net.f_a):
-            _threshold_intensity(vnet, level=1.5)
-    state = {camlkit_to_released_key(k): v for k, v in net.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
-
-
-@torch.no_grad()
-def _threshold_intensity(vnet, level):
-    """Make a fresh V-Net compute atrium logit 8 (relu(x) - level) and background 0 from the
-    input x (in eval mode, where its fresh BatchNorm is the identity): stage 1 and the last
-    decoder block copy relu(x) into every channel (a centred delta kernel; every channel, so
-    that training mode's Dropout3d leaves a copy), the deeper path is cut (up1's convolution set
-    to 0), and the 1x1 output convolution averages the channels. In training mode BatchNorm
-    normalises each copy, so the threshold moves, but bright voxels remain atrium."""
-    for conv in (vnet.encoder.stage1[0], vnet.decoder.dec1[0]):
-        conv.weight.zero_()
-        conv.bias.zero_()
-        conv.weight[:, 0, 1, 1, 1] = 1.0
-    for layer in vnet.decoder.up1:
-        if isinstance(layer, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
-            layer.weight.zero_()
-            layer.bias.zero_()
-    out = vnet.decoder.out_conv
-    out.weight.zero_()
-    out.bias.zero_()
-    out.weight[1] = 8.0 / out.weight.shape[1]
-    out.bias[1] = -8.0 * level
 
 
 pretrained.cached = cached  # the notebooks' question: is it there? (camlkit.pretrained.cached(16))

@@ -80,12 +80,15 @@ def attention_scale(attn_intra, percentile: float = 99.0, least: float = 1.05) -
 
 
 def attention_spread(attn_intra, percentile: float = 99.0) -> dict:
-    """The figures behind the colour scale: ``top`` (:func:`attention_scale`), ``percentile``,
-    ``largest`` and ``smallest`` weight x k, ``above_twice`` (share of weights more than twice
-    a uniform row's) and ``count`` (how many weights)."""
+    """The figures behind the colour scale: ``top`` (:func:`attention_scale`), ``narrowest``
+    (True when ``top`` is the scale's least width, wider than what the weights span),
+    ``percentile``, ``largest`` and ``smallest`` weight x k, ``above_twice`` (share of weights
+    more than twice a uniform row's) and ``count`` (how many weights)."""
     attn_intra = to_numpy(attn_intra)
     k = attn_intra.shape[-1]
-    return {"top": attention_scale(attn_intra, percentile), "percentile": percentile,
+    return {"top": attention_scale(attn_intra, percentile),
+            "narrowest": attention_scale(attn_intra, percentile, least=1.0) < attention_scale(attn_intra, percentile),
+            "percentile": percentile,
             "largest": float(attn_intra.max()) * k, "smallest": float(attn_intra.min()) * k,
             "above_twice": float((attn_intra > 2.0 / k).mean()), "count": int(attn_intra.size)}
 
@@ -95,6 +98,15 @@ def read_attention_map(spread, figures=None) -> str:
     ``figures`` (camlkit.diagnostics.structure.attention_figures of the same weights), also how much atrium
     queries favour atrium tokens, as a multiple of chance."""
     top = spread["top"]
+    if spread.get("narrowest"):  # the colorbar's least width, not the weights, sets its ends
+        text = (f"Every E1 weight lies between {spread['smallest']:.4g} and {spread['largest']:.4g} "
+                f"times a uniform row's ({spread['count']:,} weights): the map is one colour, the "
+                f"middle of a colour scale held at its narrowest width ({1 / top:.3g} to {top:.3g}), "
+                f"so nothing in it stands out.")
+        if figures is not None:
+            text += (f" Atrium queries put {figures['atrium_mass']:.3f} of their weight on atrium "
+                     f"tokens against {figures['chance']:.3f} for a uniform row.")
+        return text
     text = (f"The map's colours span weight x k from {1 / top:.3g} to {top:.3g} (at least "
             f"{spread['percentile']:g} % of E1's {spread['count']:,} weights lie in that range); "
             f"the largest weight is {spread['largest']:.3g} times a uniform row's, and "
