@@ -57,11 +57,11 @@ AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb")
 # figures of both networks with their sentences (camlkit.diagnostics.structure.read_attention,
 # camlkit.diagnostics.sentences.occ_row_sentences)
 EXPECTED_OUTPUT = {
-    "04_cma.ipynb": ("network (authors): ", "caml_la_16labeled_iter15000.pth",
+    "04_cma.ipynb": ("network (not the authors' pinned file): ", "caml_la_16labeled_iter15000.pth",
                      "not a file camlkit pins", "attention on atrium tokens",
                      "random weights: atrium queries put", "trained: atrium queries put",
                      "chance"),
-    "05_occ.ipynb": ("network (authors): ", "caml_la_16labeled_iter15000.pth",
+    "05_occ.ipynb": ("network (not the authors' pinned file): ", "caml_la_16labeled_iter15000.pth",
                      "random weights: same-class mass", "trained: same-class mass", "collapse",
                      "trained: background rows (", "trained: atrium rows (", "random weights: atrium rows (",
                      "source: ", "prototype norms"),

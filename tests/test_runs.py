@@ -218,10 +218,17 @@ def test_find_network_order_checkpoint_authors_run(tmp_path, monkeypatch):
     empty.mkdir()
     assert runs.find_network(root=empty) == (None, "none")
     assert cached(16) is None
+    from camlkit.runtime import weights
     from camlkit.runtime.weights import default_dest, entry
 
     standin = write_standin(default_dest() / entry(16).name)
+    assert runs.find_network(root=empty) == (standin, runs.NOT_PINNED)  # a stand-in is not their file
+    # the pinned file (here: a registry pinning the stand-in's own blob id) is the authors'
+    pinned = weights.ReleasedWeights(16, entry(16).path, weights.blob_id(standin))
+    monkeypatch.setitem(weights.RELEASED, 16, pinned)
     assert runs.find_network(root=empty) == (standin, "authors")
+    monkeypatch.setitem(weights.RELEASED, 16, entry(16, {16: weights.ReleasedWeights(16, pinned.path, "0" * 40)}))
+    assert runs.find_network(root=empty) == (standin, runs.NOT_PINNED)
     assert runs.find_network(root=empty, labeled=4) == (None, "none")  # only the 16-labeled file
     mine = tmp_path / "mine.pth"
     mine.write_bytes(standin.read_bytes())

@@ -27,7 +27,7 @@ from camlkit.errors import CamlkitError
 from camlkit.runtime.places import RUNS_ENV, runs_root  # noqa: F401 (runs.runs_root, runs.RUNS_ENV)
 from camlkit.runtime.threads import spare_a_cpu
 from camlkit.runtime.trained import TrainedSettings, stored_config  # noqa: F401 (runs.stored_config)
-from camlkit.runtime.weights import blob_id, cached, released_for
+from camlkit.runtime.weights import blob_id, cached, entry, released_for, verified
 from camlkit.train import train
 
 CHECKPOINT_ENV = "CAMLKIT_CHECKPOINT"
@@ -87,6 +87,9 @@ def find_checkpoint(checkpoint=None, root=None, method="caml", where=None,
     return candidates[0] if candidates else None
 
 
+NOT_PINNED = "not the authors' pinned file"  # find_network's source: another file under their name
+
+
 def find_network(checkpoint=None, labeled=16, root=None, method="caml", where=None,
                  env=True) -> tuple[Path | None, str]:
     """The network a notebook looks into, and where it came from: ``(path, source)``.
@@ -94,15 +97,17 @@ def find_network(checkpoint=None, labeled=16, root=None, method="caml", where=No
     In this order: ``checkpoint`` (a notebook's ``CHECKPOINT``) or ``$CAMLKIT_CHECKPOINT``
     (source "CHECKPOINT"); the authors' network trained with ``labeled`` scans when it is in the
     cache (camlkit.runtime.weights.cached; ``camlkit download --weights N`` puts it there; source
-    "authors"); the newest finished run under :func:`runs_root` (:func:`find_checkpoint`,
-    source "run"); else ``(None, "none")``: the notebook trains a short run.
+    "authors" when it is their pinned file, :data:`NOT_PINNED` when another file lies under its
+    name, checked by camlkit.runtime.weights.verified); the newest finished run under
+    :func:`runs_root` (:func:`find_checkpoint`, source "run"); else ``(None, "none")``: the
+    notebook trains a short run.
     """
     chosen = checkpoint if checkpoint is not None or not env else os.environ.get(CHECKPOINT_ENV) or None
     if chosen is not None:
         return find_checkpoint(chosen), "CHECKPOINT"  # it must exist
     authors = cached(labeled) if labeled is not None else None
-    if authors is not None:
-        return authors, "authors"
+    if authors is not None:  # the pinned file, or something else under its name (checked once)
+        return authors, "authors" if verified(authors, entry(labeled).blob) else NOT_PINNED
     run = find_checkpoint(None, root=root, method=method, where=where, env=False)
     return (run, "run") if run is not None else (None, "none")
 
