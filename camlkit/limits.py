@@ -9,8 +9,9 @@ How each shows up in Python:
   SIGXFSZ, which would end the process, but Python ignores that signal from its start-up).
 
 :func:`limit_reached` says which limit an exception means. The places that know what was kept
-turn it into one line that says so (a run's checkpoints: camlkit.runtime.resume.disk_full_said; its final
-evaluation: camlkit.evaluation.final_eval; a predicted mask: camlkit.data.volumes), and camlkit.cli.main turns any
+turn it into one line that says so (a run's checkpoints:
+camlkit.runtime.resume.checkpoint_write_limits_as_one_line; its final evaluation:
+camlkit.evaluation.final_eval; a predicted mask: camlkit.data.volumes), and camlkit.cli.main turns any
 other into one line too, instead of a traceback.
 """
 

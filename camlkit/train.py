@@ -48,7 +48,13 @@ from camlkit.runtime.device import resolve_device
 from camlkit.runtime.distributed import check_replicas_agree, distributed_context
 from camlkit.runtime.places import runs_root
 from camlkit.runtime.preflight import check_config, check_data, check_outputs
-from camlkit.runtime.resume import checkpoint_payload, data_fingerprint, disk_full_said, restore, run_split
+from camlkit.runtime.resume import (
+    checkpoint_payload,
+    checkpoint_write_limits_as_one_line,
+    data_fingerprint,
+    restore,
+    run_split,
+)
 from camlkit.runtime.runfolder import run_folder
 from camlkit.runtime.runlog import LOG_FIELDS, RunLog
 from camlkit.runtime.trained import InputSettings
@@ -250,7 +256,7 @@ def _loop(cfg, replica: Replica, s: LoopState, resume):
             # checkpoint: atomically, every checkpoint_every iterations and at the end
             if replica.rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
                 _check_finite(nonfinite, parts, iteration, last)
-                with disk_full_said(last, last):
+                with checkpoint_write_limits_as_one_line(last, last):
                     payload = checkpoint_payload(cfg, s.net, s.optimizer, s.bank, done, s.fingerprint)
                     save_checkpoint(payload, last)
                 saved = done
@@ -274,7 +280,7 @@ def _finish(cfg, replica: Replica, net, evaluate) -> Path:
     if replica.rank != 0:
         dist.barrier()  # wait for rank 0's files, so no rank tears the group down early
         return folder
-    with disk_full_said(folder / "model_final.pth", replica.last):
+    with checkpoint_write_limits_as_one_line(folder / "model_final.pth", replica.last):
         save_inference_model(net, folder / "model_final.pth", inputs=InputSettings.of(cfg),
                              train=to_dict(cfg), split=run_split(cfg))
     summary = None

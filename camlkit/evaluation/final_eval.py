@@ -29,7 +29,7 @@ def evaluate_run(cfg, f_v, run_dir):
     split = load_split(cfg.data, cfg.labeled, cfg.val_cases)
     cases = list(split.val if cfg.eval_split == "val" else split.test)[: cfg.eval_cases]
     f_v.eval()
-    with limits_said():
+    with evaluation_limits_as_one_line():
         rows = evaluate_cases(f_v, cases, InputSettings.of(cfg), progress=cfg.progress)
         summary = summarize(rows)
         write_csv(rows, run_dir / "cases.csv")
@@ -47,7 +47,7 @@ def evaluate_run(cfg, f_v, run_dir):
 
 
 @contextmanager
-def limits_said():
+def evaluation_limits_as_one_line():
     """Out of memory or past ``ulimit -f`` during the evaluation: a CamlkitError, which the run
     reports with what it kept (camlkit.evaluation.evaluate.evaluation_failed_message)."""
     try:

@@ -193,7 +193,7 @@ def restore(path, cfg, net, optimizer, bank, device, fingerprint):
 
 
 @contextmanager
-def disk_full_said(path, last_good):
+def checkpoint_write_limits_as_one_line(path, last_good):
     """Turn a full disk, the file-size limit (``ulimit -f``) or a failed allocation while writing
     ``path`` into one line naming the checkpoint still good."""
     try:
