@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from bench import gpu_profile
-from bench.gpu_profile import few_case_folder, real_batches, synchronize, time_evaluation
+from bench.gpu_profile import few_case_folder, real_batches, synchronize, time_evaluation, time_steps
 from bench.inputs import filled_bank
 from camlkit.caml import CAMLNet
 from camlkit.config import make_config
@@ -106,16 +106,7 @@ def time_row(name, cfg, device, batches, warmup, timed):
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    times, compile_s = [], None
-    for t in range(warmup + timed):
-        synchronize(device)
-        t0 = time.perf_counter()
-        step(t)
-        synchronize(device)
-        if t == 0 and cfg.compile:
-            compile_s = time.perf_counter() - t0
-        if t >= warmup:
-            times.append(time.perf_counter() - t0)
+    times, compile_s = time_steps(step, device, warmup, timed, cfg.compile)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     syncs = count_syncs(step, device) if device.type == "cuda" else None
     restore_flags(flags)

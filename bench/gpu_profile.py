@@ -128,6 +128,22 @@ def synchronize(device):
 
 # ----------------------------------------------------------------------------- 1. the CUDA path
 
+def time_steps(one_step, device, warmup, timed, compiled=False):
+    """Run ``one_step(t)`` for ``warmup + timed`` steps, each between two device synchronisations.
+    Returns (seconds of each timed step, seconds of the first step when ``compiled`` else None)."""
+    times, compile_s = [], None
+    for t in range(warmup + timed):
+        synchronize(device)
+        t0 = time.perf_counter()
+        one_step(t)
+        synchronize(device)
+        if t == 0 and compiled:
+            compile_s = time.perf_counter() - t0
+        if t >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times, compile_s
+
+
 def check_training_path(folder, device, tmp):
     """Smoke train 4 iterations, resume to 6, evaluate one case; compare with a straight 6."""
     base = make_config("smoke", device=str(device), data=str(folder), eval_cases=1, progress=False)
@@ -200,16 +216,7 @@ def time_step(cfg, batches, device, mode, warmup, timed, count_flops=False):
         loss.backward()
         optimizer.step()
 
-    times, compile_s = [], None
-    for t in range(warmup + timed):
-        synchronize(device)
-        t0 = time.perf_counter()
-        one_step(t)
-        synchronize(device)
-        if t == 0 and compiled:
-            compile_s = time.perf_counter() - t0
-        if t >= warmup:
-            times.append(time.perf_counter() - t0)
+    times, compile_s = time_steps(one_step, device, warmup, timed, compiled)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     flops = None
     if count_flops:
