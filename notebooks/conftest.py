@@ -3,7 +3,8 @@
 Kernels inherit this process' environment, so the notebooks run at smoke size unless
 CAMLKIT_SMOKE is set explicitly (``CAMLKIT_SMOKE=0`` for the full sizes), with one torch thread
 (on a shared 2-core machine two spinning OpenMP threads can make a smoke run 50x slower), and
-write their runs to a temporary ``CAMLKIT_RUNS``, not the repository's runs/, unless it is set.
+write their runs to a temporary folder (or ``$CAMLKIT_RUNS`` when set), one subfolder per notebook,
+not the repository's runs/.
 
 At smoke size, notebooks 4, 5 and 7 get a throw-away PyTorch cache (``TORCH_HOME``) holding a
 tiny stand-in for the authors' 16-labeled network, in their file layout
@@ -26,8 +27,9 @@ import pytest
 os.environ.setdefault("CAMLKIT_SMOKE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # the notebooks' runs go to runs/ beside notebooks/ (camlkit.runtime.places.runs_root); a test
-# session writes them to a folder of its own instead, shared by the notebooks it runs
-os.environ.setdefault("CAMLKIT_RUNS", tempfile.mkdtemp(prefix="camlkit-nb-runs-"))
+# session writes them to a folder of its own instead, one subfolder per notebook (set before its
+# kernel starts, below): a smoke run of one notebook never meets another's of other settings
+RUNS = os.environ.get("CAMLKIT_RUNS") or tempfile.mkdtemp(prefix="camlkit-nb-runs-")
 
 
 AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb", "07_results.ipynb")  # driven through the authors'-weights path
@@ -48,12 +50,17 @@ HOMES = {}  # "standin" / "empty" -> a TORCH_HOME of this test session
 
 
 def pytest_runtest_setup(item):
-    """Before a notebook's kernel starts (its first cell), choose the cache it will see."""
-    if os.environ["CAMLKIT_SMOKE"] in ("", "0") or not str(item.fspath).endswith(".ipynb"):
+    """Before a notebook's kernel starts (its first cell), choose its runs folder and the cache
+    it will see."""
+    if not str(item.fspath).endswith(".ipynb"):
+        return
+    name = Path(str(item.fspath)).name
+    os.environ["CAMLKIT_RUNS"] = str(Path(RUNS) / Path(name).stem)
+    if os.environ["CAMLKIT_SMOKE"] in ("", "0"):
         return
     if not HOMES:
         HOMES.update(standin=standin_torch_home(), empty=tempfile.mkdtemp(prefix="camlkit-torch-home-"))
-    os.environ["TORCH_HOME"] = HOMES["standin" if Path(str(item.fspath)).name in AUTHORS_PATH else "empty"]
+    os.environ["TORCH_HOME"] = HOMES["standin" if name in AUTHORS_PATH else "empty"]
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects

@@ -206,7 +206,8 @@ def _wait_until_executed(page, timeout_s):
     """Until every code cell shows an execution number and none shows [*]."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        prompts = page.locator(f"{ACTIVE} .jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        # a cell whose input is collapsed (an exercise's answer) shows no prompt: not counted
+        prompts = [p for p in page.locator(f"{ACTIVE} .jp-CodeCell .jp-InputPrompt").all_inner_texts() if p.strip()]
         if prompts and all(p.strip()[1:-2].strip().isdigit() for p in prompts):
             return prompts
         time.sleep(1.0)

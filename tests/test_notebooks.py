@@ -179,8 +179,10 @@ AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb", "07_results.ipynb")  # as notebo
 
 
 # notebook 6 launches, stops and resumes a process; notebook 7 trains and evaluates: both are run
-# twice by the browser tests (test_browser_training, test_browser_course) instead
-TWICE = [p for p in NOTEBOOKS if p.name[:2] not in ("06", "07")]
+# twice by the browser tests (test_browser_training, test_browser_course) instead. Notebooks 1 and
+# 4 draw into ipywidgets: nbclient then waits its whole timeout for each such cell (no idle
+# message), minutes here, so their cells are run again by the browser tests only
+TWICE = [p for p in NOTEBOOKS if p.name[:2] not in ("01", "04", "06", "07")]
 
 
 @pytest.mark.slow
