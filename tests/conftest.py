@@ -73,7 +73,8 @@ class SlowWatch:
 
     def pytest_runtest_logreport(self, report):
         self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
-        self.marked[report.nodeid] = "slow" in report.keywords
+        # the fast loop leaves out what is marked slow or browser (a browser test is never fast)
+        self.marked[report.nodeid] = "slow" in report.keywords or "browser" in report.keywords
 
     def too_slow(self):
         """[(seconds, test id)] of the unmarked tests over the limit, slowest first."""

@@ -41,7 +41,7 @@ def run_tiny(root, data_env, tests=TINY, env=(), args=()):
     folder.mkdir(parents=True)
     shutil.copy(CONFTEST, folder / "conftest.py")
     (folder / "test_tiny.py").write_text(tests)
-    (root / "repo" / "pytest.ini").write_text("[pytest]\nmarkers =\n    slow: slow\n")  # the rootdir
+    (root / "repo" / "pytest.ini").write_text("[pytest]\nmarkers =\n    slow: slow\n    browser: browser\n")  # the rootdir
     environ = {k: v for k, v in os.environ.items() if k not in ("CAMLKIT_DATA", "CI", "CAMLKIT_SLOW_LIMIT_S")}
     if data_env is not None:
         environ["CAMLKIT_DATA"] = str(data_env)
@@ -99,6 +99,10 @@ def test_sleepy_and_unmarked():
 def test_sleepy_and_marked():
     time.sleep(0.6)
 
+@pytest.mark.browser
+def test_sleepy_in_a_browser():
+    time.sleep(0.6)
+
 def test_quick():
     pass
 """
@@ -109,10 +113,11 @@ def test_an_unmarked_slow_test_is_named_and_fails_ci(tmp_path, ci, args):
     env = {"CAMLKIT_SLOW_LIMIT_S": "0.4", **({"CI": "true"} if ci else {})}
     code, out = run_tiny(tmp_path, None, tests=SLEEPY, env=env, args=args)
     assert code == (1 if ci else 0), out
-    assert "3 passed" in out
+    assert "4 passed" in out
     named = out[out.index("unmarked tests over 0.4 s: mark them slow"):]
     assert "test_tiny.py::test_sleepy_and_unmarked" in named
     assert "test_sleepy_and_marked" not in named and "test_quick" not in named
+    assert "test_sleepy_in_a_browser" not in named  # the fast loop leaves browser tests out too
     assert ("CI=true: the run fails" in named) == ci
 
 
