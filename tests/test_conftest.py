@@ -41,7 +41,8 @@ def run_tiny(root, data_env, tests=TINY, env=(), args=()):
     folder.mkdir(parents=True)
     shutil.copy(CONFTEST, folder / "conftest.py")
     (folder / "test_tiny.py").write_text(tests)
-    (root / "repo" / "pytest.ini").write_text("[pytest]\nmarkers =\n    slow: slow\n    browser: browser\n")  # the rootdir
+    markers = "[pytest]\nmarkers =\n    slow: slow\n    browser: browser\n"
+    (root / "repo" / "pytest.ini").write_text(markers)  # the rootdir
     environ = {k: v for k, v in os.environ.items() if k not in ("CAMLKIT_DATA", "CI", "CAMLKIT_SLOW_LIMIT_S")}
     if data_env is not None:
         environ["CAMLKIT_DATA"] = str(data_env)
