@@ -40,6 +40,7 @@ def test_update_without_a_scaler_is_backward_then_step():
     torch.testing.assert_close(a.weight, b.weight)
 
 
+@pytest.mark.slow  # a fresh camlkit process (imports torch)
 def test_fast_on_the_cpu_is_refused_in_one_line(la_dir, tmp_path):
     out = subprocess.run([sys.executable, "-m", "camlkit.cli", "train", "--preset", "smoke", "--fast",
                           "--device", "cpu", "--data", str(la_dir), "--out", str(tmp_path / "run")],

@@ -129,6 +129,7 @@ def test_the_file_size_limit_while_writing_a_mask_is_one_line(tmp_path, la_case_
     assert os.listdir(tmp_path) == ["tiny.pth"]
 
 
+@pytest.mark.slow  # two real processes (train and evaluate) under ulimit -f 0
 def test_no_room_for_the_run_folders_lock_is_one_line(tmp_path, la_dir):
     # a full disk (here `ulimit -f 0`: not a byte may be written) when the lock is taken
     from camlkit.caml import CAMLConfig, CAMLNet

@@ -1,6 +1,7 @@
 """tests/standins.py: the stand-in for the authors' network segments bright voxels and its CMA
 attends to bright tokens, so the course's CI runs show maps with something in them."""
 
+import pytest
 import torch
 from einops import rearrange
 from standins import write_standin
@@ -29,6 +30,7 @@ def test_standin_cma_attends_bright_to_bright(tmp_path):
     assert first.max() > 1.5 * uniform.max()  # a fresh network reads every sample alike
 
 
+@pytest.mark.slow  # a network on real LA crops: 5-13 s on 2 cores
 def test_standin_attention_on_la_crops_is_above_chance(tmp_path, la_dir):
     net, settings = trained.load_trained(write_standin(tmp_path / "s.pth", bright_is_atrium=True))
     split = load_split(la_dir, labeled=4)
