@@ -178,22 +178,20 @@ def test_method_notebooks_show_the_code_of_their_equations(name):
 AUTHORS_PATH = ("04_cma.ipynb", "05_occ.ipynb", "07_results.ipynb")  # as notebooks/conftest.py
 
 
-# notebook 6 launches, stops and resumes a process; notebook 7 trains and evaluates: both are run
-# twice by the browser tests (test_browser_training, test_browser_course) instead. Notebooks 1 and
-# 4 draw into ipywidgets: nbclient then waits its whole timeout for each such cell (no idle
-# message), minutes here, so their cells are run again by the browser tests only
-TWICE = [p for p in NOTEBOOKS if p.name[:2] not in ("01", "04", "06", "07")]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("path", TWICE, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_cell_runs_twice_in_a_row(path, tmp_path, monkeypatch, la_dir):
     """A learner runs a cell again: each code cell, in order, is executed twice before the next
     one (smoke size, runs in a temporary CAMLKIT_RUNS, the authors'-network stand-in in a
     temporary cache for the notebooks on that path). A cell that overwrites a name an earlier
-    cell needs, or deletes what it deletes twice, fails here."""
+    cell needs, or deletes what it deletes twice, fails here.
+
+    The cells go to a kernel through jupyter_client, not nbclient: nbclient waits its whole
+    timeout after a cell that draws into an ipywidgets Output run a second time (it never sees
+    the cell's idle message), which JupyterLab does not; here a cell is done when its reply
+    comes."""
     import nbformat
-    from nbclient import NotebookClient
+    from jupyter_client.manager import start_new_kernel
     from standins import write_standin
 
     from camlkit.runtime.weights import default_dest, entry
@@ -204,13 +202,19 @@ def test_every_cell_runs_twice_in_a_row(path, tmp_path, monkeypatch, la_dir):
                         ("CAMLKIT_RUNS", str(tmp_path / "runs")), ("TORCH_HOME", str(tmp_path / "torch"))):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CAMLKIT_CHECKPOINT", raising=False)
-    nb = nbformat.read(path, as_version=4)
-    twice = []
-    for cell in nb.cells:  # each code cell followed by a copy of itself
-        twice += [cell, *([nbformat.v4.new_code_cell(cell.source)] if cell.cell_type == "code" else [])]
-    nb.cells = twice
-    NotebookClient(nb, timeout=600, iopub_timeout=5, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()  # raises on a failed cell
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(path.parent))
+    try:
+        for number, source in enumerate(cells, 1):
+            for time in ("first", "second"):
+                reply = client.execute_interactive(source, timeout=600, output_hook=lambda _m: None)
+                content = reply["content"]
+                assert content["status"] == "ok", (
+                    f"{path.name}, code cell {number}, run a {time} time: "
+                    f"{content.get('ename')}: {content.get('evalue')}\n{source[:300]}")
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
 
 
 def refresh(path, timeout_s=600):
