@@ -188,13 +188,22 @@ def occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
     z_v, z_a = unlabeled_embeddings(net, voxels(out["feat_v"][labeled_bs:]),
                                     voxels(out["feat_a"][labeled_bs:]), prob_v, prob_a, index,
                                     cfg.heads_on)  # (m, c') each
+    return {"z_v": z_v, "z_a": z_a, "row_class": row_class, "index": index,
+            **occ_rows(z_v, z_a, z_p, col_class, cfg)}
+
+
+def occ_rows(z_v, z_a, z_p, col_class, cfg: StepConfig):
+    """Eq. 2 for both branches against the drawn prototypes, and Eq. 3's l_o.
+
+    z_v, z_a: (m, c') the picked voxels' embeddings; z_p: (n, c') the prototypes, col_class (n,).
+    Returns ``{"z_p", "col_class", "logits_vp", "logits_ap", "sim_vp", "sim_ap" (m, n), "l_o"}``.
+    """
     z_p = z_p.to(z_v.dtype)
     # Eq. 2, one row per picked voxel, one column per prototype: (m, n) each
     sim_vp, logits_vp = occ.omni_correlation(z_v, z_p, cfg.occ_temperature, cfg.similarity, with_logits=True)
     sim_ap, logits_ap = occ.omni_correlation(z_a, z_p, cfg.occ_temperature, cfg.similarity, with_logits=True)
     log_vp = torch.log_softmax(logits_vp, dim=1) if cfg.occ_log == "log_softmax" else None
-    return {"z_v": z_v, "z_a": z_a, "z_p": z_p, "row_class": row_class, "index": index,
-            "col_class": col_class, "logits_vp": logits_vp, "logits_ap": logits_ap,
+    return {"z_p": z_p, "col_class": col_class, "logits_vp": logits_vp, "logits_ap": logits_ap,
             "sim_vp": sim_vp, "sim_ap": sim_ap, "l_o": occ.occ_loss(sim_vp, sim_ap, log_vp)}
 
 

@@ -47,7 +47,9 @@ def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1)
     embeddings at the voxels a trained one picks (a random network predicts one class only).
 
     ``draws``: how many draws of prototypes from the same bank; draw k is seeded ``seed + k``
-    (torch.manual_seed just before it).
+    (torch.manual_seed just before it). The picked voxels and their embeddings hold no
+    randomness, so the draws after the first reuse them and only draw new prototypes
+    (camlkit.step.occ_rows): the heads run once, not once per draw.
 
     Returns the first draw's ``{"sim_vp", "sim_ap" (m, n), "row_class", "row_conf" (m,),
     "col_class" (n,), "z_v", "z_a" (m, c'), "z_p" (n, c'), "bank", "j", "l_o", "figures"}``
@@ -80,10 +82,13 @@ def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1)
     result = {"bank": bank, "j": cfg.j, "draws": []}
     for k in range(draws):
         torch.manual_seed(seed + k)  # the draw of prototypes
-        part = step.occ_part(net, bank, out, p_v, p_a, n_l, cfg)
-        if part is None:
-            raise ValueError("no confident unlabeled voxel: the branches never agree on 2 voxels "
-                             "of a class")
+        if k == 0:
+            part = first = step.occ_part(net, bank, out, p_v, p_a, n_l, cfg)
+            if part is None:
+                raise ValueError("no confident unlabeled voxel: the branches never agree on 2 "
+                                 "voxels of a class")
+        else:  # the same picked voxels and embeddings (no randomness there), new prototypes
+            part = {**first, **step.occ_rows(first["z_v"], first["z_a"], *bank.sample(cfg.j), cfg)}
         figures = occ_figures(part["sim_vp"], part["row_class"], part["col_class"])
         by_class = occ_row_classes(part["sim_vp"], part["row_class"], part["col_class"])
         result["draws"].append({"seed": seed + k, "l_o": float(part["l_o"]), "figures": figures,
