@@ -1,10 +1,14 @@
 """The interactive notebooks, driven in a real browser: JupyterLab + headless Chromium.
 
-For the CMA and OCC notebooks: open the notebook, run all cells (smoke size: each trains a smoke
-checkpoint in seconds and uses it), check that no cell failed, that the notebook named the
-checkpoint it uses and printed its structure figures (random weights and trained, with their
-reading), that ipywidgets sliders and plotly figures rendered, then move the trained network's
-explorer slider and check that its figure was redrawn with different content.
+For the CMA and OCC notebooks, on the authors' path (a stand-in for the authors' 16-labeled
+network in the PyTorch cache, tests/standins.py, its CMA attention set by hand so that atrium
+tokens attend to the atrium of the other samples): open the notebook, run all cells (smoke size),
+check that no cell failed, that the notebook named the network it uses and printed its structure
+figures (random weights and trained) with their sentences — notebook 4's E_1 weight on the atrium
+above chance with hot spots, notebook 5's sentences per class of rows — that ipywidgets sliders
+and plotly figures rendered, then move the trained network's explorer slider and check that its
+figure was redrawn with different content. ``CAMLKIT_SCREENSHOTS=folder`` keeps screenshots of
+the E_1 map, the omni-correlation matrix and its sentences.
 
 Needs Debian's chromium at /usr/bin/chromium (Playwright drives it; never `playwright install`).
 Skipped when chromium is absent on a developer machine; **fails** when absent under CI (``CI``
@@ -14,6 +18,7 @@ set), where the CI script installs it. Run alone with ``pytest -m browser tests/
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -219,6 +224,40 @@ def _plot_texts(page):
     return page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.textContent)")
 
 
+def screenshot_output(page, cell_text, name):
+    """The output of the code cell holding ``cell_text`` as CAMLKIT_SCREENSHOTS/name.png (when
+    that variable names a folder; nothing otherwise)."""
+    folder = os.environ.get("CAMLKIT_SCREENSHOTS")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    cells = page.locator(f"{ACTIVE} .jp-CodeCell")
+    sources = cells.locator(".jp-InputArea").all_inner_texts()
+    hits = [i for i, source in enumerate(sources) if cell_text in source]
+    assert len(hits) == 1, f"{len(hits)} code cells contain {cell_text!r}"
+    output = cells.nth(hits[0]).locator(".jp-Cell-outputArea")
+    output.scroll_into_view_if_needed()
+    time.sleep(1.0)  # plotly draws after it is on screen
+    output.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def _stand_in_checks(page, notebook, outputs):
+    """What the stand-in (attention set by hand: atrium tokens attend to atrium tokens of the
+    other samples) must show: notebook 4's E_1 weights above chance on the atrium, with hot
+    spots; notebook 5's sentences per class of rows for both networks. Screenshots of the
+    figures when CAMLKIT_SCREENSHOTS is set."""
+    if notebook == "04_cma.ipynb":
+        trained = re.search(r"trained: attention on atrium tokens ([\d.]+) \(chance ([\d.]+)\)", outputs)
+        assert trained and float(trained[1]) > 1.3 * float(trained[2]), trained and trained[0]
+        assert "hot spots" in outputs and "not hot spots" not in outputs
+        screenshot_output(page, "viz.attention_explorer(", "nb04-e1-map")
+    else:
+        for who in ("random weights", "trained"):
+            assert f"{who}: background rows (" in outputs and f"{who}: atrium rows (" in outputs
+        screenshot_output(page, "viz.omni_correlation_heatmap(", "nb05-matrix")
+        screenshot_output(page, "random_measured = measure.network_occ(", "nb05-sentences")
+
+
 @pytest.mark.parametrize("notebook", sorted(CASES))
 def test_explorer_renders_and_reacts(browser, jupyter_lab, notebook):
     slider_name, new_value = CASES[notebook]
@@ -237,6 +276,7 @@ def test_explorer_renders_and_reacts(browser, jupyter_lab, notebook):
         assert "Traceback" not in outputs, outputs[-3000:]
         missing = [text for text in EXPECTED_OUTPUT[notebook] if text not in outputs]
         assert not missing, f"outputs lack {missing}: {outputs[-3000:]}"
+        _stand_in_checks(page, notebook, outputs)
 
         slider = page.locator(".widget-slider", has=page.locator(
             ".widget-label", has_text=slider_name)).first

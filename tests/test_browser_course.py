@@ -26,6 +26,7 @@ from test_browser import (
     CHROMIUM_ARGS,
     _run_all_cells,
     _wait_for_kernel,
+    screenshot_output,
     serve_lab,
 )
 
@@ -118,17 +119,6 @@ def _index_of(page, text):
     return hits[0]
 
 
-def _screenshot(page, cell_text, name):
-    """The output of the code cell holding ``cell_text`` as CAMLKIT_SCREENSHOTS/name.png."""
-    folder = os.environ.get("CAMLKIT_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        output = _code_cells(page).nth(_index_of(page, cell_text)).locator(".jp-Cell-outputArea")
-        output.scroll_into_view_if_needed()
-        time.sleep(1.0)  # plotly draws after it is on screen
-        output.screenshot(path=str(Path(folder) / f"{name}.png"))
-
-
 def test_notebooks_4_and_5_use_the_same_short_run(page, tmp_path):
     short = tmp_path / "runs" / "short" / "smoke-caml-4L-seed3407" / "model_final.pth"
     with serve_lab(tmp_path, timeout_s=840) as url:
@@ -140,22 +130,6 @@ def test_notebooks_4_and_5_use_the_same_short_run(page, tmp_path):
         assert f"network (run): {short}" in text5  # the same run, not trained again
         assert "trained in" not in text5
     assert not (Path(camlkit.__file__).parent / "runs").exists()  # nothing inside the package
-
-
-def test_the_stand_in_shows_attention_and_its_sentences(page, tmp_path):
-    """Notebooks 4 and 5 on the authors' path (the stand-in of tests/standins.py in the cache):
-    E_1 weights above chance on the atrium, and notebook 5's sentences per class of rows."""
-    with serve_lab(tmp_path, standin=True, timeout_s=840) as url:
-        text4 = _run_all(page, url, "04_cma.ipynb")
-        trained = re.search(r"trained: attention on atrium tokens ([\d.]+) \(chance ([\d.]+)\)", text4)
-        assert float(trained[1]) > 1.3 * float(trained[2]), trained[0]
-        assert "hot spots" in text4 and "not hot spots" not in text4
-        _screenshot(page, "viz.attention_explorer(", "nb04-e1-map")
-        text5 = _run_all(page, url, "05_occ.ipynb")
-        for who in ("random weights", "trained"):
-            assert f"{who}: background rows (" in text5 and f"{who}: atrium rows (" in text5
-        _screenshot(page, "viz.omni_correlation_heatmap(", "nb05-matrix")
-        _screenshot(page, "random_measured = measure.network_occ(", "nb05-sentences")
 
 
 def _interrupt(page):
@@ -216,7 +190,7 @@ def test_notebook_7_with_no_run_at_all(page, tmp_path):
             assert needs in text, needs
         assert "Table 2 — ablation" in text and text.count("Table 1 — LA") == 2  # mini Table 2, 5 seeds
         assert "labeled: not in" in text  # the authors' networks: where to get them, one line each
-        _screenshot(page, "MINI_DIR = RESULTS", "nb07-no-run")
+        screenshot_output(page, "MINI_DIR = RESULTS", "nb07-no-run")
 
 
 def test_notebook_7_twice_after_the_authors_evaluation(page, tmp_path):

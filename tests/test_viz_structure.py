@@ -82,6 +82,10 @@ def test_colorbar_range_and_colours_are_those_of_the_blend():
     colours = np.array([_rgb(e) for e in scale])
     expected = np.array([np.interp(ratio_high, [e[0] for e in scale], colours[:, c]) for c in range(3)])
     assert np.abs(high - expected).max() <= 6  # between two of the bar's 11 stops
+    ends = viz_cma.attention_figure(_grey_image(), near, inter, grid, top=1.05)  # 0.9 and 1.1 beyond 1.05
+    bar = [t for t in ends.data if t.type == "scatter" and t.marker.showscale][0]
+    assert bar.marker.colorbar.ticktext[0] == "≤ 0.952" and bar.marker.colorbar.ticktext[-1] == "≥ 1.05"
+    assert "0.9 to 1.1" in ends.layout.annotations[0].text  # the title gives what is drawn
     ex.controls["opacity"].value = 0.3  # the bar follows the slider
     assert ex.figure.data[3].marker.colorscale != scale and "0.3" in ex.figure.data[3].marker.colorbar.title.text
 

@@ -128,11 +128,16 @@ def read_attention_map(spread, figures=None) -> str:
     return text
 
 
-def _log_ticks(top: float) -> tuple[list, list]:
-    """Colorbar ticks of the log2 scale -log2(top)..log2(top), labelled in weight x k."""
+def _log_ticks(top: float, below: bool = False, above: bool = False) -> tuple[list, list]:
+    """Colorbar ticks of the log2 scale -log2(top)..log2(top), labelled in weight x k.
+
+    ``below`` / ``above``: the map holds weights beyond that end of the scale, drawn in the end's
+    colour; the end's label then says so ("≤ 0.0357", "≥ 28")."""
     half = np.log2(top)
     vals = [float(v) for v in np.linspace(-half, half, 5)]
-    return vals, [f"{2.0 ** v:.3g}" for v in vals]
+    text = [f"{2.0 ** v:.3g}" for v in vals]
+    text[0], text[-1] = ("≤ " if below else "") + text[0], ("≥ " if above else "") + text[-1]
+    return vals, text
 
 
 def label_outline(mask2d) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +159,9 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
     The colour is ``weight * k`` (1 = a uniform row's share) on a log scale centred on 1: red
     above a uniform share, blue below, from 1/``top`` to ``top`` (default
     :func:`attention_scale` of the whole ``attn_intra``, so maps of different queries compare).
-    The colorbar shows the colours as blended over a mid-grey pixel. Right: at the same token
+    The colorbar shows the colours as blended over a mid-grey pixel; where the map holds weights
+    beyond the scale (it is set by a percentile over every map), the end's label says "≤" or "≥"
+    and the title gives this map's range. Right: at the same token
     position, how much each sample (row) attends to each sample (column) in E_2, on 0..1.
     """
     import plotly.graph_objects as go
@@ -187,7 +194,7 @@ def attention_figure(image, attn_intra, attn_inter, token_grid, sample=0, head=0
     fig.add_trace(go.Heatmap(z=inter, x=list(range(b)), y=list(range(b)), zmin=0.0, zmax=1.0,
                              colorscale="Viridis", texttemplate="%{z:.2f}",
                              colorbar=dict(title="weight")), row=1, col=2)
-    tickvals, ticktext = _log_ticks(top)
+    tickvals, ticktext = _log_ticks(top, below=ratio.min() < 1 / top, above=ratio.max() > top)
     fig.add_trace(go.Scatter(  # no points: carries the colorbar of the attention map
         x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
         marker=dict(color=[0.0], cmin=-half, cmax=half, showscale=True,
