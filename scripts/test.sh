@@ -32,10 +32,11 @@ export CAMLKIT_SMOKE=1
 # spinning OpenMP pools on 2 cores can make a run tens of times slower
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # the linter first (configured in pyproject.toml): a finding stops the run before the long tests
-.venv/bin/ruff check camlkit tests bench data_scripts notebooks
+.venv/bin/ruff check conftest.py camlkit tests bench data_scripts notebooks
 # then the layers (pyproject.toml's [tool.importlinter]): no module imports from a room above it
 .venv/bin/lint-imports
 # two workers (TEST_WORKERS=1 for one); --dist loadfile keeps each file, and so each notebook's
-# cells, on one worker in order: 17 min -> 11 min on the project's 2-core machine
+# cells, on one worker in order, but for the three longest files (the notebooks run twice, the
+# browser tests), whose tests go to whichever worker is free (conftest.py)
 exec .venv/bin/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
     -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
