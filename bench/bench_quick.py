@@ -19,12 +19,16 @@ spends on a quick run, and how this bench measures each part on the real LA data
   so the batches, learning rates and ramps are the run's own; the network in the recipe's memory
   format; camlkit.train.train_iteration), data loading included. The memory bank starts as full
   as in training once every labeled case was seen (bench.inputs.filled_bank). The recipes take
-  turns, one iteration each, so that a change in the machine's load falls on all of them;
+  turns, one iteration each, so that a change in the machine's load falls on all of them.
+  Recipes that differ only in their length and schedule (:data:`SCHEDULE_FIELDS`: iterations,
+  warm-up, learning rate) cost the same per iteration and share one measurement, so their
+  ratios are those of their iteration counts;
 * **evaluation**: ``--eval-cases`` of test.list per recipe (the same cases for each, taking
   turns), split into reading the case, the sliding-window prediction at the recipe's patch,
   scale and stride (f_v of the recipe's Eq. 1 network, eval mode), and the four metrics
   (computed on the label shifted by 2 voxels, a realistic mask, so an untrained network's empty
-  prediction does not make them free). ``camlkit train`` reads each test case once more before
+  prediction does not make them free); recipes alike but for the stride share the network's
+  timings. ``camlkit train`` reads each test case once more before
   training (camlkit.runtime.preflight.check_test_set): counted as 20 more reads.
 
 Projected total = decode + warm-up iterations x s/it + Eq. 1 iterations x s/it + 20 x (read +
@@ -34,6 +38,7 @@ others use every figure is contended, so compare the ratios printed beside them.
 """
 
 import argparse
+import json
 import statistics
 import time
 
@@ -43,7 +48,7 @@ import torch
 from bench.inputs import filled_bank
 from camlkit.caml import CAMLNet
 from camlkit.cli.train import config_to_args
-from camlkit.config import make_config
+from camlkit.config import make_config, to_dict
 from camlkit.data import load_split, read_case
 from camlkit.data.batches import training_dataset, training_loader
 from camlkit.data.folder import find_data_dir
@@ -96,6 +101,20 @@ def data_key(cfg):
     return cfg.labeled, cfg.val_cases, cfg.unlabeled_bs > 0, cfg.scale, cfg.zscore_case
 
 
+# what a run's length and schedule set: no iteration and no evaluated case costs more or less by them
+SCHEDULE_FIELDS = ("preset", "out", "iterations", "lr", "lr_schedule", "step.warmup", "eval_stride",
+                   "checkpoint_every", "log_every", "progress")
+
+
+def cost_key(cfg, *keep):
+    """What one iteration of each phase costs depends on: every field of ``cfg`` but
+    :data:`SCHEDULE_FIELDS` (except those in ``keep``: "eval_stride" for an evaluated case), and
+    which phases the run has. Recipes with one key share one measurement."""
+    fields = tuple((path, json.dumps(value)) for path, value in to_dict(cfg).items()
+                   if path not in SCHEDULE_FIELDS or path in keep)
+    return fields, cfg.step.warmup > 0, cfg.iterations > cfg.step.warmup
+
+
 def decode_all(cfg):
     """(the training dataset with every case decoded, seconds per case)."""
     dataset = training_dataset(cfg)
@@ -145,7 +164,8 @@ def projection(cfg, times):
 # ----------------------------------------------------------------------------- the bench
 
 def run(names, iterations, eval_cases, data, preset="quick"):
-    """(configs, times) of the recipes ``names``: {name: {part: seconds}} (see the docstring)."""
+    """(configs, times) of the recipes ``names``: {name: {part: seconds}} (see the docstring).
+    Recipes whose iterations cost the same (:func:`cost_key`) share one measurement."""
     configs = {name: recipe_config(name, data, preset) for name in names}
     times = {name: {} for name in names}
     datasets = {}
@@ -153,13 +173,17 @@ def run(names, iterations, eval_cases, data, preset="quick"):
         key = data_key(cfg)
         if key not in datasets:
             datasets[key] = decode_all(cfg)
+            print(f"decode: {datasets[key][1]:.3f} s/case x {len(datasets[key][0])} cases", flush=True)
         times[name]["cases"] = len(datasets[key][0])
         times[name]["decode"] = datasets[key][1]
 
-    # warm-up and Eq. 1, every recipe's two phases taking turns one iteration at a time
-    phases = {}
+    # warm-up and Eq. 1, every measured recipe's two phases taking turns one iteration at a time
+    measured = {}  # cost key -> the recipe measured for it
     for name, cfg in configs.items():
-        dataset = datasets[data_key(cfg)][0]
+        measured.setdefault(cost_key(cfg), name)
+    phases = {}
+    for name in measured.values():
+        cfg, dataset = configs[name], datasets[data_key(configs[name])][0]
         if cfg.step.warmup:
             phases[name, "warm-up"] = phase_iterations(cfg, dataset, 0, iterations)
         if cfg.iterations > cfg.step.warmup:
@@ -173,22 +197,30 @@ def run(names, iterations, eval_cases, data, preset="quick"):
                 seconds[key].append(value)
             elif value is not None:
                 nets[key[0]] = value  # the last phase's network evaluates
-    for (name, phase), values in seconds.items():
-        times[name][phase] = statistics.median(values)
-    for name in names:
-        times[name].setdefault("warm-up", 0.0)
-        times[name].setdefault("Eq. 1", 0.0)
+    for name, cfg in configs.items():
+        source = measured[cost_key(cfg)]
+        for phase in ("warm-up", "Eq. 1"):
+            values = seconds.get((source, phase))
+            times[name][phase] = statistics.median(values) if values else 0.0
+        times[name]["measured as"] = source
+    for name in measured.values():
+        print(f"{name}: warm-up {times[name]['warm-up']:.3f} s/it, Eq. 1 {times[name]['Eq. 1']:.3f} s/it "
+              f"(medians of {iterations})", flush=True)
 
-    # evaluation: the same test cases for every recipe, taking turns
+    # evaluation: the same test cases for every recipe's stride, taking turns
     cases = load_split(data, 0).test[:eval_cases]
-    parts = {name: [] for name in names}
+    evaluated = {}  # cost key with the stride -> the recipe evaluated for it
+    for name, cfg in configs.items():
+        evaluated.setdefault(cost_key(cfg, "eval_stride"), name)
+    parts = {name: [] for name in evaluated.values()}
     for path in cases:
-        for name in names:
-            nets[name].eval()
-            parts[name].append(timed_case(configs[name], nets[name], path))
-    for name in names:
+        for name in parts:
+            net = nets[measured[cost_key(configs[name])]].eval()
+            parts[name].append(timed_case(configs[name], net, path))
+    for name, cfg in configs.items():
+        source = evaluated[cost_key(cfg, "eval_stride")]
         for k, part in enumerate(("read", "predict", "metrics")):
-            times[name][part] = statistics.median(p[k] for p in parts[name])
+            times[name][part] = statistics.median(p[k] for p in parts[source])
     return configs, times
 
 
@@ -197,7 +229,8 @@ def report(configs, times, iterations, eval_cases):
     print(f"medians of {iterations} iterations a phase and {eval_cases} test case(s) a recipe:")
     for name, cfg in configs.items():
         t = times[name]
-        print(f"{name}: {' '.join(recipe_flags(name)[2:]) or '(the quick preset)'}")
+        shared = f" (iterations timed as {t['measured as']}'s: the same sizes)" if t["measured as"] != name else ""
+        print(f"{name}: {' '.join(recipe_flags(name)[2:]) or '(the quick preset)'}{shared}")
         print(f"  decode {t['decode']:.3f} s/case x {t['cases']}; warm-up {t['warm-up']:.3f} s/it x "
               f"{min(cfg.step.warmup, cfg.iterations)}; Eq. 1 {t['Eq. 1']:.3f} s/it x "
               f"{cfg.iterations - min(cfg.step.warmup, cfg.iterations)}; evaluation "
