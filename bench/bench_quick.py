@@ -70,10 +70,11 @@ OLD_QUICK = {"labeled": 16, "iterations": 2300, "lr": 0.05, "lr_schedule": "cosi
 # Pre-registered in results/quick_recipe/PLAN.md, which gives each one's reason.
 RECIPES = {
     "old": {},  # 1,700 warm-up + 600 Eq. 1 iterations, lr 0.05 cosine, eval stride 7,7,2
-    "A": {"iterations": 1000, "step.warmup": 750},
-    "B": {"iterations": 1000, "step.warmup": 750, "lr": 0.1},
-    "C": {"iterations": 900, "step.warmup": 500},
-    "D": {"iterations": 1600, "step.warmup": 1200, "patch_size": (32, 32, 32)},
+    "A": {"iterations": 1000, "step.warmup": 750},  # old shortened, its warm-up share kept
+    "B": {"iterations": 1000, "step.warmup": 750, "lr": 0.1},  # A with twice the learning rate
+    "C": {"iterations": 900, "step.warmup": 500},  # more of the budget in Eq. 1
+    "D": {"iterations": 1600, "step.warmup": 1200, "patch_size": (32, 32, 32)},  # smaller crops, more steps
+    # timed only (PLAN.md: what a coarser stride, another memory format or a loader worker would save)
     "A-s14": {"iterations": 1000, "step.warmup": 750, "eval_stride": (14, 14, 4)},
     "old-cl-off": {"channels_last": False},
     "old-workers1": {"num_workers": 1},
