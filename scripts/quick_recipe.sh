@@ -34,7 +34,7 @@ one_run() {  # stage name recipe seed
     local args=(train "${flags[@]}" --method caml --labeled 16 --seed "$seed" --data "$DATA" --out "$run" --quiet)
     [ "$stage" = val ] && args+=(--val-cases 12 --eval-split val)
     local threads=(env OMP_NUM_THREADS=1)
-    [ "$stage" = timed ] && threads=(flock /tmp/camlkit-bench.lock env)  # alone, camlkit's CPU policy
+    [ "$stage" = timed ] && threads=(flock /tmp/camlkit-bench.lock env -u OMP_NUM_THREADS)  # alone, camlkit's CPU policy
     if [ -f "$run/summary.json" ]; then
         echo "quick_recipe: $run is finished"
     elif [ -f "$run/FAILED.txt" ]; then
