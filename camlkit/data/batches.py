@@ -48,15 +48,23 @@ def batch_schedule(n_labeled, n_unlabeled, cfg, n_batches):
     return schedule[:n_batches]
 
 
-def training_loader(cfg, rank=0, world=1, start=0):
-    """DataLoader yielding the batches of iterations start..cfg.iterations-1 for this rank."""
+def training_dataset(cfg) -> LADataset:
+    """The cases a run trains on, labeled first, then unlabeled (none for ``supervised``), as
+    ``cfg.scale`` and ``cfg.zscore_case`` prepare them; each decoded on first access."""
     split = load_split(cfg.data, cfg.labeled, cfg.val_cases)  # validation cases never trained on
     unlabeled = split.unlabeled if cfg.unlabeled_bs else []
     if cfg.unlabeled_bs and len(unlabeled) < cfg.unlabeled_bs:
         raise CamlkitError(f"{cfg.data}: {len(unlabeled)} unlabeled cases, need {cfg.unlabeled_bs}")
-    dataset = LADataset(list(split.labeled) + list(unlabeled), scale=cfg.scale,
-                        zscore_case=cfg.zscore_case)
-    schedule = batch_schedule(len(split.labeled), len(unlabeled), cfg, cfg.iterations * world)
+    return LADataset(list(split.labeled) + list(unlabeled), scale=cfg.scale, zscore_case=cfg.zscore_case)
+
+
+def training_loader(cfg, rank=0, world=1, start=0, dataset=None):
+    """DataLoader yielding the batches of iterations start..cfg.iterations-1 for this rank.
+
+    ``dataset``: :func:`training_dataset` of ``cfg`` made before (bench.bench_quick shares one
+    between configs that prepare their cases alike); None: made here."""
+    dataset = training_dataset(cfg) if dataset is None else dataset
+    schedule = batch_schedule(cfg.labeled, len(dataset) - cfg.labeled, cfg, cfg.iterations * world)
     for index in sorted({i for batch in schedule for i in batch}):
         dataset.load(index)  # decode every case once, before workers fork
     batches = IterationBatches(dataset, schedule, train_transform(cfg.patch_size, cfg.crop_rule), cfg.seed)
