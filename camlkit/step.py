@@ -91,7 +91,7 @@ class StepConfig:
     heads_on: str = "agreeing"  # released; "picked": heads on the top-i voxels only
     warmup: int = 0  # iterations of labeled-only training of both branches before Eq. 1 (released: 0)
     occ_log: str = "eps"  # l_o's log: "eps" log(softmax + 1e-8) as released | "log_softmax" (stable)
-    occ_health: bool = True  # camlkit.train logs how the OCC rows look (camlkit.diagnostics.health)
+    occ_health: bool = True  # camlkit.train logs how the OCC rows look, on logged iterations (diagnostics.health)
 
     def __post_init__(self):
         if self.bank_fa_rows not in ("scrambled", "per_voxel"):
