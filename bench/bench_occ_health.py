@@ -6,8 +6,8 @@ The health figures are computed from the rows one step already has: two softmaxe
 norms; the gradient norm is read from the step's own backward by a hook on z_v and z_a. Timed on the
 row and column counts of the ``mini`` preset (i = 2,000 rows per class, j = 128 prototypes per
 class) and of ``paper`` (12,800 / 256), c' = 32, against the same l_o without them. ``--step`` also
-times whole ``mini`` Eq. 1 iterations with ``step.occ_health`` on and off, alternating (a busy
-machine moves both alike).
+times whole ``mini`` Eq. 1 iterations with and without the health watch (what a logged iteration
+and any other iteration run, camlkit.train.logged), alternating (a busy machine moves both alike).
 """
 
 import argparse
@@ -17,7 +17,7 @@ import time
 import torch
 
 from camlkit import occ
-from camlkit.diagnostics.health import grad_norm_at_backward, row_health
+from camlkit.diagnostics.health import HealthWatch, grad_norm_at_backward, row_health
 
 
 def _rows(m, n, dim=32, seed=0):
@@ -50,8 +50,6 @@ def time_health(m, n, repeats):
 
 def time_steps(repeats):
     """Median seconds of a mini Eq. 1 iteration with occ_health off / on, alternating."""
-    import dataclasses
-
     from camlkit.caml import CAMLNet
     from camlkit.config import make_config
     from camlkit.step import caml_step
@@ -66,9 +64,10 @@ def time_steps(repeats):
     times = {False: [], True: []}
     for _ in range(repeats):
         for on in (False, True):
-            step = dataclasses.replace(cfg.step, occ_health=on)
+            step = cfg.step
+            watch = HealthWatch() if on else None  # what camlkit.train's Eq1Module gives a logged iteration
             t0 = time.perf_counter()
-            loss, _ = caml_step(net, image, label, 2, step.warmup + 500, step, bank, [1, 2])
+            loss, _ = caml_step(net, image, label, 2, step.warmup + 500, step, bank, [1, 2], watch=watch)
             loss.backward()
             net.zero_grad(set_to_none=True)
             times[on].append(time.perf_counter() - t0)

@@ -91,7 +91,7 @@ class StepConfig:
     heads_on: str = "agreeing"  # released; "picked": heads on the top-i voxels only
     warmup: int = 0  # iterations of labeled-only training of both branches before Eq. 1 (released: 0)
     occ_log: str = "eps"  # l_o's log: "eps" log(softmax + 1e-8) as released | "log_softmax" (stable)
-    occ_health: bool = True  # camlkit.train logs how the OCC rows look (camlkit.diagnostics.health)
+    occ_health: bool = True  # camlkit.train logs how the OCC rows look, on logged iterations (diagnostics.health)
 
     def __post_init__(self):
         if self.bank_fa_rows not in ("scrambled", "per_voxel"):
@@ -148,20 +148,25 @@ def update_memory(net, bank, out, p_v, p_a, label, slots, bank_fa_rows="scramble
             bank.update(int(slot), z.float(), y[correct])
 
 
-def unlabeled_embeddings(net, feat_v, feat_a, prob_v, prob_a, index, heads_on="agreeing"):
+def unlabeled_embeddings(net, feat_v, feat_a, prob_v, prob_a, index, heads_on="agreeing", first=0):
     """z_v, z_a (m, c'): projection then prediction head of each branch at the picked voxels.
 
-    feat_*: (n_voxels, n_filters) decoder features of the unlabeled half, prob_*: (n_voxels, C),
-    index: (m,) picked voxels. ``heads_on="agreeing"`` (released) runs the heads on every voxel
-    where the branches agree and takes the picked rows; "picked" runs them on the picked rows.
+    prob_*: (n_voxels, C) of the unlabeled half, index: (m,) picked voxels among them; feat_*:
+    decoder features, one row per voxel, unlabeled voxel k at row ``first + k`` (:func:`occ_part`
+    passes the whole batch's rows: indexing them, not a slice of them, spares the backward a
+    zero-filled copy of the feature map; the same numbers). ``heads_on="agreeing"`` (released)
+    runs the heads on every voxel where the branches agree and takes the picked rows; "picked"
+    runs them on the picked rows.
     """
     if heads_on == "agreeing":
         agree = occ.agreeing(prob_v, prob_a)  # (n_voxels,)
+        rows = torch.nonzero(agree).squeeze(1) + first  # the agreeing voxels' feature rows
         row = torch.cumsum(agree, 0) - 1  # voxel -> its row among the agreeing voxels
-        z_v = net.pred_v(net.proj_v(feat_v[agree]))[row[index]]
-        z_a = net.pred_a(net.proj_a(feat_a[agree]))[row[index]]
+        z_v = net.pred_v(net.proj_v(feat_v[rows]))[row[index]]
+        z_a = net.pred_a(net.proj_a(feat_a[rows]))[row[index]]
         return z_v, z_a
-    return net.pred_v(net.proj_v(feat_v[index])), net.pred_a(net.proj_a(feat_a[index]))
+    rows = index + first
+    return net.pred_v(net.proj_v(feat_v[rows])), net.pred_a(net.proj_a(feat_a[rows]))
 
 
 def occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
@@ -185,9 +190,9 @@ def occ_part(net, bank, out, p_v, p_a, labeled_bs, cfg: StepConfig):
     if picked is None:
         return None
     index, row_class = picked  # m voxels of the unlabeled half
-    z_v, z_a = unlabeled_embeddings(net, voxels(out["feat_v"][labeled_bs:]),
-                                    voxels(out["feat_a"][labeled_bs:]), prob_v, prob_a, index,
-                                    cfg.heads_on)  # (m, c') each
+    first = labeled_bs * p_v[0, 0].numel()  # the row of the first unlabeled voxel in the batch's rows
+    z_v, z_a = unlabeled_embeddings(net, voxels(out["feat_v"]), voxels(out["feat_a"]), prob_v, prob_a,
+                                    index, cfg.heads_on, first)  # (m, c') each
     return {"z_v": z_v, "z_a": z_a, "row_class": row_class, "index": index,
             **occ_rows(z_v, z_a, z_p, col_class, cfg)}
 

@@ -90,15 +90,17 @@ def learning_rate(cfg: TrainConfig, iteration: int) -> float:
 
 class Eq1Module(nn.Module):
     """The network wrapped so that one forward is one Eq. 1 step (what DDP needs to see). With
-    ``step.occ_health`` the parts it returns hold OCC's health figures too (camlkit.diagnostics.health)."""
+    ``step.occ_health`` and ``health=True`` (camlkit.train passes it on the iterations it logs)
+    the parts it returns hold OCC's health figures too (camlkit.diagnostics.health); any other
+    step computes no figure and hooks nothing."""
 
     def __init__(self, net: CAMLNet, cfg: StepConfig, bank: MemoryBank | None):
         super().__init__()
         self.net, self.cfg, self.bank = net, cfg, bank
         self.health = HealthWatch() if logs_health(cfg) else None
 
-    def forward(self, image, label, labeled_bs, iteration, slots):
-        if self.health is None:
+    def forward(self, image, label, labeled_bs, iteration, slots, health=True):
+        if self.health is None or not health:
             return caml_step(self.net, image, label, labeled_bs, iteration, self.cfg, self.bank, slots)
         self.health.reset()
         loss, parts = caml_step(self.net, image, label, labeled_bs, iteration, self.cfg, self.bank, slots,
@@ -109,6 +111,12 @@ class Eq1Module(nn.Module):
 def logs_health(step: StepConfig) -> bool:
     """Whether a run logs OCC's health figures (camlkit.diagnostics.health)."""
     return step.use_occ and step.occ_health
+
+
+def logged(cfg: TrainConfig, iteration: int) -> bool:
+    """Whether ``iteration`` (0-based) writes a log row: every ``log_every``-th and the last."""
+    done = iteration + 1
+    return done % cfg.log_every == 0 or done == cfg.iterations
 
 
 def log_fields(step: StepConfig) -> tuple:
@@ -154,13 +162,14 @@ def train(cfg: TrainConfig, resume=False, evaluate=True, overwrite=False) -> Pat
 
 def train_iteration(module, optimizer, batch, cfg, iteration, device, layout, scaler=None):
     """One training iteration: Eq. 1 forward on ``batch``, backward, the lr of ``iteration``,
-    the optimizer's update (through ``scaler``, fp16 under --fast). Returns (loss, parts)."""
+    the optimizer's update (through ``scaler``, fp16 under --fast). Returns (loss, parts); OCC's
+    health figures are among the parts only on an iteration the run logs (:func:`logged`)."""
     # batch: labeled samples first; their dataset indices are their memory-bank slots
     image = batch["image"].to(device, non_blocking=True).to(memory_format=layout)
     label = batch["label"].to(device, non_blocking=True)
     slots = batch["index"][: cfg.labeled_bs].tolist()
     with fast.autocast(cfg, device):  # fp32 as released; bf16/fp16 under --amp or --fast
-        loss, parts = module(image, label, cfg.labeled_bs, iteration, slots)
+        loss, parts = module(image, label, cfg.labeled_bs, iteration, slots, health=logged(cfg, iteration))
     optimizer.zero_grad(set_to_none=True)
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(cfg, iteration)
@@ -244,7 +253,7 @@ def _loop(cfg, replica: Replica, s: LoopState, resume):
             nonfinite |= ~torch.isfinite(loss.detach())
             done = iteration + 1
             # log: log.csv, TensorBoard, the progress bar
-            if done % cfg.log_every == 0 or done == cfg.iterations:
+            if logged(cfg, iteration):
                 _check_finite(nonfinite, parts, iteration, last)
                 row = _log_row(iteration, parts, s.optimizer, time.time() - t0)
                 if s.log:

@@ -8,8 +8,10 @@ import torch
 
 from camlkit import occ
 from camlkit.caml import CAMLConfig, CAMLNet
+from camlkit.config import make_config
 from camlkit.diagnostics import health
 from camlkit.step import StepConfig, caml_step
+from camlkit.train import Eq1Module, logged, train_iteration
 from camlkit.viz.curves import curve_panels
 
 
@@ -185,3 +187,62 @@ def test_occ_lock_reads_the_plateaus_and_the_mechanism(tmp_path):
     lines = {line.split("|")[1].strip(): line for line in out.splitlines()[2:]}
     assert "| 4 | 1 | 1 | 1 |" in lines["locked"] and "confirmed" in lines["locked"]
     assert "| 2 | 1 | 0 | 0 |" in lines["alive"] and "refuted" in lines["alive"]
+
+
+def test_the_logged_iterations_are_every_log_every_th_and_the_last():
+    cfg = make_config("smoke", log_every=3, iterations=7)
+    assert [t for t in range(7) if logged(cfg, t)] == [2, 5, 6]  # rows 3, 6 and the run's end
+
+
+def _tiny_module():
+    """The setting of test_caml_step_reports_the_health_of_its_rows, wrapped as camlkit.train does."""
+    torch.manual_seed(0)
+    net = CAMLNet(CAMLConfig(n_filters=2, proj_dim=8)).train()
+    image, label = _batch()
+    bank = occ.MemoryBank(2, 8)
+    for slot in (0, 1):
+        bank.update(slot, torch.randn(500, 8), torch.randint(0, 2, (500,)))
+    step = StepConfig(j=8, top_i=64, ramp_length=1, iterations_per_epoch=2)
+    return Eq1Module(net, step, bank), image, label
+
+
+def test_health_is_computed_only_on_the_iterations_that_are_logged(monkeypatch):
+    """train_iteration asks for the figures on a logged iteration only; on the others the step
+    computes none and registers no hook."""
+    from camlkit import step
+
+    cfg = make_config("smoke", log_every=2, iterations=4)
+    seen = []
+
+    def occ_part(*args, real=step.occ_part):
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(step, "occ_part", occ_part)
+    for iteration in (0, 1):  # the 2nd iteration is logged, the 1st is not
+        module, image, label = _tiny_module()
+        batch = {"image": image, "label": label, "index": torch.tensor([0, 1, 2, 3])}
+        optimizer = torch.optim.SGD(module.net.parameters(), lr=0.01)
+        _, parts = train_iteration(module, optimizer, batch, cfg, iteration, torch.device("cpu"),
+                                   torch.contiguous_format)
+        hooked = [bool(seen[-1][z]._backward_hooks) for z in ("z_v", "z_a")]
+        figures = [key for key in health.HEALTH_KEYS if key in parts]
+        if iteration == 0:
+            assert hooked == [False, False] and figures == []
+        else:
+            assert hooked == [True, True] and figures == list(health.HEALTH_KEYS)
+            assert float(parts["occ_grad"]) > 0  # filled in by train_iteration's backward
+
+
+def test_the_figures_change_nothing_the_step_computes():
+    results = []
+    for watched in (False, True):
+        module, image, label = _tiny_module()
+        loss, parts = module(image, label, 2, 10, [0, 1], health=watched)
+        loss.backward()
+        grads = [p.grad.clone() for p in module.net.parameters() if p.grad is not None]
+        results.append((loss.detach(), grads, sorted(parts)))
+    (loss_off, grads_off, keys_off), (loss_on, grads_on, keys_on) = results
+    assert torch.equal(loss_off, loss_on) and float(parts["l_o"]) > 0
+    assert len(grads_off) == len(grads_on) and all(torch.equal(a, b) for a, b in zip(grads_off, grads_on))
+    assert set(keys_on) - set(keys_off) == set(health.HEALTH_KEYS)

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from camlkit.caml import CAMLNet
+from camlkit.caml import CAMLConfig, CAMLNet
 from camlkit.occ import MemoryBank
-from camlkit.step import CLEAN_VARIANT, StepConfig, bank_rows_a, caml_step
+from camlkit.step import CLEAN_VARIANT, StepConfig, bank_rows_a, caml_step, unlabeled_embeddings
 
 SIZE = (32, 32, 16)
 
@@ -130,3 +130,22 @@ def test_step_options_are_checked():
     with pytest.raises(ValueError, match="heads_on"):
         StepConfig(heads_on="all")
     assert StepConfig(**CLEAN_VARIANT).heads_on == "picked"
+
+
+@pytest.mark.parametrize("heads_on", ["agreeing", "picked"])
+def test_unlabeled_embeddings_read_the_unlabeled_rows_of_the_whole_batch(heads_on):
+    """Given the batch's rows and ``first``, the heads see the same rows as given the unlabeled
+    half's alone: the same z, the same gradient there, none at the labeled rows."""
+    torch.manual_seed(0)
+    net = CAMLNet(CAMLConfig(n_filters=2, proj_dim=4)).train()
+    feat = torch.randn(10, 2, requires_grad=True)  # 4 labeled rows, then 6 unlabeled
+    prob_v = torch.tensor([[.9, .1], [.2, .8], [.7, .3], [.4, .6], [.6, .4], [.1, .9]])
+    prob_a = torch.tensor([[.8, .2], [.3, .7], [.2, .8], [.1, .9], [.9, .1], [.3, .7]])  # voxel 2 disagrees
+    index = torch.tensor([0, 4, 5])
+    z_whole = unlabeled_embeddings(net, feat, feat, prob_v, prob_a, index, heads_on, first=4)
+    (grad_whole,) = torch.autograd.grad(sum(z.pow(2).sum() for z in z_whole), feat)
+    z_half = unlabeled_embeddings(net, feat[4:], feat[4:], prob_v, prob_a, index, heads_on)
+    (grad_half,) = torch.autograd.grad(sum(z.pow(2).sum() for z in z_half), feat)
+    assert all(torch.equal(a, b) for a, b in zip(z_whole, z_half))
+    assert torch.equal(grad_whole, grad_half)
+    assert not grad_whole[:4].any() and grad_whole[4:].abs().sum(1).gt(0).sum() >= 3

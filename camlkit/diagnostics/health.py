@@ -4,8 +4,10 @@ What camlkit.train logs beside the parts of Eq. 1 when ``step.occ_health`` is on
 :func:`row_health` of the step's OCC part (camlkit.step.occ_part) and ``occ_grad``, the norm of
 l_o's gradient at the embeddings z_v, z_a, read from the step's own backward
 (:func:`grad_norm_at_backward`). :class:`HealthWatch` collects both for one step: the training
-loop gives it to camlkit.step.caml_step as its ``watch``; with health logging off no watch is
-given and no hook is registered. :func:`saturation_toy` shows, on one row, why a saturated
+loop gives it to camlkit.step.caml_step as its ``watch`` on the iterations it logs
+(camlkit.train.logged: every ``log_every``-th and the last), since only those rows are written;
+on the other iterations, and with health logging off, no watch is given and no hook is
+registered. :func:`saturation_toy` shows, on one row, why a saturated
 mismatched row teaches nothing in the released form of Eq. 3 (camlkit.occ.occ_loss).
 
 The figures never change what training computes: they are read without gradient, and the hooks
