@@ -41,8 +41,11 @@ A setting the user already made is left alone: any of :data:`WAIT_SETTINGS` (how
 wait), and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` (how many there are).
 """
 
+import math
 import os
 import sys
+import time
+from dataclasses import dataclass
 
 SPIN_COUNT = "10000"  # libgomp spins of a waiting thread before it sleeps (default 300000)
 BLOCK_TIME = "1"  # ms, the same for Intel's OpenMP runtime (default 200)
@@ -90,3 +93,101 @@ def spare_a_cpu():
     threads = max(1, min(torch.get_num_threads(), usable_cpus() - 1))
     torch.set_num_threads(threads)
     return threads
+
+
+# ----------------------------------------------------------------------------- a fair share while training
+
+SHARE_EVERY = 2.0  # seconds between two looks at what the other processes use
+
+
+def threads_for(cpus: int, busy_others: float) -> int:
+    """The rule: as many threads as the CPUs that other processes leave free, rounded to the
+    nearest, at least one and at most ``cpus``.
+
+    ``cpus``: the CPUs this process may use (or the most threads it was started with);
+    ``busy_others``: how many of them other processes kept busy lately, on average (0.0 to
+    ``cpus``). On 2 CPUs: others busy 1.0 -> 1 thread, 0.6 -> 1, 0.4 -> 2, 0.1 -> 2.
+    """
+    return max(1, min(cpus, math.floor(cpus - busy_others + 0.5)))
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """One look at the CPUs, all in seconds: ``wall`` (a monotonic clock), ``busy`` (the time
+    the CPUs this process may use spent on any process's work since boot) and ``own`` (this
+    process's CPU time, all its threads)."""
+    wall: float
+    busy: float
+    own: float
+
+
+def busy_others(before: CpuSample, after: CpuSample) -> float:
+    """How many CPUs other processes kept busy between two samples, on average (never below 0):
+    the busy time of the CPUs less this process's own, over the wall time between them."""
+    wall = after.wall - before.wall
+    if wall <= 0:
+        return 0.0
+    return max(0.0, (after.busy - before.busy) - (after.own - before.own)) / wall
+
+
+def read_cpu_sample(stat="/proc/stat") -> CpuSample | None:
+    """A :class:`CpuSample` of now, from Linux's ``/proc/stat`` (the ``cpuN`` lines of the CPUs
+    in this process's affinity mask: user, nice, system, irq, softirq and steal count as busy;
+    idle and iowait do not); None where there is no such file."""
+    try:
+        with open(stat) as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return None
+    mine = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    ticks = 0
+    for line in lines:
+        name, *fields = line.split()
+        if not name.startswith("cpu") or name == "cpu" or (mine is not None and int(name[3:]) not in mine):
+            continue
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+        ticks += user + nice + system + irq + softirq + steal
+    return CpuSample(time.monotonic(), ticks / os.sysconf("SC_CLK_TCK"), time.process_time())
+
+
+class ThreadShare:
+    """The rule (:func:`threads_for`) applied during a training run: every ``every`` seconds it
+    looks at what the other processes used since the last look (:func:`busy_others`) and sets
+    the thread count to the CPUs they left free, never more than ``threads``, the count the run
+    started with. The training loop calls :meth:`poll` once per iteration; a look costs one read
+    of ``/proc/stat``.
+
+    ``set_threads``: the function that sets the count (``torch.set_num_threads`` in training);
+    ``sample``: where the looks come from (:func:`read_cpu_sample`; a test passes fake ones).
+    """
+
+    def __init__(self, threads: int, set_threads, sample=read_cpu_sample, every: float = SHARE_EVERY):
+        self.most, self.threads, self.set_threads = threads, threads, set_threads
+        self.sample, self.every = sample, every
+        self.last = sample()
+        self.start = self.last.wall if self.last is not None else 0.0
+        self.changes = []  # (seconds since the start, threads) at each change
+
+    def poll(self) -> int:
+        """Look again if ``every`` seconds have passed; set and return the thread count."""
+        now = self.sample()
+        if now is None or self.last is None or now.wall - self.last.wall < self.every:
+            return self.threads
+        threads = threads_for(self.most, busy_others(self.last, now))
+        if threads != self.threads:
+            self.set_threads(threads)
+            self.threads = threads
+            self.changes.append((now.wall - self.start, threads))
+        self.last = now
+        return self.threads
+
+
+def thread_share(wanted: bool, device_type: str, threads: int, set_threads, environ=None) -> ThreadShare | None:
+    """The :class:`ThreadShare` of a training run, or None where the rule does not apply: the
+    config turned it off (``wanted`` False: ``--no-share-threads``), the run is not on the CPU,
+    the user fixed the thread count (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``), or there is one
+    thread anyway."""
+    environ = os.environ if environ is None else environ
+    if not wanted or device_type != "cpu" or threads < 2 or any(name in environ for name in THREAD_SETTINGS):
+        return None
+    return ThreadShare(threads, set_threads)
