@@ -21,6 +21,28 @@ single-threaded process, two rounds):
 
 With one of the two cores taken, x2 is the fair share for a step that keeps two threads busy.
 
+**A fair share while training** (:class:`ThreadShare`, what ``camlkit train`` does on the CPU):
+a step cannot come closer than x2 while it keeps two threads on two cores one of which another
+process holds. So the training loop looks, every :data:`SHARE_EVERY` seconds, at how many CPUs
+*other* processes kept busy since its last look (the busy time ``/proc/stat`` counts for the
+CPUs this process may use, less this process's own CPU time: :func:`busy_others`) and runs on
+the CPUs they leave free, rounded to the nearest, at least one thread and never more than it
+started with (:func:`threads_for`: on 2 CPUs, others busy 1.0 -> 1 thread, 0.1 -> 2). When the
+other process ends, the next look gives the threads back. A look costs one read of
+``/proc/stat`` (43 us on 2026-12-07, the project's 2-core x86_64 CPU; it is read after every
+iteration, a decision made every 2 s). It does nothing where the user chose the count
+(``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), with ``--no-share-threads`` (the config's
+``share_threads``), on a GPU, or without ``/proc/stat``. The processes a run starts itself
+(DataLoader workers, ``num_workers`` > 0) count as others.
+
+The price: a step on 1 thread and on 2 does not give the same bits (a quick CAML step on the
+same inputs: parameters after three steps differ by up to 0.04, on 2026-12-07, the project's
+2-core x86_64 CPU: the order of floating-point sums depends on the threads). A run that must be
+repeated or resumed bit-identically needs a fixed thread count: ``OMP_NUM_THREADS=1`` (as the
+tests run) or ``--no-share-threads``.
+
+MEASURED
+
 Who applies it (``import camlkit`` itself changes nothing), and what it can do there:
 
 * the command line and a launched run (camlkit.cli.main, which camlkit.lab.process's child runs
