@@ -2,7 +2,7 @@
 
     python -m bench.bench_train --preset paper --method caml --labeled 16 --iterations 3
     python -m bench.bench_train --preset quick --method caml supervised
-    python -m bench.bench_train --preset quick --method caml --beside-busy [--rounds 3]
+    python -m bench.bench_train --preset quick --method caml --beside-busy [--rounds 3] [--nice 5]
     python -m bench.bench_train --versus-release [--labeled 4] [--iterations 3]
 
 (from the repository root: bench/ is run as modules, see bench/__init__.py)
@@ -13,12 +13,16 @@ patch of embeddings: bench.inputs) before timing, so OCC's draw costs what it co
 Prints seconds per iteration (median of the timed iterations after one warm-up) and peak memory
 (CUDA allocator peak on a GPU, the process's peak RSS on the CPU).
 
-``--beside-busy`` answers "what happens on a shared laptop": it times the step in fresh processes,
-alone and beside one busy single-threaded process (a matmul loop the bench starts and stops
-itself), back to back for ``--rounds`` rounds, once with PyTorch's OpenMP defaults and once with
-camlkit's CPU thread policy (camlkit.runtime.threads), and prints alone vs shared for both. Each timing
-process starts with the machine's default thread count unless ``--threads`` is given (an exported
-OMP_NUM_THREADS is not passed on). On a machine other people use, every figure is contended.
+``--beside-busy`` answers "what happens on a shared laptop", in both directions: it times the step
+in fresh processes, alone and beside one busy single-threaded torch process (a matmul loop the
+bench starts and stops itself, like a notebook cell computing), back to back for ``--rounds``
+rounds, with PyTorch's OpenMP defaults, camlkit's short spin, and the short spin with the fair
+share of threads (camlkit.runtime.threads; ``--share-threads`` in the timing process, which prints
+when its thread count changed), plus the fair share at ``--nice`` N when given (``--only`` picks
+settings by name). The busy process counts its products: its rate alone (3 s before the training
+starts) and during the training's timed iterations says how much the training slows it. Each
+timing process starts with the machine's default thread count unless ``--threads`` is given (an
+exported OMP_NUM_THREADS is not passed on). On a machine other people use, every figure is contended.
 
 ``--versus-release`` answers "is camlkit's paper step faster than the release's?" in one run, on
 the real LA data (camlkit.course.find_data_dir), the ``paper`` preset, CAML, ``--labeled`` cases:

@@ -41,7 +41,29 @@ same inputs: parameters after three steps differ by up to 0.04, on 2026-12-07, t
 repeated or resumed bit-identically needs a fixed thread count: ``OMP_NUM_THREADS=1`` (as the
 tests run) or ``--no-share-threads``.
 
-MEASURED
+Measured on 2026-12-07, the project's 2-core x86_64 CPU, each command under the project's bench
+lock but beside other engineers' untimed work (load average 2-5; raw output in
+``results/cpu_share/``): the quick CAML step alone 1.148 s/it on 1 thread, 0.676 on 2 (x1.70),
+so a step confined to the one free core cannot come closer than about x1.7 to its 2-thread speed
+alone, and the issue's x1.5 is out of reach on 2 cores. ``python -m bench.bench_train --preset
+quick --method caml --iterations 12 --beside-busy --rounds 2 --only wait --nice 5``, s/it alone
+-> beside one busy single-threaded torch process, and how much slower that process ran beside
+the training (its products/s alone / beside):
+
+* PyTorch's defaults (``--iterations 4``): 0.755 -> 2.001 (x2.65) and 0.727 -> 2.012 (x2.77),
+  the busy process x1.46-1.48 slower; under a heavier load earlier, 0.743 -> 11.873 (x16.0),
+  busy x4.30;
+* the short spin alone: 0.701 -> 1.880 (x2.68) and 0.739 -> 1.943 (x2.63), busy x1.08-1.11;
+* the short spin and the fair share (1 thread from 2.3-2.5 s on): 0.779 -> 2.224 (x2.85, busy
+  x1.98: outside work in that window slowed both) and 1.127 -> 1.205 (the rule had taken one
+  thread alone too, the machine being busy; x1.78 against the 2-thread step's 0.676);
+* the same at nice 5: 0.676 -> 1.095 (x1.62) and 0.656 -> 1.102 (x1.68), busy x1.01-1.04.
+
+So the fair share brings the step beside a busy process to its 1-thread speed (1.10-1.21 s/it,
+x1.6-1.8 of the 2-thread step alone, against x2.6-2.8 without it) and leaves the busy process
+its core (x1.01-1.04 slower, against x1.1 with the short spin alone and x1.5 with PyTorch's
+defaults). A lower priority for the training (nice 5) made no difference that these rounds can
+tell apart from the noise: camlkit leaves the priority as it is.
 
 Who applies it (``import camlkit`` itself changes nothing), and what it can do there:
 
