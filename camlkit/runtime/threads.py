@@ -63,7 +63,10 @@ So the fair share brings the step beside a busy process to its 1-thread speed (1
 x1.6-1.8 of the 2-thread step alone, against x2.6-2.8 without it) and leaves the busy process
 its core (x1.01-1.04 slower, against x1.1 with the short spin alone and x1.5 with PyTorch's
 defaults). A lower priority for the training (nice 5) made no difference that these rounds can
-tell apart from the noise: camlkit leaves the priority as it is.
+tell apart from the noise: camlkit leaves the priority as it is. Under a heavier outside load
+(same command, ``--only "wait policy"``, the same day), beside the busy process: the short spin
+alone 3.161 and 3.596 s/it (busy x2.46, x3.04 slower), with the fair share 1.357 and 2.154 s/it
+(busy x1.52, x1.21).
 
 Who applies it (``import camlkit`` itself changes nothing), and what it can do there:
 
