@@ -2,7 +2,7 @@
 
     python -m bench.bench_train --preset paper --method caml --labeled 16 --iterations 3
     python -m bench.bench_train --preset quick --method caml supervised
-    python -m bench.bench_train --preset quick --method caml --beside-busy [--rounds 3]
+    python -m bench.bench_train --preset quick --method caml --beside-busy [--rounds 3] [--nice 5]
     python -m bench.bench_train --versus-release [--labeled 4] [--iterations 3]
 
 (from the repository root: bench/ is run as modules, see bench/__init__.py)
@@ -13,12 +13,16 @@ patch of embeddings: bench.inputs) before timing, so OCC's draw costs what it co
 Prints seconds per iteration (median of the timed iterations after one warm-up) and peak memory
 (CUDA allocator peak on a GPU, the process's peak RSS on the CPU).
 
-``--beside-busy`` answers "what happens on a shared laptop": it times the step in fresh processes,
-alone and beside one busy single-threaded process (a matmul loop the bench starts and stops
-itself), back to back for ``--rounds`` rounds, once with PyTorch's OpenMP defaults and once with
-camlkit's CPU thread policy (camlkit.runtime.threads), and prints alone vs shared for both. Each timing
-process starts with the machine's default thread count unless ``--threads`` is given (an exported
-OMP_NUM_THREADS is not passed on). On a machine other people use, every figure is contended.
+``--beside-busy`` answers "what happens on a shared laptop", in both directions: it times the step
+in fresh processes, alone and beside one busy single-threaded torch process (a matmul loop the
+bench starts and stops itself, like a notebook cell computing), back to back for ``--rounds``
+rounds, with PyTorch's OpenMP defaults, camlkit's short spin, and the short spin with the fair
+share of threads (camlkit.runtime.threads; ``--share-threads`` in the timing process, which prints
+when its thread count changed), plus the fair share at ``--nice`` N when given (``--only`` picks
+settings by name). The busy process counts its products: its rate alone (3 s before the training
+starts) and during the training's timed iterations says how much the training slows it. Each
+timing process starts with the machine's default thread count unless ``--threads`` is given (an
+exported OMP_NUM_THREADS is not passed on). On a machine other people use, every figure is contended.
 
 ``--versus-release`` answers "is camlkit's paper step faster than the release's?" in one run, on
 the real LA data (camlkit.course.find_data_dir), the ``paper`` preset, CAML, ``--labeled`` cases:
@@ -48,15 +52,30 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-# the busy neighbour: one thread of dense matmuls, like a second kernel or training beside ours
-# (it stops by itself if the bench dies: its parent changes)
 REPO = Path(__file__).resolve().parents[1]  # where ``python -m bench.bench_train`` runs
 
-BUSY = ("import os, torch\ntorch.set_num_threads(1)\na = torch.randn(384, 384)\nparent = os.getppid()\n"
-        "print('ready', flush=True)\nwhile os.getppid() == parent:\n    a = torch.tanh(a @ a)\n")
+# the busy neighbour: one thread of dense matmuls, like a notebook cell computing or a second
+# training beside ours; every 0.2 s it prints how many products it has done and when (the
+# system-wide monotonic clock), so that its rate alone and beside the training can be read back.
+# It stops by itself if the bench dies (its parent changes).
+BUSY = """import os, time, torch
+torch.set_num_threads(1)
+a = torch.randn(384, 384)
+parent = os.getppid()
+print('ready', flush=True)
+n, shown = 0, time.monotonic()
+while os.getppid() == parent:
+    a = torch.tanh(a @ a)
+    n += 1
+    if time.monotonic() - shown >= 0.2:
+        shown = time.monotonic()
+        print(n, shown, flush=True)
+"""
+BUSY_ALONE = 3.0  # seconds the neighbour's rate is read alone, before the training starts
 
 
 def blob_labels(batch, patch, device):
@@ -68,11 +87,15 @@ def blob_labels(batch, patch, device):
     return label.expand(batch, *patch).contiguous()
 
 
-def bench(cfg, iterations, device):
+def bench(cfg, iterations, device, share=False):
+    """(median s/it, peak memory, where it was measured, the timed window on the monotonic clock,
+    the thread changes of ``share``: camlkit's fair share (camlkit.runtime.threads.ThreadShare),
+    looked at after every iteration as camlkit.train does)."""
     import torch
 
     from bench.inputs import filled_bank
     from camlkit.caml import CAMLNet
+    from camlkit.runtime.threads import ThreadShare
     from camlkit.train import Eq1Module, make_optimizer
 
     torch.manual_seed(0)
@@ -87,6 +110,7 @@ def bench(cfg, iterations, device):
     batch = cfg.batch_size if cfg.unlabeled_bs else cfg.labeled_bs
     image = torch.randn(batch, 1, *cfg.patch_size, device=device).to(memory_format=layout)
     label = blob_labels(batch, cfg.patch_size, device)
+    threads = ThreadShare(torch.get_num_threads(), torch.set_num_threads) if share else None
     times = []
     for it in range(iterations + 1):
         if device.type == "cuda":
@@ -101,29 +125,46 @@ def bench(cfg, iterations, device):
             torch.cuda.synchronize()
         if it:  # the first iteration warms up allocators and kernels
             times.append(time.perf_counter() - t0)
+        else:
+            start = time.monotonic()
+        if threads is not None:
+            threads.poll()
+    window = (start, time.monotonic())
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**30
         where = "GPU"
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         where = "RSS"
-    return statistics.median(times), peak, where
+    return statistics.median(times), peak, where, window, threads.changes if threads else []
 
 
 # ----------------------------------------------------------------------------- alone vs shared
 
-def start_busy():
-    """Start the single-threaded busy neighbour and wait until it computes."""
+def start_busy(out):
+    """Start the single-threaded busy neighbour, its output to the file ``out``, and wait until
+    it computes. Returns (the process, the monotonic time it started computing)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE, text=True, env=env)
-    busy.stdout.readline()  # "ready"
-    time.sleep(0.5)
-    return busy
+    busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=out, text=True, env=env)
+    while "ready" not in Path(out.name).read_text():
+        time.sleep(0.05)
+    return busy, time.monotonic()
 
 
-def time_in_child(args, settings, shared):
-    """Seconds per iteration of one method, measured by a fresh process (its own OpenMP start)
-    whose environment holds ``settings``."""
+def busy_rate(text, since, until):
+    """The neighbour's products per second between two monotonic times, from its lines."""
+    seen = [(int(n), float(t)) for n, t in (line.split() for line in text.splitlines()[1:])]
+    inside = [(n, t) for n, t in seen if since <= t <= until]
+    (n0, t0), (n1, t1) = inside[0], inside[-1]
+    return (n1 - n0) / (t1 - t0)
+
+
+def time_in_child(args, setting, shared):
+    """One method's step measured by a fresh process (its own OpenMP start) under ``setting``
+    (environment, fair share on or off, nice level): its seconds per iteration, its thread
+    changes, and when ``shared``, the busy neighbour's rate (products/s) alone just before and
+    beside the training's timed iterations."""
+    settings, share, nice = setting
     command = [sys.executable, "-m", "bench.bench_train", "--preset", args.preset,
                "--method", args.method[0], "--iterations", str(args.iterations), "--device", args.device]
     for flag, value in (("--labeled", args.labeled), ("--batch-size", args.batch_size),
@@ -132,51 +173,84 @@ def time_in_child(args, settings, shared):
             command += [flag, str(value)]
     if args.patch_size:
         command += ["--patch-size", ",".join(map(str, args.patch_size))]
+    if share:
+        command.append("--share-threads")
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env.update(settings)
-    busy = start_busy() if shared else None
-    try:
-        out = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout
-    finally:
-        if busy is not None:
-            busy.kill()
-            busy.wait()
-    return float(re.search(r"([0-9.]+) s/it", out).group(1))
+    with tempfile.NamedTemporaryFile("w+", suffix=".busy") as out:
+        busy = None
+        if shared:
+            busy, ready = start_busy(out)
+            time.sleep(BUSY_ALONE + 0.3)
+        try:
+            shown = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
+                                   check=True).stdout
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+        seconds = float(re.search(r"([0-9.]+) s/it", shown).group(1))
+        since, until = map(float, re.search(r"window ([0-9.]+) ([0-9.]+)", shown).groups())
+        changes = re.search(r"threads changed: (.*)", shown).group(1)
+        rates = None
+        if shared:
+            text = Path(out.name).read_text()
+            rates = busy_rate(text, ready + 0.3, ready + 0.3 + BUSY_ALONE), busy_rate(text, since, until)
+    return seconds, changes, rates
 
 
-def settings_to_compare(extra):
-    """{name: environment settings}: PyTorch's OpenMP defaults, camlkit's policy, and any --try."""
+def settings_to_compare(args):
+    """{name: (environment settings, fair share, nice)}: PyTorch's OpenMP defaults, camlkit's
+    wait policy, the policy with the fair share of threads (what ``camlkit train`` does), that
+    at ``--nice`` when given, and any ``--try``."""
     from camlkit.runtime.threads import WAIT_SETTINGS, share_cpu
 
     # libgomp's documented default spin count, set explicitly so that no policy applies itself
-    compared = {"PyTorch defaults": {"GOMP_SPINCOUNT": "300000"}}
+    compared = {"PyTorch defaults": ({"GOMP_SPINCOUNT": "300000"}, False, 0)}
     policy = {k: v for k, v in os.environ.items() if k not in WAIT_SETTINGS}
     share_cpu(policy)
-    compared["camlkit thread policy"] = {k: policy[k] for k in WAIT_SETTINGS if k in policy}
-    for text in extra:
-        compared[text] = dict(item.split("=", 1) for item in text.split(","))
+    wait = {k: policy[k] for k in WAIT_SETTINGS if k in policy}
+    compared["wait policy"] = (wait, False, 0)
+    compared["wait policy + fair share"] = (wait, True, 0)
+    if args.nice:
+        compared[f"wait + fair share, nice {args.nice}"] = (wait, True, args.nice)
+    for text in args.try_settings:
+        compared[text] = (dict(item.split("=", 1) for item in text.split(",")), False, 0)
+    if args.only:
+        compared = {name: v for name, v in compared.items() if any(part in name for part in args.only)}
     return compared
 
 
 def beside_busy(args):
     print(f"{args.preset} {args.method[0]}: s/it (median of {args.iterations} after a warm-up) alone and "
-          f"beside one busy single-threaded process, {args.rounds} rounds back to back "
-          f"(a shared machine: figures are contended)", flush=True)
+          f"beside one busy single-threaded process, {args.rounds} rounds back to back; the busy "
+          f"process's products/s alone ({BUSY_ALONE:.0f} s before the training starts) and beside "
+          f"the training's timed iterations (a shared machine: figures are contended)", flush=True)
     results = {}
-    for name, settings in settings_to_compare(args.try_settings).items():
-        print(f"  {name}: {' '.join(f'{k}={v}' for k, v in settings.items())}", flush=True)
-        alone, shared = [], []
+    for name, setting in settings_to_compare(args).items():
+        settings, share, nice = setting
+        print(f"  {name}: {' '.join(f'{k}={v}' for k, v in settings.items())}"
+              f"{' fair share' if share else ''}{f' nice {nice}' if nice else ''}", flush=True)
+        alone, shared, busy_alone, busy_shared = [], [], [], []
         for _ in range(args.rounds):
-            alone.append(time_in_child(args, settings, shared=False))
-            shared.append(time_in_child(args, settings, shared=True))
-            print(f"  {name:22s} alone {alone[-1]:.3f}  shared {shared[-1]:.3f}  "
-                  f"x{shared[-1] / alone[-1]:.2f}", flush=True)
-        results[name] = (min(alone), statistics.median(alone), statistics.median(shared))
-    print("| setting | alone, best s/it | alone, median s/it | shared, median s/it | shared / alone |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, (best, alone, shared) in results.items():
-        print(f"| {name} | {best:.3f} | {alone:.3f} | {shared:.3f} | x{shared / alone:.2f} |")
+            alone.append(time_in_child(args, setting, shared=False)[0])
+            seconds, changes, (rate_alone, rate_shared) = time_in_child(args, setting, shared=True)
+            shared.append(seconds)
+            busy_alone.append(rate_alone)
+            busy_shared.append(rate_shared)
+            print(f"  {name:32s} alone {alone[-1]:.3f}  shared {shared[-1]:.3f}  x{shared[-1] / alone[-1]:.2f}"
+                  f"  | busy {rate_alone:.0f}/s -> {rate_shared:.0f}/s x{rate_alone / rate_shared:.2f}"
+                  f"  | threads changed: {changes}", flush=True)
+        results[name] = (statistics.median(alone), statistics.median(shared),
+                         statistics.median(busy_alone), statistics.median(busy_shared))
+    print("| setting | training alone, s/it | beside busy, s/it | training slowed | busy alone, /s "
+          "| busy beside training, /s | busy slowed |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, (alone, shared, b_alone, b_shared) in results.items():
+        print(f"| {name} | {alone:.3f} | {shared:.3f} | x{shared / alone:.2f} | {b_alone:.0f} | {b_shared:.0f} "
+              f"| x{b_alone / b_shared:.2f} |")
 
 
 # ----------------------------------------------------------------------------- versus the release
@@ -359,6 +433,12 @@ def main():
     parser.add_argument("--beside-busy", action="store_true",
                         help="alone vs beside a busy process, PyTorch defaults vs camlkit's thread policy")
     parser.add_argument("--rounds", type=int, default=3, help="alone/shared pairs per setting (--beside-busy)")
+    parser.add_argument("--share-threads", action="store_true",
+                        help="camlkit's fair share of threads (camlkit.runtime.threads.ThreadShare) in the loop")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="--beside-busy: also the fair share with the training at this nice level")
+    parser.add_argument("--only", nargs="+", metavar="TEXT",
+                        help="--beside-busy: only the settings whose name holds one of these, e.g. 'fair share'")
     parser.add_argument("--try", dest="try_settings", action="append", default=[], metavar="K=V[,K=V]",
                         help="another OpenMP setting to compare (--beside-busy), e.g. GOMP_SPINCOUNT=10000")
     parser.add_argument("--versus-release", action="store_true",
@@ -387,10 +467,12 @@ def main():
         cfg = make_config(args.preset, method=method, labeled=args.labeled,
                           patch_size=args.patch_size, batch_size=args.batch_size,
                           **{"model.n_filters": args.n_filters}, compile=args.compile)
-        seconds, peak, where = bench(cfg, args.iterations, device)
+        seconds, peak, where, window, changes = bench(cfg, args.iterations, device, args.share_threads)
         print(f"{cfg.preset:6s} {method:11s} labeled {cfg.labeled:2d} patch {cfg.patch_size} "
               f"batch {cfg.batch_size} filters {cfg.model.n_filters}: {seconds:.3f} s/it, "
               f"peak {where} {peak:.2f} GiB", flush=True)
+        print(f"window {window[0]:.3f} {window[1]:.3f}")
+        print(f"threads changed: {', '.join(f'{n} at {t:.1f} s' for t, n in changes) or 'never'}")
 
 
 if __name__ == "__main__":

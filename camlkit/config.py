@@ -94,6 +94,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the network
     channels_last: bool = True  # channels_last_3d memory format: about 2x faster 3-D convs on CPU
     num_workers: int = 0  # DataLoader worker processes
+    share_threads: bool = True  # CPU: as many threads as other processes leave CPUs free (runtime.threads)
     checkpoint_every: int = 1000  # write checkpoints/last.pth every N iterations (and at the end)
     log_every: int = 10  # write a log.csv row every N iterations
     progress: bool = True  # progress bar and printed summary

@@ -15,7 +15,10 @@ atomically every ``checkpoint_every`` iterations and at the end; ``--resume`` co
 
 Exact resume: each batch is a pure function of (seed, iteration) (camlkit.data.batches) and the
 checkpoint stores the model, optimizer, memory bank and the torch RNG state. On CPU a killed and
-resumed run ends bit-identical to an uninterrupted one.
+resumed run ends bit-identical to an uninterrupted one when both ran on the same fixed number of
+threads (``OMP_NUM_THREADS=1``, or ``--no-share-threads``): by default a CPU run follows the CPUs
+other processes leave free (camlkit.runtime.threads), and a step on 1 thread and on 2 does not
+give the same bits.
 """
 
 import contextlib
@@ -57,6 +60,7 @@ from camlkit.runtime.resume import (
 )
 from camlkit.runtime.runfolder import run_folder
 from camlkit.runtime.runlog import LOG_FIELDS, RunLog
+from camlkit.runtime.threads import ThreadShare, thread_share
 from camlkit.runtime.trained import InputSettings
 from camlkit.step import StepConfig, caml_step
 from camlkit.viz.curves import save_curves
@@ -205,6 +209,7 @@ class LoopState:
     layout: torch.memory_format
     fingerprint: dict
     scaler: torch.amp.GradScaler | None = None  # fp16 under --fast (camlkit.runtime.fast)
+    threads: ThreadShare | None = None  # CPU: the thread count follows the free CPUs (runtime.threads)
 
 
 def _run(cfg, replica: Replica, resume, evaluate):
@@ -235,7 +240,8 @@ def _setup(cfg, replica: Replica, resume) -> LoopState:
         net.f_v, net.f_a = torch.compile(net.f_v), torch.compile(net.f_a)
     loader = training_loader(cfg, replica.rank, replica.world, start)
     log = RunLog(replica.folder, resume, start, log_fields(cfg.step)) if replica.rank == 0 else None
-    return LoopState(net, optimizer, bank, module, loader, log, start, layout, fingerprint, scaler)
+    threads = thread_share(cfg.share_threads, replica.device.type, torch.get_num_threads(), torch.set_num_threads)
+    return LoopState(net, optimizer, bank, module, loader, log, start, layout, fingerprint, scaler, threads)
 
 
 def _loop(cfg, replica: Replica, s: LoopState, resume):
@@ -262,6 +268,9 @@ def _loop(cfg, replica: Replica, s: LoopState, resume):
                     bar.set_postfix({k: f"{row[k]:.3f}" for k in ("L", "L_s", "l_c", "l_o")})
             if bar is not None:
                 bar.update(1)
+            # threads: as many as the CPUs other processes leave free (a look every 2 s)
+            if s.threads is not None:
+                s.threads.poll()
             # checkpoint: atomically, every checkpoint_every iterations and at the end
             if replica.rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.iterations):
                 _check_finite(nonfinite, parts, iteration, last)

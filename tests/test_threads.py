@@ -10,9 +10,24 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import camlkit.runtime.threads
-from camlkit.runtime.threads import BLOCK_TIME, SPIN_COUNT, THREAD_SETTINGS, WAIT_SETTINGS, share_cpu
+import camlkit.train
+from camlkit.config import make_config
+from camlkit.runtime.threads import (
+    BLOCK_TIME,
+    SPIN_COUNT,
+    THREAD_SETTINGS,
+    WAIT_SETTINGS,
+    CpuSample,
+    ThreadShare,
+    busy_others,
+    read_cpu_sample,
+    share_cpu,
+    thread_share,
+    threads_for,
+)
 
 
 def clean_environment():
@@ -149,3 +164,109 @@ def test_the_short_run_of_a_notebook_kernel_trains_with_a_cpu_free(tmp_path):
     if before < 2:
         pytest.skip(f"torch starts with {before} thread here: nothing to spare")
     assert seen == [1]
+
+
+# ----------------------------------------------------------------------------- a fair share while training
+
+@pytest.mark.parametrize("cpus, others, threads", [
+    (2, 1.0, 1), (2, 0.1, 2), (2, 0.0, 2), (2, 0.6, 1), (2, 0.4, 2), (2, 2.0, 1), (2, 3.5, 1),
+    (4, 1.0, 3), (4, 2.2, 2), (4, 0.0, 4), (1, 0.0, 1), (1, 1.0, 1)])
+def test_threads_for_the_cpus_the_others_leave_free(cpus, others, threads):
+    assert threads_for(cpus, others) == threads
+
+
+def test_busy_others_is_the_busy_time_less_our_own_over_the_wall_time():
+    before = CpuSample(wall=10.0, busy=100.0, own=5.0)
+    # 2 s: the CPUs were busy 3.0 CPU-seconds, 1.0 of them ours -> others kept 1.0 CPU busy
+    assert busy_others(before, CpuSample(wall=12.0, busy=103.0, own=6.0)) == pytest.approx(1.0)
+    assert busy_others(before, CpuSample(wall=12.0, busy=104.0, own=5.2)) == pytest.approx(1.9)
+    assert busy_others(before, CpuSample(wall=12.0, busy=100.5, own=6.0)) == 0.0  # ticks rounded below ours
+    assert busy_others(before, before) == 0.0  # no time passed
+
+
+def fake_samples(*samples):
+    """A sample function giving ``samples`` (wall, busy, own) one by one."""
+    queue = [CpuSample(*s) for s in samples]
+    return lambda: queue.pop(0)
+
+
+def test_thread_share_follows_a_neighbour_that_comes_and_goes():
+    set_to = []
+    share = ThreadShare(2, set_to.append, every=2.0, sample=fake_samples(
+        (0, 0, 0),
+        (1, 2, 2),  # 1 s: too soon to look again
+        (2, 4, 4),  # 2 s, alone (the CPUs busy with our work only): 2 threads, nothing set
+        (4, 8, 6),  # a neighbour keeps one CPU busy: 1 thread
+        (5, 10, 7),  # too soon
+        (6, 12, 8),  # the neighbour still there: 1 thread, nothing set again
+        (8, 14.2, 10),  # it left (others 0.1): back to 2
+    ))
+    assert [share.poll() for _ in range(6)] == [2, 2, 1, 1, 1, 2]
+    assert set_to == [1, 2]
+    assert share.changes == [(4, 1), (8, 2)]
+
+
+def test_thread_share_never_goes_above_the_count_it_started_with():
+    set_to = []
+    share = ThreadShare(1, set_to.append, sample=fake_samples((0, 0, 0), (2, 0, 0)), every=2.0)
+    assert share.poll() == 1 and set_to == []
+
+
+def test_thread_share_does_nothing_without_proc_stat():
+    share = ThreadShare(2, lambda n: pytest.fail("set"), sample=lambda: None)
+    assert share.poll() == 2
+
+
+def test_read_cpu_sample_counts_the_busy_ticks_of_our_cpus(tmp_path):
+    mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    outside = max(mine) + 1  # a CPU this process may not use: not counted
+    # user nice system idle iowait irq softirq steal guest guest_nice: busy 1+2+3+6+7+8 = 27
+    lines = ["cpu  999 999 999 999 999 999 999 999 0 0"]
+    lines += [f"cpu{n} 1 2 3 4000 5000 6 7 8 0 0" for n in mine] + [f"cpu{outside} 90 90 90 0 0 0 0 0 0 0"]
+    (tmp_path / "stat").write_text("\n".join(lines + ["intr 12345 0", "ctxt 99"]) + "\n")
+    sample = read_cpu_sample(str(tmp_path / "stat"))
+    assert sample.busy == pytest.approx(27 * len(mine) / os.sysconf("SC_CLK_TCK"))
+    assert read_cpu_sample(str(tmp_path / "missing")) is None
+
+
+def test_thread_share_applies_where_nobody_chose_the_count():
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_SETTINGS}
+    assert isinstance(thread_share(True, "cpu", 2, print, environ=env), ThreadShare)
+    assert thread_share(False, "cpu", 2, print, environ=env) is None  # --no-share-threads
+    assert thread_share(True, "cuda", 2, print, environ=env) is None
+    assert thread_share(True, "cpu", 1, print, environ=env) is None  # nothing to give up
+    for name in THREAD_SETTINGS:
+        assert thread_share(True, "cpu", 2, print, environ={**env, name: "2"}) is None
+
+
+@pytest.mark.slow  # a short smoke run: 6 s
+def test_the_training_loop_looks_once_per_iteration(tmp_path, la_dir, monkeypatch):
+    """camlkit.train builds the ThreadShare from the config and the device, and polls it after
+    every iteration (a recorder stands in for it)."""
+    made, polls = [], []
+
+    class Recorder:
+        def poll(self):
+            polls.append(1)
+
+    def recorded(wanted, device_type, threads, set_threads):
+        made.append((wanted, device_type, threads, set_threads))
+        return Recorder()
+
+    monkeypatch.setattr(camlkit.train, "thread_share", recorded)
+    cfg = make_config("smoke", data=str(la_dir), out=str(tmp_path / "run"), iterations=3, progress=False,
+                      device="cpu", share_threads=False)
+    camlkit.train.train(cfg, evaluate=False)
+    assert made == [(False, "cpu", torch.get_num_threads(), torch.set_num_threads)]
+    assert len(polls) == 3
+
+
+def test_thread_share_sets_torch_threads():
+    before = torch.get_num_threads()
+    try:
+        share = ThreadShare(2, torch.set_num_threads, every=2.0,
+                            sample=fake_samples((0, 0, 0), (2, 3, 1), (4, 5, 5)))
+        assert share.poll() == 1 and torch.get_num_threads() == 1
+        assert share.poll() == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -39,7 +39,8 @@ from camlkit.runtime.checkpoint import FORMAT, VERSION, net_from_checkpoint, rea
 
 # fields a resumed run may change (``data`` is compared by its fingerprint instead)
 MAY_CHANGE = ("out", "data", "device", "num_workers", "checkpoint_every", "log_every", "progress",
-              "step.occ_health")  # what is logged, not what is computed
+              "step.occ_health",  # what is logged, not what is computed
+              "share_threads")  # how many CPU threads compute (the last bits of the arithmetic: threads)
 
 
 # fields added after checkpoints began to store the config tree, with what camlkit did before
