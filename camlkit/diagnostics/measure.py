@@ -5,6 +5,9 @@ training step's OCC part (camlkit.step.occ_part) on crops. Both return the rows 
 their figures (camlkit.diagnostics.structure), which notebooks 4 and 5 print and draw.
 """
 
+import copy
+import dataclasses
+
 import torch
 
 from camlkit import occ, step
@@ -57,10 +60,6 @@ def network_occ(net, labeled, unlabeled, step_cfg, seed=0, select=None, draws=1)
     draw (``by_class``: camlkit.diagnostics.sentences.occ_row_classes).
     ValueError when a class has no stored prototype or no unlabeled voxel is picked.
     """
-    import copy
-    import dataclasses
-
-
     n_l = len(labeled["image"])
     image = torch.cat([labeled["image"], unlabeled])  # (b_l + b_u, 1, h, w, d)
     net = copy.deepcopy(net).train()
